@@ -1,0 +1,1 @@
+"""The asyncio layer: servers and tools on `websockets` and asyncio streams."""

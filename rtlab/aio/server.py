@@ -1,0 +1,242 @@
+"""The lab server: the browser page, an echo endpoint and a news feed, on `websockets`.
+
+Endpoints (see docs/protocol.md):
+
+- ``GET /``: the browser page (plain HTML and the native ``WebSocket`` API);
+- ``ws://HOST:PORT/echo``: text ``m`` is answered ``Echo: m``, binary comes back as is;
+- ``ws://HOST:PORT/feed``: every update the server publishes, pushed as it happens;
+- ``GET /feed?after=N``: the same updates for HTTP polling, as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+LOG_LINES = 500
+FEED_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """One open WebSocket connection, as the server sees it."""
+
+    id: int
+    path: str
+    remote: str
+    connected_at: float
+
+
+@dataclass(frozen=True)
+class Update:
+    """One item of the news feed: a sequence number, its text, and when it was published."""
+
+    seq: int
+    text: str
+    sent: float
+
+    def to_json(self) -> str:
+        return json.dumps({"seq": self.seq, "text": self.text, "sent": self.sent})
+
+
+class _ListHandler(logging.Handler):
+    """Keeps log lines in a bounded list instead of printing them (see DESIGN.md)."""
+
+    def __init__(self, lines: collections.deque[str]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = f"{record.levelname} {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            line += f" ({record.exc_info[1]!r})"
+        self.lines.append(line)
+
+
+def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status.value, status.phrase, headers, body)
+
+
+class LabServer:
+    """The lab server: call ``await start()``, then ``await stop()``; or use ``async with``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_size: int = 2**20,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.max_size = max_size
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        # A logger of our own, outside logging's tree: nothing reaches stderr.
+        self.logger = logging.Logger("rtlab.server", logging.INFO)
+        self.logger.addHandler(_ListHandler(self.log))
+        self._server: Server | None = None
+        self._clients: dict[ServerConnection, ClientInfo] = {}
+        self._ids = itertools.count(1)
+        self._feed: collections.deque[Update] = collections.deque(maxlen=FEED_LENGTH)
+        self._seq = itertools.count(1)
+        self._subscribers: set[ServerConnection] = set()
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def start(self) -> LabServer:
+        """Bind and start serving; ``self.port`` becomes the real port when 0 was asked."""
+        if self._server is not None:
+            raise RuntimeError("the server is already started")
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=self.max_size,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            logger=self.logger,
+            server_header="rtlab",
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self, code: int = 1001, reason: str = "server stopping") -> None:
+        """Close every connection with ``code`` (1001, going away) and stop listening."""
+        if self._server is None:
+            return
+        self._server.close(code=code, reason=reason)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def __aenter__(self) -> LabServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- what the server is doing ----------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._url_host}:{self.port}/"
+
+    @property
+    def url(self) -> str:
+        """The WebSocket base URL, ``ws://HOST:PORT``; endpoints hang off it."""
+        return f"ws://{self._url_host}:{self.port}"
+
+    @property
+    def _url_host(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def clients(self) -> list[ClientInfo]:
+        """The open WebSocket connections, oldest first."""
+        return sorted(self._clients.values(), key=lambda c: c.id)
+
+    # -- the news feed -----------------------------------------------------------
+
+    def publish(self, text: str) -> Update:
+        """Add an update to the feed and push it to every ``/feed`` subscriber at once."""
+        update = Update(next(self._seq), text, time.time())
+        self._feed.append(update)
+        websockets.broadcast(self._subscribers, update.to_json())
+        return update
+
+    def updates_after(self, seq: int) -> list[Update]:
+        return [u for u in self._feed if u.seq > seq]
+
+    # -- HTTP and WebSocket handlers ---------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if upgrade and url.path in ("/echo", "/feed"):
+            return None  # go on with the WebSocket handshake
+        if upgrade:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"no WebSocket endpoint {url.path}\n")
+        if url.path in ("/", "/index.html"):
+            page = resources.files("rtlab").joinpath("static/index.html").read_bytes()
+            return _response(HTTPStatus.OK, page, "text/html; charset=utf-8")
+        if url.path == "/feed":
+            return self._poll(url.query)
+        if url.path == "/echo":
+            return connection.respond(
+                HTTPStatus.UPGRADE_REQUIRED, f"{url.path} is a WebSocket endpoint\n"
+            )
+        return connection.respond(HTTPStatus.NOT_FOUND, f"nothing at {url.path}\n")
+
+    def _poll(self, query: str) -> Response:
+        after = parse_qs(query).get("after", ["0"])[0]
+        if not after.isdigit():
+            body = json.dumps({"error": f"after must be a whole number, got {after!r}"})
+            return _response(HTTPStatus.BAD_REQUEST, body.encode(), "application/json")
+        updates = [json.loads(u.to_json()) for u in self.updates_after(int(after))]
+        return _response(HTTPStatus.OK, json.dumps(updates).encode(), "application/json")
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        path = urlsplit(connection.request.path).path if connection.request else ""
+        host, port, *_ = connection.remote_address
+        info = ClientInfo(next(self._ids), path, f"{host}:{port}", time.time())
+        self._clients[connection] = info
+        try:
+            if path == "/echo":
+                await self._echo(connection)
+            elif path == "/feed":
+                await self._follow(connection)
+        finally:
+            del self._clients[connection]
+
+    async def _echo(self, connection: ServerConnection) -> None:
+        async for message in connection:
+            await connection.send(f"Echo: {message}" if isinstance(message, str) else message)
+
+    async def _follow(self, connection: ServerConnection) -> None:
+        self._subscribers.add(connection)
+        try:
+            await connection.wait_closed()
+        finally:
+            self._subscribers.discard(connection)
+
+    def __repr__(self) -> str:
+        state = f"running on {self.url}" if self.running else "stopped"
+        return f"<LabServer {state}, {len(self._clients)} clients>"
+

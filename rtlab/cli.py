@@ -1,0 +1,93 @@
+"""The ``rtlab`` command: ``serve``, ``lab`` and ``doctor``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtlab.aio.server import LabServer
+
+REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+async def serve(host: str, port: int) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close every connection with 1001 and return."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with LabServer(host, port) as server:
+        print(f"rtlab lab server on {server.http_url}", flush=True)
+        print(f"  browser page  {server.http_url}", flush=True)
+        print(f"  echo          {server.url}/echo", flush=True)
+        print(f"  feed          {server.url}/feed", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        await stop.wait()
+        print(f"stopping: closing {len(server.clients)} connection(s) with 1001", flush=True)
+    print("stopped", flush=True)
+
+
+def notebooks_folder() -> Path:
+    """The course's notebooks: the checkout's ``notebooks/``, else the current folder's."""
+    for folder in (REPO_NOTEBOOKS, Path.cwd() / "notebooks"):
+        if folder.is_dir():
+            return folder
+    return Path.cwd()
+
+
+def lab(extra: Sequence[str]) -> int:
+    """Replace this process with JupyterLab on the notebooks."""
+    folder = notebooks_folder()
+    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra]
+    if os.geteuid() == 0:  # containers and CI machines: JupyterLab refuses root otherwise
+        args.append("--allow-root")
+    print(f"Starting JupyterLab on {folder}", flush=True)
+    os.execv(sys.executable, args)
+    return 1  # not reached
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="rtlab", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve_ = commands.add_parser("serve", help="run the lab server standalone")
+    serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve_.add_argument("--port", type=int, default=8765, help="port (default 8765, 0 = any)")
+
+    commands.add_parser(
+        "lab",
+        help="open JupyterLab on the course notebooks (what `make lab` runs); "
+        "other options go to JupyterLab",
+    )
+
+    commands.add_parser("doctor", help="check the installation and a loopback round trip")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, extra = parser().parse_known_args(argv)
+    if args.command == "lab":
+        return lab(extra)
+    if extra:
+        parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "serve":
+        if not 0 <= args.port <= 65535:
+            parser().error(f"--port must be between 0 and 65535, got {args.port}")
+        try:
+            asyncio.run(serve(args.host, args.port))
+        except OSError as error:
+            print(f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+            return 1
+        return 0
+    from rtlab import doctor
+
+    return doctor.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The notebook layer: background servers, explicit waits, exercise checks."""

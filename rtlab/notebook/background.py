@@ -1,0 +1,243 @@
+"""Run servers on an event loop of their own, in a daemon thread, so cells stay free.
+
+A notebook's kernel already runs an event loop for the cells. A server started on
+that loop only runs while a cell awaits something; on a loop of its own in a
+background thread it serves all the time, and cells (sync or ``await``) act as
+its clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
+
+from rtlab.aio.proxy import Proxy, Traffic
+from rtlab.aio.server import ClientInfo, LabServer, Update
+
+T = TypeVar("T")
+R = TypeVar("R", bound="Running")
+
+TIMEOUT = 10.0
+
+
+class BackgroundLoop:
+    """An asyncio event loop running in a daemon thread.
+
+    Errors that nobody awaited are kept in ``errors`` instead of being printed:
+    output from another thread would land in whichever cell happens to run.
+    """
+
+    def __init__(self, name: str = "rtlab-loop") -> None:
+        self.errors: collections.deque[str] = collections.deque(maxlen=100)
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(self._keep_error)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    def _keep_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        self.errors.append(f"{context.get('message', '')} {error!r}".strip())
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = TIMEOUT) -> T:
+        """Run ``coro`` on the background loop and wait for its result."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("BackgroundLoop.run() called from its own thread would deadlock")
+        if not self.alive:
+            coro.close()
+            raise RuntimeError("the background loop is closed")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, function: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
+        """Call a plain function on the loop's thread (where its objects live)."""
+
+        async def call() -> T:
+            return function(*args)
+
+        return self.run(call(), timeout)
+
+    def close(self, timeout: float = TIMEOUT) -> None:
+        """Stop the loop and wait for its thread to end."""
+        if self.alive:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout)
+
+
+class Running:
+    """Something serving on a background loop of its own; stop it, or use ``with``."""
+
+    def __init__(self, background: BackgroundLoop) -> None:
+        self._background = background
+
+    @property
+    def running(self) -> bool:
+        return self._background.alive
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Close every connection, free the port and end the thread."""
+        if self._background.alive:
+            self._background.run(self._stop())
+            self._background.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RunningServer(Running):
+    """A lab server serving in the background; what :func:`start_server` returns."""
+
+    def __init__(self, server: LabServer, background: BackgroundLoop) -> None:
+        super().__init__(background)
+        self.server = server
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        """``ws://127.0.0.1:PORT``, the base of the WebSocket endpoints."""
+        return self.server.url
+
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:PORT/``, the browser page."""
+        return self.server.http_url
+
+    @property
+    def echo_url(self) -> str:
+        return f"{self.url}/echo"
+
+    @property
+    def feed_url(self) -> str:
+        return f"{self.url}/feed"
+
+    @property
+    def running(self) -> bool:
+        return super().running and self.server.running
+
+    @property
+    def clients(self) -> list[ClientInfo]:
+        """The open WebSocket connections right now."""
+        if not self.running:
+            return []
+        return self._background.call(lambda: self.server.clients)
+
+    @property
+    def log(self) -> list[str]:
+        """What the server logged (it never prints), plus background errors."""
+        return [*self.server.log, *self._background.errors]
+
+    def publish(self, text: str) -> Update:
+        """Publish an update on the feed (``/feed``), pushed to subscribers at once."""
+        return self._background.call(self.server.publish, text)
+
+    async def _stop(self) -> None:
+        await self.server.stop()  # code 1001, going away
+
+    def __repr__(self) -> str:
+        if not self.running:
+            return "<RunningServer stopped>"
+        n = len(self.clients)
+        return f"<RunningServer {self.http_url} {n} client{'' if n == 1 else 's'}>"
+
+
+class RunningProxy(Running):
+    """A byte-counting proxy in the background; what :func:`start_proxy` returns."""
+
+    def __init__(self, proxy: Proxy, background: BackgroundLoop) -> None:
+        super().__init__(background)
+        self.proxy = proxy
+
+    @property
+    def url(self) -> str:
+        """``ws://127.0.0.1:PORT``: use it where you would use the server's URL."""
+        return self.proxy.url
+
+    @property
+    def http_url(self) -> str:
+        return self.proxy.http_url
+
+    @property
+    def traffic(self) -> Traffic:
+        """Bytes each way and connections so far (a copy)."""
+        return self._background.call(lambda: dataclasses.replace(self.proxy.traffic))
+
+    def reset(self) -> Traffic:
+        """The counts so far; counting starts again from zero."""
+        return self._background.call(self.proxy.reset)
+
+    async def _stop(self) -> None:
+        await self.proxy.stop()
+
+    def __repr__(self) -> str:
+        if not self.running:
+            return "<RunningProxy stopped>"
+        host, port = self.proxy.target
+        return f"<RunningProxy {self.proxy.host}:{self.proxy.port} -> {host}:{port}>"
+
+
+def _start(make: Callable[[BackgroundLoop], Coroutine[Any, Any, R]], name: str) -> R:
+    background = BackgroundLoop(name=name)
+    try:
+        return background.run(make(background))
+    except BaseException:
+        background.close()
+        raise
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
+    """Start a lab server on its own loop in a daemon thread; port 0 picks a free port.
+
+    ``options`` go to :class:`~rtlab.aio.server.LabServer` (``max_size``, ``ping_interval``...).
+    Use it with ``with`` or call ``stop()`` when done.
+    """
+
+    async def make(background: BackgroundLoop) -> RunningServer:
+        return RunningServer(await LabServer(host, port, **options).start(), background)
+
+    return _start(make, "rtlab-server")
+
+
+def start_proxy(target: RunningServer | str, port: int = 0) -> RunningProxy:
+    """Start a byte-counting TCP proxy in front of ``target`` (a server or a ``ws://`` URL)."""
+    text = target if isinstance(target, str) else target.url
+    url = urlsplit(text)
+    if url.hostname is None or url.port is None:
+        raise ValueError(f"expected a URL with a host and a port, like ws://127.0.0.1:8765: {text!r}")
+
+    async def make(background: BackgroundLoop) -> RunningProxy:
+        return RunningProxy(await Proxy(url.hostname, url.port, port=port).start(), background)
+
+    return _start(make, "rtlab-proxy")

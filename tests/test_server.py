@@ -1,0 +1,190 @@
+"""The lab server over real sockets: page, echo, feed, errors, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from websockets.asyncio.client import connect as aconnect
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.sync.client import connect
+
+import rtlab
+from rtlab.aio.server import LabServer
+
+
+def fetch(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_binds_loopback_on_a_free_port(server):
+    assert server.host == "127.0.0.1"
+    assert server.port > 0
+    assert server.url == f"ws://127.0.0.1:{server.port}"
+    assert server.echo_url == f"ws://127.0.0.1:{server.port}/echo"
+
+
+def test_echo_text_and_binary_like_the_node_seed(server):
+    with connect(server.echo_url) as ws:
+        for text in ["hello", "", "héllo wörld ✓", "x" * 70_000]:
+            ws.send(text)
+            assert ws.recv(timeout=5) == f"Echo: {text}"
+        for data in [b"\x00\x01\xff", b"", bytes(range(256)) * 300]:
+            ws.send(data)
+            assert ws.recv(timeout=5) == data
+
+
+def test_page_is_served_and_uses_the_native_api(server):
+    status, content_type, body = fetch(server.http_url)
+    assert status == 200
+    assert content_type == "text/html; charset=utf-8"
+    page = body.decode()
+    assert "new WebSocket(" in page
+    for event in ("open", "message", "error", "close"):
+        assert f'addEventListener("{event}"' in page
+
+
+def test_unknown_paths_get_404_and_echo_over_http_gets_426(server):
+    assert fetch(server.http_url + "nowhere")[0] == 404
+    assert fetch(server.http_url + "echo")[0] == 426
+    with pytest.raises(InvalidStatus) as caught:
+        connect(f"{server.url}/nowhere")
+    assert caught.value.response.status_code == 404
+
+
+def test_feed_pushes_and_answers_polls(server):
+    with connect(server.feed_url) as ws:
+        rtlab.wait_until(lambda: len(server.clients) == 1, what="the subscriber")
+        first = server.publish("one")
+        second = server.publish("two")
+        pushed = [json.loads(ws.recv(timeout=5)) for _ in range(2)]
+    assert [u["text"] for u in pushed] == ["one", "two"]
+    assert [u["seq"] for u in pushed] == [first.seq, second.seq]
+    status, content_type, body = fetch(f"{server.http_url}feed?after={first.seq}")
+    assert (status, content_type) == (200, "application/json")
+    assert [u["text"] for u in json.loads(body)] == ["two"]
+    status, _, body = fetch(f"{server.http_url}feed?after=soon")
+    assert status == 400
+    assert "whole number" in json.loads(body)["error"]
+
+
+def test_clients_are_tracked_live(server):
+    assert server.clients == []
+    with connect(server.echo_url), connect(server.feed_url):
+        rtlab.wait_until(lambda: len(server.clients) == 2, what="two clients")
+        assert [c.path for c in server.clients] == ["/echo", "/feed"]
+        assert all(c.remote.startswith("127.0.0.1:") for c in server.clients)
+        assert "2 clients" in repr(server)
+    rtlab.wait_until(lambda: server.clients == [], what="clients to leave")
+
+
+def test_oversized_message_closes_1009_and_server_keeps_serving():
+    with rtlab.start_server(max_size=1024) as server:
+        with connect(server.echo_url) as ws:
+            ws.send("x" * 2048)
+            with pytest.raises(Exception) as caught:
+                ws.recv(timeout=5)
+            assert ws.close_code == 1009
+        assert "close" in type(caught.value).__name__.lower()
+        with connect(server.echo_url) as ws:
+            ws.send("still here")
+            assert ws.recv(timeout=5) == "Echo: still here"
+
+
+def test_stop_closes_clients_with_1001_frees_port_and_thread():
+    before = threading.active_count()
+    server = rtlab.start_server()
+    port = server.port
+    with connect(server.echo_url) as ws:
+        server.stop()
+        with pytest.raises(ConnectionClosedOK):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1001
+    assert not server.running
+    assert repr(server) == "<RunningServer stopped>"
+    server.stop()  # stopping twice is fine
+    with rtlab.start_server(port=port) as again:  # the port is free again
+        assert again.port == port
+    rtlab.wait_until(lambda: threading.active_count() <= before, what="the thread to end")
+
+
+def test_several_servers_at_once():
+    with rtlab.start_server() as a, rtlab.start_server() as b:
+        assert a.port != b.port
+        for server in (a, b):
+            with connect(server.echo_url) as ws:
+                ws.send(str(server.port))
+                assert ws.recv(timeout=5) == f"Echo: {server.port}"
+
+
+def test_async_client_from_a_running_loop(server):
+    async def main() -> list[str]:
+        async with aconnect(server.echo_url) as ws:
+            await ws.send("a")
+            await ws.send("b")
+            return [await ws.recv(), await ws.recv()]
+
+    assert asyncio.run(main()) == ["Echo: a", "Echo: b"]
+
+
+def test_run_works_inside_a_running_loop(server):
+    """rtlab.run() is for synchronous code in a cell, where a loop already runs."""
+
+    async def ask() -> str:
+        async with aconnect(server.echo_url) as ws:
+            await ws.send("nested")
+            return await ws.recv()
+
+    async def cell() -> str:
+        refused = ask()
+        with pytest.raises(RuntimeError, match="running event loop"):
+            asyncio.run(refused)  # what a learner hits in a cell without rtlab.run
+        refused.close()
+        return rtlab.run(ask())
+
+    assert rtlab.run(ask()) == "Echo: nested"  # no loop running: plain asyncio.run
+    assert asyncio.run(cell()) == "Echo: nested"
+
+
+def test_nothing_is_printed_from_the_background(capfd):
+    with rtlab.start_server() as server:
+        with connect(server.echo_url) as ws:
+            ws.send("x" * 10)
+            ws.recv(timeout=5)
+        with pytest.raises(InvalidStatus):
+            connect(f"{server.url}/nowhere")
+        with socket.create_connection((server.host, server.port)) as raw:
+            raw.sendall(b"GARBAGE\r\n\r\n")  # not HTTP at all
+            raw.recv(1024)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert any("connection" in line for line in server.log)
+
+
+def test_garbage_handshake_is_refused_and_others_still_served(server):
+    with socket.create_connection((server.host, server.port)) as raw:
+        raw.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        answer = raw.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 426 Upgrade Required")
+    assert b"missing Connection header" in answer
+    with connect(server.echo_url) as ws:
+        ws.send("ok")
+        assert ws.recv(timeout=5) == "Echo: ok"
+
+
+def test_start_twice_is_an_error():
+    async def main() -> None:
+        async with LabServer() as server:
+            with pytest.raises(RuntimeError, match="already started"):
+                await server.start()
+
+    asyncio.run(main())
