@@ -188,3 +188,32 @@ def test_start_twice_is_an_error():
                 await server.start()
 
     asyncio.run(main())
+
+
+def test_stop_from_a_cell_while_a_client_on_the_cells_loop_is_connected():
+    """As in a notebook: the client lives on the kernel's loop, stop() is a plain call."""
+    server = rtlab.start_server()
+
+    async def cell() -> int | None:
+        async with aconnect(server.echo_url) as ws:
+            # This blocks the thread, yet its loop must answer the closing handshake;
+            # if it could not, stop() would raise TimeoutError.
+            server.stop()
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+            return ws.close_code
+
+    assert asyncio.run(cell()) == 1001
+    assert not server.running
+
+
+def test_a_dropped_client_is_not_logged_as_a_server_error(server):
+    with socket.create_connection((server.host, server.port)) as raw:
+        raw.sendall(
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+    rtlab.wait_until(lambda: server.clients == [], what="the client to be gone")
+    assert not [line for line in server.log if line.startswith("ERROR")]
+    assert any("left" in line for line in server.log)

@@ -10,13 +10,12 @@ Endpoints (see docs/protocol.md):
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
@@ -37,7 +36,7 @@ class ClientInfo:
     id: int
     path: str
     remote: str
-    connected_at: float
+    connected_at: float = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -222,6 +221,8 @@ class LabServer:
                 await self._echo(connection)
             elif path == "/feed":
                 await self._follow(connection)
+        except websockets.ConnectionClosed as closed:  # the peer left: not a server error
+            self.logger.info("client %d left: %s", info.id, closed)
         finally:
             del self._clients[connection]
 
@@ -239,4 +240,3 @@ class LabServer:
     def __repr__(self) -> str:
         state = f"running on {self.url}" if self.running else "stopped"
         return f"<LabServer {state}, {len(self._clients)} clients>"
-

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from rtlab.aio.proxy import Proxy, Traffic
 from rtlab.aio.server import ClientInfo, LabServer, Update
+from rtlab.notebook.nested import run
 
 T = TypeVar("T")
 R = TypeVar("R", bound="Running")
@@ -60,14 +61,24 @@ class BackgroundLoop:
         return self._thread.is_alive()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = TIMEOUT) -> T:
-        """Run ``coro`` on the background loop and wait for its result."""
+        """Run ``coro`` on the background loop and wait for its result.
+
+        Called from a notebook cell, where the kernel's loop runs in this thread, the
+        wait keeps that loop turning (see :func:`rtlab.run`): clients living on it
+        can still answer the background server, for instance its closing handshake.
+        """
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("BackgroundLoop.run() called from its own thread would deadlock")
         if not self.alive:
             coro.close()
             raise RuntimeError("the background loop is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return future.result(timeout)
+        return run(asyncio.wait_for(asyncio.wrap_future(future), timeout))
 
     def call(self, function: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
         """Call a plain function on the loop's thread (where its objects live)."""
@@ -100,8 +111,10 @@ class Running:
     def stop(self) -> None:
         """Close every connection, free the port and end the thread."""
         if self._background.alive:
-            self._background.run(self._stop())
-            self._background.close()
+            try:
+                self._background.run(self._stop())
+            finally:
+                self._background.close()
 
     def __enter__(self) -> Self:
         return self
@@ -235,7 +248,9 @@ def start_proxy(target: RunningServer | str, port: int = 0) -> RunningProxy:
     text = target if isinstance(target, str) else target.url
     url = urlsplit(text)
     if url.hostname is None or url.port is None:
-        raise ValueError(f"expected a URL with a host and a port, like ws://127.0.0.1:8765: {text!r}")
+        raise ValueError(
+            f"expected a URL with a host and a port, like ws://127.0.0.1:8765: {text!r}"
+        )
 
     async def make(background: BackgroundLoop) -> RunningProxy:
         return RunningProxy(await Proxy(url.hostname, url.port, port=port).start(), background)
