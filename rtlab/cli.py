@@ -81,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             asyncio.run(serve(args.host, args.port))
         except OSError as error:
-            print(f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+            print(
+                f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr
+            )
             return 1
         return 0
     from rtlab import doctor

@@ -41,9 +41,7 @@ def _widgets_extension() -> Check:
     for folder in jupyter_path():
         if (Path(folder) / WIDGETS_EXTENSION).is_file():
             return Check("JupyterLab widgets extension", True, str(Path(folder) / "labextensions"))
-    return Check(
-        "JupyterLab widgets extension", False, "not found: pip install jupyterlab_widgets"
-    )
+    return Check("JupyterLab widgets extension", False, "not found: pip install jupyterlab_widgets")
 
 
 def _round_trip() -> Check:

@@ -19,6 +19,7 @@ from websockets.sync.client import connect
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = ["--IdentityProvider.token=t"]
 
 
 def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> re.Match:
@@ -110,8 +111,7 @@ def test_doctor_fails_when_a_check_fails(monkeypatch, capsys):
 def test_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "BROWSER": "true"}
     process = subprocess.Popen(
-        [*RTLAB, "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0"]
-        + ["--IdentityProvider.token=t"],
+        [*RTLAB, "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", *TOKEN],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -24,6 +24,13 @@ def page_url(server: RunningServer) -> str:
     return server.http_url
 
 
-def show_page(server: RunningServer, height: int = 360) -> IFrame:
+class Page(IFrame):
+    """An iframe whose plain-text form names the page (what nbval compares)."""
+
+    def __repr__(self) -> str:
+        return f"<browser page {self.src}>"
+
+
+def show_page(server: RunningServer, height: int = 360) -> Page:
     """The server's browser page in an iframe, as a cell's result."""
-    return IFrame(page_url(server), width="100%", height=height)
+    return Page(page_url(server), width="100%", height=height)
