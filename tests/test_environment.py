@@ -1,0 +1,53 @@
+"""environment.yml (conda, Binder) and pyproject.toml (pip) ask for the same packages."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def conda_packages() -> dict[str, str]:
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert spec["channels"] == ["conda-forge"]
+    packages = {}
+    for entry in spec["dependencies"]:
+        if isinstance(entry, str):
+            requirement = Requirement(entry)
+            packages[requirement.name] = str(requirement.specifier)
+    return packages
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_every_runtime_dependency_is_in_environment_yml_with_the_same_bound():
+    conda = conda_packages()
+    for line in pyproject()["dependencies"]:
+        requirement = Requirement(line)
+        assert requirement.name in conda, f"{requirement.name} missing from environment.yml"
+        assert conda[requirement.name] == str(requirement.specifier), requirement.name
+
+
+def test_environment_yml_has_nothing_pyproject_does_not_know():
+    project = pyproject()
+    known = {Requirement(line).name for line in project["dependencies"]}
+    known |= {Requirement(line).name for line in project["optional-dependencies"]["test"]}
+    assert set(conda_packages()) - known == {"python", "pip"}
+    assert conda_packages()["python"] == project["requires-python"]
+    assert conda_packages()["nbval"] == next(
+        str(Requirement(line).specifier)
+        for line in project["optional-dependencies"]["test"]
+        if line.startswith("nbval")
+    )
+
+
+def test_environment_yml_installs_rtlab_itself():
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(entry["pip"] for entry in spec["dependencies"] if isinstance(entry, dict))
+    assert pip == ["-e ."]

@@ -1,0 +1,54 @@
+"""Imports point downward only: notebook layer -> asyncio layer -> pure core (DESIGN.md)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rtlab"
+# What each part of rtlab may import from rtlab, and what the pure core may not touch at all.
+ALLOWED = {
+    "core": {"core"},
+    "aio": {"core", "aio"},
+    "notebook": {"core", "aio", "notebook"},
+    "checks": {"core", "aio", "notebook", "checks"},
+}
+NO_IO = {"asyncio", "socket", "ssl", "threading", "selectors", "websockets", "subprocess"}
+
+
+def imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_downward(layer):
+    for path in (PACKAGE / layer).glob("*.py"):
+        for name in imports(path):
+            parts = name.split(".")
+            if parts[0] == "rtlab" and len(parts) > 1:
+                assert parts[1] in ALLOWED[layer], f"{path.name} imports {name}"
+
+
+def test_pure_core_does_no_io():
+    for path in (PACKAGE / "core").glob("*.py"):
+        used = {name.split(".")[0] for name in imports(path)}
+        assert not used & NO_IO, f"{path.name} imports {used & NO_IO}"
+
+
+def test_ruff_is_clean():
+    root = PACKAGE.parent
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command], cwd=root, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
