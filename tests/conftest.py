@@ -45,3 +45,6 @@ def chromium_path() -> str:
     if not CHROMIUM:
         pytest.skip("Chromium not found: apt-get install chromium (or set RTLAB_CHROMIUM)")
     return CHROMIUM
+
+
+pytest_plugins = ["pytester"]
