@@ -1,0 +1,180 @@
+"""The event envelope of protocol v1: JSON objects in text frames (docs/protocol.md).
+
+To the server::
+
+    {"event": "send-message", "data": {...}, "ns": "/chat", "id": 7, "mid": "a1"}
+
+``ns`` defaults to ``"/"``; ``id`` asks for an acknowledgement; ``mid`` is the
+sender's unique message id, so that a resent event is not delivered twice.
+
+From the server: events ``{"event", "data", "ns"}``, acknowledgements
+``{"ack": 7, "data": ...}`` or ``{"ack": 7, "error": {"code", "message"}}``, and
+refusals ``{"event": "error", "data": {"code", "message", "ref": 7}}``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_NAMESPACE = "/"
+MAX_ID = 2**53 - 1  # the largest integer JavaScript represents exactly
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+NAMESPACE = re.compile(r"/[A-Za-z0-9_-]{0,63}")
+MID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, no spaces
+FIELDS = frozenset({"event", "data", "ns", "id", "mid"})
+
+
+class ErrorCode(enum.StrEnum):
+    """Why the server refused something; the ``code`` of an error."""
+
+    INVALID_JSON = "invalid_json"  # not JSON at all
+    INVALID = "invalid"  # JSON, but not a valid envelope or payload
+    UNSUPPORTED = "unsupported"  # a frame type the protocol does not use
+    UNKNOWN_EVENT = "unknown_event"  # no handler for this event
+    UNKNOWN_NAMESPACE = "unknown_namespace"  # no such namespace on this server
+    NOT_CONNECTED = "not_connected"  # the client has not connected to that namespace
+    NOT_MEMBER = "not_member"  # the room exists only for its members
+    INTERNAL = "internal"  # a handler failed: the server's fault, not the client's
+
+
+class EnvelopeError(ValueError):
+    """A message the server refuses: a code, a clear message and the event's id if known."""
+
+    def __init__(self, code: ErrorCode, message: str, ref: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+    def to_json(self, ns: str = DEFAULT_NAMESPACE) -> str:
+        """The ``error`` event that answers it."""
+        return encode_error(self.code, self.message, self.ref, ns)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event: its name, its data, its namespace, and optionally an ack id and a mid."""
+
+    event: str
+    data: Any = None
+    ns: str = DEFAULT_NAMESPACE
+    id: int | None = None
+    mid: str | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The answer to an event that carried an ``id``: data, or an error."""
+
+    ack: int
+    data: Any = None
+    error: dict[str, str] | None = None
+
+
+def _loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise EnvelopeError(ErrorCode.INVALID_JSON, "JSON nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as error:
+        raise EnvelopeError(ErrorCode.INVALID_JSON, f"not valid JSON: {error}") from None
+
+
+def _ack_id(value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise EnvelopeError(
+            ErrorCode.INVALID, f"id must be a whole number from 0 to {MAX_ID}, got {value!r:.40}"
+        )
+    return value
+
+
+def decode_event(text: str | bytes) -> Event:
+    """Parse and validate a message sent to the server; raise EnvelopeError if it is bad."""
+    message = _loads(text)
+    if not isinstance(message, dict):
+        raise EnvelopeError(
+            ErrorCode.INVALID, f"a message must be a JSON object, got {type(message).__name__}"
+        )
+    raw_id = message.get("id")
+    ref = raw_id if type(raw_id) is int and 0 <= raw_id <= MAX_ID else None
+    try:
+        ack_id = _ack_id(raw_id)
+        extra = sorted(set(message) - FIELDS)
+        if extra:
+            raise EnvelopeError(ErrorCode.INVALID, f"unexpected field {extra[0]!r:.40}")
+        name = message.get("event")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise EnvelopeError(
+                ErrorCode.INVALID,
+                f"event must be a name of 1 to 64 letters, digits or _.:- , got {name!r:.40}",
+            )
+        ns = message.get("ns", DEFAULT_NAMESPACE)
+        if not isinstance(ns, str) or not NAMESPACE.fullmatch(ns):
+            raise EnvelopeError(ErrorCode.INVALID, f"ns must look like '/chat', got {ns!r:.40}")
+        mid = message.get("mid")
+        if mid is not None and (not isinstance(mid, str) or not MID.fullmatch(mid)):
+            raise EnvelopeError(
+                ErrorCode.INVALID, f"mid must be 1 to 64 printable characters, got {mid!r:.40}"
+            )
+    except EnvelopeError as error:
+        error.ref = ref
+        raise
+    return Event(name, message.get("data"), ns, ack_id, mid)
+
+
+def decode_reply(text: str | bytes) -> Event | Ack:
+    """Parse a message from the server (what a client receives)."""
+    message = _loads(text)
+    if not isinstance(message, dict):
+        raise EnvelopeError(ErrorCode.INVALID, "a message must be a JSON object")
+    if "ack" in message:
+        error = message.get("error")
+        return Ack(_ack_id(message["ack"]) or 0, message.get("data"), error)
+    name = message.get("event")
+    if not isinstance(name, str):
+        raise EnvelopeError(ErrorCode.INVALID, f"event must be a string, got {name!r:.40}")
+    return Event(name, message.get("data"), message.get("ns", DEFAULT_NAMESPACE))
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_event(
+    event: str,
+    data: Any = None,
+    ns: str = DEFAULT_NAMESPACE,
+    id: int | None = None,
+    mid: str | None = None,
+) -> str:
+    """An event as sent on the wire; ``id`` and ``mid`` only when given."""
+    message: dict[str, Any] = {"event": event, "data": data, "ns": ns}
+    if id is not None:
+        message["id"] = id
+    if mid is not None:
+        message["mid"] = mid
+    return _dumps(message)
+
+
+def encode_ack(id: int, data: Any = None) -> str:
+    return _dumps({"ack": id, "data": data})
+
+
+def encode_ack_error(id: int, code: ErrorCode, message: str) -> str:
+    return _dumps({"ack": id, "error": {"code": str(code), "message": message}})
+
+
+def encode_error(
+    code: ErrorCode, message: str, ref: int | None = None, ns: str = DEFAULT_NAMESPACE
+) -> str:
+    """The ``error`` event; ``ref`` is the id of the event it answers, when it had one."""
+    data: dict[str, Any] = {"code": str(code), "message": message}
+    if ref is not None:
+        data["ref"] = ref
+    return encode_event("error", data, ns)
