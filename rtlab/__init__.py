@@ -5,19 +5,26 @@ The notebook-facing API in one place::
     import rtlab
     server = rtlab.start_server()      # the lab server, in the background
     server.echo_url                    # 'ws://127.0.0.1:PORT/echo'
+    alice = rtlab.connect(server, "alice")  # an event client (await rtlab.aconnect in a cell)
     server.stop()
 """
 
 from importlib.metadata import version
 
+from rtlab.aio.client import AckError, EventClient
 from rtlab.notebook.background import start_proxy, start_server
+from rtlab.notebook.clients import aconnect, connect
 from rtlab.notebook.nested import run
 from rtlab.notebook.page import page_url, show_page
 from rtlab.notebook.wait import until, wait_until
 
 __version__ = version("rtlab")
 __all__ = [
+    "AckError",
+    "EventClient",
     "__version__",
+    "aconnect",
+    "connect",
     "page_url",
     "run",
     "show_page",

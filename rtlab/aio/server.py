@@ -1,8 +1,9 @@
-"""The lab server: the browser page, an echo endpoint and a news feed, on `websockets`.
+"""The lab server: the browser page, events, an echo endpoint and a news feed, on `websockets`.
 
 Endpoints (see docs/protocol.md):
 
 - ``GET /``: the browser page (plain HTML and the native ``WebSocket`` API);
+- ``ws://HOST:PORT/ws?user=NAME``: events, rooms and namespaces (protocol v1, events.py);
 - ``ws://HOST:PORT/echo``: text ``m`` is answered ``Echo: m``, binary comes back as is;
 - ``ws://HOST:PORT/feed``: every update the server publishes, pushed as it happens;
 - ``GET /feed?after=N``: the same updates for HTTP polling, as JSON.
@@ -11,13 +12,17 @@ Endpoints (see docs/protocol.md):
 from __future__ import annotations
 
 import collections
+import ipaddress
 import itertools
 import json
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
@@ -25,8 +30,25 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace
+
 LOG_LINES = 500
 FEED_LENGTH = 1000
+USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+NAMESPACES = ("/", "/chat", "/notifications")
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def user_of(path: str) -> str | None:
+    """The ``user`` query parameter of a request path, if there is exactly one."""
+    users = parse_qs(urlsplit(path).query).get("user", [])
+    return users[0] if len(users) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -88,7 +110,11 @@ class LabServer:
         max_size: int = 2**20,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
+        max_buffer: int = MAX_BUFFER,
+        allow_anonymous: bool | None = None,
     ) -> None:
+        """``allow_anonymous``: accept ``?user=NAME`` from anywhere; by default
+        (``None``) only from loopback addresses."""
         self.host = host
         self.port = port
         self.max_size = max_size
@@ -104,6 +130,10 @@ class LabServer:
         self._feed: collections.deque[Update] = collections.deque(maxlen=FEED_LENGTH)
         self._seq = itertools.count(1)
         self._subscribers: set[ServerConnection] = set()
+        self.allow_anonymous = allow_anonymous
+        self.events = EventHub(self.logger, max_buffer=max_buffer)
+        for name in NAMESPACES:
+            self.events.namespace(name)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -171,6 +201,20 @@ class LabServer:
         """The open WebSocket connections, oldest first."""
         return sorted(self._clients.values(), key=lambda c: c.id)
 
+    # -- events ----------------------------------------------------------------------
+
+    def namespace(self, name: str = "/") -> Namespace:
+        """A namespace of ``/ws`` (made on first use, with the built-in events)."""
+        return self.events.namespace(name)
+
+    def on(self, event: str, ns: str = "/") -> Callable[[Handler], Handler]:
+        """Decorator: handle ``event`` in namespace ``ns``; the return value is the ack."""
+        return self.namespace(ns).on(event)
+
+    def emit(self, event: str, data: Any = None, *, ns: str = "/", to: str | None = None) -> int:
+        """Send an event to a room, or to everyone in the namespace; how many got it."""
+        return self.namespace(ns).emit(event, data, to=to)
+
     # -- the news feed -----------------------------------------------------------
 
     def publish(self, text: str) -> Update:
@@ -188,6 +232,8 @@ class LabServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if upgrade and url.path == "/ws":
+            return self._check_user(connection, request)
         if upgrade and url.path in ("/echo", "/feed"):
             return None  # go on with the WebSocket handshake
         if upgrade:
@@ -197,11 +243,30 @@ class LabServer:
             return _response(HTTPStatus.OK, page, "text/html; charset=utf-8")
         if url.path == "/feed":
             return self._poll(url.query)
-        if url.path == "/echo":
+        if url.path in ("/echo", "/ws"):
             return connection.respond(
                 HTTPStatus.UPGRADE_REQUIRED, f"{url.path} is a WebSocket endpoint\n"
             )
         return connection.respond(HTTPStatus.NOT_FOUND, f"nothing at {url.path}\n")
+
+    def _check_user(self, connection: ServerConnection, request: Request) -> Response | None:
+        user = user_of(request.path)
+        if user is None:
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST, "say who you are: add ?user=NAME to the URL\n"
+            )
+        if not USER.fullmatch(user):
+            return connection.respond(
+                HTTPStatus.BAD_REQUEST,
+                f"user must be 1 to 32 letters, digits or _.- , got {user[:40]!r}\n",
+            )
+        remote = connection.remote_address[0]
+        allowed = self.allow_anonymous or (self.allow_anonymous is None and is_loopback(remote))
+        if not allowed:
+            return connection.respond(
+                HTTPStatus.FORBIDDEN, "anonymous ?user=NAME is only accepted from this machine\n"
+            )
+        return None
 
     def _poll(self, query: str) -> Response:
         after = parse_qs(query).get("after", ["0"])[0]
@@ -217,7 +282,9 @@ class LabServer:
         info = ClientInfo(next(self._ids), path, f"{host}:{port}", time.time())
         self._clients[connection] = info
         try:
-            if path == "/echo":
+            if path == "/ws":
+                await self.events.serve(connection, user_of(connection.request.path) or "")
+            elif path == "/echo":
                 await self._echo(connection)
             elif path == "/feed":
                 await self._follow(connection)

@@ -1,0 +1,91 @@
+"""The built-in events, as the course's seed (a Socket.IO server) defines them.
+
+``join-room``     data: room id       -> the others in the room get ``user-joined``
+``leave-room``    data: room id       -> the others in the room get ``user-left``
+``send-message``  {"roomId", "message"} -> everyone in the room, sender included,
+                                          gets ``receive-message``
+``broadcast``     data: any text      -> everyone in the namespace gets ``broadcast-message``
+
+A disconnecting user's rooms get ``user-left`` too (see events.py).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rtlab.core.envelope import EnvelopeError, ErrorCode
+
+if TYPE_CHECKING:
+    from rtlab.aio.events import Namespace, Session
+
+ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_MESSAGE = 500  # characters, as in the seed
+
+
+def timestamp() -> str:
+    """Now, as JavaScript's ``new Date().toISOString()`` writes it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def room_id(value: Any, field: str = "data") -> str:
+    if not isinstance(value, str) or not ROOM.fullmatch(value):
+        raise EnvelopeError(
+            ErrorCode.INVALID,
+            f"{field} must be a room id: 1 to 64 letters, digits or _.- , got {value!r:.40}",
+        )
+    return value
+
+
+def message_text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise EnvelopeError(ErrorCode.INVALID, f"{field} must be a string, got {value!r:.40}")
+    if not value.strip():
+        raise EnvelopeError(ErrorCode.INVALID, f"{field} must not be empty")
+    if len(value) > MAX_MESSAGE:
+        raise EnvelopeError(
+            ErrorCode.INVALID, f"{field} is {len(value)} characters; the limit is {MAX_MESSAGE}"
+        )
+    return value
+
+
+def register(ns: Namespace) -> None:
+    """Give a namespace the built-in events."""
+
+    def members(room: str) -> list[str]:
+        return sorted({s.user for s in ns.rooms.members(room)})
+
+    @ns.on("join-room")
+    def join_room(session: Session, data: Any) -> dict[str, Any]:
+        room = room_id(data)
+        if ns.join(session, room):
+            ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
+        return {"roomId": room, "members": members(room)}
+
+    @ns.on("leave-room")
+    def leave_room(session: Session, data: Any) -> dict[str, Any]:
+        room = room_id(data)
+        if ns.leave(session, room):
+            ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+        return {"roomId": room}
+
+    @ns.on("send-message")
+    def send_message(session: Session, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise EnvelopeError(
+                ErrorCode.INVALID, 'data must be an object: {"roomId": ..., "message": ...}'
+            )
+        room = room_id(data.get("roomId"), "roomId")
+        text = message_text(data.get("message"), "message")
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
+        payload = {"userId": session.user, "roomId": room, "message": text}
+        payload["timestamp"] = timestamp()
+        return {"delivered": ns.emit("receive-message", payload, to=room)}
+
+    @ns.on("broadcast")
+    def broadcast(session: Session, data: Any) -> dict[str, Any]:
+        text = message_text(data, "data")
+        payload = {"userId": session.user, "message": text, "timestamp": timestamp()}
+        return {"delivered": ns.emit("broadcast-message", payload)}

@@ -1,0 +1,246 @@
+"""The event layer on ``/ws``: sessions, namespaces, rooms, handlers and acknowledgements.
+
+In the vocabulary Socket.IO users know::
+
+    chat = server.namespace("/chat")
+
+    @chat.on("send-message")
+    def on_message(session, data):
+        chat.emit("receive-message", data, to=data["roomId"])
+        return {"ok": True}  # the acknowledgement, when the client asked for one
+
+Every delivery is written without waiting (``websockets.broadcast``): one JSON
+encoding per message, whatever the number of recipients. A recipient that stops
+reading cannot stall the others: once its unsent bytes pass ``max_buffer`` it is
+dropped with close code 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import websockets
+from websockets.asyncio.server import ServerConnection
+
+from rtlab.aio import builtin_events
+from rtlab.core.envelope import (
+    DEFAULT_NAMESPACE,
+    EnvelopeError,
+    ErrorCode,
+    Event,
+    decode_event,
+    encode_ack,
+    encode_ack_error,
+    encode_event,
+)
+from rtlab.core.rooms import Rooms
+
+Handler = Callable[["Session", Any], Any | Awaitable[Any]]
+
+MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
+REMEMBERED_MIDS = 1000  # per user: message ids already handled, for safe resends
+SLOW_CLOSE_CODE = 1008
+
+
+class Session:
+    """One open ``/ws`` connection: who it is and which namespaces it joined."""
+
+    def __init__(self, id: int, user: str, connection: ServerConnection) -> None:
+        self.id = id
+        self.user = user
+        self.connection = connection
+        self.namespaces: set[str] = {DEFAULT_NAMESPACE}
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self.user!r}>"
+
+
+class Namespace:
+    """Handlers and rooms of their own, carried over the same connections as the others."""
+
+    def __init__(self, hub: EventHub, name: str) -> None:
+        self.hub = hub
+        self.name = name
+        self.rooms: Rooms[Session] = Rooms()
+        self.sessions: set[Session] = set()
+        self.handlers: dict[str, Handler] = {}
+
+    def on(self, event: str) -> Callable[[Handler], Handler]:
+        """Decorator: handle ``event``; the handler's return value is the acknowledgement."""
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[event] = handler
+            return handler
+
+        return register
+
+    def join(self, session: Session, room: str) -> bool:
+        return self.rooms.join(session, room)
+
+    def leave(self, session: Session, room: str) -> bool:
+        return self.rooms.leave(session, room)
+
+    def emit(
+        self, event: str, data: Any = None, *, to: str | None = None, skip: Session | None = None
+    ) -> int:
+        """Send to a room (``to``) or to everyone in the namespace; ``skip`` one session.
+
+        Returns how many sessions it was written to.
+        """
+        targets: Iterable[Session] = self.rooms.members(to) if to is not None else self.sessions
+        if skip is not None:
+            targets = [s for s in targets if s is not skip]
+        return self.hub.deliver(targets, encode_event(event, data, self.name))
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name} {len(self.sessions)} sessions, {len(self.rooms)} rooms>"
+
+
+class EventHub:
+    """All namespaces of one server, and the loop that serves each ``/ws`` connection."""
+
+    def __init__(self, logger: logging.Logger, *, max_buffer: int = MAX_BUFFER) -> None:
+        self.logger = logger
+        self.max_buffer = max_buffer
+        self.namespaces: dict[str, Namespace] = {}
+        self.sessions: dict[int, Session] = {}
+        self.dropped_slow = 0
+        self._ids = itertools.count(1)
+        self._mids: dict[str, collections.OrderedDict[str, str]] = {}
+        self.namespace(DEFAULT_NAMESPACE)
+
+    def namespace(self, name: str) -> Namespace:
+        """The namespace ``name``, made (with the built-in events) on first use."""
+        if name not in self.namespaces:
+            self.namespaces[name] = namespace = Namespace(self, name)
+            builtin_events.register(namespace)
+        return self.namespaces[name]
+
+    # -- writing -----------------------------------------------------------------
+
+    def deliver(self, sessions: Iterable[Session], message: str) -> int:
+        """Write one encoded message to every session without waiting; drop the slow."""
+        targets = [s for s in sessions if s.id in self.sessions]
+        websockets.broadcast([s.connection for s in targets], message)
+        for session in targets:
+            transport = session.connection.transport
+            if transport is not None and transport.get_write_buffer_size() > self.max_buffer:
+                self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
+        return len(targets)
+
+    def drop(self, session: Session, reason: str) -> None:
+        """Forget ``session`` now and close its connection with 1008."""
+        if self.sessions.pop(session.id, None) is None:
+            return
+        self.dropped_slow += 1
+        self.logger.warning("dropped session %d (%s): %s", session.id, session.user, reason)
+        self._forget(session)
+        asyncio.get_running_loop().create_task(
+            session.connection.close(SLOW_CLOSE_CODE, reason[:120])
+        )
+
+    # -- serving a connection ------------------------------------------------------
+
+    async def serve(self, connection: ServerConnection, user: str) -> None:
+        """Read events from one connection until it closes."""
+        session = Session(next(self._ids), user, connection)
+        self.sessions[session.id] = session
+        self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
+        try:
+            async for message in connection:
+                if session.id not in self.sessions:
+                    break  # dropped
+                await self._handle(session, message)
+        finally:
+            if self.sessions.pop(session.id, None) is not None:
+                self._forget(session)
+
+    def _forget(self, session: Session) -> None:
+        """Take ``session`` out of every namespace, telling its rooms' members it left."""
+        for name in sorted(session.namespaces):
+            self._disconnect(session, self.namespaces[name])
+
+    def _disconnect(self, session: Session, namespace: Namespace) -> None:
+        for room in namespace.rooms.leave_all(session):
+            namespace.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+        namespace.sessions.discard(session)
+        session.namespaces.discard(namespace.name)
+
+    async def _handle(self, session: Session, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            error = EnvelopeError(
+                ErrorCode.UNSUPPORTED, "binary frames are not part of protocol v1 on /ws"
+            )
+            self.deliver([session], error.to_json())
+            return
+        try:
+            event = decode_event(message)
+        except EnvelopeError as error:
+            self.deliver([session], error.to_json())
+            return
+        try:
+            reply = await self._dispatch(session, event)
+        except EnvelopeError as error:
+            reply = self._refusal(event, error)
+        except Exception as error:
+            self.logger.error("handler for %r in %s failed", event.event, event.ns, exc_info=error)
+            failure = EnvelopeError(ErrorCode.INTERNAL, f"the {event.event!r} handler failed")
+            reply = self._refusal(event, failure)
+        if reply is not None and session.id in self.sessions:
+            self.deliver([session], reply)
+
+    @staticmethod
+    def _refusal(event: Event, error: EnvelopeError) -> str:
+        if event.id is not None:
+            return encode_ack_error(event.id, error.code, error.message)
+        error.ref = None
+        return error.to_json(event.ns)
+
+    async def _dispatch(self, session: Session, event: Event) -> str | None:
+        """Run the event's handler; the ack to send back, if one was asked for."""
+        namespace = self.namespaces.get(event.ns)
+        if namespace is None:
+            raise EnvelopeError(ErrorCode.UNKNOWN_NAMESPACE, f"no namespace {event.ns!r}")
+        if event.event in ("connect", "disconnect"):
+            result = self._namespace_membership(session, namespace, event.event)
+        else:
+            if event.ns not in session.namespaces:
+                raise EnvelopeError(
+                    ErrorCode.NOT_CONNECTED,
+                    f"connect to {event.ns!r} first: send the event 'connect' with that ns",
+                )
+            handler = namespace.handlers.get(event.event)
+            if handler is None:
+                raise EnvelopeError(
+                    ErrorCode.UNKNOWN_EVENT, f"no handler for {event.event!r} in {event.ns!r}"
+                )
+            seen = self._mids.setdefault(session.user, collections.OrderedDict())
+            key = f"{event.ns} {event.mid}"
+            if event.mid is not None and key in seen:
+                # A resend of something already handled: acknowledge again, deliver nothing.
+                return encode_ack(event.id, seen[key]) if event.id is not None else None
+            result = handler(session, event.data)
+            if inspect.isawaitable(result):
+                result = await result
+            if event.mid is not None:
+                seen[key] = result
+                if len(seen) > REMEMBERED_MIDS:
+                    seen.popitem(last=False)
+        return encode_ack(event.id, result) if event.id is not None else None
+
+    def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:
+        if what == "connect":
+            namespace.sessions.add(session)
+            session.namespaces.add(namespace.name)
+            return {"ns": namespace.name}
+        if namespace.name == DEFAULT_NAMESPACE:
+            raise EnvelopeError(ErrorCode.INVALID, "the default namespace '/' cannot be left")
+        if namespace.name in session.namespaces:
+            self._disconnect(session, namespace)
+        return {"ns": namespace.name}

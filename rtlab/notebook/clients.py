@@ -1,0 +1,109 @@
+"""Event clients for cells and scripts: ``await aconnect(...)`` or plain ``connect(...)``.
+
+The async face is :class:`~rtlab.aio.client.EventClient` on the caller's loop (a
+cell's ``await``). The synchronous face runs the same client on one shared
+background loop, so plain code, scripts and widgets can use it without ``await``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rtlab.aio.client import ClientHandler, EventClient
+from rtlab.core.envelope import DEFAULT_NAMESPACE, Event
+from rtlab.notebook.background import BackgroundLoop, RunningServer
+
+_loop: BackgroundLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def client_loop() -> BackgroundLoop:
+    """The background loop that every synchronous client shares (made on first use)."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or not _loop.alive:
+            _loop = BackgroundLoop(name="rtlab-clients")
+        return _loop
+
+
+def _url(target: RunningServer | str) -> str:
+    return target if isinstance(target, str) else target.url
+
+
+async def aconnect(target: RunningServer | str, user: str) -> EventClient:
+    """Connect as ``user`` to a lab server (or a ``ws://`` URL), on the running loop."""
+    return await EventClient.connect(_url(target), user)
+
+
+class Client:
+    """A synchronous event client: every call blocks until done (or times out)."""
+
+    def __init__(self, inner: EventClient, background: BackgroundLoop) -> None:
+        self.inner = inner
+        self._background = background
+
+    @property
+    def user(self) -> str:
+        return self.inner.user
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    @property
+    def close_code(self) -> int | None:
+        return self.inner.close_code
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self.inner.errors)
+
+    def emit(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        ns: str = DEFAULT_NAMESPACE,
+        ack: bool = False,
+        timeout: float = 5.0,
+    ) -> Any:
+        """Send an event; with ``ack=True`` return the acknowledgement's data."""
+        coro = self.inner.emit(event, data, ns=ns, ack=ack, timeout=timeout)
+        return self._background.run(coro, timeout + 1)
+
+    def on(
+        self, event: str, handler: ClientHandler | None = None, *, ns: str = DEFAULT_NAMESPACE
+    ) -> Any:
+        """Call ``handler(data)`` for each ``event``. It runs on the background thread:
+        update widgets or lists there, never print."""
+        return self.inner.on(event, handler, ns=ns)
+
+    def events(self, event: str | None = None, ns: str | None = None) -> list[Event]:
+        return self._background.call(self.inner.events, event, ns)
+
+    def wait_for(
+        self, event: str, count: int = 1, *, ns: str = DEFAULT_NAMESPACE, timeout: float = 5.0
+    ) -> list[Any]:
+        """Block until ``count`` ``event`` events arrived in all; their data, in order."""
+        coro = self.inner.wait_for(event, count, ns=ns, timeout=timeout)
+        return self._background.run(coro, timeout + 1)
+
+    def close(self) -> None:
+        if not self.inner.closed and self._background.alive:
+            self._background.run(self.inner.close())
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Client {self.user!r} {'closed' if self.closed else 'connected'}>"
+
+
+def connect(target: RunningServer | str, user: str) -> Client:
+    """Connect as ``user`` to a lab server (or a ``ws://`` URL); returns a synchronous client."""
+    background = client_loop()
+    return Client(background.run(EventClient.connect(_url(target), user)), background)
