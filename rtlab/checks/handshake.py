@@ -1,0 +1,230 @@
+"""Checks for lesson 01, the handshake: ``Sec-WebSocket-Accept`` and frame headers.
+
+Exercise 1: ``accept_key(key)`` returns the ``Sec-WebSocket-Accept`` value that a
+server sends back for a client's ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2).
+
+Exercise 2: ``frame_header(payload_length, masked)`` returns the header bytes of a
+final text frame, without the masking key (RFC 6455 §5.2).
+
+Both checks are plain functions that return a :class:`~rtlab.checks.Verdict`. Their
+cases are fixed (the random keys come from a seeded generator), so a cell that ends
+with a check always shows the same line.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from collections.abc import Callable
+
+from rtlab.checks import Verdict, grade
+from rtlab.core.handshake import GUID
+from rtlab.core.handshake import accept_key as reference_accept_key
+
+__all__ = ["check_accept_key", "check_frame_header"]
+
+# RFC 6455 §1.3 and §4.2.2: the sample key and the answer the RFC gives for it.
+RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+N_RANDOM_KEYS = 50
+
+
+def _random_keys(n: int = N_RANDOM_KEYS, seed: int = 6455) -> tuple[str, ...]:
+    """Keys shaped like real ones (base64 of 16 random bytes), the same on every run."""
+    rng = random.Random(seed)
+    return tuple(base64.b64encode(rng.randbytes(16)).decode("ascii") for _ in range(n))
+
+
+KEYS: tuple[str, ...] = (RFC_KEY, *_random_keys())
+
+ACCEPT_HINT = (
+    "base64(SHA-1(key + GUID)): append the GUID to the key, as text; hash the result "
+    "with hashlib.sha1(...).digest() (the 20 raw bytes, not .hexdigest()); then "
+    "base64-encode those bytes and return the result as a str."
+)
+
+
+def _sha1(text: str) -> bytes:
+    return hashlib.sha1(text.encode()).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _accept_slips(key: str) -> list[tuple[object, str]]:
+    """Typical wrong answers for ``key``, each with what went wrong."""
+    right = reference_accept_key(key)
+    slips: list[tuple[object, str]] = [
+        (right.encode(), "it returned bytes: return a str (call .decode() on the base64 bytes)"),
+        (str(right.encode()), "it returned str(bytes), with b'...' around it: use .decode()"),
+        (_b64(_sha1(key)), "the GUID is missing: hash key + GUID, not the key alone"),
+        (_b64(_sha1(GUID + key)), "the GUID goes after the key: key + GUID"),
+        (_b64(_sha1(key + GUID.lower())), f"the GUID must be exactly {GUID}, in capitals"),
+        (
+            hashlib.sha1((key + GUID).encode()).hexdigest(),
+            "that is the hex digest: base64-encode the raw digest, .digest(), instead",
+        ),
+        (
+            _b64(hashlib.sha1((key + GUID).encode()).hexdigest().encode()),
+            "that is base64 of the hex digest: base64-encode .digest(), the 20 raw bytes",
+        ),
+        (_b64((key + GUID).encode()), "that is base64 of key + GUID: hash it with SHA-1 first"),
+        (_b64(key.encode()), "that is base64 of the key itself: hash key + GUID with SHA-1 first"),
+        (
+            _b64(hashlib.sha256((key + GUID).encode()).digest()),
+            "that is SHA-256: the handshake uses SHA-1",
+        ),
+    ]
+    try:
+        decoded = base64.b64decode(key)
+        slips.append(
+            (
+                _b64(hashlib.sha1(decoded + GUID.encode()).digest()),
+                "use the key as sent, its base64 text: do not decode it first",
+            )
+        )
+    except ValueError:
+        pass
+    return slips
+
+
+def _shorten(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_accept_key(function: Callable[[str], str]) -> Verdict:
+    """Grade ``accept_key(key)`` on the RFC sample and 50 random keys."""
+
+    def attempt() -> str | None:
+        if not callable(function):
+            return f"expected a function, got {type(function).__name__}"
+        for key in KEYS:
+            call = f"accept_key({key!r})"
+            try:
+                got = function(key)
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                return f"{call} raised {type(error).__name__}: {error}"
+            expected = reference_accept_key(key)
+            if got == expected:
+                continue
+            if got is None:
+                return f"{call} returned None: did you forget `return`?"
+            for slip, why in _accept_slips(key):
+                if got == slip:
+                    return f"{call} returned {_shorten(got)}: {why}"
+            return f"{call} returned {_shorten(got)}, expected {expected!r}"
+        return None
+
+    return grade("accept_key", attempt, ACCEPT_HINT)
+
+
+# --------------------------------------------------------------------------
+# Exercise 2: frame_header(payload_length, masked)
+# --------------------------------------------------------------------------
+
+# (payload_length, masked): short forms first, then each boundary of the 126/127 rule.
+CASES: tuple[tuple[int, bool], ...] = (
+    (5, True),  # "Hello" from a client: the frame built in the lesson
+    (5, False),  # the same from a server: no MASK bit
+    (0, True),  # an empty message
+    (125, True),  # the longest length that fits in 7 bits
+    (126, True),  # the shortest that needs the 16-bit form
+    (300, False),
+    (65535, True),  # the longest that fits in 16 bits
+    (65536, True),  # the shortest that needs the 64-bit form
+    (70000, False),
+    (2**32, True),  # beyond 32 bits
+    (2**63 - 1, False),  # the largest length a frame can announce
+)
+
+FRAME_HINT = (
+    "byte 0 is 0x81 (FIN = 1, opcode 1 = text); byte 1 is the MASK bit (0x80 when masked) "
+    "plus a 7-bit length: the length itself for 0 to 125; 126 followed by the length in "
+    "2 bytes for 126 to 65535; 127 followed by the length in 8 bytes beyond. Extended "
+    "lengths are big-endian: n.to_bytes(2, 'big'), n.to_bytes(8, 'big')."
+)
+
+
+def expected_header(payload_length: int, masked: bool) -> bytes:
+    """The header of a FIN text frame of ``payload_length`` bytes, mask key left out."""
+    first = 0x80 | 0x1
+    mask_bit = 0x80 if masked else 0
+    if payload_length <= 125:
+        return bytes([first, mask_bit | payload_length])
+    if payload_length <= 0xFFFF:
+        return bytes([first, mask_bit | 126]) + payload_length.to_bytes(2, "big")
+    return bytes([first, mask_bit | 127]) + payload_length.to_bytes(8, "big")
+
+
+def _length_rule(n: int) -> str:
+    if n <= 125:
+        return f"{n} fits in the 7-bit field: byte 1 holds the length itself, {n}"
+    if n <= 0xFFFF:
+        return f"{n} is 126 to 65535: byte 1 says 126 and the next 2 bytes hold the length"
+    return f"{n} is over 65535: byte 1 says 127 and the next 8 bytes hold the length"
+
+
+def _diagnose_header(got: bytes, expected: bytes, n: int, masked: bool) -> str:
+    """Say which part of a wrong header is wrong."""
+    if got[:1] != expected[:1]:
+        first = got[0] if got else None
+        if first == 0x01:
+            return "byte 0 is 0x01: set the FIN bit too (0x80 | opcode 1 = 0x81)"
+        if first is not None and first & 0x0F != 1:
+            return f"byte 0 is 0x{first:02x}: a text frame has opcode 1, so byte 0 is 0x81"
+        shown = "missing" if first is None else f"0x{first:02x}"
+        return f"byte 0 is {shown}: it should be 0x81 (FIN = 1, opcode 1 = text)"
+    if len(got) < 2:
+        return "the header needs at least 2 bytes"
+    got_bit, want_bit = got[1] & 0x80, expected[1] & 0x80
+    if got_bit != want_bit:
+        if masked:
+            return "the MASK bit (0x80 in byte 1) is missing: the frame is masked"
+        return "the MASK bit (0x80 in byte 1) is set, but this frame is not masked"
+    if got[1] & 0x7F != expected[1] & 0x7F:
+        return f"byte 1's 7-bit length is {got[1] & 0x7F}, but {_length_rule(n)}"
+    if len(got) == len(expected) + 4:
+        return "leave the 4-byte masking key out: only the header before it"
+    extended = got[2:]
+    if len(extended) != len(expected) - 2:
+        return f"{len(extended)} byte(s) after byte 1, but {_length_rule(n)}"
+    if extended == n.to_bytes(len(extended), "little"):
+        return "the extended length is little-endian: network byte order is big-endian"
+    return f"the extended length should be {expected[2:].hex(' ')}, not {extended.hex(' ')}"
+
+
+def check_frame_header(function: Callable[[int, bool], bytes]) -> Verdict:
+    """Grade ``frame_header(payload_length, masked)`` on every form of the length."""
+
+    def attempt() -> str | None:
+        if not callable(function):
+            return f"expected a function, got {type(function).__name__}"
+        for n, masked in CASES:
+            call = f"frame_header({n}, masked={masked})"
+            try:
+                got = function(n, masked)
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                return f"{call} raised {type(error).__name__}: {error} ({_length_rule(n)})"
+            if got is None:
+                return f"{call} returned None: did you forget `return`?"
+            if not isinstance(got, bytes | bytearray):
+                return (
+                    f"{call} returned {type(got).__name__} {_shorten(got)}: "
+                    "return bytes, e.g. bytes([0x81, 5])"
+                )
+            expected = expected_header(n, masked)
+            got = bytes(got)
+            if got != expected:
+                why = _diagnose_header(got, expected, n, masked)
+                return f"{call} returned {got.hex(' ')}, expected {expected.hex(' ')}: {why}"
+        return None
+
+    return grade("frame_header", attempt, FRAME_HINT)
