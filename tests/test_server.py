@@ -214,3 +214,16 @@ def test_a_dropped_client_is_not_logged_as_a_server_error(server):
     rtlab.wait_until(lambda: server.clients == [], what="the client to be gone")
     assert not [line for line in server.log if line.startswith("ERROR")]
     assert any("left" in line for line in server.log)
+
+
+def test_stop_does_not_wait_for_a_client_that_never_answers_the_close():
+    """A raw socket that never reads: stop() gives up on it after close_timeout."""
+    server = rtlab.start_server()
+    with socket.create_connection((server.host, server.port)) as raw:
+        raw.sendall(
+            b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+        server.stop()  # would raise TimeoutError if it waited out websockets' 10 s default
+    assert not server.running

@@ -112,6 +112,7 @@ class LabServer:
         ping_timeout: float | None = 20,
         max_buffer: int = MAX_BUFFER,
         allow_anonymous: bool | None = None,
+        close_timeout: float = 2,
     ) -> None:
         """``allow_anonymous``: accept ``?user=NAME`` from anywhere; by default
         (``None``) only from loopback addresses."""
@@ -120,6 +121,7 @@ class LabServer:
         self.max_size = max_size
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout  # how long a peer has to answer our close
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
         # A logger of our own, outside logging's tree: nothing reaches stderr.
         self.logger = logging.Logger("rtlab.server", logging.INFO)
@@ -149,6 +151,7 @@ class LabServer:
             max_size=self.max_size,
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout,
             logger=self.logger,
             server_header="rtlab",
         )
