@@ -211,6 +211,42 @@ class RunningProxy(Running):
         """The counts so far; counting starts again from zero."""
         return self._background.call(self.proxy.reset)
 
+    @property
+    def connections(self) -> int:
+        """Connections open through the proxy right now."""
+        return self._background.call(lambda: self.proxy.connections)
+
+    def faults(
+        self,
+        *,
+        latency: float | None = None,
+        bandwidth: float | None = None,
+        cut_after: int | None = None,
+    ) -> None:
+        """Set faults while traffic flows: ``latency`` in seconds each way, ``bandwidth``
+        in bytes per second (0 lifts the cap), ``cut_after`` bytes per connection."""
+
+        def apply() -> None:
+            if latency is not None:
+                self.proxy.latency = latency
+            if bandwidth is not None:
+                self.proxy.bandwidth = bandwidth or None
+            if cut_after is not None:
+                self.proxy.cut_after = cut_after
+
+        self._background.call(apply)
+
+    def freeze(self) -> None:
+        """Stop forwarding, keep the sockets open: to both ends the link looks alive but dead."""
+        self._background.call(self.proxy.freeze)
+
+    def thaw(self) -> None:
+        self._background.call(self.proxy.thaw)
+
+    def cut(self, abort: bool = False) -> int:
+        """Close every connection through the proxy, both sides; how many were cut."""
+        return self._background.call(self.proxy.cut, abort)
+
     async def _stop(self) -> None:
         await self.proxy.stop()
 
