@@ -6,6 +6,9 @@
                                           gets ``receive-message``
 ``broadcast``     data: any text      -> everyone in the namespace gets ``broadcast-message``
 
+Presence is per user: a user with two connections (a notebook and a browser tab)
+joins a room once and leaves it when the last of them leaves.
+
 A disconnecting user's rooms get ``user-left`` too (see events.py).
 """
 
@@ -59,14 +62,15 @@ def register(ns: Namespace) -> None:
     @ns.on("join-room")
     def join_room(session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
-        if ns.join(session, room):
+        already_there = ns.has_user(session.user, room)  # from another tab, say
+        if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
         return {"roomId": room, "members": members(room)}
 
     @ns.on("leave-room")
     def leave_room(session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
-        if ns.leave(session, room):
+        if ns.leave(session, room) and not ns.has_user(session.user, room):
             ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
         return {"roomId": room}
 

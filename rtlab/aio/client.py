@@ -197,7 +197,6 @@ class EventClient:
             future.set_result(ack.data)
 
     async def _dispatch(self, event: Event) -> None:
-        self.received.append(event)
         if event.event == "error" and isinstance(event.data, dict) and "ref" in event.data:
             data = event.data
             future = self._pending.get(data["ref"])
@@ -210,6 +209,8 @@ class EventClient:
                     await result
             except Exception as error:
                 self.errors.append(f"handler for {event.event!r} failed: {error!r}")
+        # Recorded after its handlers ran, so that a wait never sees half-handled events.
+        self.received.append(event)
 
     # -- closing -----------------------------------------------------------------------
 
@@ -220,6 +221,11 @@ class EventClient:
     @property
     def close_code(self) -> int | None:
         return self.connection.close_code
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed and every event before the close handled."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._reader)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.connection.close(code, reason)

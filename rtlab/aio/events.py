@@ -86,6 +86,10 @@ class Namespace:
     def leave(self, session: Session, room: str) -> bool:
         return self.rooms.leave(session, room)
 
+    def has_user(self, user: str, room: str) -> bool:
+        """Whether any session of ``user`` (a notebook, a browser tab...) is in ``room``."""
+        return any(s.user == user for s in self.rooms.members(room))
+
     def emit(
         self, event: str, data: Any = None, *, to: str | None = None, skip: Session | None = None
     ) -> int:
@@ -111,6 +115,7 @@ class EventHub:
         self.namespaces: dict[str, Namespace] = {}
         self.sessions: dict[int, Session] = {}
         self.dropped_slow = 0
+        self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, str]] = {}
         self.namespace(DEFAULT_NAMESPACE)
@@ -141,9 +146,20 @@ class EventHub:
         self.dropped_slow += 1
         self.logger.warning("dropped session %d (%s): %s", session.id, session.user, reason)
         self._forget(session)
-        asyncio.get_running_loop().create_task(
-            session.connection.close(SLOW_CLOSE_CODE, reason[:120])
-        )
+        task = asyncio.get_running_loop().create_task(self._close_slow(session, reason[:120]))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_slow(session: Session, reason: str) -> None:
+        """Close with 1008; a peer that never reads cannot hold the connection open."""
+        connection = session.connection
+        try:
+            async with asyncio.timeout(connection.close_timeout):
+                await connection.close(SLOW_CLOSE_CODE, reason)
+        except TimeoutError:
+            if connection.transport is not None:
+                connection.transport.abort()
 
     # -- serving a connection ------------------------------------------------------
 
@@ -168,7 +184,8 @@ class EventHub:
 
     def _disconnect(self, session: Session, namespace: Namespace) -> None:
         for room in namespace.rooms.leave_all(session):
-            namespace.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+            if not namespace.has_user(session.user, room):
+                namespace.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
         namespace.sessions.discard(session)
         session.namespaces.discard(namespace.name)
 

@@ -143,7 +143,14 @@ def decode_reply(text: str | bytes) -> Event | Ack:
 
 
 def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" is valid JSON) has no UTF-8 form: escape it instead,
+        # which JavaScript reads back as the same string.
+        text = json.dumps(message, separators=(",", ":"))
+    return text
 
 
 def encode_event(
