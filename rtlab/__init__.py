@@ -13,6 +13,7 @@ from importlib.metadata import version
 
 from rtlab.aio.client import AckError, EventClient
 from rtlab.notebook.background import start_proxy, start_server
+from rtlab.notebook.chatpane import ChatPane, chat_panes
 from rtlab.notebook.clients import aconnect, connect
 from rtlab.notebook.nested import run
 from rtlab.notebook.page import page_url, show_page
@@ -21,9 +22,11 @@ from rtlab.notebook.wait import until, wait_until
 __version__ = version("rtlab")
 __all__ = [
     "AckError",
+    "ChatPane",
     "EventClient",
     "__version__",
     "aconnect",
+    "chat_panes",
     "connect",
     "page_url",
     "run",

@@ -7,6 +7,8 @@ background loop, so plain code, scripts and widgets can use it without ``await``
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 from typing import Any
 
@@ -67,10 +69,29 @@ class Client:
         ns: str = DEFAULT_NAMESPACE,
         ack: bool = False,
         timeout: float = 5.0,
+        mid: str | None = None,
     ) -> Any:
         """Send an event; with ``ack=True`` return the acknowledgement's data."""
-        coro = self.inner.emit(event, data, ns=ns, ack=ack, timeout=timeout)
+        coro = self.inner.emit(event, data, ns=ns, ack=ack, timeout=timeout, mid=mid)
         return self._background.run(coro, timeout + 1)
+
+    def emit_soon(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        ns: str = DEFAULT_NAMESPACE,
+        ack: bool = False,
+        timeout: float = 5.0,
+        mid: str | None = None,
+    ) -> concurrent.futures.Future[Any]:
+        """Like :meth:`emit` without waiting: a future of the acknowledgement (for UIs)."""
+        coro = self.inner.emit(event, data, ns=ns, ack=ack, timeout=timeout, mid=mid)
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self._background.loop)
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise ConnectionError(f"{self.user}: the client loop is closed") from None
 
     def on(
         self, event: str, handler: ClientHandler | None = None, *, ns: str = DEFAULT_NAMESPACE

@@ -1,0 +1,472 @@
+"""Chat panes: one user's view of a room as an ipywidget, fed live from the server.
+
+::
+
+    row = rtlab.chat_panes(server)             # alice, bob and carol in "lobby", side by side
+    row                                        # shows the three panes
+    row["alice"].send("hi")                    # as typing "hi" and pressing Enter
+    row["carol"].wait_for_messages(1)          # [('alice', 'hi')]
+    row.close()
+
+Each pane owns a synchronous :class:`~rtlab.notebook.clients.Client`. Its event
+handlers run on the shared client loop's thread: they update the pane's plain state
+under a lock and then the widgets' traits, which ipykernel sends to the browser from
+any thread (its IOPub socket queues messages from every thread). Nothing here
+prints: output from another thread would land in whichever cell happens to run, so
+problems become lines in the pane's log instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import html
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import ipywidgets as widgets
+
+from rtlab.aio.client import AckError
+from rtlab.core.envelope import DEFAULT_NAMESPACE
+from rtlab.notebook.background import RunningServer
+from rtlab.notebook.clients import Client, client_loop, connect
+
+CONNECTED = "🟢 connected"
+DISCONNECTED = "🔴 disconnected"
+LOG_LINES = 200  # the log keeps the last LOG_LINES lines
+SEND_TIMEOUT = 5.0  # seconds to wait for the server to acknowledge a message
+PANE_WIDTH = "300px"
+LOG_HEIGHT = "220px"
+
+_MUTED = "color: var(--jp-ui-font-color2, #757575)"
+_LOG_STYLE = (
+    f"height: {LOG_HEIGHT}; overflow-y: auto; display: flex; flex-direction: column-reverse;"
+    " font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 1.45;"
+    " white-space: pre-wrap; overflow-wrap: anywhere; padding: 4px 6px;"
+    " border: 1px solid var(--jp-border-color2, #e0e0e0);"
+    " background: var(--jp-layout-color1, #fff); color: var(--jp-ui-font-color1, #212121)"
+)
+# column-reverse keeps the newest line in view without any JavaScript: the
+# scroll box starts at its end each time the HTML is replaced.
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, AckError):
+        return error.message or error.code
+    if isinstance(error, TimeoutError):
+        return "no answer from the server in time"
+    return str(error) or type(error).__name__
+
+
+class ChatPane(widgets.VBox):
+    """One user in one room: header with a status light, who is online, the log, a text box.
+
+    ``ChatPane(server, "alice")`` connects as alice (``server`` is what
+    :func:`rtlab.start_server` returned, or a ``ws://`` URL) and joins ``room``,
+    then keeps itself current from the server's events. Type and press Enter (or
+    click Send) to talk; in code, :meth:`send` does the same and waits for the
+    server's acknowledgement.
+    """
+
+    def __init__(
+        self,
+        server_or_url: RunningServer | str,
+        user: str,
+        room: str = "lobby",
+        *,
+        ns: str = DEFAULT_NAMESPACE,
+    ) -> None:
+        self.user = user
+        self.room = room
+        self.ns = ns
+        self._changed = threading.Condition(threading.RLock())
+        self._messages: list[tuple[str, str]] = []
+        self._online: set[str] = set()
+        self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=LOG_LINES)
+        self._connected = False
+        self._ended = False
+        self._joined = False
+        self._early: list[tuple[str, Any]] = []  # presence events that beat the join's ack
+        self._background = client_loop()
+        self._client: Client = connect(server_or_url, user)  # fails before any widget exists
+
+        self.header = widgets.HTML()
+        self.online_view = widgets.HTML()
+        self.log_view = widgets.HTML()
+        self.input = widgets.Text(
+            placeholder="message (Enter sends)",
+            continuous_update=False,  # the value arrives once, on Enter (or on leaving the box)
+            layout=widgets.Layout(flex="1 1 auto", width="auto"),
+        )
+        self.send_button = widgets.Button(
+            description="Send", tooltip="send to the room", layout=widgets.Layout(width="64px")
+        )
+        self.input.observe(self._on_input, names="value")
+        self.send_button.on_click(self._on_button)
+        super().__init__(
+            [
+                self.header,
+                self.online_view,
+                self.log_view,
+                widgets.HBox([self.input, self.send_button]),
+            ],
+            layout=widgets.Layout(
+                width=PANE_WIDTH,
+                padding="6px",
+                margin="0 8px 8px 0",
+                border="1px solid var(--jp-border-color1, #bdbdbd)",
+            ),
+        )
+        try:
+            for event, handler in [
+                ("receive-message", self._on_message),
+                ("user-joined", self._on_joined),
+                ("user-left", self._on_left),
+                ("broadcast-message", self._on_broadcast),
+            ]:
+                self._client.on(event, handler, ns=ns)
+            with self._changed:
+                self._connected = True
+                self._render()
+            self._apply_join(self._client.emit("join-room", room, ns=ns, ack=True))
+            self._watcher = asyncio.run_coroutine_threadsafe(
+                self._watch_connection(), self._background.loop
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            for widget in [*self.children[-1].children, *self.children]:
+                widget.close()
+            widgets.VBox.close(self)
+            raise
+
+    # -- what lessons and tests read ---------------------------------------------------
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """The room's messages received so far, as ``(user, text)``, in order."""
+        with self._changed:
+            return list(self._messages)
+
+    @property
+    def online(self) -> list[str]:
+        """Who is in the room now, as far as this pane knows, sorted."""
+        with self._changed:
+            return sorted(self._online)
+
+    @property
+    def connected(self) -> bool:
+        with self._changed:
+            return self._connected
+
+    @property
+    def status(self) -> str:
+        """``'🟢 connected'`` or ``'🔴 disconnected'``."""
+        return CONNECTED if self.connected else DISCONNECTED
+
+    @property
+    def lines(self) -> list[str]:
+        """What the log shows, as plain text, one line each (the last 200)."""
+        with self._changed:
+            return [text for _, text in self._lines]
+
+    def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """Block until ``n`` messages arrived in all, then return :attr:`messages`.
+
+        Raises ``TimeoutError`` saying how many came, or ``ConnectionError`` when the
+        connection closes first, so that a cell never hangs.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self._messages) < n and self._connected:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"{self.user}: {len(self._messages)} of {n} messages within {timeout} s"
+                    )
+                self._changed.wait(left)
+            if len(self._messages) < n:
+                raise ConnectionError(
+                    f"{self.user}: disconnected after {len(self._messages)} of {n} messages"
+                )
+            return list(self._messages)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(self, text: str, *, timeout: float = SEND_TIMEOUT) -> Any:
+        """Send ``text`` to the room, as typing it and pressing Enter does; wait for the ack.
+
+        Returns the acknowledgement's data (``{"delivered": N}``); the pane's own copy
+        of the message is already in :attr:`messages` by then. A refusal raises
+        :class:`~rtlab.AckError` (``TimeoutError``, ``ConnectionError``) here, in
+        the calling cell, and shows in the log too.
+        """
+        if not self.connected:
+            self._system("⚠ not sent: disconnected")
+            raise ConnectionError(f"{self.user}: disconnected")
+        data = {"roomId": self.room, "message": text}
+        try:
+            return self._client.emit("send-message", data, ns=self.ns, ack=True, timeout=timeout)
+        except (AckError, TimeoutError, ConnectionError) as error:
+            self._system(f"⚠ not sent: {_reason(error)}")
+            raise
+
+    def _send_soon(self, text: str) -> None:
+        """Send from the widget's own callbacks: never block the kernel, never raise.
+
+        ipywidgets shows a callback's exception in whichever cell runs, so every
+        failure becomes a line in the log instead.
+        """
+        if not text.strip():
+            return
+        if not self.connected:
+            self._system("⚠ not sent: disconnected")
+            return
+        data = {"roomId": self.room, "message": text}
+        try:
+            future = self._client.emit_soon(
+                "send-message", data, ns=self.ns, ack=True, timeout=SEND_TIMEOUT
+            )
+        except ConnectionError as error:  # the client loop is gone
+            self._system(f"⚠ not sent: {_reason(error)}")
+            return
+        future.add_done_callback(self._sent)
+
+    def _sent(self, future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled():
+            self._system("⚠ not sent: cancelled")
+        elif (error := future.exception()) is not None:
+            self._system(f"⚠ not sent: {_reason(error)}")
+
+    def _on_input(self, change: dict[str, Any]) -> None:
+        # With continuous_update=False the browser sends the value when Enter is
+        # pressed (or the box loses focus), once: what was typed is what is sent.
+        text = change["new"]
+        if text:
+            self.input.value = ""
+            self._send_soon(text)
+
+    def _on_button(self, _: widgets.Button) -> None:
+        # Clicking Send takes the focus from the box, whose value then arrives and
+        # is sent by _on_input: the box is normally empty by now. This sends what
+        # is left in it, if anything (a program that set the value while held).
+        text = self.input.value
+        if text:
+            self.input.value = ""
+            self._send_soon(text)
+
+    def focus(self) -> None:
+        """Put the cursor in the text box."""
+        self.input.focus()
+
+    def blur(self) -> None:
+        self.input.blur()
+
+    # -- events from the server (on the client loop's thread) -----------------------------
+
+    def _apply_join(self, ack: Any) -> None:
+        members = ack.get("members", []) if isinstance(ack, dict) else []
+        with self._changed:
+            self._online = {str(m) for m in members} | {self.user}
+            self._joined = True
+            early, self._early = self._early, []
+            for kind, data in early:
+                self._presence(kind, data)
+            self._render()
+            self._changed.notify_all()
+
+    def _on_message(self, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("roomId") != self.room:
+            return
+        user, text = str(data.get("userId", "?")), str(data.get("message", ""))
+        with self._changed:
+            self._messages.append((user, text))
+            markup = f"<b>{html.escape(user)}</b>: {html.escape(text)}"
+            self._lines.append((markup, f"{user}: {text}"))
+            self._render_log()
+            self._changed.notify_all()
+
+    def _on_broadcast(self, data: Any) -> None:
+        if isinstance(data, dict):
+            self._system(f"📢 {data.get('userId', '?')}: {data.get('message', '')}", "broadcast")
+
+    def _on_joined(self, data: Any) -> None:
+        self._on_presence("joined", data)
+
+    def _on_left(self, data: Any) -> None:
+        self._on_presence("left", data)
+
+    def _on_presence(self, kind: str, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("roomId") != self.room:
+            return
+        with self._changed:
+            if not self._joined:
+                self._early.append((kind, data))
+                return
+            self._presence(kind, data)
+            self._render()
+            self._changed.notify_all()
+
+    def _presence(self, kind: str, data: dict[str, Any]) -> None:
+        user = str(data.get("userId", "?"))
+        if kind == "joined":
+            self._online.add(user)
+            self._add_line("system", f"→ {user} joined")
+        else:
+            self._online.discard(user)
+            self._add_line("system", f"← {user} left")
+
+    async def _watch_connection(self) -> None:
+        """Turn the light red when the connection closes, whoever closes it."""
+        await self._client.inner.wait_closed()
+        self._disconnected()
+
+    def _disconnected(self) -> None:
+        with self._changed:
+            if self._ended:
+                return
+            self._ended = True
+            if self._connected:
+                self._add_line("system", "✖ disconnected")
+            self._connected = False
+            self._online.clear()
+            self.input.disabled = True
+            self.send_button.disabled = True
+            self._render()
+            self._changed.notify_all()
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def _system(self, text: str, kind: str = "system") -> None:
+        with self._changed:
+            self._add_line(kind, text)
+            self._render_log()
+
+    def _add_line(self, kind: str, text: str) -> None:
+        """A system line (muted) or a broadcast line (in colour), kept as HTML and text."""
+        if kind == "broadcast":
+            markup = (
+                f"<span style='color: var(--jp-info-color1, #0288d1)'>{html.escape(text)}</span>"
+            )
+        else:
+            markup = f"<i style='{_MUTED}'>{html.escape(text)}</i>"
+        self._lines.append((markup, text))
+
+    def _render(self) -> None:
+        with self._changed:
+            light = CONNECTED if self._connected else DISCONNECTED
+            self.header.value = (
+                f"<div style='display: flex; justify-content: space-between'>"
+                f"<span><b>{html.escape(self.user)}</b> in <b>#{html.escape(self.room)}</b></span>"
+                f"<span>{light}</span></div>"
+            )
+            names = ", ".join(html.escape(u) for u in sorted(self._online)) or "—"
+            self.online_view.value = (
+                f"<span style='{_MUTED}'>online ({len(self._online)}):</span> {names}"
+            )
+            self._render_log()
+
+    def _render_log(self) -> None:
+        lines = "".join(f"<div>{markup}</div>" for markup, _ in self._lines)
+        self.log_view.value = f"<div style='{_LOG_STYLE}'><div>{lines}</div></div>"
+
+    # -- closing and showing -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Leave the room and close the connection; the pane stays on screen, 🔴.
+
+        (Unlike ``Widget.close()`` this keeps the widget alive, so that it shows why
+        it stopped; ``ipywidgets.Widget.close(pane)`` would remove it.)
+        """
+        client = getattr(self, "_client", None)
+        if client is not None and not client.closed:
+            with contextlib.suppress(Exception):  # closing anyway
+                client.emit("leave-room", self.room, ns=self.ns, ack=True, timeout=2.0)
+            with contextlib.suppress(Exception):
+                client.close()
+        if hasattr(self, "_changed"):
+            self._disconnected()
+
+    def __repr__(self) -> str:
+        with self._changed:
+            return (
+                f"ChatPane(user={self.user!r}, room={self.room!r}, status={self.status!r}, "
+                f"online={sorted(self._online)!r}, messages={len(self._messages)})"
+            )
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
+
+def _full_text(bundle: dict[str, Any] | None, text: str) -> dict[str, Any] | None:
+    # ipywidgets cuts text/plain to 110 characters; nbval compares it in full.
+    if bundle is not None:
+        bundle["text/plain"] = text
+    return bundle
+
+
+class PaneRow(widgets.HBox):
+    """Chat panes side by side; ``row["bob"]`` is bob's pane."""
+
+    def __init__(self, panes: Iterable[ChatPane]) -> None:
+        self.panes = list(panes)
+        super().__init__(self.panes, layout=widgets.Layout(flex_flow="row wrap"))
+
+    def __getitem__(self, user: str) -> ChatPane:
+        for pane in self.panes:
+            if pane.user == user:
+                return pane
+        raise KeyError(user)
+
+    def __iter__(self) -> Iterator[ChatPane]:
+        return iter(self.panes)
+
+    def __len__(self) -> int:
+        return len(self.panes)
+
+    def close(self) -> None:
+        """Close every pane (each leaves its room and disconnects)."""
+        for pane in self.panes:
+            pane.close()
+
+    def __repr__(self) -> str:
+        inner = "".join(f"  {pane!r},\n" for pane in self.panes)
+        return f"PaneRow(\n{inner})"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        return _full_text(super()._repr_mimebundle_(**kwargs), repr(self))
+
+
+def chat_panes(
+    server: RunningServer | str,
+    users: Iterable[str] = ("alice", "bob", "carol"),
+    room: str = "lobby",
+    *,
+    ns: str = DEFAULT_NAMESPACE,
+    timeout: float = 5.0,
+) -> PaneRow:
+    """One pane per user in ``room``, side by side, joined one after the other.
+
+    Returns when every pane sees every user online, so that what the panes show
+    (and their reprs) is the same on every run.
+    """
+    names = list(users)
+    panes: list[ChatPane] = []
+    try:
+        for user in names:
+            panes.append(ChatPane(server, user, room, ns=ns))
+        deadline = time.monotonic() + timeout
+        for pane in panes:
+            while not set(names) <= set(pane.online):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{pane.user} sees {pane.online} online, not all of {names}")
+                time.sleep(0.01)
+    except BaseException:
+        for pane in panes:
+            pane.close()
+        raise
+    return PaneRow(panes)

@@ -1,0 +1,396 @@
+"""ChatPane and chat_panes against a real lab server: no mocks, nothing printed.
+
+The widgets run without a kernel here (ipywidgets then talks to nobody), and the
+front end's messages are fed to them the way the comm delivers them. A notebook
+run by nbclient checks what a real kernel shows, and a browser test types into
+the panes in a real JupyterLab.
+"""
+
+from __future__ import annotations
+
+import html
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import rtlab
+from rtlab import ChatPane, chat_panes
+from rtlab.notebook.chatpane import LOG_LINES, PaneRow
+
+ALL = ["alice", "bob", "carol"]
+
+
+def pane_repr(user: str, online: list[str], messages: int = 0, status: str = "🟢 connected") -> str:
+    return (
+        f"ChatPane(user={user!r}, room='lobby', status={status!r}, "
+        f"online={online!r}, messages={messages})"
+    )
+
+
+def front_end_value(pane: ChatPane, text: str) -> None:
+    """What the browser sends when Enter is pressed in the box (continuous_update=False)."""
+    pane.input._handle_msg(
+        {
+            "content": {"data": {"method": "update", "state": {"value": text}, "buffer_paths": []}},
+            "buffers": [],
+        }
+    )
+
+
+def front_end_custom(widget, content: dict) -> None:
+    """A custom message from the browser: Text's {"event": "submit"}, Button's click."""
+    widget._handle_msg(
+        {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+    )
+
+
+@pytest.fixture(autouse=True)
+def nothing_printed(capfd):
+    """No test here may write to stdout or stderr, from any thread."""
+    yield
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+@pytest.fixture
+def row(server):
+    panes = chat_panes(server)
+    yield panes
+    panes.close()
+
+
+def test_a_pane_connects_joins_and_shows_a_green_light(server):
+    pane = ChatPane(server, "alice")
+    try:
+        assert pane.connected
+        assert pane.status == "🟢 connected"
+        assert pane.online == ["alice"]
+        assert pane.messages == []
+        assert "<b>alice</b>" in pane.header.value
+        assert "#lobby" in pane.header.value
+        assert "🟢 connected" in pane.header.value
+        assert "alice" in pane.online_view.value
+        assert repr(pane) == pane_repr("alice", ["alice"])
+    finally:
+        pane.close()
+    assert not pane.connected
+    assert "🔴 disconnected" in pane.header.value
+    assert pane.input.disabled and pane.send_button.disabled
+
+
+def test_a_pane_takes_a_url_a_room_and_a_namespace(server):
+    pane = ChatPane(server.url, "dave", "kitchen", ns="/chat")
+    try:
+        assert (pane.room, pane.ns, pane.online) == ("kitchen", "/chat", ["dave"])
+        pane.send("in the kitchen")
+        assert pane.messages == [("dave", "in the kitchen")]
+    finally:
+        pane.close()
+
+
+def test_three_panes_get_every_message_in_order(row):
+    alice, bob, carol = row["alice"], row["bob"], row["carol"]
+    assert alice.send("one") == {"delivered": 3}
+    assert alice.messages == [("alice", "one")]  # the sender's copy came before the ack
+    bob.send("<b>x</b> & more")
+    carol.send("three")
+    expected = [("alice", "one"), ("bob", "<b>x</b> & more"), ("carol", "three")]
+    for pane in row:
+        assert pane.wait_for_messages(3) == expected
+        assert pane.online == ALL
+        assert pane.lines[-3:] == ["alice: one", "bob: <b>x</b> & more", "carol: three"]
+        assert html.escape("<b>x</b> & more") in pane.log_view.value
+        assert "<b>x</b> & more" not in pane.log_view.value
+
+
+def test_joined_lines_follow_the_join_order(row):
+    assert row["alice"].lines == ["→ bob joined", "→ carol joined"]
+    assert row["bob"].lines == ["→ carol joined"]
+    assert row["carol"].lines == []
+
+
+def test_user_joined_and_user_left_update_online_and_log(server):
+    alice = ChatPane(server, "alice")
+    bob = ChatPane(server, "bob")
+    try:
+        assert bob.online == ["alice", "bob"]  # from the join's acknowledgement
+        rtlab.wait_until(lambda: alice.online == ["alice", "bob"], what="bob online")
+        assert alice.lines == ["→ bob joined"]
+        assert "alice, bob" in alice.online_view.value
+        bob.close()
+        rtlab.wait_until(lambda: alice.online == ["alice"], what="bob gone")
+        assert alice.lines == ["→ bob joined", "← bob left"]
+        dave = rtlab.connect(server, "dave")  # a plain client counts too
+        dave.emit("join-room", "lobby", ack=True)
+        dave.close()  # disconnecting leaves every room
+        rtlab.wait_until(lambda: len(alice.lines) == 4, what="dave's two lines")
+        assert alice.lines[2:] == ["→ dave joined", "← dave left"]
+        assert alice.online == ["alice"]
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_enter_in_the_text_box_sends_and_clears_it(row):
+    alice, bob = row["alice"], row["bob"]
+    front_end_custom(alice.input, {"event": "submit"})  # the keypress comes first: ignored
+    front_end_value(alice, "typed <here>")  # then the committed value
+    assert alice.input.value == ""
+    assert bob.wait_for_messages(1) == [("alice", "typed <here>")]
+    front_end_custom(alice.send_button, {"event": "click"})  # Send with an empty box
+    front_end_value(alice, "   ")  # blank: not sent
+    alice.send("after")
+    assert bob.wait_for_messages(2) == [("alice", "typed <here>"), ("alice", "after")]
+
+
+def test_the_send_button_sends_what_is_in_the_box(row):
+    alice, carol = row["alice"], row["carol"]
+    with alice.input.hold_trait_notifications():
+        alice.input.value = "held"
+        front_end_custom(alice.send_button, {"event": "click"})
+    assert alice.input.value == ""
+    assert carol.wait_for_messages(1) == [("alice", "held")]
+    time.sleep(0.1)
+    assert carol.messages == [("alice", "held")]  # once
+
+
+def test_a_refusal_from_the_box_goes_to_the_log_not_to_a_cell(row):
+    alice = row["alice"]
+    front_end_value(alice, "x" * 501)
+    rtlab.wait_until(lambda: alice.lines[-1].startswith("⚠ not sent"), what="the refusal")
+    assert "limit is 500" in alice.lines[-1]
+    assert alice.messages == []
+
+
+def test_send_raises_a_refusal_in_the_calling_cell_and_logs_it(row):
+    alice = row["alice"]
+    with pytest.raises(rtlab.AckError, match="limit is 500"):
+        alice.send("x" * 501)
+    assert alice.lines[-1].startswith("⚠ not sent: message is 501 characters")
+
+
+def test_wait_for_messages_times_out_saying_how_many_came(row):
+    with pytest.raises(TimeoutError, match=r"bob: 0 of 1 messages within 0\.1 s"):
+        row["bob"].wait_for_messages(1, timeout=0.1)
+
+
+def test_the_log_keeps_the_last_lines(row):
+    alice, bob = row["alice"], row["bob"]
+    for i in range(LOG_LINES + 5):
+        alice.send(f"m{i}")
+    bob.wait_for_messages(LOG_LINES + 5)
+    assert len(bob.lines) == LOG_LINES
+    assert bob.lines[-1] == f"alice: m{LOG_LINES + 4}"
+    assert bob.log_view.value.count("<div>") == LOG_LINES + 1
+    assert len(bob.messages) == LOG_LINES + 5  # the messages themselves are all kept
+
+
+def test_broadcasts_show_in_the_log(row, server):
+    dave = rtlab.connect(server, "dave")
+    dave.emit("broadcast", "to everyone", ack=True)
+    dave.close()
+    rtlab.wait_until(lambda: "📢 dave: to everyone" in row["carol"].lines, what="the broadcast")
+    assert row["carol"].messages == []
+
+
+def test_the_server_stopping_turns_every_pane_red():
+    server = rtlab.start_server()
+    try:
+        row = chat_panes(server)
+        row["bob"].send("before")
+    finally:
+        server.stop()
+    rtlab.wait_until(lambda: not any(p.connected for p in row), timeout=5, what="red lights")
+    for pane in row:
+        assert pane.status == "🔴 disconnected"
+        assert "🔴 disconnected" in pane.header.value
+        assert pane.lines[-1] == "✖ disconnected"
+        assert pane.input.disabled and pane.send_button.disabled
+        assert repr(pane) == pane_repr(pane.user, [], 1, "🔴 disconnected")
+        with pytest.raises(ConnectionError, match="disconnected after 1 of 2"):
+            pane.wait_for_messages(2)
+    with pytest.raises(ConnectionError):
+        row["alice"].send("after")
+    assert row["alice"].lines[-1] == "⚠ not sent: disconnected"
+    front_end_value(row["bob"], "typed after")
+    assert row["bob"].lines[-1] == "⚠ not sent: disconnected"
+    row.close()  # closing a closed row is fine
+
+
+def test_reprs_are_deterministic_and_whole(row):
+    row["alice"].send("hi")
+    for pane in row:
+        pane.wait_for_messages(1)
+    alice = pane_repr("alice", ALL, 1)
+    assert repr(row["alice"]) == alice
+    assert row["alice"]._repr_mimebundle_()["text/plain"] == alice
+    expected = "PaneRow(\n" + "".join(f"  {pane_repr(u, ALL, 1)},\n" for u in ALL) + ")"
+    assert repr(row) == expected
+    assert len(expected) > 110  # ipywidgets alone would cut text/plain at 110 characters
+    bundle = row._repr_mimebundle_()
+    assert bundle["text/plain"] == expected
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_chat_panes_is_a_row_of_panes(row):
+    assert isinstance(row, PaneRow)
+    assert [p.user for p in row.panes] == ALL
+    assert list(row.children) == row.panes
+    assert row["bob"] is row.panes[1]
+    with pytest.raises(KeyError):
+        row["mallory"]
+    row.close()
+    assert [p.status for p in row] == ["🔴 disconnected"] * 3
+    assert row["alice"].lines[-1] == "✖ disconnected"
+
+
+def test_a_failed_join_raises_and_leaves_nothing_open(server):
+    with pytest.raises(rtlab.AckError, match="room id"):
+        ChatPane(server, "alice", "no spaces allowed")
+    rtlab.wait_until(lambda: server.clients == [], what="the connection closed")
+
+
+# -- in a real kernel, and in a real JupyterLab ------------------------------------------
+
+CELLS = [
+    "import time\nimport rtlab\nserver = rtlab.start_server()",
+    "row = rtlab.chat_panes(server)\nrow",
+    "row['alice'].send('hello')\n"
+    "row['bob'].input.value = 'hi <alice>'  # what Enter in the box does\n"
+    "for pane in row:\n"
+    "    pane.wait_for_messages(2)\n"
+    "print(row['carol'].messages)",
+    # events arrive on the background thread while this cell runs and after it ends
+    "dave = rtlab.connect(server, 'dave')\n"
+    "dave.emit('join-room', 'lobby', ack=True)\n"
+    "dave.emit('send-message', {'roomId': 'lobby', 'message': 'late'})\n"
+    "dave.close()\n"
+    "time.sleep(0.3)",
+    "row['alice'].wait_for_messages(3)\nrtlab.wait_until(lambda: row['alice'].online == "
+    "['alice', 'bob', 'carol'])\nrow['alice']",
+    "server.stop()\nrtlab.wait_until(lambda: not any(p.connected for p in row))\nrow",
+]
+
+
+def test_a_notebook_shows_only_the_deterministic_reprs(capfd):
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources={"metadata": {}}).execute()
+    capfd.readouterr()  # the kernel process's own start-up warnings; its cells are checked below
+
+    def texts(cell):
+        return [
+            (o["output_type"], o.get("text") or o.get("data", {}).get("text/plain"))
+            for o in cell.outputs
+        ]
+
+    row = "PaneRow(\n" + "".join("  {},\n" for _ in ALL) + ")"
+    assert [texts(cell) for cell in nb.cells] == [
+        [],
+        [("execute_result", row.format(*(pane_repr(u, ALL) for u in ALL)))],
+        [("stream", "[('alice', 'hello'), ('bob', 'hi <alice>')]\n")],
+        [],
+        [("execute_result", pane_repr("alice", ALL, 3))],
+        [
+            (
+                "execute_result",
+                row.format(*(pane_repr(u, [], 3, "🔴 disconnected") for u in ALL)),
+            )
+        ],
+    ]
+
+
+LAB_CELLS = [
+    "import rtlab\nserver = rtlab.start_server()\nrow = rtlab.chat_panes(server)\nrow",
+    "print('second cell')",
+]
+
+
+@pytest.mark.browser
+def test_typing_in_jupyterlab(tmp_path, chromium_path, capfd):
+    """Enter and Send in a real JupyterLab reach every pane; the lights turn red on stop."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in LAB_CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(nb, tmp_path / "panes.ipynb")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    jupyter = Path(sys.executable).with_name("jupyter")
+    lab = subprocess.Popen(
+        [
+            str(jupyter),
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--IdentityProvider.token=rtlab",
+            f"--ServerApp.root_dir={tmp_path}",
+            f"--LabApp.workspaces_dir={tmp_path}",
+            "--LabApp.expose_app_in_browser=True",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium_path, args=["--headless=new", "--no-sandbox"]
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/lab/tree/panes.ipynb?token=rtlab")
+                    break
+                except sync_api.Error:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+            page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+            kernel = "window.jupyterapp.shell.currentWidget.sessionContext"
+            page.wait_for_function(f"{kernel}.session?.kernel?.status === 'idle'", timeout=60_000)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                "document.querySelectorAll('.widget-text input').length === 3", timeout=60_000
+            )
+
+            def shown_everywhere(line: str) -> None:
+                page.wait_for_function(
+                    f"document.body.innerText.split({line!r}).length - 1 === 3", timeout=10_000
+                )
+
+            boxes = page.query_selector_all(".widget-text input")
+            boxes[0].click()
+            page.keyboard.type("hello from the lab", delay=10)
+            page.keyboard.press("Enter")
+            shown_everywhere("alice: hello from the lab")
+            page.wait_for_function(
+                "document.querySelectorAll('.widget-text input')[0].value === ''"
+            )
+            boxes[2].click()
+            page.keyboard.type("via the button", delay=10)
+            page.query_selector_all(".widget-button")[2].click()
+            shown_everywhere("carol: via the button")
+            outputs = page.evaluate(
+                "[...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.innerText)"
+            )
+            assert len(outputs) == 2 and outputs[1] == "second cell\n"  # nothing strayed
+            page.evaluate(f"{kernel}.session.kernel.requestExecute({{code: 'server.stop()'}})")
+            shown_everywhere("🔴 disconnected")
+            assert page.evaluate(
+                "[...document.querySelectorAll('.widget-text input')].every(e => e.disabled)"
+            )
+            browser.close()
+    finally:
+        lab.terminate()
+        lab.wait(timeout=20)
+        capfd.readouterr()  # JupyterLab's and the kernel's own logs
