@@ -2,7 +2,8 @@
 
 Endpoints (see docs/protocol.md):
 
-- ``GET /``: the browser page (plain HTML and the native ``WebSocket`` API);
+- ``GET /``: the browser chat page (plain HTML and the native ``WebSocket`` API, on ``/ws``);
+- ``GET /echo.html``: the echo page of lesson 02 (the four events of the native API, on ``/echo``);
 - ``ws://HOST:PORT/ws?user=NAME``: events, rooms and namespaces (protocol v1, events.py);
 - ``ws://HOST:PORT/echo``: text ``m`` is answered ``Echo: m``, binary comes back as is;
 - ``ws://HOST:PORT/feed``: every update the server publishes, pushed as it happens;
@@ -36,6 +37,8 @@ LOG_LINES = 500
 FEED_LENGTH = 1000
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 NAMESPACES = ("/", "/chat", "/notifications")
+# The static pages: URL path -> file in rtlab/static/.
+PAGES = {"/": "index.html", "/index.html": "index.html", "/echo.html": "echo.html"}
 
 
 def is_loopback(host: str) -> bool:
@@ -241,8 +244,8 @@ class LabServer:
             return None  # go on with the WebSocket handshake
         if upgrade:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no WebSocket endpoint {url.path}\n")
-        if url.path in ("/", "/index.html"):
-            page = resources.files("rtlab").joinpath("static/index.html").read_bytes()
+        if url.path in PAGES:
+            page = resources.files("rtlab").joinpath("static", PAGES[url.path]).read_bytes()
             return _response(HTTPStatus.OK, page, "text/html; charset=utf-8")
         if url.path == "/feed":
             return self._poll(url.query)

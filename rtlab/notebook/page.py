@@ -1,4 +1,4 @@
-"""Show the lab server's browser page inside a notebook."""
+"""Show the lab server's browser pages inside a notebook."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from IPython.display import IFrame
 from rtlab.notebook.background import RunningServer
 
 
-def page_url(server: RunningServer) -> str:
-    """Where the learner's browser finds the page.
+def page_url(server: RunningServer, path: str = "") -> str:
+    """Where the learner's browser finds the page at ``path`` ("" is the chat page,
+    "echo.html" the echo page of lesson 02).
 
     On a laptop the browser reaches 127.0.0.1 directly. On JupyterHub or Binder the
     browser is elsewhere, so the page goes through jupyter-server-proxy's
     ``/proxy/PORT/`` on the notebook server (the page's WebSocket URLs are relative,
     so they follow it).
     """
+    path = path.lstrip("/")
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     if prefix and importlib.util.find_spec("jupyter_server_proxy"):
-        return f"{prefix.rstrip('/')}/proxy/{server.port}/"
-    return server.http_url
+        return f"{prefix.rstrip('/')}/proxy/{server.port}/{path}"
+    return server.http_url + path
 
 
 class Page(IFrame):
@@ -31,6 +33,9 @@ class Page(IFrame):
         return f"<browser page {self.src}>"
 
 
-def show_page(server: RunningServer, height: int = 360) -> Page:
-    """The server's browser page in an iframe, as a cell's result."""
-    return Page(page_url(server), width="100%", height=height)
+def show_page(server: RunningServer, path: str = "", height: int = 360) -> Page:
+    """The server's page at ``path`` in an iframe, as a cell's result.
+
+    ``show_page(server)`` shows the chat page, ``show_page(server, "echo.html")`` the echo page.
+    """
+    return Page(page_url(server, path), width="100%", height=height)
