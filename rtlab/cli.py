@@ -10,22 +10,32 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtlab.aio.server import LabServer
+from rtlab.aio.server import LabServer, is_loopback
 
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, anonymous: bool = False) -> None:
     """Serve until Ctrl-C or SIGTERM, then close every connection with 1001 and return."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with LabServer(host, port) as server:
+    async with LabServer(host, port, allow_anonymous=anonymous or None) as server:
         print(f"rtlab lab server on {server.http_url}", flush=True)
         print(f"  browser page  {server.http_url}", flush=True)
+        print(f"  echo page     {server.http_url}echo.html", flush=True)
+        print(f"  events        {server.url}/ws?user=NAME", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
+        if anonymous:
+            print("Anyone who can reach this port may join as any ?user=NAME.", flush=True)
+        elif not is_loopback(host):
+            print(
+                "Note: ?user=NAME is accepted from this machine only; "
+                "add --anonymous to let other machines join.",
+                flush=True,
+            )
         print("Press Ctrl-C to stop.", flush=True)
         await stop.wait()
         print(f"stopping: closing {len(server.clients)} connection(s) with 1001", flush=True)
@@ -58,6 +68,11 @@ def parser() -> argparse.ArgumentParser:
     serve_ = commands.add_parser("serve", help="run the lab server standalone")
     serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve_.add_argument("--port", type=int, default=8765, help="port (default 8765, 0 = any)")
+    serve_.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="accept ?user=NAME from any address, not only from this machine",
+    )
 
     commands.add_parser(
         "lab",
@@ -79,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0 <= args.port <= 65535:
             parser().error(f"--port must be between 0 and 65535, got {args.port}")
         try:
-            asyncio.run(serve(args.host, args.port))
+            asyncio.run(serve(args.host, args.port, args.anonymous))
         except OSError as error:
             print(
                 f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr

@@ -133,3 +133,18 @@ def test_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_serve_lists_every_endpoint_and_says_who_may_join():
+    process = subprocess.Popen(
+        [*RTLAB, "serve", "--port", "0", "--anonymous"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_line(process, r"events\s+ws://127\.0\.0\.1:\d+/ws\?user=NAME")
+        wait_for_line(process, r"Anyone who can reach this port may join")
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
