@@ -9,25 +9,30 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rtlab.aio.server import LabServer, is_loopback
 
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-async def serve(host: str, port: int, anonymous: bool = False) -> None:
-    """Serve until Ctrl-C or SIGTERM, then close every connection with 1001 and return."""
+async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close every connection with 1001 and return.
+
+    ``options`` go to :class:`LabServer` (``data_dir``, ``ping_interval``...)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with LabServer(host, port, allow_anonymous=anonymous or None) as server:
+    async with LabServer(host, port, allow_anonymous=anonymous or None, **options) as server:
         print(f"rtlab lab server on {server.http_url}", flush=True)
         print(f"  browser page  {server.http_url}", flush=True)
         print(f"  echo page     {server.http_url}echo.html", flush=True)
         print(f"  events        {server.url}/ws?user=NAME", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
+        if options.get("data_dir") is not None:
+            print(f"Room history is kept in {options['data_dir']}.", flush=True)
         if anonymous:
             print("Anyone who can reach this port may join as any ?user=NAME.", flush=True)
         elif not is_loopback(host):
@@ -73,6 +78,21 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept ?user=NAME from any address, not only from this machine",
     )
+    serve_.add_argument(
+        "--data-dir", help="keep room history in this folder, so that it survives a restart"
+    )
+    serve_.add_argument(
+        "--ping-interval",
+        type=float,
+        default=20,
+        help="seconds between protocol pings to each client (default 20; 0 turns them off)",
+    )
+    serve_.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=20,
+        help="seconds a client has to answer a ping before it is dropped (default 20)",
+    )
 
     commands.add_parser(
         "lab",
@@ -94,7 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0 <= args.port <= 65535:
             parser().error(f"--port must be between 0 and 65535, got {args.port}")
         try:
-            asyncio.run(serve(args.host, args.port, args.anonymous))
+            options = {
+                "data_dir": args.data_dir,
+                "ping_interval": args.ping_interval or None,
+                "ping_timeout": args.ping_timeout,
+            }
+            asyncio.run(serve(args.host, args.port, args.anonymous, **options))
         except OSError as error:
             print(
                 f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr

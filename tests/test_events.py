@@ -383,7 +383,7 @@ def test_unknown_and_unconnected_namespaces_are_refused_by_ack(server):
         assert caught.value.message == "no namespace '/nope'"
         # Not connected to /chat: bypass the client's automatic connect.
         with pytest.raises(AckError) as caught:
-            await alice._request("join-room", "r", "/chat", None, 5)
+            await alice._request("join-room", "r", "/chat", 5)
         assert caught.value.code == "not_connected"
         await usable(alice)
         await alice.close()
@@ -1144,12 +1144,9 @@ def test_emitting_or_waiting_after_the_server_stopped_raises():
             await alice.wait_for("anything")
         assert alice.closed
         assert alice.close_code == 1001
-        with pytest.raises(ConnectionClosed):
-            await alice.emit("broadcast", "anyone?")
-        with pytest.raises(ConnectionClosed):
-            await alice.emit("broadcast", "anyone?", ack=True)
-        with pytest.raises(ConnectionClosed):
-            await alice.emit("join-room", "r", ns="/chat")  # the namespace connect fails first
+        for kwargs in ({}, {"ack": True}, {"ns": "/chat"}):
+            with pytest.raises(ConnectionError, match="alice: the client is closed"):
+                await alice.emit("broadcast", "anyone?", **kwargs)
         await alice.close()  # closing again is fine
 
     try:

@@ -1,10 +1,15 @@
 """The built-in events, as the course's seed (a Socket.IO server) defines them.
 
-``join-room``     data: room id       -> the others in the room get ``user-joined``
+``join-room``     data: room id, or {"roomId", "since": seq}
+                                      -> the others in the room get ``user-joined``;
+                                         with ``since``, the joiner first gets the
+                                         room's messages after ``seq`` again
 ``leave-room``    data: room id       -> the others in the room get ``user-left``
 ``send-message``  {"roomId", "message"} -> everyone in the room, sender included,
                                           gets ``receive-message``
 ``broadcast``     data: any text      -> everyone in the namespace gets ``broadcast-message``
+``heartbeat``     data: anything      -> acknowledged at once with the server's time (an
+                                         application-level heartbeat, beside ping/pong)
 
 Presence is per user: a user with two connections (a notebook and a browser tab)
 joins a room once and leaves it when the last of them leaves.
@@ -15,10 +20,11 @@ A disconnecting user's rooms get ``user-left`` too (see events.py).
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rtlab.core.envelope import EnvelopeError, ErrorCode
+from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 
 if TYPE_CHECKING:
     from rtlab.aio.events import Namespace, Session
@@ -61,11 +67,29 @@ def register(ns: Namespace) -> None:
 
     @ns.on("join-room")
     def join_room(session: Session, data: Any) -> dict[str, Any]:
-        room = room_id(data)
+        since, field = None, "data"
+        if isinstance(data, dict):
+            field = "roomId"
+            since = data.get("since")
+            if since is not None and (type(since) is not int or since < 0):
+                raise EnvelopeError(
+                    ErrorCode.INVALID, f"since must be a whole number, got {since!r:.40}"
+                )
+            data = data.get("roomId")
+        room = room_id(data, field)
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
-        return {"roomId": room, "members": members(room)}
+        answer: dict[str, Any] = {"roomId": room, "members": members(room)}
+        answer["seq"] = ns.hub.history.last_seq(ns.name, room)
+        if since is not None:
+            # Recovery: what the joiner missed, before anything new, in order.
+            missed, complete = ns.hub.history.since(ns.name, room, since, time.time())
+            for payload in missed:
+                ns.hub.deliver([session], encode_event("receive-message", payload, ns.name))
+            answer["recovered"] = complete
+            answer["replayed"] = len(missed)
+        return answer
 
     @ns.on("leave-room")
     def leave_room(session: Session, data: Any) -> dict[str, Any]:
@@ -86,10 +110,16 @@ def register(ns: Namespace) -> None:
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
         payload = {"userId": session.user, "roomId": room, "message": text}
         payload["timestamp"] = timestamp()
-        return {"delivered": ns.emit("receive-message", payload, to=room)}
+        record = ns.hub.record(session, ns.name, room, payload)  # numbered, kept, on disk
+        delivered = ns.emit("receive-message", record.payload, to=room)
+        return {"roomId": room, "seq": record.seq, "delivered": delivered}
 
     @ns.on("broadcast")
     def broadcast(session: Session, data: Any) -> dict[str, Any]:
         text = message_text(data, "data")
         payload = {"userId": session.user, "message": text, "timestamp": timestamp()}
         return {"delivered": ns.emit("broadcast-message", payload)}
+
+    @ns.on("heartbeat")
+    def heartbeat(session: Session, data: Any) -> dict[str, Any]:
+        return {"time": timestamp()}

@@ -1,4 +1,4 @@
-"""A protocol v1 client on ``websockets``: emit with acknowledgements, handlers, explicit waits.
+"""A protocol v1 client on ``websockets``: acks, handlers, waits, and reconnection.
 
 ::
 
@@ -7,6 +7,14 @@
     await client.emit("send-message", {"roomId": "lobby", "message": "hi"})
     messages = await client.wait_for("receive-message", count=1, timeout=5)
     await client.close()
+
+With ``reconnection=Reconnection()`` (Socket.IO's options, see rtlab.core.backoff) the
+client survives drops: it reconnects with exponential backoff and jitter, joins its
+namespaces and rooms again, gets the room messages it missed (``since`` the last
+``seq`` it saw), and resends what the server has not acknowledged. Events emitted
+while offline wait in a bounded queue. Every event then carries a ``mid``, so the
+server delivers a resend once. Local events report it all: ``disconnect``,
+``reconnect_attempt``, ``reconnect_error``, ``reconnect`` and ``reconnect_failed``.
 """
 
 from __future__ import annotations
@@ -16,13 +24,17 @@ import collections
 import contextlib
 import inspect
 import itertools
+import random
+import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from rtlab.core.backoff import Reconnection, schedule
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
     Ack,
@@ -34,6 +46,7 @@ from rtlab.core.envelope import (
 
 ClientHandler = Callable[[Any], Any | Awaitable[Any]]
 KEPT_EVENTS = 10_000  # received events kept for inspection and waits
+MAX_QUEUE = 1000  # events waiting for the server's acknowledgement, offline or not
 
 
 class AckError(Exception):
@@ -43,6 +56,10 @@ class AckError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class OfflineQueueFull(Exception):
+    """``max_queue`` events already wait for the server: this one was not queued."""
 
 
 def events_url(url: str, user: str) -> str:
@@ -56,28 +73,109 @@ def events_url(url: str, user: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}?user={quote(user)}"
 
 
+@dataclass
+class _Outgoing:
+    """An event in the outbox: sent (or not yet) and not yet acknowledged."""
+
+    id: int
+    event: str
+    data: Any
+    ns: str
+    mid: str
+    future: asyncio.Future[Any]
+    sent_on: int = 0  # the connection number it was last sent on; 0: not sent
+
+    def encode(self) -> str:
+        return encode_event(self.event, self.data, self.ns, self.id, self.mid)
+
+
 class EventClient:
     """One user's connection to ``/ws``. Make it with :meth:`connect`."""
 
-    def __init__(self, connection: ClientConnection, user: str) -> None:
-        self.connection = connection
+    def __init__(
+        self,
+        url: str,
+        user: str,
+        *,
+        reconnection: Reconnection | None = None,
+        max_queue: int = MAX_QUEUE,
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.url = events_url(url, user)
         self.user = user
+        self.reconnection = reconnection
+        self.max_queue = max_queue
+        self.connection: ClientConnection | None = None
         self.received: collections.deque[Event] = collections.deque(maxlen=KEPT_EVENTS)
         self.errors: list[str] = []  # handler failures, kept instead of printed
+        self.reconnects = 0
+        self._options = connect_options or {}
         self._handlers: dict[tuple[str, str], list[ClientHandler]] = {}
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._requests: dict[int, asyncio.Future[Any]] = {}  # direct requests, this connection
+        self._outbox: dict[int, _Outgoing] = {}  # with reconnection: until acknowledged
         self._ids = itertools.count(1)
+        self._generation = 0  # which connection this is: 1, 2, 3...
+        self._mids = f"{user[:16]}-{secrets.token_hex(4)}-"
         self._namespaces = {DEFAULT_NAMESPACE}
+        self._rooms: set[tuple[str, str]] = set()
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self._resumed = asyncio.Event()  # set while connected and caught up
         self._changed = asyncio.Condition()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._closing = False
+        self._runner: asyncio.Task[None] | None = None
 
     @classmethod
-    async def connect(cls, url: str, user: str, *, open_timeout: float = 10) -> EventClient:
-        """Connect as ``user`` to a server URL (``server.url`` or ``ws://HOST:PORT``)."""
-        connection = await connect(events_url(url, user), open_timeout=open_timeout)
-        return cls(connection, user)
+    async def connect(
+        cls,
+        url: str,
+        user: str,
+        *,
+        reconnection: Reconnection | bool = False,
+        max_queue: int = MAX_QUEUE,
+        open_timeout: float = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+    ) -> EventClient:
+        """Connect as ``user`` to a server URL (``server.url`` or ``ws://HOST:PORT``).
 
-    # -- sending -----------------------------------------------------------------------
+        ``reconnection``: ``True`` for Socket.IO's defaults, or a :class:`Reconnection`.
+        ``ping_interval``/``ping_timeout``: the protocol heartbeat; a link that stops
+        answering pings is given up after about their sum.
+        """
+        options = {
+            "open_timeout": open_timeout,
+            "ping_interval": ping_interval,
+            "ping_timeout": ping_timeout,
+            "close_timeout": 2,
+        }
+        chosen = Reconnection() if reconnection is True else reconnection or None
+        client = cls(url, user, reconnection=chosen, max_queue=max_queue, connect_options=options)
+        client._adopt(await connect(client.url, **options))
+        client._runner = asyncio.get_running_loop().create_task(client._run())
+        return client
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Connected and caught up (namespaces and rooms joined again after a drop)."""
+        return self._resumed.is_set() and not self.closed
+
+    @property
+    def closed(self) -> bool:
+        """Closed for good: by :meth:`close`, or with no reconnection left to try."""
+        return self._runner is not None and self._runner.done()
+
+    @property
+    def close_code(self) -> int | None:
+        return self.connection.close_code if self.connection else None
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for the server's acknowledgement (sent or not)."""
+        return len(self._outbox)
+
+    # -- sending ------------------------------------------------------------------------------
 
     async def emit(
         self,
@@ -91,34 +189,93 @@ class EventClient:
     ) -> Any:
         """Send an event; with ``ack=True`` wait for the acknowledgement and return its data.
 
-        Raises :class:`AckError` when the server refuses the event, ``TimeoutError``
-        when no answer comes within ``timeout`` seconds.
+        Raises :class:`AckError` when the server refuses the event and ``TimeoutError``
+        when no answer comes within ``timeout`` seconds. With reconnection, an event
+        that timed out stays queued and is still delivered once the link is back.
         """
+        if self.closed:
+            raise ConnectionError(f"{self.user}: the client is closed")
+        if self.reconnection is None:
+            if ns not in self._namespaces:
+                await self._request("connect", None, ns, timeout)
+                self._namespaces.add(ns)
+            if not ack:
+                assert self.connection is not None
+                await self.connection.send(encode_event(event, data, ns, mid=mid))
+                return None
+            return await self._request(event, data, ns, timeout, mid)
+        return await self._queue(event, data, ns, ack, timeout, mid)
+
+    async def _queue(
+        self, event: str, data: Any, ns: str, ack: bool, timeout: float, mid: str | None
+    ) -> Any:
+        if len(self._outbox) >= self.max_queue:
+            raise OfflineQueueFull(
+                f"{self.user}: {self.max_queue} events already wait for the server; "
+                f"{event!r} was not queued"
+            )
+        self._track_rooms(event, data, ns)
+        ack_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        entry = _Outgoing(ack_id, event, data, ns, mid or f"{self._mids}{ack_id}", future)
+        self._outbox[entry.id] = entry
+        entry.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         if ns not in self._namespaces:
-            await self._join_namespace(ns, timeout)
+            self._namespaces.add(ns)
+            if self.connected:
+                self._resumed.clear()  # connect the namespace first, then send
+                asyncio.get_running_loop().create_task(self._join_namespace_live(ns))
+        elif self.connected:
+            await self._send(entry)
         if not ack:
-            await self.connection.send(encode_event(event, data, ns, mid=mid))
             return None
-        return await self._request(event, data, ns, mid, timeout)
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(entry.future)
+
+    async def _join_namespace_live(self, ns: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._request("connect", None, ns, 5.0)
+        await self._flush()
+        self._resumed.set()
+
+    def _track_rooms(self, event: str, data: Any, ns: str) -> None:
+        room = data.get("roomId") if isinstance(data, dict) else data
+        if not isinstance(room, str):
+            return
+        if event == "join-room":
+            self._rooms.add((ns, room))
+        elif event == "leave-room":
+            self._rooms.discard((ns, room))
+
+    async def _send(self, entry: _Outgoing) -> None:
+        if self.connection is None or entry.sent_on == self._generation:
+            return
+        entry.sent_on = self._generation
+        with contextlib.suppress(ConnectionClosed):
+            await self.connection.send(entry.encode())
+
+    async def _flush(self) -> None:
+        """Send, in order, everything not yet sent on this connection."""
+        for entry in list(self._outbox.values()):
+            await self._send(entry)
 
     async def _request(
-        self, event: str, data: Any, ns: str, mid: str | None, timeout: float
+        self, event: str, data: Any, ns: str, timeout: float, mid: str | None = None
     ) -> Any:
+        """Send one event on the current connection and wait for its acknowledgement."""
+        if self.connection is None:
+            raise ConnectionError(f"{self.user}: not connected")
         ack_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[ack_id] = future
+        self._requests[ack_id] = future
         try:
             await self.connection.send(encode_event(event, data, ns, ack_id, mid))
             async with asyncio.timeout(timeout):
                 return await future
         finally:
-            self._pending.pop(ack_id, None)
+            self._requests.pop(ack_id, None)
 
-    async def _join_namespace(self, ns: str, timeout: float) -> None:
-        await self._request("connect", None, ns, None, timeout)
-        self._namespaces.add(ns)
-
-    # -- receiving -----------------------------------------------------------------------
+    # -- receiving --------------------------------------------------------------------------
 
     def on(
         self, event: str, handler: ClientHandler | None = None, *, ns: str = DEFAULT_NAMESPACE
@@ -163,9 +320,13 @@ class EventClient:
             )
         return arrived()
 
-    async def _read(self) -> None:
-        try:
-            async for message in self.connection:
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _read(self, connection: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in connection:
                 try:
                     reply = decode_reply(message)
                 except EnvelopeError as error:
@@ -175,31 +336,41 @@ class EventClient:
                     self._settle(reply)
                 else:
                     await self._dispatch(reply)
-                async with self._changed:
-                    self._changed.notify_all()
-        except ConnectionClosed:
-            pass
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError(f"{self.user}: connection closed"))
-            async with self._changed:
-                self._changed.notify_all()
+                await self._notify()
 
     def _settle(self, ack: Ack) -> None:
-        future = self._pending.get(ack.ack)
+        entry = self._outbox.pop(ack.ack, None)
+        future = entry.future if entry is not None else self._requests.get(ack.ack)
         if future is None or future.done():
             return
         if ack.error is not None:
             error = ack.error
             future.set_exception(AckError(error.get("code", "?"), error.get("message", "")))
         else:
+            if entry is not None and entry.event == "join-room" and isinstance(ack.data, dict):
+                self._note_seq(entry.ns, ack.data.get("roomId"), ack.data.get("seq"))
             future.set_result(ack.data)
 
+    def _note_seq(self, ns: str, room: Any, seq: Any) -> bool:
+        """Remember the newest room message seen; False for one seen already."""
+        if not isinstance(room, str) or type(seq) is not int:
+            return True
+        if seq <= self._last_seq.get((ns, room), 0):
+            return False
+        self._last_seq[(ns, room)] = seq
+        return True
+
     async def _dispatch(self, event: Event) -> None:
-        if event.event == "error" and isinstance(event.data, dict) and "ref" in event.data:
-            data = event.data
-            future = self._pending.get(data["ref"])
+        data = event.data
+        if (
+            event.event == "receive-message"
+            and isinstance(data, dict)
+            and not self._note_seq(event.ns, data.get("roomId"), data.get("seq"))
+        ):
+            return  # a replay of something already here: exactly once
+        if event.event == "error" and isinstance(data, dict) and "ref" in data:
+            entry = self._outbox.pop(data["ref"], None)
+            future = entry.future if entry is not None else self._requests.get(data["ref"])
             if future is not None and not future.done():
                 future.set_exception(AckError(data.get("code", "?"), data.get("message", "")))
         for handler in self._handlers.get((event.ns, event.event), []):
@@ -212,25 +383,93 @@ class EventClient:
         # Recorded after its handlers ran, so that a wait never sees half-handled events.
         self.received.append(event)
 
-    # -- closing -----------------------------------------------------------------------
+    async def _local(self, name: str, data: Any = None) -> None:
+        """Report the connection's life as an event of its own (never from the server)."""
+        await self._dispatch(Event(name, data))
+        await self._notify()
 
-    @property
-    def closed(self) -> bool:
-        return self._reader.done()
+    # -- the connection's life ----------------------------------------------------------
 
-    @property
-    def close_code(self) -> int | None:
-        return self.connection.close_code
+    def _adopt(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self._generation += 1
+
+    async def _run(self) -> None:
+        """Read until the link drops; then, with reconnection, bring it back."""
+        assert self.connection is not None
+        reading: asyncio.Task[None] | None = asyncio.ensure_future(self._read(self.connection))
+        self._resumed.set()
+        try:
+            while reading is not None:
+                await reading
+                self._resumed.clear()
+                for future in self._requests.values():
+                    if not future.done():
+                        future.set_exception(ConnectionError(f"{self.user}: connection lost"))
+                if self._closing or self.reconnection is None:
+                    return
+                await self._local("disconnect", {"code": self.close_code})
+                reading = await self._reconnect()
+            await self._local("reconnect_failed", {"reconnects": self.reconnects})
+        finally:
+            self._resumed.clear()
+            for entry in self._outbox.values():
+                if not entry.future.done():
+                    entry.future.set_exception(ConnectionError(f"{self.user}: client closed"))
+            await self._notify()
+
+    async def _reconnect(self) -> asyncio.Task[None] | None:
+        """Try until a new connection is resumed: its reader, or None when giving up."""
+        assert self.reconnection is not None
+        for attempt, delay in enumerate(schedule(self.reconnection, random.Random()), 1):
+            await self._local("reconnect_attempt", {"attempt": attempt, "delay": delay})
+            await asyncio.sleep(delay)
+            if self._closing:
+                return None
+            try:
+                self._adopt(await connect(self.url, **self._options))
+            except (OSError, InvalidHandshake, TimeoutError) as error:
+                await self._local("reconnect_error", {"attempt": attempt, "error": str(error)})
+                continue
+            assert self.connection is not None
+            reading = asyncio.ensure_future(self._read(self.connection))
+            try:
+                await self._resume()
+            except (ConnectionError, ConnectionClosed, TimeoutError, AckError) as error:
+                await self._local("reconnect_error", {"attempt": attempt, "error": str(error)})
+                await self.connection.close()
+                await reading
+                continue
+            self.reconnects += 1
+            self._resumed.set()
+            await self._local("reconnect", {"attempt": attempt})
+            return reading
+        return None
+
+    async def _resume(self) -> None:
+        """Namespaces, then rooms (with what was missed), then the outbox, in order."""
+        for ns in sorted(self._namespaces - {DEFAULT_NAMESPACE}):
+            await self._request("connect", None, ns, 5.0)
+        for ns, room in sorted(self._rooms):
+            since = self._last_seq.get((ns, room), 0)
+            answer = await self._request("join-room", {"roomId": room, "since": since}, ns, 5.0)
+            if isinstance(answer, dict) and answer.get("recovered") is False:
+                self.errors.append(f"{ns} {room}: messages older than the server keeps are lost")
+        await self._flush()
+
+    # -- closing ------------------------------------------------------------------------------
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed and every event before the close handled."""
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._reader)
+        """Wait until the client is closed for good and every event before that handled."""
+        if self._runner is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._runner)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.connection.close(code, reason)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        self._closing = True
+        if self.connection is not None:
+            await self.connection.close(code, reason)
+        await self.wait_closed()
 
     async def __aenter__(self) -> EventClient:
         return self
@@ -239,5 +478,5 @@ class EventClient:
         await self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "connected"
+        state = "closed" if self.closed else "connected" if self.connected else "reconnecting"
         return f"<EventClient {self.user!r} {state}, {len(self.received)} events received>"

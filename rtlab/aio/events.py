@@ -22,6 +22,7 @@ import collections
 import inspect
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -29,6 +30,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 
 from rtlab.aio import builtin_events
+from rtlab.aio.journal import Journal
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
     EnvelopeError,
@@ -39,6 +41,7 @@ from rtlab.core.envelope import (
     encode_ack_error,
     encode_event,
 )
+from rtlab.core.history import History, Record
 from rtlab.core.rooms import Rooms
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
@@ -56,6 +59,7 @@ class Session:
         self.user = user
         self.connection = connection
         self.namespaces: set[str] = {DEFAULT_NAMESPACE}
+        self.event: Event | None = None  # the event being handled, for handlers that need it
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.user!r}>"
@@ -109,16 +113,52 @@ class Namespace:
 class EventHub:
     """All namespaces of one server, and the loop that serves each ``/ws`` connection."""
 
-    def __init__(self, logger: logging.Logger, *, max_buffer: int = MAX_BUFFER) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        max_buffer: int = MAX_BUFFER,
+        history: History | None = None,
+        journal: Journal | None = None,
+    ) -> None:
         self.logger = logger
         self.max_buffer = max_buffer
+        self.history = history or History()
+        self.journal = journal
         self.namespaces: dict[str, Namespace] = {}
         self.sessions: dict[int, Session] = {}
         self.dropped_slow = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
-        self._mids: dict[str, collections.OrderedDict[str, str]] = {}
+        self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
         self.namespace(DEFAULT_NAMESPACE)
+
+    # -- room history and resends ------------------------------------------------------
+
+    def load_journal(self) -> int:
+        """Reload the history kept on disk, and the mids it saw; how many messages."""
+        if self.journal is None:
+            return 0
+        loaded = self.journal.load(self.history)
+        for record, user, mid in loaded:
+            if user is not None and mid is not None:
+                self.remember(user, record.ns, mid, {"roomId": record.room, "seq": record.seq})
+        return len(loaded)
+
+    def record(self, session: Session, ns: str, room: str, payload: dict[str, Any]) -> Record:
+        """Number a room message and keep it (on disk first, when there is a journal)."""
+        record = self.history.append(ns, room, payload, time.time())
+        if self.journal is not None:
+            mid = session.event.mid if session.event is not None else None
+            self.journal.append(record, session.user, mid)
+        return record
+
+    def remember(self, user: str, ns: str, mid: str, result: Any) -> None:
+        """Note that ``user`` sent ``mid`` and what it was acknowledged with."""
+        seen = self._mids.setdefault(user, collections.OrderedDict())
+        seen[f"{ns} {mid}"] = result
+        if len(seen) > REMEMBERED_MIDS:
+            seen.popitem(last=False)
 
     def namespace(self, name: str) -> Namespace:
         """The namespace ``name``, made (with the built-in events) on first use."""
@@ -237,18 +277,20 @@ class EventHub:
                 raise EnvelopeError(
                     ErrorCode.UNKNOWN_EVENT, f"no handler for {event.event!r} in {event.ns!r}"
                 )
-            seen = self._mids.setdefault(session.user, collections.OrderedDict())
+            seen = self._mids.get(session.user, {})
             key = f"{event.ns} {event.mid}"
             if event.mid is not None and key in seen:
                 # A resend of something already handled: acknowledge again, deliver nothing.
                 return encode_ack(event.id, seen[key]) if event.id is not None else None
-            result = handler(session, event.data)
-            if inspect.isawaitable(result):
-                result = await result
+            session.event = event
+            try:
+                result = handler(session, event.data)
+                if inspect.isawaitable(result):
+                    result = await result
+            finally:
+                session.event = None
             if event.mid is not None:
-                seen[key] = result
-                if len(seen) > REMEMBERED_MIDS:
-                    seen.popitem(last=False)
+                self.remember(session.user, event.ns, event.mid, result)
         return encode_ack(event.id, result) if event.id is not None else None
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:

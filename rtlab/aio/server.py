@@ -17,6 +17,7 @@ import ipaddress
 import itertools
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace
+from rtlab.aio.journal import Journal
+from rtlab.core.history import History
 
 LOG_LINES = 500
 FEED_LENGTH = 1000
@@ -116,9 +119,15 @@ class LabServer:
         max_buffer: int = MAX_BUFFER,
         allow_anonymous: bool | None = None,
         close_timeout: float = 2,
+        data_dir: str | os.PathLike[str] | None = None,
+        history_size: int = 1000,
+        history_window: float = 300.0,
     ) -> None:
         """``allow_anonymous``: accept ``?user=NAME`` from anywhere; by default
-        (``None``) only from loopback addresses."""
+        (``None``) only from loopback addresses. ``data_dir``: keep room history on
+        disk there, so that it survives a restart (otherwise it lives in memory).
+        ``history_size`` messages per room, at most ``history_window`` seconds old,
+        are kept for clients that come back."""
         self.host = host
         self.port = port
         self.max_size = max_size
@@ -136,7 +145,12 @@ class LabServer:
         self._seq = itertools.count(1)
         self._subscribers: set[ServerConnection] = set()
         self.allow_anonymous = allow_anonymous
-        self.events = EventHub(self.logger, max_buffer=max_buffer)
+        self.events = EventHub(
+            self.logger,
+            max_buffer=max_buffer,
+            history=History(history_size, history_window),
+            journal=Journal(data_dir) if data_dir is not None else None,
+        )
         for name in NAMESPACES:
             self.events.namespace(name)
 
@@ -146,6 +160,11 @@ class LabServer:
         """Bind and start serving; ``self.port`` becomes the real port when 0 was asked."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        if self.events.journal is not None:
+            loaded = self.events.load_journal()
+            self.logger.info(
+                "history: %d messages loaded from %s", loaded, self.events.journal.path
+            )
         self._server = await serve(
             self._handle,
             self.host,
@@ -168,6 +187,8 @@ class LabServer:
         self._server.close(code=code, reason=reason)
         await self._server.wait_closed()
         self._server = None
+        if self.events.journal is not None:
+            self.events.journal.close()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
