@@ -1,0 +1,76 @@
+"""Rate limits as pure policies: a sliding window and a token bucket, per key (a user).
+
+Both answer ``check(key, now)`` with a :class:`Decision`: allowed or not, and when
+to try again. They keep state only for keys seen within their horizon, so memory
+stays bounded by the number of active users.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: float = 0.0  # seconds until the next event would be allowed
+
+
+class SlidingWindow:
+    """At most ``limit`` events in any ``window`` seconds (the seed's 10 a minute)."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError(f"need limit >= 1 and window > 0, got {limit} and {window}")
+        self.limit = limit
+        self.window = window
+        self._times: dict[str, collections.deque[float]] = {}
+
+    def check(self, key: str, now: float) -> Decision:
+        times = self._times.setdefault(key, collections.deque())
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        if len(times) >= self.limit:
+            return Decision(False, times[0] + self.window - now)
+        times.append(now)
+        return Decision(True)
+
+    def forget_idle(self, now: float) -> None:
+        """Drop keys with nothing in their window (call now and then)."""
+        for key in [k for k, t in self._times.items() if not t or now - t[-1] >= self.window]:
+            del self._times[key]
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+
+class TokenBucket:
+    """Bursts of up to ``burst`` events, refilled at ``rate`` events per second."""
+
+    def __init__(self, rate: float = 5.0, burst: int = 20) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"need rate > 0 and burst >= 1, got {rate} and {burst}")
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # key: (tokens, at)
+
+    def check(self, key: str, now: float) -> Decision:
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return Decision(False, (1 - tokens) / self.rate)
+        self._buckets[key] = (tokens - 1, now)
+        return Decision(True)
+
+    def forget_idle(self, now: float) -> None:
+        """Drop keys whose bucket has filled up again (they look like new keys)."""
+        full = [
+            k for k, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
