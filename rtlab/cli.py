@@ -1,4 +1,4 @@
-"""The ``rtlab`` command: ``serve``, ``lab`` and ``doctor``."""
+"""The ``rtlab`` command: ``serve``, ``token``, ``lab`` and ``doctor``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import argparse
 import asyncio
 import os
 import signal
+import ssl
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rtlab.aio.server import LabServer, is_loopback
+from rtlab.aio.admission import USER, is_loopback
+from rtlab.aio.server import LabServer
+from rtlab.core.tokens import issue
 
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -28,12 +32,17 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         print(f"rtlab lab server on {server.http_url}", flush=True)
         print(f"  browser page  {server.http_url}", flush=True)
         print(f"  echo page     {server.http_url}echo.html", flush=True)
-        print(f"  events        {server.url}/ws?user=NAME", flush=True)
+        who = "token=TOKEN" if options.get("secret") else "user=NAME"
+        print(f"  events        {server.url}/ws?{who}", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
         if options.get("data_dir") is not None:
             print(f"Room history is kept in {options['data_dir']}.", flush=True)
-        if anonymous:
+        if options.get("secret"):
+            print(
+                "Tokens are required on /ws: ?token=... (make them with rtlab token).", flush=True
+            )
+        elif anonymous:
             print("Anyone who can reach this port may join as any ?user=NAME.", flush=True)
         elif not is_loopback(host):
             print(
@@ -45,6 +54,25 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         await stop.wait()
         print(f"stopping: closing {len(server.clients)} connection(s) with 1001", flush=True)
     print("stopped", flush=True)
+
+
+def token(args: argparse.Namespace) -> int:
+    """Print one token per ``--user``, as ``user<TAB>token`` lines for a class list."""
+    secret = args.secret or os.environ.get("RTLAB_SECRET")
+    if not secret:
+        print("rtlab token: give --secret (or set RTLAB_SECRET)", file=sys.stderr)
+        return 2
+    now = time.time()
+    for user in args.user:
+        if not USER.fullmatch(user):
+            print(f"rtlab token: not a valid user name: {user!r}", file=sys.stderr)
+            return 2
+        print(
+            f"{user}\t{issue(secret, user, args.ttl, now)}"
+            if len(args.user) > 1
+            else issue(secret, user, args.ttl, now)
+        )
+    return 0
 
 
 def notebooks_folder() -> Path:
@@ -79,6 +107,18 @@ def parser() -> argparse.ArgumentParser:
         help="accept ?user=NAME from any address, not only from this machine",
     )
     serve_.add_argument(
+        "--secret",
+        help="require tokens signed with this secret on /ws (make them with rtlab token); "
+        "RTLAB_SECRET works too",
+    )
+    serve_.add_argument(
+        "--origins",
+        help="comma-separated browser origins allowed besides the server's own, "
+        "e.g. https://class.example.org ('*' allows any: unsafe)",
+    )
+    serve_.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// and https://")
+    serve_.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+    serve_.add_argument(
         "--data-dir", help="keep room history in this folder, so that it survives a restart"
     )
     serve_.add_argument(
@@ -101,7 +141,45 @@ def parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("doctor", help="check the installation and a loopback round trip")
+
+    token_ = commands.add_parser("token", help="print signed tokens, one per user")
+    token_.add_argument("--secret", help="the server's secret (or RTLAB_SECRET)")
+    token_.add_argument(
+        "--user", action="append", required=True, help="a user name; repeat for a class list"
+    )
+    token_.add_argument(
+        "--ttl", type=float, default=8 * 3600, help="seconds the token is valid (default 8 h)"
+    )
     return top
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        parser().error(f"--port must be between 0 and 65535, got {args.port}")
+    if (args.certfile is None) != (args.keyfile is None):
+        parser().error("--certfile and --keyfile go together")
+    context = None
+    if args.certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as error:
+            print(f"rtlab serve: cannot load the certificate: {error}", file=sys.stderr)
+            return 1
+    options = {
+        "secret": args.secret or os.environ.get("RTLAB_SECRET") or None,
+        "origins": [o.strip() for o in args.origins.split(",")] if args.origins else None,
+        "ssl_context": context,
+        "data_dir": args.data_dir,
+        "ping_interval": args.ping_interval or None,
+        "ping_timeout": args.ping_timeout,
+    }
+    try:
+        asyncio.run(serve(args.host, args.port, args.anonymous, **options))
+    except OSError as error:
+        print(f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,21 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "serve":
-        if not 0 <= args.port <= 65535:
-            parser().error(f"--port must be between 0 and 65535, got {args.port}")
-        try:
-            options = {
-                "data_dir": args.data_dir,
-                "ping_interval": args.ping_interval or None,
-                "ping_timeout": args.ping_timeout,
-            }
-            asyncio.run(serve(args.host, args.port, args.anonymous, **options))
-        except OSError as error:
-            print(
-                f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr
-            )
-            return 1
-        return 0
+        return serve_command(args)
+    if args.command == "token":
+        return token(args)
     from rtlab import doctor
 
     return doctor.main()

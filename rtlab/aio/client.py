@@ -62,15 +62,17 @@ class OfflineQueueFull(Exception):
     """``max_queue`` events already wait for the server: this one was not queued."""
 
 
-def events_url(url: str, user: str) -> str:
-    """``ws://HOST:PORT`` (or a full ``.../ws`` URL) to the events endpoint for ``user``."""
+def events_url(url: str, user: str, token: str | None = None) -> str:
+    """``ws://HOST:PORT`` (or a full ``.../ws`` URL) to the events endpoint for ``user``
+    (or for the user a ``token`` names, on a server that requires tokens)."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         raise ValueError(f"expected a ws:// or wss:// URL, got {url!r}")
     path = parts.path.rstrip("/")
     if not path.endswith("/ws"):
         path += "/ws"
-    return f"{parts.scheme}://{parts.netloc}{path}?user={quote(user)}"
+    query = f"token={quote(token)}" if token else f"user={quote(user)}"
+    return f"{parts.scheme}://{parts.netloc}{path}?{query}"
 
 
 @dataclass
@@ -100,8 +102,9 @@ class EventClient:
         reconnection: Reconnection | None = None,
         max_queue: int = MAX_QUEUE,
         connect_options: dict[str, Any] | None = None,
+        token: str | None = None,
     ) -> None:
-        self.url = events_url(url, user)
+        self.url = events_url(url, user, token)
         self.user = user
         self.reconnection = reconnection
         self.max_queue = max_queue
@@ -135,12 +138,15 @@ class EventClient:
         open_timeout: float = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
+        token: str | None = None,
+        ssl: Any = None,
     ) -> EventClient:
         """Connect as ``user`` to a server URL (``server.url`` or ``ws://HOST:PORT``).
 
         ``reconnection``: ``True`` for Socket.IO's defaults, or a :class:`Reconnection`.
         ``ping_interval``/``ping_timeout``: the protocol heartbeat; a link that stops
-        answering pings is given up after about their sum.
+        answering pings is given up after about their sum. ``token``: for a server
+        that requires one (it decides the user). ``ssl``: an SSLContext for ``wss://``.
         """
         options = {
             "open_timeout": open_timeout,
@@ -148,8 +154,17 @@ class EventClient:
             "ping_timeout": ping_timeout,
             "close_timeout": 2,
         }
+        if ssl is not None:
+            options["ssl"] = ssl
         chosen = Reconnection() if reconnection is True else reconnection or None
-        client = cls(url, user, reconnection=chosen, max_queue=max_queue, connect_options=options)
+        client = cls(
+            url,
+            user,
+            reconnection=chosen,
+            max_queue=max_queue,
+            connect_options=options,
+            token=token,
+        )
         client._adopt(await connect(client.url, **options))
         client._runner = asyncio.get_running_loop().create_task(client._run())
         return client

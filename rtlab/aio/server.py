@@ -13,14 +13,13 @@ Endpoints (see docs/protocol.md):
 from __future__ import annotations
 
 import collections
-import ipaddress
 import itertools
 import json
 import logging
 import os
-import re
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
@@ -32,29 +31,16 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from rtlab.aio.admission import Admission
 from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace
 from rtlab.aio.journal import Journal
 from rtlab.core.history import History
 
 LOG_LINES = 500
 FEED_LENGTH = 1000
-USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 NAMESPACES = ("/", "/chat", "/notifications")
 # The static pages: URL path -> file in rtlab/static/.
 PAGES = {"/": "index.html", "/index.html": "index.html", "/echo.html": "echo.html"}
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def user_of(path: str) -> str | None:
-    """The ``user`` query parameter of a request path, if there is exactly one."""
-    users = parse_qs(urlsplit(path).query).get("user", [])
-    return users[0] if len(users) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -118,13 +104,22 @@ class LabServer:
         ping_timeout: float | None = 20,
         max_buffer: int = MAX_BUFFER,
         allow_anonymous: bool | None = None,
+        secret: str | None = None,
+        origins: Sequence[str] | None = None,
+        max_connections_per_user: int = 8,
+        max_connections_per_address: int = 256,
+        handshake_timeout: float = 10,
+        ssl_context: ssl.SSLContext | None = None,
         close_timeout: float = 2,
         data_dir: str | os.PathLike[str] | None = None,
         history_size: int = 1000,
         history_window: float = 300.0,
     ) -> None:
-        """``allow_anonymous``: accept ``?user=NAME`` from anywhere; by default
-        (``None``) only from loopback addresses. ``data_dir``: keep room history on
+        """``secret``: require tokens signed with it on ``/ws`` (see admission.py);
+        without one, ``allow_anonymous`` accepts ``?user=NAME`` from anywhere, and by
+        default (``None``) only from loopback addresses. ``origins``: the browser
+        origins allowed besides the server's own (``["*"]``: any). ``ssl_context``:
+        serve ``wss://`` and ``https://``. ``data_dir``: keep room history on
         disk there, so that it survives a restart (otherwise it lives in memory).
         ``history_size`` messages per room, at most ``history_window`` seconds old,
         are kept for clients that come back."""
@@ -144,7 +139,15 @@ class LabServer:
         self._feed: collections.deque[Update] = collections.deque(maxlen=FEED_LENGTH)
         self._seq = itertools.count(1)
         self._subscribers: set[ServerConnection] = set()
-        self.allow_anonymous = allow_anonymous
+        self.admission = Admission(
+            secret=secret,
+            allow_anonymous=allow_anonymous,
+            origins=origins,
+            max_per_user=max_connections_per_user,
+            max_per_address=max_connections_per_address,
+        )
+        self.handshake_timeout = handshake_timeout
+        self.ssl_context = ssl_context
         self.events = EventHub(
             self.logger,
             max_buffer=max_buffer,
@@ -174,6 +177,8 @@ class LabServer:
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
             close_timeout=self.close_timeout,
+            open_timeout=self.handshake_timeout,
+            ssl=self.ssl_context,
             logger=self.logger,
             server_header="rtlab",
         )
@@ -211,12 +216,14 @@ class LabServer:
 
     @property
     def http_url(self) -> str:
-        return f"http://{self._url_host}:{self.port}/"
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://{self._url_host}:{self.port}/"
 
     @property
     def url(self) -> str:
         """The WebSocket base URL, ``ws://HOST:PORT``; endpoints hang off it."""
-        return f"ws://{self._url_host}:{self.port}"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self._url_host}:{self.port}"
 
     @property
     def _url_host(self) -> str:
@@ -259,10 +266,8 @@ class LabServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
-        if upgrade and url.path == "/ws":
-            return self._check_user(connection, request)
-        if upgrade and url.path in ("/echo", "/feed"):
-            return None  # go on with the WebSocket handshake
+        if upgrade and url.path in ("/ws", "/echo", "/feed"):
+            return self.admission.check(connection, request, events=url.path == "/ws")
         if upgrade:
             return connection.respond(HTTPStatus.NOT_FOUND, f"no WebSocket endpoint {url.path}\n")
         if url.path in PAGES:
@@ -275,25 +280,6 @@ class LabServer:
                 HTTPStatus.UPGRADE_REQUIRED, f"{url.path} is a WebSocket endpoint\n"
             )
         return connection.respond(HTTPStatus.NOT_FOUND, f"nothing at {url.path}\n")
-
-    def _check_user(self, connection: ServerConnection, request: Request) -> Response | None:
-        user = user_of(request.path)
-        if user is None:
-            return connection.respond(
-                HTTPStatus.BAD_REQUEST, "say who you are: add ?user=NAME to the URL\n"
-            )
-        if not USER.fullmatch(user):
-            return connection.respond(
-                HTTPStatus.BAD_REQUEST,
-                f"user must be 1 to 32 letters, digits or _.- , got {user[:40]!r}\n",
-            )
-        remote = connection.remote_address[0]
-        allowed = self.allow_anonymous or (self.allow_anonymous is None and is_loopback(remote))
-        if not allowed:
-            return connection.respond(
-                HTTPStatus.FORBIDDEN, "anonymous ?user=NAME is only accepted from this machine\n"
-            )
-        return None
 
     def _poll(self, query: str) -> Response:
         after = parse_qs(query).get("after", ["0"])[0]
@@ -310,7 +296,11 @@ class LabServer:
         self._clients[connection] = info
         try:
             if path == "/ws":
-                await self.events.serve(connection, user_of(connection.request.path) or "")
+                user = self.admission.enter(connection)
+                try:
+                    await self.events.serve(connection, user)
+                finally:
+                    self.admission.leave(connection, user)
             elif path == "/echo":
                 await self._echo(connection)
             elif path == "/feed":
