@@ -175,12 +175,11 @@ def test_rtlab_token_and_serve_secret_end_to_end(tmp_path):
 def test_serve_with_tls_files(tmp_path):
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1")
-    certificate.private_key_and_cert_chain_pem.write_to_path(tmp_path / "both.pem")
     certificate.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
     certificate.private_key_pem.write_to_path(tmp_path / "key.pem")
+    files = ["--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem")]
     process = subprocess.Popen(
-        [*RTLAB, "serve", "--port", "0"]
-        + ["--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem")],
+        [*RTLAB, "serve", "--port", "0", *files],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
