@@ -227,3 +227,14 @@ def test_stop_does_not_wait_for_a_client_that_never_answers_the_close():
         assert raw.recv(4096).startswith(b"HTTP/1.1 101")
         server.stop()  # would raise TimeoutError if it waited out websockets' 10 s default
     assert not server.running
+
+
+def test_the_server_can_emit_and_run_code_on_its_own_thread(server):
+    with rtlab.connect(server, "alice") as alice:
+        alice.emit("join-room", "lobby", ack=True)
+        assert server.emit("announcement", {"text": "hello"}, to="lobby") == 1
+        assert alice.wait_for("announcement") == [{"text": "hello"}]
+        assert server.call(lambda: sorted(server.server.namespace("/").rooms)) == ["lobby"]
+        sessions = server.call(lambda: list(server.server.events.sessions.values()))
+        assert server.call(sessions[0].emit, "just-you", 1) is True
+        assert alice.wait_for("just-you") == [1]

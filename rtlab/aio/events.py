@@ -60,6 +60,13 @@ class Session:
         self.connection = connection
         self.namespaces: set[str] = {DEFAULT_NAMESPACE}
         self.event: Event | None = None  # the event being handled, for handlers that need it
+        self.hub: EventHub | None = None
+
+    def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
+        """Send an event to this session only (Socket.IO's ``socket.emit``)."""
+        if self.hub is None:
+            return False
+        return self.hub.deliver([self], encode_event(event, data, ns)) == 1
 
     def __repr__(self) -> str:
         return f"<Session {self.id} {self.user!r}>"
@@ -139,7 +146,12 @@ class EventHub:
         """Reload the history kept on disk, and the mids it saw; how many messages."""
         if self.journal is None:
             return 0
-        loaded = self.journal.load(self.history)
+        # Into an empty history: the file has every message this one holds, and a
+        # journal loaded into a history that already had them (the same server
+        # started again) would compact them all away.
+        fresh = History(self.history.size, self.history.window)
+        loaded = self.journal.load(fresh)
+        self.history = fresh
         for record, user, mid in loaded:
             if user is not None and mid is not None:
                 self.remember(user, record.ns, mid, {"roomId": record.room, "seq": record.seq})
@@ -206,6 +218,7 @@ class EventHub:
     async def serve(self, connection: ServerConnection, user: str) -> None:
         """Read events from one connection until it closes."""
         session = Session(next(self._ids), user, connection)
+        session.hub = self
         self.sessions[session.id] = session
         self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
         try:

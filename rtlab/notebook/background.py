@@ -172,6 +172,14 @@ class RunningServer(Running):
         """What the server logged (it never prints), plus background errors."""
         return [*self.server.log, *self._background.errors]
 
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` on the server's own thread (where its state lives)."""
+        return self._background.call(function, *args)
+
+    def emit(self, event: str, data: Any = None, *, ns: str = "/", to: str | None = None) -> int:
+        """Send an event from the server to a room, or to everyone in ``ns``; how many got it."""
+        return self._background.call(lambda: self.server.emit(event, data, ns=ns, to=to))
+
     def publish(self, text: str) -> Update:
         """Publish an update on the feed (``/feed``), pushed to subscribers at once."""
         return self._background.call(self.server.publish, text)
