@@ -15,6 +15,7 @@ from typing import Any
 
 from rtlab.aio.admission import USER, is_loopback
 from rtlab.aio.server import LabServer
+from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
 
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -116,6 +117,12 @@ def parser() -> argparse.ArgumentParser:
         help="comma-separated browser origins allowed besides the server's own, "
         "e.g. https://class.example.org ('*' allows any: unsafe)",
     )
+    serve_.add_argument(
+        "--rate-limit",
+        default="10/50",
+        help="events per second per user, and the burst allowed: RATE/BURST "
+        "(default 10/50, a lively chat), or 'off'",
+    )
     serve_.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// and https://")
     serve_.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     serve_.add_argument(
@@ -153,6 +160,19 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def rate_limit(text: str) -> TokenBucket | None:
+    """``RATE/BURST`` (events per second per user, burst) or ``off``."""
+    if text == "off":
+        return None
+    rate, _, burst = text.partition("/")
+    try:
+        return TokenBucket(float(rate), int(burst))
+    except ValueError:
+        raise ValueError(
+            f"--rate-limit must look like 10/50 (rate/burst) or off, got {text!r}"
+        ) from None
+
+
 def serve_command(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         parser().error(f"--port must be between 0 and 65535, got {args.port}")
@@ -166,7 +186,12 @@ def serve_command(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as error:
             print(f"rtlab serve: cannot load the certificate: {error}", file=sys.stderr)
             return 1
+    try:
+        limit = rate_limit(args.rate_limit)
+    except ValueError as error:
+        parser().error(str(error))
     options = {
+        "rate_limit": limit,
         "secret": args.secret or os.environ.get("RTLAB_SECRET") or None,
         "origins": [o.strip() for o in args.origins.split(",")] if args.origins else None,
         "ssl_context": context,

@@ -77,6 +77,11 @@ def register(ns: Namespace) -> None:
                 )
             data = data.get("roomId")
         room = room_id(data, field)
+        mine = ns.rooms.rooms_of(session)
+        if room not in mine and len(mine) >= ns.hub.max_rooms:
+            raise EnvelopeError(
+                ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
+            )
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)

@@ -42,6 +42,7 @@ from rtlab.core.envelope import (
     encode_event,
 )
 from rtlab.core.history import History, Record
+from rtlab.core.ratelimit import SlidingWindow, TokenBucket
 from rtlab.core.rooms import Rooms
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
@@ -49,6 +50,11 @@ Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
 REMEMBERED_MIDS = 1000  # per user: message ids already handled, for safe resends
 SLOW_CLOSE_CODE = 1008
+MAX_REFUSALS = 30  # refused messages in REFUSAL_WINDOW seconds before a session is closed
+REFUSAL_WINDOW = 10.0
+MAX_ROOMS = 50
+UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
+RateLimit = SlidingWindow | TokenBucket
 
 
 class Session:
@@ -61,6 +67,7 @@ class Session:
         self.namespaces: set[str] = {DEFAULT_NAMESPACE}
         self.event: Event | None = None  # the event being handled, for handlers that need it
         self.hub: EventHub | None = None
+        self.refusals: collections.deque[float] = collections.deque()
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
         """Send an event to this session only (Socket.IO's ``socket.emit``)."""
@@ -81,6 +88,8 @@ class Namespace:
         self.rooms: Rooms[Session] = Rooms()
         self.sessions: set[Session] = set()
         self.handlers: dict[str, Handler] = {}
+        # An access rule: who may connect to this namespace (None: everyone).
+        self.authorize: Callable[[Session], bool] | None = None
 
     def on(self, event: str) -> Callable[[Handler], Handler]:
         """Decorator: handle ``event``; the handler's return value is the acknowledgement."""
@@ -127,7 +136,14 @@ class EventHub:
         max_buffer: int = MAX_BUFFER,
         history: History | None = None,
         journal: Journal | None = None,
+        rate_limit: RateLimit | None = None,
+        max_refusals: int = MAX_REFUSALS,
+        max_rooms: int = MAX_ROOMS,
     ) -> None:
+        """``rate_limit``: a policy per user, across their connections (None: no limit).
+        ``max_refusals`` refused messages within ``REFUSAL_WINDOW`` seconds close the
+        connection with 1008. ``max_rooms``: rooms one connection may be in, per
+        namespace."""
         self.logger = logger
         self.max_buffer = max_buffer
         self.history = history or History()
@@ -135,6 +151,11 @@ class EventHub:
         self.namespaces: dict[str, Namespace] = {}
         self.sessions: dict[int, Session] = {}
         self.dropped_slow = 0
+        self.dropped_abusive = 0
+        self.rate_limit = rate_limit
+        self.max_refusals = max_refusals
+        self.max_rooms = max_rooms
+        self._handled = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
@@ -191,11 +212,14 @@ class EventHub:
                 self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
         return len(targets)
 
-    def drop(self, session: Session, reason: str) -> None:
+    def drop(self, session: Session, reason: str, *, slow: bool = True) -> None:
         """Forget ``session`` now and close its connection with 1008."""
         if self.sessions.pop(session.id, None) is None:
             return
-        self.dropped_slow += 1
+        if slow:
+            self.dropped_slow += 1
+        else:
+            self.dropped_abusive += 1
         self.logger.warning("dropped session %d (%s): %s", session.id, session.user, reason)
         self._forget(session)
         task = asyncio.get_running_loop().create_task(self._close_slow(session, reason[:120]))
@@ -223,9 +247,11 @@ class EventHub:
         self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
         try:
             async for message in connection:
-                if session.id not in self.sessions:
-                    break  # dropped
-                await self._handle(session, message)
+                if session.id in self.sessions:
+                    await self._handle(session, message)
+                if session.id not in self.sessions:  # dropped: let our close (1008) finish
+                    await connection.wait_closed()
+                    break
         finally:
             if self.sessions.pop(session.id, None) is not None:
                 self._forget(session)
@@ -247,17 +273,19 @@ class EventHub:
             error = EnvelopeError(
                 ErrorCode.UNSUPPORTED, "binary frames are not part of protocol v1 on /ws"
             )
-            self.deliver([session], error.to_json())
+            self._refuse(session, error.to_json())
             return
         try:
             event = decode_event(message)
         except EnvelopeError as error:
-            self.deliver([session], error.to_json())
+            self._refuse(session, error.to_json())
             return
         try:
+            self._check_rate(session, event)
             reply = await self._dispatch(session, event)
         except EnvelopeError as error:
-            reply = self._refusal(event, error)
+            self._refuse(session, self._refusal(event, error))
+            return
         except Exception as error:
             self.logger.error("handler for %r in %s failed", event.event, event.ns, exc_info=error)
             failure = EnvelopeError(ErrorCode.INTERNAL, f"the {event.event!r} handler failed")
@@ -265,10 +293,38 @@ class EventHub:
         if reply is not None and session.id in self.sessions:
             self.deliver([session], reply)
 
+    def _check_rate(self, session: Session, event: Event) -> None:
+        if self.rate_limit is None or event.event in UNLIMITED_EVENTS:
+            return
+        now = time.monotonic()
+        self._handled += 1
+        if self._handled % 1000 == 0:
+            self.rate_limit.forget_idle(now)  # keeps memory to the active users
+        decision = self.rate_limit.check(session.user, now)
+        if not decision.allowed:
+            raise EnvelopeError(
+                ErrorCode.RATE_LIMITED,
+                f"slow down: try again in {decision.retry_after:.1f} s",
+                retry_after=decision.retry_after,
+            )
+
+    def _refuse(self, session: Session, answer: str) -> None:
+        """Send a refusal; a session that keeps misbehaving is closed with 1008."""
+        if session.id not in self.sessions:
+            return
+        self.deliver([session], answer)
+        now = time.monotonic()
+        session.refusals.append(now)
+        while session.refusals and now - session.refusals[0] > REFUSAL_WINDOW:
+            session.refusals.popleft()
+        if len(session.refusals) > self.max_refusals:
+            reason = f"too many refused messages: over {self.max_refusals} in {REFUSAL_WINDOW:g} s"
+            self.drop(session, reason, slow=False)
+
     @staticmethod
     def _refusal(event: Event, error: EnvelopeError) -> str:
         if event.id is not None:
-            return encode_ack_error(event.id, error.code, error.message)
+            return encode_ack_error(event.id, error.code, error.message, error.retry_after)
         error.ref = None
         return error.to_json(event.ns)
 
@@ -308,6 +364,10 @@ class EventHub:
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:
         if what == "connect":
+            if namespace.authorize is not None and not namespace.authorize(session):
+                raise EnvelopeError(
+                    ErrorCode.FORBIDDEN, f"{session.user} may not connect to {namespace.name!r}"
+                )
             namespace.sessions.add(session)
             session.namespaces.add(namespace.name)
             return {"ns": namespace.name}

@@ -32,7 +32,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.aio.admission import Admission
-from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace
+from rtlab.aio.events import MAX_BUFFER, MAX_ROOMS, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.journal import Journal
 from rtlab.core.history import History
 
@@ -110,6 +110,8 @@ class LabServer:
         max_connections_per_address: int = 256,
         handshake_timeout: float = 10,
         ssl_context: ssl.SSLContext | None = None,
+        rate_limit: RateLimit | None = None,
+        max_rooms: int = MAX_ROOMS,
         close_timeout: float = 2,
         data_dir: str | os.PathLike[str] | None = None,
         history_size: int = 1000,
@@ -119,7 +121,9 @@ class LabServer:
         without one, ``allow_anonymous`` accepts ``?user=NAME`` from anywhere, and by
         default (``None``) only from loopback addresses. ``origins``: the browser
         origins allowed besides the server's own (``["*"]``: any). ``ssl_context``:
-        serve ``wss://`` and ``https://``. ``data_dir``: keep room history on
+        serve ``wss://`` and ``https://``. ``rate_limit``: a policy per user (a
+        :class:`~rtlab.core.ratelimit.TokenBucket`, say); ``rtlab serve`` sets one by
+        default, a lab server in a notebook has none. ``data_dir``: keep room history on
         disk there, so that it survives a restart (otherwise it lives in memory).
         ``history_size`` messages per room, at most ``history_window`` seconds old,
         are kept for clients that come back."""
@@ -153,6 +157,8 @@ class LabServer:
             max_buffer=max_buffer,
             history=History(history_size, history_window),
             journal=Journal(data_dir) if data_dir is not None else None,
+            rate_limit=rate_limit,
+            max_rooms=max_rooms,
         )
         for name in NAMESPACES:
             self.events.namespace(name)

@@ -38,21 +38,31 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_NAMESPACE = "unknown_namespace"  # no such namespace on this server
     NOT_CONNECTED = "not_connected"  # the client has not connected to that namespace
     NOT_MEMBER = "not_member"  # the room exists only for its members
+    FORBIDDEN = "forbidden"  # an access rule said no
+    RATE_LIMITED = "rate_limited"  # too many events too fast: retryAfter says when
+    LIMIT_EXCEEDED = "limit_exceeded"  # too many rooms, say
     INTERNAL = "internal"  # a handler failed: the server's fault, not the client's
 
 
 class EnvelopeError(ValueError):
     """A message the server refuses: a code, a clear message and the event's id if known."""
 
-    def __init__(self, code: ErrorCode, message: str, ref: int | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        ref: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
+        self.retry_after = retry_after
 
     def to_json(self, ns: str = DEFAULT_NAMESPACE) -> str:
         """The ``error`` event that answers it."""
-        return encode_error(self.code, self.message, self.ref, ns)
+        return encode_error(self.code, self.message, self.ref, ns, self.retry_after)
 
 
 @dataclass(frozen=True)
@@ -173,15 +183,28 @@ def encode_ack(id: int, data: Any = None) -> str:
     return _dumps({"ack": id, "data": data})
 
 
-def encode_ack_error(id: int, code: ErrorCode, message: str) -> str:
-    return _dumps({"ack": id, "error": {"code": str(code), "message": message}})
+def _error(code: ErrorCode, message: str, retry_after: float | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"code": str(code), "message": message}
+    if retry_after is not None:
+        data["retryAfter"] = round(retry_after, 3)  # seconds
+    return data
+
+
+def encode_ack_error(
+    id: int, code: ErrorCode, message: str, retry_after: float | None = None
+) -> str:
+    return _dumps({"ack": id, "error": _error(code, message, retry_after)})
 
 
 def encode_error(
-    code: ErrorCode, message: str, ref: int | None = None, ns: str = DEFAULT_NAMESPACE
+    code: ErrorCode,
+    message: str,
+    ref: int | None = None,
+    ns: str = DEFAULT_NAMESPACE,
+    retry_after: float | None = None,
 ) -> str:
     """The ``error`` event; ``ref`` is the id of the event it answers, when it had one."""
-    data: dict[str, Any] = {"code": str(code), "message": message}
+    data = _error(code, message, retry_after)
     if ref is not None:
         data["ref"] = ref
     return encode_event("error", data, ns)
