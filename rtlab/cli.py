@@ -123,6 +123,12 @@ def parser() -> argparse.ArgumentParser:
         help="events per second per user, and the burst allowed: RATE/BURST "
         "(default 10/50, a lively chat), or 'off'",
     )
+    serve_.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10,
+        help="seconds a client has to finish its opening handshake (default 10)",
+    )
     serve_.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// and https://")
     serve_.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     serve_.add_argument(
@@ -192,6 +198,7 @@ def serve_command(args: argparse.Namespace) -> int:
         parser().error(str(error))
     options = {
         "rate_limit": limit,
+        "handshake_timeout": args.handshake_timeout,
         "secret": args.secret or os.environ.get("RTLAB_SECRET") or None,
         "origins": [o.strip() for o in args.origins.split(",")] if args.origins else None,
         "ssl_context": context,
