@@ -55,6 +55,9 @@ def test_error_codes_are_the_documented_strings():
         "unknown_namespace",
         "not_connected",
         "not_member",
+        "forbidden",
+        "rate_limited",
+        "limit_exceeded",
         "internal",
     }
     assert str(ErrorCode.NOT_MEMBER) == "not_member"  # StrEnum: goes into JSON as is

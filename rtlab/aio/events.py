@@ -49,6 +49,7 @@ Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 
 MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
 REMEMBERED_MIDS = 1000  # per user: message ids already handled, for safe resends
+REMEMBERED_USERS = 10_000  # users whose mids are kept, the least recently active forgotten
 SLOW_CLOSE_CODE = 1008
 MAX_REFUSALS = 30  # refused messages in REFUSAL_WINDOW seconds before a session is closed
 REFUSAL_WINDOW = 10.0
@@ -188,10 +189,13 @@ class EventHub:
 
     def remember(self, user: str, ns: str, mid: str, result: Any) -> None:
         """Note that ``user`` sent ``mid`` and what it was acknowledged with."""
-        seen = self._mids.setdefault(user, collections.OrderedDict())
+        seen = self._mids.pop(user, None) or collections.OrderedDict()
+        self._mids[user] = seen  # most recently active users last
         seen[f"{ns} {mid}"] = result
         if len(seen) > REMEMBERED_MIDS:
             seen.popitem(last=False)
+        while len(self._mids) > REMEMBERED_USERS:
+            del self._mids[next(iter(self._mids))]
 
     def namespace(self, name: str) -> Namespace:
         """The namespace ``name``, made (with the built-in events) on first use."""

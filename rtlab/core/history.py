@@ -28,11 +28,14 @@ class Record:
 class History:
     """The last messages of every room, by namespace and room."""
 
-    def __init__(self, size: int = 1000, window: float = 300.0) -> None:
+    def __init__(self, size: int = 1000, window: float = 300.0, rooms: int = 10_000) -> None:
         if size < 1 or window <= 0:
             raise ValueError(f"need size >= 1 and window > 0, got {size} and {window}")
+        if rooms < 1:
+            raise ValueError(f"need rooms >= 1, got {rooms}")
         self.size = size
         self.window = window
+        self.max_rooms = rooms  # beyond it, the least recently used room's history goes
         self._rooms: dict[tuple[str, str], collections.deque[Record]] = {}
         self._last: dict[tuple[str, str], int] = {}
 
@@ -50,8 +53,15 @@ class History:
         key = (record.ns, record.room)
         if record.seq <= self.last_seq(*key):
             raise ValueError(f"seq {record.seq} in {key} is not after {self.last_seq(*key)}")
-        self._rooms.setdefault(key, collections.deque(maxlen=self.size)).append(record)
+        kept = self._rooms.pop(key, None) or collections.deque(maxlen=self.size)
+        kept.append(record)
+        self._rooms[key] = kept  # most recently used last
+        self._last.pop(key, None)
         self._last[key] = record.seq
+        while len(self._rooms) > self.max_rooms:
+            del self._rooms[next(iter(self._rooms))]
+        while len(self._last) > 2 * self.max_rooms:  # numbers outlive messages, not for ever
+            del self._last[next(iter(self._last))]
         return record
 
     def since(self, ns: str, room: str, seq: int, now: float) -> tuple[list[dict[str, Any]], bool]:
