@@ -110,7 +110,11 @@ def wait_for_log(page, text: str) -> None:
 def test_chat_page_and_a_python_client_talk_in_one_room(browser, served):
     alice = rtlab.connect(ws_base(served), "alice")
     try:
-        assert alice.emit("join-room", "lobby", ack=True)["members"] == ["alice"]
+        assert alice.emit("join-room", "lobby", ack=True) == {
+            "roomId": "lobby",
+            "members": ["alice"],
+            "seq": 0,
+        }
 
         page = browser.new_page()
         page.goto(served + "?user=carol&room=lobby")
@@ -129,11 +133,13 @@ def test_chat_page_and_a_python_client_talk_in_one_room(browser, served):
         assert got["userId"] == "carol"
         assert got["roomId"] == "lobby"
         assert got["message"] == "hello from Chromium ✓"
+        assert got["seq"] == 1  # the room's first message
         wait_for_log(page, "carol: hello from Chromium ✓")
         assert page.input_value("#text") == ""
 
         # alice sends from Python -> the page shows "alice: ..." with its time
-        assert alice.emit("send-message", {"roomId": "lobby", "message": "hi carol"}, ack=True)
+        sent = alice.emit("send-message", {"roomId": "lobby", "message": "hi carol"}, ack=True)
+        assert sent == {"roomId": "lobby", "seq": 2, "delivered": 2}
         wait_for_log(page, "alice: hi carol")
         line = page.locator("#log li", has_text="alice: hi carol")
         assert line.locator("time").get_attribute("datetime").endswith("Z")
@@ -151,10 +157,10 @@ def test_chat_page_and_a_python_client_talk_in_one_room(browser, served):
         page.fill("#text", "still here")
         page.click("#send")
         messages = alice.wait_for("receive-message", 3)  # her own message comes back too
-        assert [(m["userId"], m["message"]) for m in messages] == [
-            ("carol", "hello from Chromium ✓"),
-            ("alice", "hi carol"),
-            ("carol", "still here"),
+        assert [(m["userId"], m["message"], m["seq"]) for m in messages] == [
+            ("carol", "hello from Chromium ✓", 1),
+            ("alice", "hi carol", 2),
+            ("carol", "still here", 3),  # the refused 501 characters got no number
         ]
         assert alice.events("error") == []
 
@@ -185,8 +191,10 @@ def test_chat_page_shows_html_in_messages_as_text(browser, served):
     wait_for_log(page, "you joined lobby")
     attack = "<img src=x onerror=alert(1)>"
     with rtlab.connect(ws_base(served), "alice") as alice:
-        alice.emit("join-room", "lobby", ack=True)
-        alice.emit("send-message", {"roomId": "lobby", "message": attack}, ack=True)
+        joined = alice.emit("join-room", "lobby", ack=True)
+        assert joined == {"roomId": "lobby", "members": ["alice", "carol"], "seq": 0}
+        sent = alice.emit("send-message", {"roomId": "lobby", "message": attack}, ack=True)
+        assert sent == {"roomId": "lobby", "seq": 1, "delivered": 2}
         wait_for_log(page, f"alice: {attack}")
     assert page.locator("#log img").count() == 0
     assert page.locator("img").count() == 0

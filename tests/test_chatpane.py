@@ -95,10 +95,10 @@ def test_a_pane_takes_a_url_a_room_and_a_namespace(server):
 
 def test_three_panes_get_every_message_in_order(row):
     alice, bob, carol = row["alice"], row["bob"], row["carol"]
-    assert alice.send("one") == {"delivered": 3}
+    assert alice.send("one") == {"roomId": "lobby", "seq": 1, "delivered": 3}
     assert alice.messages == [("alice", "one")]  # the sender's copy came before the ack
-    bob.send("<b>x</b> & more")
-    carol.send("three")
+    assert bob.send("<b>x</b> & more") == {"roomId": "lobby", "seq": 2, "delivered": 3}
+    assert carol.send("three") == {"roomId": "lobby", "seq": 3, "delivered": 3}
     expected = [("alice", "one"), ("bob", "<b>x</b> & more"), ("carol", "three")]
     for pane in row:
         assert pane.wait_for_messages(3) == expected

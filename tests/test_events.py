@@ -30,7 +30,7 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import State
 from websockets.sync.client import connect as sync_connect
@@ -87,9 +87,9 @@ def test_join_room_tells_the_others_already_there_not_the_joiner(server):
     async def main() -> None:
         alice, bob, carol = [await connect(server, u) for u in ("alice", "bob", "carol")]
         joined = await alice.emit("join-room", "lobby", ack=True)
-        assert joined == {"roomId": "lobby", "members": ["alice"]}
+        assert joined == {"roomId": "lobby", "members": ["alice"], "seq": 0}
         joined = await bob.emit("join-room", "lobby", ack=True)
-        assert joined == {"roomId": "lobby", "members": ["alice", "bob"]}
+        assert joined == {"roomId": "lobby", "members": ["alice", "bob"], "seq": 0}
         assert await alice.wait_for("user-joined") == [{"userId": "bob", "roomId": "lobby"}]
         await carol.emit("join-room", "lobby", ack=True)
         assert await alice.wait_for("user-joined", 2) == [
@@ -99,7 +99,7 @@ def test_join_room_tells_the_others_already_there_not_the_joiner(server):
         assert await bob.wait_for("user-joined") == [{"userId": "carol", "roomId": "lobby"}]
         # Joining again changes nothing and tells nobody.
         again = await bob.emit("join-room", "lobby", ack=True)
-        assert again == {"roomId": "lobby", "members": ["alice", "bob", "carol"]}
+        assert again == {"roomId": "lobby", "members": ["alice", "bob", "carol"], "seq": 0}
         for client in (alice, bob, carol):
             await usable(client)
         assert len(alice.events("user-joined")) == 2
@@ -121,10 +121,11 @@ def test_send_message_reaches_every_member_sender_included_and_no_one_else(serve
         await carol.emit("join-room", "games", ack=True)
         before = datetime.now(UTC)
         reply = await alice.emit("send-message", {"roomId": "lobby", "message": "hi ✓"}, ack=True)
-        assert reply == {"delivered": 2}
+        assert reply == {"roomId": "lobby", "seq": 1, "delivered": 2}
         for client in (alice, bob):
             [message] = await client.wait_for("receive-message")
-            assert set(message) == {"userId", "roomId", "message", "timestamp"}
+            assert set(message) == {"userId", "roomId", "message", "timestamp", "seq"}
+            assert message["seq"] == 1  # the room's first message
             assert message["userId"] == "alice"  # the name from the handshake
             assert message["roomId"] == "lobby"
             assert message["message"] == "hi ✓"
@@ -260,7 +261,7 @@ def test_the_ack_comes_back_on_the_id_the_client_sent(server):
         ws.send(encode_event("leave-room", "lobby", id=2**53 - 1))
         replies = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
     assert replies == [
-        {"ack": 41, "data": {"roomId": "lobby", "members": ["alice"]}},
+        {"ack": 41, "data": {"roomId": "lobby", "members": ["alice"], "seq": 0}},
         {"ack": 0, "data": {"roomId": "lobby"}},
         {"ack": 2**53 - 1, "data": {"roomId": "lobby"}},
     ]
@@ -362,7 +363,11 @@ def test_invalid_payloads_get_an_ack_error_and_the_connection_stays_usable(
         alice = await connect(server, "alice")
         await alice.emit("join-room", "lobby", ack=True)
         if code is None:
-            assert await alice.emit(event, data, ack=True) == {"delivered": 1}
+            assert await alice.emit(event, data, ack=True) == {
+                "roomId": "lobby",
+                "seq": 1,
+                "delivered": 1,
+            }
         else:
             with pytest.raises(AckError) as caught:
                 await alice.emit(event, data, ack=True)
@@ -490,7 +495,9 @@ def test_a_failing_handler_answers_internal_and_the_server_keeps_serving(server)
         # Both connections still work, and bob never noticed.
         await usable(alice)
         assert await bob.emit("send-message", {"roomId": "lobby", "message": "ok"}, ack=True) == {
-            "delivered": 2
+            "roomId": "lobby",
+            "seq": 1,
+            "delivered": 2,
         }
         assert [m["message"] for m in await alice.wait_for("receive-message")] == ["ok"]
         assert bob.events("error") == []
@@ -524,13 +531,13 @@ def test_namespaces_have_their_own_rooms_over_one_connection(server):
         reply = await bob.emit(
             "send-message", {"roomId": "room", "message": "c"}, ns="/chat", ack=True
         )
-        assert reply == {"delivered": 2}
+        assert reply == {"roomId": "room", "seq": 1, "delivered": 2}
         [got] = await alice.wait_for("receive-message", ns="/chat")
         assert got["message"] == "c"
         reply = await carol.emit(
             "send-message", {"roomId": "room", "message": "n"}, ns="/notifications", ack=True
         )
-        assert reply == {"delivered": 2}
+        assert reply == {"roomId": "room", "seq": 1, "delivered": 2}  # numbered per namespace
         [got] = await alice.wait_for("receive-message", ns="/notifications")
         assert got["message"] == "n"
         for client in (alice, bob, carol):
@@ -695,7 +702,11 @@ def test_a_room_message_is_encoded_once_and_written_by_one_broadcast(server, mon
         monkeypatch.setitem(ns.handlers, "send-message", measured)
 
         message = {"roomId": "big", "message": "to all twenty"}
-        assert await clients[0].emit("send-message", message, ack=True) == {"delivered": 20}
+        assert await clients[0].emit("send-message", message, ack=True) == {
+            "roomId": "big",
+            "seq": 1,
+            "delivered": 20,
+        }
         for client in clients:
             [got] = await client.wait_for("receive-message")
             assert got["message"] == "to all twenty"
@@ -835,7 +846,7 @@ def test_a_member_that_stops_reading_is_dropped_and_cannot_stall_the_room(monkey
             assert ack is not None
             assert json.loads(ack.data) == {
                 "ack": 1,
-                "data": {"roomId": "room", "members": ["slow"]},
+                "data": {"roomId": "room", "members": ["slow"], "seq": 0},
             }
             slow_connection = server._background.call(shrink_send_buffer, server.server, "slow")
             # From here on the slow client reads nothing.
@@ -936,7 +947,7 @@ def test_a_resent_mid_is_acked_again_but_delivered_once(server):
             await client.emit("join-room", "lobby", ack=True)
         message = {"roomId": "lobby", "message": "once"}
         first = await alice.emit("send-message", message, ack=True, mid="m-1")
-        assert first == {"delivered": 2}
+        assert first == {"roomId": "lobby", "seq": 1, "delivered": 2}
         assert await alice.emit("send-message", message, ack=True, mid="m-1") == first
         await alice.emit("send-message", message, mid="m-1")  # without an id: silently dropped
         # Even on a new connection (the offline queue resending after a reconnect).
@@ -945,11 +956,22 @@ def test_a_resent_mid_is_acked_again_but_delivered_once(server):
         await alice.emit("join-room", "lobby", ack=True)
         assert await alice.emit("send-message", message, ack=True, mid="m-1") == first
         # Another mid, or another user with the same mid, is a new message.
-        assert await alice.emit("send-message", message, ack=True, mid="m-2") == {"delivered": 2}
-        assert await bob.emit("send-message", message, ack=True, mid="m-1") == {"delivered": 2}
+        assert await alice.emit("send-message", message, ack=True, mid="m-2") == {
+            "roomId": "lobby",
+            "seq": 2,
+            "delivered": 2,
+        }
+        assert await bob.emit("send-message", message, ack=True, mid="m-1") == {
+            "roomId": "lobby",
+            "seq": 3,
+            "delivered": 2,
+        }
         await usable(bob)
-        got = [(m["userId"], m["message"]) for m in [e.data for e in bob.events("receive-message")]]
-        assert got == [("alice", "once"), ("alice", "once"), ("bob", "once")]
+        got = [
+            (m["userId"], m["message"], m["seq"])
+            for m in [e.data for e in bob.events("receive-message")]
+        ]
+        assert got == [("alice", "once", 1), ("alice", "once", 2), ("bob", "once", 3)]
         # The first alice's "once" and the m-2 one: m-1 was delivered exactly once.
         await close_all(alice, bob)
 
@@ -1174,6 +1196,7 @@ def test_the_synchronous_face(server):
         assert alice.emit("join-room", "lobby", ack=True) == {
             "roomId": "lobby",
             "members": ["alice"],
+            "seq": 0,
         }
         assert bob.emit("join-room", "lobby", ack=True)["members"] == ["alice", "bob"]
         assert alice.wait_for("user-joined") == [{"userId": "bob", "roomId": "lobby"}]
@@ -1239,6 +1262,7 @@ def test_random_sequences_deliver_exactly_to_members_once_in_order(server, ops):
         model: dict[str, set[str]] = {room: set() for room in rooms}
         expected: dict[str, list[tuple[str, ...]]] = {u: [] for u in users}
         sent = collections.Counter[str]()
+        seqs = collections.Counter[str]()  # the room's last message number
         for what, i, j in ops:
             user, room, client = users[i], rooms[j], clients[i]
             if what == "join":
@@ -1247,7 +1271,7 @@ def test_random_sequences_deliver_exactly_to_members_once_in_order(server, ops):
                     for other in model[room]:
                         expected[other].append(("user-joined", user, room))
                     model[room].add(user)
-                assert reply["members"] == sorted(model[room])
+                assert reply == {"roomId": room, "members": sorted(model[room]), "seq": seqs[room]}
             elif what == "leave":
                 await client.emit("leave-room", room, ack=True)
                 if user in model[room]:
@@ -1260,9 +1284,11 @@ def test_random_sequences_deliver_exactly_to_members_once_in_order(server, ops):
                 data = {"roomId": room, "message": text}
                 if user in model[room]:
                     reply = await client.emit("send-message", data, ack=True)
-                    assert reply == {"delivered": len(model[room])}
+                    seqs[room] += 1
+                    delivered = len(model[room])
+                    assert reply == {"roomId": room, "seq": seqs[room], "delivered": delivered}
                     for member in model[room]:
-                        expected[member].append(("receive-message", user, room, text))
+                        expected[member].append(("receive-message", user, room, text, seqs[room]))
                 else:
                     with pytest.raises(AckError) as caught:
                         await client.emit("send-message", data, ack=True)
@@ -1274,7 +1300,7 @@ def test_random_sequences_deliver_exactly_to_members_once_in_order(server, ops):
             for event in client.events():
                 fields = (event.event, event.data["userId"], event.data["roomId"])
                 if event.event == "receive-message":
-                    fields += (event.data["message"],)
+                    fields += (event.data["message"], event.data["seq"])
                 got.append(fields)
             assert got == expected[user]
         namespace = server.server.namespace("/")

@@ -56,17 +56,17 @@ def test_the_token_also_works_in_an_authorization_header(guarded):
 
 
 @pytest.mark.parametrize(
-    ("query", "reason"),
+    ("make", "reason"),
     [
-        ("?user=alice", "this server needs a token"),
-        ("?token=garbage", "invalid token: malformed token"),
-        (f"?token={issue('other-secret', 'alice', 60, time.time())}", "bad signature"),
-        (f"?token={issue(SECRET, 'alice', 1, time.time() - 10)}", "invalid token: expired"),
-        (f"?token={issue(SECRET, 'not a name', 60, time.time())}", "names an invalid user"),
+        (lambda now: "?user=alice", "this server needs a token"),
+        (lambda now: "?token=garbage", "invalid token: malformed token"),
+        (lambda now: f"?token={issue('other-secret', 'alice', 60, now)}", "bad signature"),
+        (lambda now: f"?token={issue(SECRET, 'alice', 1, now - 10)}", "invalid token: expired"),
+        (lambda now: f"?token={issue(SECRET, 'not a name', 60, now)}", "names an invalid user"),
     ],
 )
-def test_bad_tokens_get_401_before_any_upgrade(guarded, query, reason):
-    status, body = refusal(guarded.url + "/ws" + query)
+def test_bad_tokens_get_401_before_any_upgrade(guarded, make, reason):
+    status, body = refusal(guarded.url + "/ws" + make(time.time()))
     assert status == 401
     assert reason in body
 

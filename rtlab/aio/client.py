@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.protocol import State
 
 from rtlab.core.backoff import Reconnection, schedule
 from rtlab.core.envelope import (
@@ -125,6 +126,7 @@ class EventClient:
         self._resumed = asyncio.Event()  # set while connected and caught up
         self._changed = asyncio.Condition()
         self._closing = False
+        self._stop = asyncio.Event()  # set by close(): ends a reconnection at once
         self._runner: asyncio.Task[None] | None = None
 
     @classmethod
@@ -166,6 +168,7 @@ class EventClient:
             token=token,
         )
         client._adopt(await connect(client.url, **options))
+        client._resumed.set()  # before returning: an emit right away is sent at once
         client._runner = asyncio.get_running_loop().create_task(client._run())
         return client
 
@@ -248,8 +251,15 @@ class EventClient:
             return await asyncio.shield(entry.future)
 
     async def _join_namespace_live(self, ns: str) -> None:
-        with contextlib.suppress(Exception):
+        generation = self._generation
+        try:
             await self._request("connect", None, ns, 5.0)
+        except AckError:
+            self._namespaces.discard(ns)  # refused: its events will be refused too
+        except (ConnectionError, ConnectionClosed, TimeoutError):
+            pass
+        if self._generation != generation or self.connection.state is not State.OPEN:
+            return  # the link dropped meanwhile: the reconnection takes it from here
         await self._flush()
         self._resumed.set()
 
@@ -270,9 +280,14 @@ class EventClient:
             await self.connection.send(entry.encode())
 
     async def _flush(self) -> None:
-        """Send, in order, everything not yet sent on this connection."""
-        for entry in list(self._outbox.values()):
-            await self._send(entry)
+        """Send, in order, everything not yet sent on this connection, including what
+        is queued while this runs (each send may let other emits in)."""
+        generation = self._generation
+        while unsent := [e for e in self._outbox.values() if e.sent_on != generation]:
+            for entry in unsent:
+                if self._generation != generation:
+                    return  # a new connection: its own resume sends them, after rejoining
+                await self._send(entry)
 
     async def _request(
         self, event: str, data: Any, ns: str, timeout: float, mid: str | None = None
@@ -340,18 +355,25 @@ class EventClient:
             self._changed.notify_all()
 
     async def _read(self, connection: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for message in connection:
-                try:
-                    reply = decode_reply(message)
-                except EnvelopeError as error:
-                    self.errors.append(f"unreadable message from the server: {error}")
-                    continue
-                if isinstance(reply, Ack):
-                    self._settle(reply)
-                else:
-                    await self._dispatch(reply)
-                await self._notify()
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                async for message in connection:
+                    try:
+                        reply = decode_reply(message)
+                    except EnvelopeError as error:
+                        self.errors.append(f"unreadable message from the server: {error}")
+                        continue
+                    if isinstance(reply, Ack):
+                        self._settle(reply)
+                    else:
+                        await self._dispatch(reply)
+                    await self._notify()
+        finally:
+            # No answer can come now: fail the requests at once (a rejoin waiting
+            # here would otherwise hold a reconnection up until its timeout).
+            for future in self._requests.values():
+                if not future.done():
+                    future.set_exception(ConnectionError(f"{self.user}: connection lost"))
 
     def _settle(self, ack: Ack) -> None:
         entry = self._outbox.pop(ack.ack, None)
@@ -360,11 +382,20 @@ class EventClient:
             return
         if ack.error is not None:
             error = ack.error
+            if entry is not None:
+                self._refused(entry, error.get("code"))
             future.set_exception(AckError(error.get("code", "?"), error.get("message", "")))
         else:
             if entry is not None and entry.event == "join-room" and isinstance(ack.data, dict):
                 self._note_seq(entry.ns, ack.data.get("roomId"), ack.data.get("seq"))
             future.set_result(ack.data)
+
+    def _refused(self, entry: _Outgoing, code: Any) -> None:
+        """A refused join-room is no room to join again after a drop."""
+        if entry.event == "join-room" and code != "rate_limited":
+            room = entry.data.get("roomId") if isinstance(entry.data, dict) else entry.data
+            if isinstance(room, str):
+                self._rooms.discard((entry.ns, room))
 
     def _note_seq(self, ns: str, room: Any, seq: Any) -> bool:
         """Remember the newest room message seen; False for one seen already."""
@@ -385,6 +416,8 @@ class EventClient:
             return  # a replay of something already here: exactly once
         if event.event == "error" and isinstance(data, dict) and "ref" in data:
             entry = self._outbox.pop(data["ref"], None)
+            if entry is not None:
+                self._refused(entry, data.get("code"))
             future = entry.future if entry is not None else self._requests.get(data["ref"])
             if future is not None and not future.done():
                 future.set_exception(AckError(data.get("code", "?"), data.get("message", "")))
@@ -413,19 +446,16 @@ class EventClient:
         """Read until the link drops; then, with reconnection, bring it back."""
         assert self.connection is not None
         reading: asyncio.Task[None] | None = asyncio.ensure_future(self._read(self.connection))
-        self._resumed.set()
         try:
             while reading is not None:
                 await reading
                 self._resumed.clear()
-                for future in self._requests.values():
-                    if not future.done():
-                        future.set_exception(ConnectionError(f"{self.user}: connection lost"))
                 if self._closing or self.reconnection is None:
                     return
                 await self._local("disconnect", {"code": self.close_code})
                 reading = await self._reconnect()
-            await self._local("reconnect_failed", {"reconnects": self.reconnects})
+            if not self._closing:  # the attempts ran out (close() is no failure)
+                await self._local("reconnect_failed", {"reconnects": self.reconnects})
         finally:
             self._resumed.clear()
             for entry in self._outbox.values():
@@ -438,22 +468,23 @@ class EventClient:
         assert self.reconnection is not None
         for attempt, delay in enumerate(schedule(self.reconnection, random.Random()), 1):
             await self._local("reconnect_attempt", {"attempt": attempt, "delay": delay})
-            await asyncio.sleep(delay)
-            if self._closing:
-                return None
             try:
-                self._adopt(await connect(self.url, **self._options))
+                connection = await self._open(delay)
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 await self._local("reconnect_error", {"attempt": attempt, "error": str(error)})
                 continue
-            assert self.connection is not None
-            reading = asyncio.ensure_future(self._read(self.connection))
+            if connection is None:
+                return None  # close() was called
+            self._adopt(connection)
+            reading = asyncio.ensure_future(self._read(connection))
             try:
                 await self._resume()
             except (ConnectionError, ConnectionClosed, TimeoutError, AckError) as error:
-                await self._local("reconnect_error", {"attempt": attempt, "error": str(error)})
-                await self.connection.close()
+                await connection.close()
                 await reading
+                if self._closing:
+                    return None
+                await self._local("reconnect_error", {"attempt": attempt, "error": str(error)})
                 continue
             self.reconnects += 1
             self._resumed.set()
@@ -461,14 +492,70 @@ class EventClient:
             return reading
         return None
 
+    async def _open(self, delay: float) -> ClientConnection | None:
+        """Wait ``delay`` seconds, then open a connection; None when close() came first.
+
+        close() interrupts both the wait and a handshake that hangs (a frozen link).
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._stop.wait()
+        if self._closing:
+            return None
+        opening = asyncio.ensure_future(connect(self.url, **self._options))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([opening, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not opening.done():
+                opening.cancel()  # websockets aborts the half-open connection
+                await asyncio.wait([opening])
+        if self._closing:
+            if not opening.cancelled() and opening.exception() is None:
+                await opening.result().close()
+            return None
+        return opening.result()  # or raise why it failed
+
     async def _resume(self) -> None:
-        """Namespaces, then rooms (with what was missed), then the outbox, in order."""
+        """Namespaces, then rooms (with what was missed), then the outbox, in order.
+
+        A namespace or room the server now refuses for good is given up (and said
+        so in ``errors``); only a refusal for going too fast makes the attempt fail.
+        """
         for ns in sorted(self._namespaces - {DEFAULT_NAMESPACE}):
-            await self._request("connect", None, ns, 5.0)
+            try:
+                await self._request("connect", None, ns, 5.0)
+            except AckError as error:
+                if error.code == "rate_limited":
+                    raise
+                self._namespaces.discard(ns)
+                self.errors.append(f"{ns}: not connected again: {error}")
         for ns, room in sorted(self._rooms):
+            if ns not in self._namespaces:
+                self._rooms.discard((ns, room))
+                continue
             since = self._last_seq.get((ns, room), 0)
-            answer = await self._request("join-room", {"roomId": room, "since": since}, ns, 5.0)
-            if isinstance(answer, dict) and answer.get("recovered") is False:
+            try:
+                answer = await self._request("join-room", {"roomId": room, "since": since}, ns, 5.0)
+            except AckError as error:
+                if error.code == "rate_limited":
+                    raise
+                self._rooms.discard((ns, room))
+                self.errors.append(f"{ns} {room}: not joined again: {error}")
+                continue
+            if not isinstance(answer, dict):
+                continue
+            seq = answer.get("seq")
+            if type(seq) is int and seq < since:
+                # The server numbers from 1 again: it restarted without its history.
+                # Follow it, or every new message would look like one seen already.
+                self._last_seq[(ns, room)] = seq
+                self.errors.append(
+                    f"{ns} {room}: the server numbers messages from 1 again "
+                    "(restarted without its history); some may be lost"
+                )
+            elif answer.get("recovered") is False:
                 self.errors.append(f"{ns} {room}: messages older than the server keeps are lost")
         await self._flush()
 
@@ -481,7 +568,9 @@ class EventClient:
                 await asyncio.shield(self._runner)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close for good, also in the middle of a reconnection (which stops there)."""
         self._closing = True
+        self._stop.set()
         if self.connection is not None:
             await self.connection.close(code, reason)
         await self.wait_closed()

@@ -171,7 +171,7 @@ class EventHub:
         # Into an empty history: the file has every message this one holds, and a
         # journal loaded into a history that already had them (the same server
         # started again) would compact them all away.
-        fresh = History(self.history.size, self.history.window)
+        fresh = History(self.history.size, self.history.window, self.history.max_rooms)
         loaded = self.journal.load(fresh)
         self.history = fresh
         for record, user, mid in loaded:

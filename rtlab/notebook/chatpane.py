@@ -200,8 +200,8 @@ class ChatPane(widgets.VBox):
     def send(self, text: str, *, timeout: float = SEND_TIMEOUT) -> Any:
         """Send ``text`` to the room, as typing it and pressing Enter does; wait for the ack.
 
-        Returns the acknowledgement's data (``{"delivered": N}``); the pane's own copy
-        of the message is already in :attr:`messages` by then. A refusal raises
+        Returns the acknowledgement's data (``{"roomId", "seq", "delivered"}``); the
+        pane's own copy of the message is already in :attr:`messages` by then. A refusal raises
         :class:`~rtlab.AckError` (``TimeoutError``, ``ConnectionError``) here, in
         the calling cell, and shows in the log too.
         """

@@ -33,9 +33,14 @@ def _url(target: RunningServer | str) -> str:
     return target if isinstance(target, str) else target.url
 
 
-async def aconnect(target: RunningServer | str, user: str) -> EventClient:
-    """Connect as ``user`` to a lab server (or a ``ws://`` URL), on the running loop."""
-    return await EventClient.connect(_url(target), user)
+async def aconnect(target: RunningServer | str, user: str, **options: Any) -> EventClient:
+    """Connect as ``user`` to a lab server (or a ``ws://`` URL), on the running loop.
+
+    ``options`` go to :meth:`EventClient.connect <rtlab.aio.client.EventClient.connect>`:
+    ``reconnection=True`` (or a :class:`~rtlab.core.backoff.Reconnection`),
+    ``max_queue``, ``ping_interval``, ``ping_timeout``, ``open_timeout``...
+    """
+    return await EventClient.connect(_url(target), user, **options)
 
 
 class Client:
@@ -60,6 +65,21 @@ class Client:
     @property
     def errors(self) -> list[str]:
         return list(self.inner.errors)
+
+    @property
+    def connected(self) -> bool:
+        """Connected and caught up (after a drop: namespaces and rooms joined again)."""
+        return self.inner.connected
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for the server's acknowledgement (with reconnection)."""
+        return self.inner.queued
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the client came back after a drop."""
+        return self.inner.reconnects
 
     def emit(
         self,
@@ -124,7 +144,11 @@ class Client:
         return f"<Client {self.user!r} {'closed' if self.closed else 'connected'}>"
 
 
-def connect(target: RunningServer | str, user: str) -> Client:
-    """Connect as ``user`` to a lab server (or a ``ws://`` URL); returns a synchronous client."""
+def connect(target: RunningServer | str, user: str, **options: Any) -> Client:
+    """Connect as ``user`` to a lab server (or a ``ws://`` URL); returns a synchronous client.
+
+    ``options`` are :func:`aconnect`'s, for instance
+    ``rtlab.connect(server, "alice", reconnection=True, ping_interval=5, ping_timeout=5)``.
+    """
     background = client_loop()
-    return Client(background.run(EventClient.connect(_url(target), user)), background)
+    return Client(background.run(EventClient.connect(_url(target), user, **options)), background)
