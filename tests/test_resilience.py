@@ -867,3 +867,33 @@ def test_proof_under_faults_every_message_once_and_in_order(tmp_path):
         f" reconnects { {c.user: c.reconnects for c in clients} };"
         f" disconnects { {c.user: len(c.events('disconnect')) for c in clients} }"
     )
+
+
+def test_a_backlog_longer_than_the_rate_limits_burst_arrives_whole_and_in_order():
+    """Sent one at a time after a drop, and again after retryAfter when refused."""
+    from rtlab.core.ratelimit import TokenBucket
+
+    with (
+        rtlab.start_server(rate_limit=TokenBucket(rate=100, burst=20)) as server,
+        rtlab.start_proxy(server) as proxy,
+    ):
+
+        async def main() -> None:
+            alice = await joined(proxy.url, "alice", "lobby")
+            bob = await joined(server.url, "bob", "lobby")
+            await offline(proxy, alice)
+            texts = [f"offline {i}" for i in range(60)]  # three times the burst
+            for text in texts:
+                await alice.emit("send-message", {"roomId": "lobby", "message": text})
+            assert alice.queued == 60
+            await off_loop(proxy.thaw)
+            await bob.wait_for("receive-message", 60, timeout=20)
+            assert said(bob) == texts  # whole, in order, once: nothing refused was lost
+            await usable(alice)
+            assert alice.queued == 0
+            assert alice.rate_limited  # the server said so, and the client slowed down
+            assert not [e for e in alice.events("error")]
+            await alice.close()
+            await bob.close()
+
+        run(main())

@@ -48,6 +48,7 @@ from rtlab.core.envelope import (
 ClientHandler = Callable[[Any], Any | Awaitable[Any]]
 KEPT_EVENTS = 10_000  # received events kept for inspection and waits
 MAX_QUEUE = 1000  # events waiting for the server's acknowledgement, offline or not
+PACED_TIMEOUT = 10.0  # seconds to wait for each acknowledgement of a backlog
 
 
 class AckError(Exception):
@@ -87,6 +88,7 @@ class _Outgoing:
     mid: str
     future: asyncio.Future[Any]
     sent_on: int = 0  # the connection number it was last sent on; 0: not sent
+    paced: asyncio.Future[float | None] | None = None  # set while a paced flush waits on it
 
     def encode(self) -> str:
         return encode_event(self.event, self.data, self.ns, self.id, self.mid)
@@ -113,6 +115,8 @@ class EventClient:
         self.received: collections.deque[Event] = collections.deque(maxlen=KEPT_EVENTS)
         self.errors: list[str] = []  # handler failures, kept instead of printed
         self.reconnects = 0
+        self.rate_limited = False  # the server has said "slow down": backlogs go paced
+        self._retrying: asyncio.Future[None] | None = None
         self._options = connect_options or {}
         self._handlers: dict[tuple[str, str], list[ClientHandler]] = {}
         self._requests: dict[int, asyncio.Future[Any]] = {}  # direct requests, this connection
@@ -279,15 +283,36 @@ class EventClient:
         with contextlib.suppress(ConnectionClosed):
             await self.connection.send(entry.encode())
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, paced: bool = False) -> None:
         """Send, in order, everything not yet sent on this connection, including what
-        is queued while this runs (each send may let other emits in)."""
+        is queued while this runs (each send may let other emits in).
+
+        ``paced`` (a backlog after a drop): one event at a time, each acknowledged
+        before the next, and one refused as ``rate_limited`` is sent again once the
+        server's ``retryAfter`` has passed, so a backlog meets a rate limit in order
+        and loses nothing.
+        """
         generation = self._generation
         while unsent := [e for e in self._outbox.values() if e.sent_on != generation]:
             for entry in unsent:
                 if self._generation != generation:
                     return  # a new connection: its own resume sends them, after rejoining
-                await self._send(entry)
+                if not paced:
+                    await self._send(entry)
+                    continue
+                while entry.id in self._outbox and self._generation == generation:
+                    entry.paced = asyncio.get_running_loop().create_future()
+                    await self._send(entry)
+                    try:
+                        async with asyncio.timeout(PACED_TIMEOUT):
+                            retry_after = await entry.paced
+                    except TimeoutError:
+                        raise TimeoutError(f"{self.user}: no ack for a resent event") from None
+                    finally:
+                        entry.paced = None
+                    if retry_after is None:
+                        break
+                    await asyncio.sleep(retry_after)
 
     async def _request(
         self, event: str, data: Any, ns: str, timeout: float, mid: str | None = None
@@ -374,9 +399,28 @@ class EventClient:
             for future in self._requests.values():
                 if not future.done():
                     future.set_exception(ConnectionError(f"{self.user}: connection lost"))
+            for entry in self._outbox.values():  # a paced resend waits on its ack too
+                if entry.paced is not None and not entry.paced.done():
+                    entry.paced.set_exception(ConnectionError(f"{self.user}: connection lost"))
 
     def _settle(self, ack: Ack) -> None:
-        entry = self._outbox.pop(ack.ack, None)
+        entry = self._outbox.get(ack.ack)
+        code = ack.error.get("code") if ack.error else None
+        if entry is not None and code == "rate_limited":
+            # Kept, in its place: sent again once the server's retryAfter has passed,
+            # and from now on backlogs go one at a time (see _flush).
+            assert ack.error is not None
+            retry_after = float(ack.error.get("retryAfter", 1.0))
+            entry.sent_on = 0
+            self.rate_limited = True
+            if entry.paced is not None and not entry.paced.done():
+                entry.paced.set_result(retry_after)
+            elif self._retrying is None or self._retrying.done():
+                self._retrying = asyncio.ensure_future(self._retry(retry_after))
+            return
+        if entry is not None and entry.paced is not None and not entry.paced.done():
+            entry.paced.set_result(None)
+        self._outbox.pop(ack.ack, None)
         future = entry.future if entry is not None else self._requests.get(ack.ack)
         if future is None or future.done():
             return
@@ -389,6 +433,14 @@ class EventClient:
             if entry is not None and entry.event == "join-room" and isinstance(ack.data, dict):
                 self._note_seq(entry.ns, ack.data.get("roomId"), ack.data.get("seq"))
             future.set_result(ack.data)
+
+    async def _retry(self, delay: float) -> None:
+        """After a rate_limited refusal outside a paced flush: the rest, one at a time."""
+        await asyncio.sleep(delay)
+        generation = self._generation
+        with contextlib.suppress(ConnectionError, ConnectionClosed, TimeoutError):
+            if self.connected and self._generation == generation:
+                await self._flush(paced=self.rate_limited)
 
     def _refused(self, entry: _Outgoing, code: Any) -> None:
         """A refused join-room is no room to join again after a drop."""
@@ -557,7 +609,7 @@ class EventClient:
                 )
             elif answer.get("recovered") is False:
                 self.errors.append(f"{ns} {room}: messages older than the server keeps are lost")
-        await self._flush()
+        await self._flush(paced=self.rate_limited)
 
     # -- closing ------------------------------------------------------------------------------
 

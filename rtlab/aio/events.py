@@ -69,6 +69,9 @@ class Session:
         self.event: Event | None = None  # the event being handled, for handlers that need it
         self.hub: EventHub | None = None
         self.refusals: collections.deque[float] = collections.deque()
+        self.retry_at = 0.0  # when the last rate_limited refusal said to try again
+        self.heeded = True  # whether the last refused event waited for that
+        self.gate: str | None = None  # the mid refused for rate: nothing else passes first
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
         """Send an event to this session only (Socket.IO's ``socket.emit``)."""
@@ -288,7 +291,11 @@ class EventHub:
             self._check_rate(session, event)
             reply = await self._dispatch(session, event)
         except EnvelopeError as error:
-            self._refuse(session, self._refusal(event, error))
+            # A client that waits as told (retryAfter) is slowed down, not punished.
+            heeded = error.code == ErrorCode.RATE_LIMITED and (
+                session.heeded or session.gate is not None
+            )
+            self._refuse(session, self._refusal(event, error), strike=not heeded)
             return
         except Exception as error:
             self.logger.error("handler for %r in %s failed", event.event, event.ns, exc_info=error)
@@ -304,19 +311,35 @@ class EventHub:
         self._handled += 1
         if self._handled % 1000 == 0:
             self.rate_limit.forget_idle(now)  # keeps memory to the active users
+        if session.gate is not None and event.mid is not None and event.mid != session.gate:
+            # Order: after refusing one event for its rate, the others queued behind it
+            # (a backlog resent after a drop) wait until it is sent again and passes.
+            raise EnvelopeError(
+                ErrorCode.RATE_LIMITED,
+                "slow down: resend the refused event first",
+                retry_after=max(0.0, session.retry_at - now),
+            )
         decision = self.rate_limit.check(session.user, now)
         if not decision.allowed:
+            session.heeded = now >= session.retry_at
+            session.retry_at = now + decision.retry_after
+            if event.mid is not None:
+                session.gate = event.mid
             raise EnvelopeError(
                 ErrorCode.RATE_LIMITED,
                 f"slow down: try again in {decision.retry_after:.1f} s",
                 retry_after=decision.retry_after,
             )
+        if event.mid is not None and event.mid == session.gate:
+            session.gate = None
 
-    def _refuse(self, session: Session, answer: str) -> None:
+    def _refuse(self, session: Session, answer: str, *, strike: bool = True) -> None:
         """Send a refusal; a session that keeps misbehaving is closed with 1008."""
         if session.id not in self.sessions:
             return
         self.deliver([session], answer)
+        if not strike:
+            return
         now = time.monotonic()
         session.refusals.append(now)
         while session.refusals and now - session.refusals[0] > REFUSAL_WINDOW:
