@@ -30,8 +30,9 @@ class Verdict:
         return str(self)
 
 
-def grade(name: str, attempt: Callable[[], str | None], hint: str) -> Verdict:
-    """Run ``attempt``: it returns a failure message or ``None``; exceptions fail too."""
+def grade(name: str, attempt: Callable[[], str | tuple[str, str] | None], hint: str) -> Verdict:
+    """Run ``attempt``: it returns a failure message (or a message and a hint of its own,
+    chosen by the problem found), or ``None``; exceptions fail too."""
     try:
         problem = attempt()
     except NotImplementedError:
@@ -40,4 +41,5 @@ def grade(name: str, attempt: Callable[[], str | None], hint: str) -> Verdict:
         problem = f"raised {type(error).__name__}: {error}"
     if problem is None:
         return Verdict(True, f"{name}: correct")
-    return Verdict(False, f"{name}: {problem}", hint)
+    message, specific = problem if isinstance(problem, tuple) else (problem, hint)
+    return Verdict(False, f"{name}: {message}", specific)

@@ -19,7 +19,7 @@ from typing import Any
 
 from rtlab.aio.client import AckError
 from rtlab.aio.events import Namespace, Session
-from rtlab.checks import Verdict
+from rtlab.checks import Verdict, grade
 from rtlab.core.envelope import EnvelopeError
 from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.clients import Client, connect
@@ -27,20 +27,6 @@ from rtlab.notebook.clients import Client, connect
 __all__ = ["check_recipients", "check_shout"]
 
 Problem = tuple[str, str]  # what went wrong, and the hint for it
-
-
-def _verdict(name: str, attempt: Callable[[], Problem | None], hint: str) -> Verdict:
-    """Like :func:`rtlab.checks.grade`, with a hint chosen by the problem found."""
-    try:
-        problem = attempt()
-    except NotImplementedError:
-        return Verdict(False, f"{name}: not done yet", hint)
-    except Exception as error:
-        problem = (f"raised {type(error).__name__}: {error}", hint)
-    if problem is None:
-        return Verdict(True, f"{name}: correct")
-    message, specific = problem
-    return Verdict(False, f"{name}: {message}", specific)
 
 
 # -- exercise 1: recipients(rooms, online, sender, event, data) ----------------------------
@@ -206,7 +192,7 @@ def _recipients_problem(recipients: Callable[..., Any]) -> Problem | None:
 
 def check_recipients(recipients: Callable[..., Any]) -> Verdict:
     """Grade ``recipients(rooms, online, sender, event, data) -> {user: event}``."""
-    return _verdict("recipients", lambda: _recipients_problem(recipients), RECIPIENTS_HINT)
+    return grade("recipients", lambda: _recipients_problem(recipients), RECIPIENTS_HINT)
 
 
 # -- exercise 2: register_shout(ns) ---------------------------------------------------------
@@ -382,4 +368,4 @@ def check_shout(register_shout: Callable[[Namespace], Any], timeout: float = 2.0
     must get ``shouted`` with the text in capitals, alice and dave nothing, and alice's
     ack must be ``{"delivered": 2}``. Then dave shouts to lobby: refused, ``not_member``.
     """
-    return _verdict("shout", lambda: _shout_problem(register_shout, timeout), SHOUT_HINT)
+    return grade("shout", lambda: _shout_problem(register_shout, timeout), SHOUT_HINT)

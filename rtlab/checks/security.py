@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from rtlab.checks import Verdict
+from rtlab.checks import Verdict, grade
 from rtlab.core.ratelimit import SlidingWindow
 from rtlab.core.tokens import TokenError, issue, verify
 
@@ -36,20 +36,6 @@ __all__ = ["check_limiter", "check_origin_allowed", "check_verify_token"]
 Problem = tuple[str, str]  # what went wrong, and the hint for it
 
 LIMIT, WINDOW = 10, 60.0  # the seed's 10 events a minute
-
-
-def _verdict(name: str, attempt: Callable[[], Problem | None], hint: str) -> Verdict:
-    """Like :func:`rtlab.checks.grade`, with a hint chosen by the problem found."""
-    try:
-        problem = attempt()
-    except NotImplementedError:
-        return Verdict(False, f"{name}: not done yet", hint)
-    except Exception as error:
-        problem = (f"raised {type(error).__name__}: {error}", hint)
-    if problem is None:
-        return Verdict(True, f"{name}: correct")
-    message, specific = problem
-    return Verdict(False, f"{name}: {message}", specific)
 
 
 def _seconds(t: float) -> str:
@@ -212,7 +198,7 @@ def _limiter_problem(make: Any) -> Problem | None:
 
 def check_limiter(limiter_class: Any) -> Verdict:
     """Grade a class whose ``allow(user, now)`` allows 10 events per user in any 60 s."""
-    return _verdict("limiter", lambda: _limiter_problem(limiter_class), LIMITER_HINT)
+    return grade("limiter", lambda: _limiter_problem(limiter_class), LIMITER_HINT)
 
 
 # -- exercise 2: origin_allowed(origin, host, allow_list) ------------------------------------
@@ -314,7 +300,7 @@ def _origin_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
 
 def check_origin_allowed(origin_allowed: Callable[..., Any]) -> Verdict:
     """Grade ``origin_allowed(origin, host, allow_list) -> bool`` against the server's rule."""
-    return _verdict("origin_allowed", lambda: _origin_problem(origin_allowed), ORIGIN_HINT)
+    return grade("origin_allowed", lambda: _origin_problem(origin_allowed), ORIGIN_HINT)
 
 
 # -- exercise 3: verify_token(secret, token, now) --------------------------------------------
@@ -444,4 +430,4 @@ def _token_problem(verify_token: Callable[..., Any]) -> Problem | None:
 
 def check_verify_token(verify_token: Callable[..., Any]) -> Verdict:
     """Grade ``verify_token(secret, token, now)``: the user a valid token names, else None."""
-    return _verdict("verify_token", lambda: _token_problem(verify_token), TOKEN_HINT)
+    return grade("verify_token", lambda: _token_problem(verify_token), TOKEN_HINT)
