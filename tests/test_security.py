@@ -235,3 +235,13 @@ def test_handshake_timeout_drops_a_slowloris():
         with connect(server.echo_url) as ws:
             ws.send("others fine")
             assert ws.recv(timeout=5) == "Echo: others fine"
+
+
+def test_a_token_client_knows_its_name_from_the_token(guarded):
+    token = issue(SECRET, "alice", 60, time.time())
+
+    async def main() -> str:
+        async with await EventClient.connect(guarded.url, "whoever", token=token) as client:
+            return client.user
+
+    assert asyncio.run(main()) == "alice"
