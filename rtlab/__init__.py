@@ -11,7 +11,8 @@ The notebook-facing API in one place::
 
 from importlib.metadata import version
 
-from rtlab.aio.client import AckError, EventClient
+from rtlab.aio.client import AckError, EventClient, OfflineQueueFull
+from rtlab.core.backoff import Reconnection
 from rtlab.notebook.background import start_proxy, start_server
 from rtlab.notebook.chatpane import ChatPane, chat_panes
 from rtlab.notebook.clients import aconnect, connect
@@ -24,6 +25,8 @@ __all__ = [
     "AckError",
     "ChatPane",
     "EventClient",
+    "OfflineQueueFull",
+    "Reconnection",
     "__version__",
     "aconnect",
     "chat_panes",
