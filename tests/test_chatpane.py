@@ -20,6 +20,7 @@ import pytest
 
 import rtlab
 from rtlab import ChatPane, chat_panes
+from rtlab.core.backoff import Reconnection
 from rtlab.notebook.chatpane import LOG_LINES, PaneRow
 
 ALL = ["alice", "bob", "carol"]
@@ -394,3 +395,74 @@ def test_typing_in_jupyterlab(tmp_path, chromium_path, capfd):
         lab.terminate()
         lab.wait(timeout=20)
         capfd.readouterr()  # JupyterLab's and the kernel's own logs
+
+
+# -- reconnection: red and green through a fault-injecting proxy ---------------------------
+
+
+def test_a_pane_goes_red_on_a_drop_queues_what_is_typed_and_turns_green_again(server):
+    fast = Reconnection(delay=0.05, delay_max=0.2)
+    with rtlab.start_proxy(server) as proxy:
+        alice = ChatPane(proxy, "alice", reconnection=fast)
+        bob = ChatPane(server, "bob")
+        try:
+            rtlab.wait_until(lambda: alice.online == ["alice", "bob"], what="bob online")
+            assert alice.send("before") == {"roomId": "lobby", "seq": 1, "delivered": 2}
+            proxy.freeze()  # the reconnection attempts wait until thaw()
+            proxy.cut()
+            rtlab.wait_until(lambda: not alice.connected, what="alice red")
+            assert alice.status == "🔴 disconnected"
+            assert "🔴 disconnected" in alice.header.value
+            assert alice.online == []
+            assert alice.lines[-1] == "✖ disconnected"
+            assert not alice.input.disabled  # typing goes on: the client queues
+            assert alice.send("while away") is None  # queued, not refused
+            front_end_value(alice, "typed while away")
+            assert alice.lines[-2:] == ["⏳ queued: while away", "⏳ queued: typed while away"]
+            rtlab.wait_until(lambda: alice._client.queued == 2, what="two queued")
+            assert repr(alice) == pane_repr("alice", [], 1, "🔴 disconnected")
+            proxy.thaw()
+            rtlab.wait_until(lambda: alice.connected, what="alice green")
+            rtlab.wait_until(lambda: alice.online == ["alice", "bob"], what="online refreshed")
+            assert "✔ reconnected" in alice.lines
+            assert "🟢 connected" in alice.header.value
+            expected = [("alice", "before"), ("alice", "while away"), ("alice", "typed while away")]
+            assert bob.wait_for_messages(3) == expected
+            assert alice.wait_for_messages(3) == expected
+            rtlab.wait_until(lambda: alice._client.queued == 0, what="acks")
+            bob.send("welcome back")
+            assert alice.wait_for_messages(4)[-1] == ("bob", "welcome back")
+            assert bob.wait_for_messages(4) == [*expected, ("bob", "welcome back")]
+            assert not any(line.startswith("⚠") for line in alice.lines)
+            assert repr(alice) == pane_repr("alice", ["alice", "bob"], 4)
+        finally:
+            alice.close()
+            bob.close()
+    assert alice.status == "🔴 disconnected"
+    assert alice.input.disabled
+
+
+def test_chat_panes_pass_client_options_and_only_closing_keeps_a_pane_red(server):
+    row = chat_panes(server, ["alice", "bob"], reconnection=True, ping_interval=5, ping_timeout=5)
+    try:
+        assert row["alice"]._client.inner.reconnection == Reconnection()
+    finally:
+        row.close()
+    assert [pane.status for pane in row] == ["🔴 disconnected"] * 2
+    with pytest.raises(ConnectionError):
+        row["alice"].send("too late")
+    assert row["alice"].lines[-1] == "⚠ not sent: disconnected"
+
+
+def test_without_reconnection_a_drop_is_for_good(server):
+    with rtlab.start_proxy(server) as proxy:
+        alice = ChatPane(proxy, "alice")
+        try:
+            proxy.cut()
+            rtlab.wait_until(lambda: not alice.connected, what="alice red")
+            with pytest.raises(ConnectionError):
+                alice.send("lost")
+            assert alice.lines[-2:] == ["✖ disconnected", "⚠ not sent: disconnected"]
+            assert alice.input.disabled
+        finally:
+            alice.close()

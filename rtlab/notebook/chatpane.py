@@ -39,6 +39,7 @@ CONNECTED = "🟢 connected"
 DISCONNECTED = "🔴 disconnected"
 LOG_LINES = 200  # the log keeps the last LOG_LINES lines
 SEND_TIMEOUT = 5.0  # seconds to wait for the server to acknowledge a message
+QUEUED_TIMEOUT = 3600.0  # a message queued offline: its ack comes after reconnecting
 PANE_WIDTH = "300px"
 LOG_HEIGHT = "220px"
 
@@ -79,6 +80,7 @@ class ChatPane(widgets.VBox):
         room: str = "lobby",
         *,
         ns: str = DEFAULT_NAMESPACE,
+        **client_options: Any,
     ) -> None:
         self.user = user
         self.room = room
@@ -92,7 +94,8 @@ class ChatPane(widgets.VBox):
         self._joined = False
         self._early: list[tuple[str, Any]] = []  # presence events that beat the join's ack
         self._background = client_loop()
-        self._client: Client = connect(server_or_url, user)  # fails before any widget exists
+        # client_options go to rtlab.connect: reconnection=..., ping_interval=, ping_timeout=...
+        self._client: Client = connect(server_or_url, user, **client_options)  # before widgets
 
         self.header = widgets.HTML()
         self.online_view = widgets.HTML()
@@ -129,6 +132,9 @@ class ChatPane(widgets.VBox):
                 ("broadcast-message", self._on_broadcast),
             ]:
                 self._client.on(event, handler, ns=ns)
+            # The connection's own events are local ones, in the default namespace.
+            self._client.on("disconnect", self._on_drop)
+            self._client.on("reconnect", self._on_back)
             with self._changed:
                 self._connected = True
                 self._render()
@@ -182,7 +188,7 @@ class ChatPane(widgets.VBox):
         """
         deadline = time.monotonic() + timeout
         with self._changed:
-            while len(self._messages) < n and self._connected:
+            while len(self._messages) < n and not self._ended:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(
@@ -206,6 +212,9 @@ class ChatPane(widgets.VBox):
         the calling cell, and shows in the log too.
         """
         if not self.connected:
+            if self._can_queue():
+                self._queue_offline(text)
+                return None
             self._system("⚠ not sent: disconnected")
             raise ConnectionError(f"{self.user}: disconnected")
         data = {"roomId": self.room, "message": text}
@@ -224,7 +233,10 @@ class ChatPane(widgets.VBox):
         if not text.strip():
             return
         if not self.connected:
-            self._system("⚠ not sent: disconnected")
+            if self._can_queue():
+                self._queue_offline(text)
+            else:
+                self._system("⚠ not sent: disconnected")
             return
         data = {"roomId": self.room, "message": text}
         try:
@@ -234,6 +246,29 @@ class ChatPane(widgets.VBox):
         except ConnectionError as error:  # the client loop is gone
             self._system(f"⚠ not sent: {_reason(error)}")
             return
+        future.add_done_callback(self._sent)
+
+    def _can_queue(self) -> bool:
+        """Offline but not closed for good, with reconnection: the client queues."""
+        with self._changed:
+            ended = self._ended
+        return not ended and self._client.inner.reconnection is not None and not self._client.closed
+
+    def _queue_offline(self, text: str) -> None:
+        """Hand ``text`` to the client's offline queue; it goes out after reconnecting.
+
+        The acknowledgement comes only then, so nothing waits for it here (a
+        failure, say the client closing for good first, becomes a line in the log).
+        """
+        data = {"roomId": self.room, "message": text}
+        try:
+            future = self._client.emit_soon(
+                "send-message", data, ns=self.ns, ack=True, timeout=QUEUED_TIMEOUT
+            )
+        except ConnectionError as error:
+            self._system(f"⚠ not sent: {_reason(error)}")
+            return
+        self._system(f"⏳ queued: {text}")
         future.add_done_callback(self._sent)
 
     def _sent(self, future: concurrent.futures.Future[Any]) -> None:
@@ -319,6 +354,44 @@ class ChatPane(widgets.VBox):
         else:
             self._online.discard(user)
             self._add_line("system", f"← {user} left")
+
+    def _on_drop(self, _: Any) -> None:
+        """The link dropped and the client reconnects: red until it is back."""
+        with self._changed:
+            if self._ended or not self._connected:
+                return
+            self._add_line("system", "✖ disconnected")
+            self._connected = False
+            self._online.clear()
+            self._render()
+            self._changed.notify_all()
+
+    def _on_back(self, _: Any) -> None:
+        """Reconnected (the client joined the room again): green, and who is online now."""
+        with self._changed:
+            if self._ended:
+                return
+            self._connected = True
+            self._joined = False  # presence events wait for the member list, as at first
+            self._add_line("system", "✔ reconnected")
+            self._render()
+            self._changed.notify_all()
+        # The client rejoined the room itself, but keeps the answer; joining again
+        # changes nothing on the server and answers with the members. From this
+        # handler (on the client loop) the ack is awaited in a task of its own.
+        asyncio.get_running_loop().create_task(self._refresh_online())
+
+    async def _refresh_online(self) -> None:
+        try:
+            ack = await self._client.inner.emit(
+                "join-room", self.room, ns=self.ns, ack=True, timeout=SEND_TIMEOUT
+            )
+        except Exception as error:  # shown in the log, never raised
+            self._system(f"⚠ online list not refreshed: {_reason(error)}")
+            with self._changed:
+                self._joined = True
+            return
+        self._apply_join(ack)
 
     async def _watch_connection(self) -> None:
         """Turn the light red when the connection closes, whoever closes it."""
@@ -448,17 +521,19 @@ def chat_panes(
     *,
     ns: str = DEFAULT_NAMESPACE,
     timeout: float = 5.0,
+    **client_options: Any,
 ) -> PaneRow:
     """One pane per user in ``room``, side by side, joined one after the other.
 
     Returns when every pane sees every user online, so that what the panes show
-    (and their reprs) is the same on every run.
+    (and their reprs) is the same on every run. ``client_options`` go to each pane's
+    client (``reconnection=``, ``ping_interval=``, ``ping_timeout=``...).
     """
     names = list(users)
     panes: list[ChatPane] = []
     try:
         for user in names:
-            panes.append(ChatPane(server, user, room, ns=ns))
+            panes.append(ChatPane(server, user, room, ns=ns, **client_options))
         deadline = time.monotonic() + timeout
         for pane in panes:
             while not set(names) <= set(pane.online):
