@@ -419,7 +419,7 @@ def test_a_pane_goes_red_on_a_drop_queues_what_is_typed_and_turns_green_again(se
             assert alice.send("while away") is None  # queued, not refused
             front_end_value(alice, "typed while away")
             assert alice.lines[-2:] == ["⏳ queued: while away", "⏳ queued: typed while away"]
-            rtlab.wait_until(lambda: alice._client.queued == 2, what="two queued")
+            rtlab.wait_until(lambda: alice.queued == 2, what="two queued")
             assert repr(alice) == pane_repr("alice", [], 1, "🔴 disconnected")
             proxy.thaw()
             rtlab.wait_until(lambda: alice.connected, what="alice green")
@@ -429,7 +429,7 @@ def test_a_pane_goes_red_on_a_drop_queues_what_is_typed_and_turns_green_again(se
             expected = [("alice", "before"), ("alice", "while away"), ("alice", "typed while away")]
             assert bob.wait_for_messages(3) == expected
             assert alice.wait_for_messages(3) == expected
-            rtlab.wait_until(lambda: alice._client.queued == 0, what="acks")
+            rtlab.wait_until(lambda: alice.queued == 0, what="acks")
             bob.send("welcome back")
             assert alice.wait_for_messages(4)[-1] == ("bob", "welcome back")
             assert bob.wait_for_messages(4) == [*expected, ("bob", "welcome back")]

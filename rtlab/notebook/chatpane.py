@@ -170,6 +170,16 @@ class ChatPane(widgets.VBox):
             return self._connected
 
     @property
+    def queued(self) -> int:
+        """Messages waiting for the server's acknowledgement (typed offline, say)."""
+        return self._client.queued
+
+    @property
+    def errors(self) -> list[str]:
+        """What the client noted instead of printing (lost history, refused rejoins)."""
+        return self._client.errors
+
+    @property
     def status(self) -> str:
         """``'🟢 connected'`` or ``'🔴 disconnected'``."""
         return CONNECTED if self.connected else DISCONNECTED
