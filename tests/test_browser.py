@@ -3,14 +3,12 @@ the echo page on /echo, and the chat page on /ws with a Python client in the sam
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import rtlab
-from tests.test_cli import wait_for_line
+from tests.test_cli import start, wait_for_line
 
 pytestmark = pytest.mark.browser
 
@@ -38,17 +36,18 @@ def browser(chromium_path):
 
 
 @pytest.fixture
-def served():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rtlab.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def serving():
+    """``rtlab serve`` in a process of its own, and its page's URL; a test may stop it."""
+    process = start("serve", "--port", "0")
     url = wait_for_line(process, r"browser page\s+(http://127\.0\.0\.1:\d+/)").group(1)
-    yield url
+    yield process, url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def served(serving):
+    return serving[1]
 
 
 def test_page_echoes_through_the_native_websocket_api(browser, served):
@@ -72,14 +71,8 @@ def test_page_echoes_through_the_native_websocket_api(browser, served):
     page.screenshot(path=ARTIFACTS / "echo-page.png")
 
 
-def test_page_shows_the_close_event_when_the_server_stops(browser):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rtlab.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = wait_for_line(process, r"browser page\s+(http://127\.0\.0\.1:\d+/)").group(1)
+def test_page_shows_the_close_event_when_the_server_stops(browser, serving):
+    process, url = serving
     page = browser.new_page()
     page.goto(url + "echo.html")
     page.wait_for_selector("#status.open", timeout=10_000)
@@ -201,14 +194,8 @@ def test_chat_page_shows_html_in_messages_as_text(browser, served):
     assert dialogs == []
 
 
-def test_chat_page_asks_for_a_name_and_shows_the_close(browser):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rtlab.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = wait_for_line(process, r"browser page\s+(http://127\.0\.0\.1:\d+/)").group(1)
+def test_chat_page_asks_for_a_name_and_shows_the_close(browser, serving):
+    process, url = serving
     page = browser.new_page()
     page.goto(url + "?room=kitchen")
     assert page.inner_text("#status") == "not connected"

@@ -22,6 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = ["--IdentityProvider.token=t"]
 
 
+def start(*args: str, **options: object) -> subprocess.Popen[str]:
+    """``python -m rtlab.cli ARGS``, its output (stdout and stderr) read line by line."""
+    return subprocess.Popen(
+        [*RTLAB, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **options
+    )
+
+
 def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> re.Match:
     deadline = time.monotonic() + timeout
     seen = []
@@ -38,12 +45,7 @@ def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float =
 
 @pytest.fixture
 def serve():
-    process = subprocess.Popen(
-        [*RTLAB, "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start("serve", "--port", "0")
     yield process
     if process.poll() is None:
         process.kill()
@@ -110,13 +112,8 @@ def test_doctor_fails_when_a_check_fails(monkeypatch, capsys):
 
 def test_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "BROWSER": "true"}
-    process = subprocess.Popen(
-        [*RTLAB, "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", *TOKEN],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    options = ["--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", *TOKEN]
+    process = start("lab", *options, env=env)
     try:
         wait_for_line(process, re.escape(f"Starting JupyterLab on {ROOT / 'notebooks'}"))
         port = wait_for_line(process, r"http://127\.0\.0\.1:(\d+)/lab\?token=").group(1)
@@ -136,12 +133,7 @@ def test_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
 
 
 def test_serve_lists_every_endpoint_and_says_who_may_join():
-    process = subprocess.Popen(
-        [*RTLAB, "serve", "--port", "0", "--anonymous"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start("serve", "--port", "0", "--anonymous")
     try:
         wait_for_line(process, r"events\s+ws://127\.0\.0\.1:\d+/ws\?user=NAME")
         wait_for_line(process, r"Anyone who can reach this port may join")

@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 import rtlab
 from rtlab.aio.client import EventClient
 from rtlab.core.tokens import issue
-from tests.test_cli import RTLAB, wait_for_line
+from tests.test_cli import RTLAB, start, wait_for_line
 
 SECRET = "classroom-secret"
 
@@ -155,12 +155,7 @@ def test_rtlab_token_and_serve_secret_end_to_end(tmp_path):
     assert made.returncode == 0, made.stderr
     tokens = dict(line.split("\t") for line in made.stdout.splitlines())
     assert set(tokens) == {"alice", "bob"}
-    process = subprocess.Popen(
-        [*RTLAB, "serve", "--port", "0", "--secret", SECRET],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start("serve", "--port", "0", "--secret", SECRET)
     try:
         url = wait_for_line(process, r"events\s+(ws://127\.0\.0\.1:\d+)/ws\?token=TOKEN").group(1)
         with connect(f"{url}/ws?token={tokens['bob']}") as ws:
@@ -178,12 +173,7 @@ def test_serve_with_tls_files(tmp_path):
     certificate.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
     certificate.private_key_pem.write_to_path(tmp_path / "key.pem")
     files = ["--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem")]
-    process = subprocess.Popen(
-        [*RTLAB, "serve", "--port", "0", *files],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = start("serve", "--port", "0", *files)
     try:
         url = wait_for_line(process, r"echo\s+(wss://127\.0\.0\.1:\d+/echo)").group(1)
         context = ssl.create_default_context()
