@@ -13,7 +13,6 @@ from rtlab.checks.handshake import (
     CASES,
     FRAME_HINT,
     KEYS,
-    RFC_ACCEPT,
     RFC_KEY,
     check_accept_key,
     check_frame_header,
@@ -21,6 +20,8 @@ from rtlab.checks.handshake import (
 )
 from rtlab.core import frames
 from rtlab.core.handshake import GUID, accept_key
+
+RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3, for RFC_KEY
 
 # --------------------------------------------------------------------------
 # Exercise 1: accept_key

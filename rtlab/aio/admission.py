@@ -19,7 +19,7 @@ import ipaddress
 import re
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +42,14 @@ def query_value(path: str, name: str) -> str | None:
     """A query parameter of a request path, if it is there exactly once."""
     values = parse_qs(urlsplit(path).query).get(name, [])
     return values[0] if len(values) == 1 else None
+
+
+def origin_allowed(origin: str | None, host: str, allow_list: Iterable[str]) -> bool:
+    """The Origin rule: no Origin (not a browser), the server's own host, or listed."""
+    if origin is None or urlsplit(origin).netloc == host:
+        return True
+    allowed = {entry.rstrip("/") for entry in allow_list}
+    return bool({"*", origin.rstrip("/")} & allowed)
 
 
 class Admission:
@@ -107,17 +115,12 @@ class Admission:
 
     def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
-        if origin is None or not self._foreign(origin, request):
-            return None  # not a browser, or the server's own pages
-        if self.origins is not None and ({"*", origin.rstrip("/")} & self.origins):
+        host = request.headers.get("Host", "")
+        if origin_allowed(origin, host, self.origins or ()):
             return None
         return connection.respond(
             HTTPStatus.FORBIDDEN, f"origin {origin[:100]} is not allowed on this server\n"
         )
-
-    @staticmethod
-    def _foreign(origin: str, request: Request) -> bool:
-        return urlsplit(origin).netloc != request.headers.get("Host", "")
 
     def _identify(self, connection: ServerConnection, request: Request) -> str | Response:
         if self.secret is not None:

@@ -24,9 +24,8 @@ from rtlab.core.handshake import accept_key as reference_accept_key
 
 __all__ = ["check_accept_key", "check_frame_header"]
 
-# RFC 6455 §1.3 and §4.2.2: the sample key and the answer the RFC gives for it.
+# RFC 6455 §1.3 and §4.2.2: the sample key (its accept value comes from rtlab.core).
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
-RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 N_RANDOM_KEYS = 50
 

@@ -25,7 +25,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from rtlab.checks import Verdict, grade
 from rtlab.core.ratelimit import SlidingWindow
@@ -52,7 +51,6 @@ TOO_MANY = (
     "at most 10 in any 60 s: when a user already has 10 allowed events in the window, "
     "the next one is refused (compare with >= 10, not > 10)"
 )
-TOO_FEW = "the first 10 events of a user are allowed: refuse only when 10 are already in the window"
 PER_USER = (
     "the limit is per user: keep a separate list of times for each user (a dict keyed by "
     "user), so that one user's flood never uses up another user's budget"
@@ -268,14 +266,6 @@ ORIGIN_CASES: tuple[OriginCase, ...] = (
     OriginCase("null", HERE, (), False, NULL),
     OriginCase("null", LAB, (CLASS,), False, NULL),
 )
-
-
-def reference_origin_allowed(origin: str | None, host: str, allow_list: Sequence[str]) -> bool:
-    """What :class:`rtlab.aio.admission.Admission` decides about an Origin header."""
-    if origin is None or urlsplit(origin).netloc == host:
-        return True
-    allowed = {entry.rstrip("/") for entry in allow_list}
-    return bool({"*", origin.rstrip("/")} & allowed)
 
 
 def _origin_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
