@@ -62,9 +62,6 @@ def message_text(value: Any, field: str) -> str:
 def register(ns: Namespace) -> None:
     """Give a namespace the built-in events."""
 
-    def members(room: str) -> list[str]:
-        return sorted({s.user for s in ns.rooms.members(room)})
-
     @ns.on("join-room")
     def join_room(session: Session, data: Any) -> dict[str, Any]:
         since, field = None, "data"
@@ -85,7 +82,7 @@ def register(ns: Namespace) -> None:
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
-        answer: dict[str, Any] = {"roomId": room, "members": members(room)}
+        answer: dict[str, Any] = {"roomId": room, "members": ns.users(room)}
         answer["seq"] = ns.hub.history.last_seq(ns.name, room)
         if since is not None:
             # Recovery: what the joiner missed, before anything new, in order.

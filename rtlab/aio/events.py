@@ -110,6 +110,10 @@ class Namespace:
     def leave(self, session: Session, room: str) -> bool:
         return self.rooms.leave(session, room)
 
+    def users(self, room: str) -> list[str]:
+        """Who is in ``room``, sorted: a user with several sessions (tabs) counts once."""
+        return sorted({s.user for s in self.rooms.members(room)})
+
     def has_user(self, user: str, room: str) -> bool:
         """Whether any session of ``user`` (a notebook, a browser tab...) is in ``room``."""
         return any(s.user == user for s in self.rooms.members(room))
