@@ -18,6 +18,7 @@ from rtlab.notebook.chatpane import ChatPane, chat_panes
 from rtlab.notebook.clients import aconnect, connect
 from rtlab.notebook.nested import run
 from rtlab.notebook.page import page_url, show_page
+from rtlab.notebook.shared import SharedServer, shared_server
 from rtlab.notebook.wait import until, wait_until
 
 __version__ = version("rtlab")
@@ -27,12 +28,14 @@ __all__ = [
     "EventClient",
     "OfflineQueueFull",
     "Reconnection",
+    "SharedServer",
     "__version__",
     "aconnect",
     "chat_panes",
     "connect",
     "page_url",
     "run",
+    "shared_server",
     "show_page",
     "start_proxy",
     "start_server",

@@ -1,0 +1,112 @@
+"""Learner copies: a notebook with its exercises' solutions taken out (pure, no files).
+
+A solution sits between two marker lines (docs/authoring.md)::
+
+    def accept_key(key):
+        # BEGIN SOLUTION
+        ...
+        # END SOLUTION
+
+In the learner copy everything from ``# BEGIN SOLUTION`` to ``# END SOLUTION``,
+both markers included, becomes ``raise NotImplementedError  # your code here`` at
+the markers' indentation, so the exercise's check answers "not done yet". A code
+cell that had a solution loses its outputs (its check said ✅). Markdown cells may
+hide an answer the same way, between ``<!-- BEGIN SOLUTION -->`` and
+``<!-- END SOLUTION -->`` lines (removed) or in a code sample with the code markers.
+Everything else is copied unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+PLACEHOLDER = "raise NotImplementedError  # your code here"
+_MARKER = re.compile(
+    r"^(?P<indent>[ \t]*)"
+    r"(?:# (?P<code>BEGIN|END) SOLUTION|<!-- (?P<html>BEGIN|END) SOLUTION -->)[ \t]*$"
+)
+
+
+class SolutionError(ValueError):
+    """Markers that do not pair up: a BEGIN without its END, an END alone, or nested."""
+
+
+@dataclass(frozen=True)
+class LearnerNotebook:
+    """A learner copy and what was taken out of it."""
+
+    notebook: dict[str, Any]
+    exercises: list[int]  # indexes of the code cells that had a solution
+    solutions: int  # solution blocks removed, in code and markdown cells
+
+
+def _text(source: str | list[str]) -> str:
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def learner_source(source: str, where: str = "this cell") -> tuple[str, int]:
+    """``source`` with each solution replaced by the placeholder; and how many there were.
+
+    Raises :class:`SolutionError`, naming ``where`` and the line, when markers do not pair.
+    """
+    lines = source.splitlines(keepends=True)
+    out: list[str] = []
+    begun: tuple[int, str, str] | None = None  # line number, indentation, marker kind
+    count = 0
+    for number, line in enumerate(lines, 1):
+        match = _MARKER.match(line.rstrip("\r\n"))
+        if match is None:
+            if begun is None:
+                out.append(line)
+            continue
+        edge = match["code"] or match["html"]
+        kind = "code" if match["code"] else "html"
+        if edge == "BEGIN":
+            if begun is not None:
+                raise SolutionError(
+                    f"{where}: BEGIN SOLUTION on line {number} comes before the END SOLUTION "
+                    f"of the one on line {begun[0]}"
+                )
+            begun = (number, match["indent"], kind)
+            continue
+        if begun is None:
+            raise SolutionError(f"{where}: END SOLUTION on line {number} has no BEGIN SOLUTION")
+        _, indent, begun_kind = begun
+        if begun_kind == "code":
+            ending = "\n" if line.endswith("\n") else ""
+            out.append(f"{indent}{PLACEHOLDER}{ending}")
+        begun = None
+        count += 1
+    if begun is not None:
+        raise SolutionError(f"{where}: BEGIN SOLUTION on line {begun[0]} has no END SOLUTION")
+    return "".join(out), count
+
+
+def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> LearnerNotebook:
+    """A learner copy of ``notebook`` (an nbformat 4 dict; the original is not changed).
+
+    Raises :class:`SolutionError` naming ``name`` and the cell (numbered from 1, as
+    JupyterLab shows them, with its id) when its markers do not pair.
+    """
+    copied = copy.deepcopy(notebook)
+    exercises: list[int] = []
+    solutions = 0
+    for index, cell in enumerate(copied.get("cells", [])):
+        where = f"{name}, cell {index + 1}" + (f" (id {cell['id']})" if cell.get("id") else "")
+        source, count = learner_source(_text(cell.get("source", "")), where)
+        if not count:
+            continue
+        cell["source"] = source if isinstance(cell["source"], str) else _lines(source)
+        solutions += count
+        if cell.get("cell_type") == "code":
+            exercises.append(index)
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    return LearnerNotebook(copied, exercises, solutions)
