@@ -9,6 +9,7 @@ the panes in a real JupyterLab.
 from __future__ import annotations
 
 import html
+import re
 import socket
 import subprocess
 import sys
@@ -21,20 +22,22 @@ import pytest
 import rtlab
 from rtlab import ChatPane, chat_panes
 from rtlab.core.backoff import Reconnection
-from rtlab.notebook.chatpane import LOG_LINES, PaneRow
+from rtlab.notebook.chatpane import LOG_LINES, PaneRow, typing_line
 
 ALL = ["alice", "bob", "carol"]
 
 
-def pane_repr(user: str, online: list[str], messages: int = 0, status: str = "🟢 connected") -> str:
+def pane_repr(
+    user: str, online: list[str], messages: int = 0, status: str = "🟢 connected", extra: str = ""
+) -> str:
     return (
         f"ChatPane(user={user!r}, room='lobby', status={status!r}, "
-        f"online={online!r}, messages={messages})"
+        f"online={online!r}, messages={messages}{extra})"
     )
 
 
 def front_end_value(pane: ChatPane, text: str) -> None:
-    """What the browser sends when Enter is pressed in the box (continuous_update=False)."""
+    """What the browser sends at each key in the box (continuous_update=True)."""
     pane.input._handle_msg(
         {
             "content": {"data": {"method": "update", "state": {"value": text}, "buffer_paths": []}},
@@ -48,6 +51,13 @@ def front_end_custom(widget, content: dict) -> None:
     widget._handle_msg(
         {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
     )
+
+
+def front_end_enter(pane: ChatPane, text: str) -> None:
+    """Typing ``text`` and pressing Enter: the value, then Text's {"event": "submit"}."""
+    front_end_value(pane, text)
+    front_end_custom(pane.input, {"event": "submit"})
+    rtlab.wait_until(lambda: pane.input.value == "", what="the box read and cleared")
 
 
 @pytest.fixture(autouse=True)
@@ -122,7 +132,8 @@ def test_user_joined_and_user_left_update_online_and_log(server):
         assert bob.online == ["alice", "bob"]  # from the join's acknowledgement
         rtlab.wait_until(lambda: alice.online == ["alice", "bob"], what="bob online")
         assert alice.lines == ["→ bob joined"]
-        assert "alice, bob" in alice.online_view.value
+        assert "●</span> alice, " in alice.online_view.value
+        assert "●</span> bob" in alice.online_view.value
         bob.close()
         rtlab.wait_until(lambda: alice.online == ["alice"], what="bob gone")
         assert alice.lines == ["→ bob joined", "← bob left"]
@@ -139,12 +150,14 @@ def test_user_joined_and_user_left_update_online_and_log(server):
 
 def test_enter_in_the_text_box_sends_and_clears_it(row):
     alice, bob = row["alice"], row["bob"]
-    front_end_custom(alice.input, {"event": "submit"})  # the keypress comes first: ignored
-    front_end_value(alice, "typed <here>")  # then the committed value
-    assert alice.input.value == ""
+    front_end_custom(alice.input, {"event": "submit"})  # Enter in an empty box: nothing
+    front_end_value(alice, "typed <here>")  # the keys: not sent yet
+    assert alice.input.value == "typed <here>"
+    front_end_custom(alice.input, {"event": "submit"})  # Enter
+    rtlab.wait_until(lambda: alice.input.value == "", what="the box cleared")
     assert bob.wait_for_messages(1) == [("alice", "typed <here>")]
     front_end_custom(alice.send_button, {"event": "click"})  # Send with an empty box
-    front_end_value(alice, "   ")  # blank: not sent
+    front_end_enter(alice, "   ")  # blank: not sent
     alice.send("after")
     assert bob.wait_for_messages(2) == [("alice", "typed <here>"), ("alice", "after")]
 
@@ -154,15 +167,25 @@ def test_the_send_button_sends_what_is_in_the_box(row):
     with alice.input.hold_trait_notifications():
         alice.input.value = "held"
         front_end_custom(alice.send_button, {"event": "click"})
-    assert alice.input.value == ""
+    rtlab.wait_until(lambda: alice.input.value == "", what="the box cleared")
     assert carol.wait_for_messages(1) == [("alice", "held")]
     time.sleep(0.1)
     assert carol.messages == [("alice", "held")]  # once
 
 
+def test_the_last_keys_may_come_after_enter_and_still_go_with_the_message(row):
+    """The front end sends Enter at once but holds value changes while one is in flight."""
+    alice, bob = row["alice"], row["bob"]
+    front_end_value(alice, "hello wor")
+    front_end_custom(alice.input, {"event": "submit"})
+    front_end_value(alice, "hello world")  # released by the kernel's answer to the first
+    assert bob.wait_for_messages(1) == [("alice", "hello world")]
+    assert alice.input.value == ""
+
+
 def test_a_refusal_from_the_box_goes_to_the_log_not_to_a_cell(row):
     alice = row["alice"]
-    front_end_value(alice, "x" * 501)
+    front_end_enter(alice, "x" * 501)
     rtlab.wait_until(lambda: alice.lines[-1].startswith("⚠ not sent"), what="the refusal")
     assert "limit is 500" in alice.lines[-1]
     assert alice.messages == []
@@ -218,7 +241,7 @@ def test_the_server_stopping_turns_every_pane_red():
     with pytest.raises(ConnectionError):
         row["alice"].send("after")
     assert row["alice"].lines[-1] == "⚠ not sent: disconnected"
-    front_end_value(row["bob"], "typed after")
+    front_end_enter(row["bob"], "typed after")
     assert row["bob"].lines[-1] == "⚠ not sent: disconnected"
     row.close()  # closing a closed row is fine
 
@@ -256,13 +279,149 @@ def test_a_failed_join_raises_and_leaves_nothing_open(server):
     rtlab.wait_until(lambda: server.clients == [], what="the connection closed")
 
 
+# -- presence, typing, history, direct messages (issue 7) ----------------------------------
+
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def test_who_left_stays_listed_with_a_hollow_dot_and_last_seen(server):
+    alice = ChatPane(server, "alice")
+    bob = ChatPane(server, "bob")
+    carol = None
+    try:
+        rtlab.wait_until(lambda: alice.online == ["alice", "bob"], what="bob online")
+        assert alice.offline == {}
+        bob.close()
+        rtlab.wait_until(lambda: (alice.offline.get("bob") or "").endswith("Z"), what="last seen")
+        seen = alice.offline["bob"]
+        assert ISO.fullmatch(seen)
+        assert alice.online == ["alice"]
+        assert "○</span> bob <span" in alice.online_view.value
+        assert f"(seen {seen[11:19]})" in alice.online_view.value
+        assert repr(alice) == pane_repr("alice", ["alice"], extra=", offline=['bob']")
+        carol = ChatPane(server, "carol")  # learns it from the join's presence list
+        assert carol.offline == {"bob": seen}
+        assert carol.online == ["alice", "carol"]
+        back = rtlab.connect(server, "bob")
+        back.emit("join-room", "lobby", ack=True)
+        rtlab.wait_until(lambda: carol.online == ["alice", "bob", "carol"], what="bob back")
+        rtlab.wait_until(lambda: alice.offline == {} and carol.offline == {}, what="not offline")
+        back.close()
+    finally:
+        for pane in (alice, bob, carol):
+            if pane is not None:
+                pane.close()
+
+
+def test_keys_in_one_box_show_typing_in_the_others_until_idle(row, server):
+    alice, bob, carol = row["alice"], row["bob"], row["carol"]
+    dave = rtlab.connect(server, "dave")  # a plain client counts what goes over the wire
+    dave.emit("join-room", "lobby", ack=True)
+    bob.typing_idle = 0.3
+    for text in ["h", "he", "hel"]:
+        front_end_value(bob, text)
+    for pane in (alice, carol):
+        rtlab.wait_until(lambda pane=pane: pane.typing == ["bob"], what="bob typing")
+        assert "bob is typing…" in pane.typing_view.value
+        assert repr(pane) == pane_repr(pane.user, [*ALL, "dave"], extra=", typing=['bob']")
+    assert bob.typing == []  # not told about itself
+    # nothing more comes: idle, the pane says it stopped
+    assert [e["typing"] for e in dave.wait_for("typing", 2)] == [True, False]
+    for pane in (alice, carol):
+        rtlab.wait_until(lambda pane=pane: pane.typing == [], what="bob stopped")
+        assert "typing" not in pane.typing_view.value
+    assert bob.input.value == "hel"  # typing is not sending
+    assert alice.messages == []
+    dave.close()
+
+
+def test_enter_ends_typing_before_the_message(row, server):
+    alice, bob = row["alice"], row["bob"]
+    dave = rtlab.connect(server, "dave")
+    dave.emit("join-room", "lobby", ack=True)
+    front_end_value(bob, "hi")
+    rtlab.wait_until(lambda: alice.typing == ["bob"], what="bob typing")
+    front_end_custom(bob.input, {"event": "submit"})
+    assert alice.wait_for_messages(1) == [("bob", "hi")]
+    assert alice.typing == []
+    assert [e["typing"] for e in dave.wait_for("typing", 2)] == [True, False]
+    dave.wait_for("receive-message")
+    assert dave.emit("leave-room", "nowhere", ack=True) == {"roomId": "nowhere"}
+    assert len(dave.events("typing")) == 2  # the message told nobody a second time
+    dave.close()
+
+
+def test_typing_from_another_client_shows_until_the_server_ends_it(row, server):
+    alice = row["alice"]
+    with rtlab.connect(server, "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        rtlab.wait_until(lambda: "dave" in alice.online, what="dave online")
+        dave.typing("lobby")
+        rtlab.wait_until(lambda: alice.typing == ["dave"], what="dave typing")
+        dave.typing("lobby", False)
+        rtlab.wait_until(lambda: alice.typing == [], what="dave stopped")
+        dave.typing("lobby")
+        rtlab.wait_until(lambda: alice.typing == ["dave"], what="dave typing again")
+    # dave disconnects mid-sentence: gone, and not typing any more
+    rtlab.wait_until(lambda: alice.online == ALL, what="dave gone")
+    assert alice.typing == []
+    assert typing_line(alice.typing) == ""
+
+
+def test_a_pane_shows_the_rooms_history_when_it_joins(server):
+    with rtlab.connect(server, "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        for i in range(3):
+            dave.emit("send-message", {"roomId": "lobby", "message": f"m{i} <b>"}, ack=True)
+        pane = ChatPane(server, "alice")
+        try:
+            assert pane.history == [("dave", f"m{i} <b>") for i in range(3)]
+            assert pane.messages == []  # what came before is history, not news
+            assert pane.lines == [
+                "⋯ 3 earlier messages",
+                "dave: m0 <b>",
+                "dave: m1 <b>",
+                "dave: m2 <b>",
+            ]
+            assert html.escape("m2 <b>") in pane.log_view.value
+            dave.emit("send-message", {"roomId": "lobby", "message": "now"}, ack=True)
+            assert pane.wait_for_messages(1) == [("dave", "now")]
+            assert repr(pane) == pane_repr("alice", ["alice", "dave"], 1, extra=", history=3")
+        finally:
+            pane.close()
+
+
+def test_direct_messages_show_in_the_panes_of_the_two_users_only(row, server):
+    alice, bob, carol = row["alice"], row["bob"], row["carol"]
+    assert alice.dm("bob", "psst <3") == {"delivered": 1}
+    rtlab.wait_until(lambda: bob.direct == [("alice", "bob", "psst <3")], what="the DM")
+    assert alice.direct == [("alice", "bob", "psst <3")]  # the sender's own copy
+    assert bob.lines[-1] == "✉ alice → bob: psst <3"
+    assert html.escape("psst <3") in bob.log_view.value
+    with pytest.raises(rtlab.AckError, match="unknown_user"):
+        alice.dm("zed", "anyone?")
+    assert alice.lines[-1].startswith("⚠ not sent: 'zed' is not connected")
+    assert bob.dm("alice", "ok") == {"delivered": 1}
+    rtlab.wait_until(lambda: len(alice.direct) == 2, what="the answer")
+    assert carol.direct == []
+    assert alice.messages == bob.messages == []
+
+
+def test_typing_line_names_who_types():
+    assert typing_line([]) == ""
+    assert typing_line(["bob"]) == "bob is typing…"
+    assert typing_line(["carol", "bob"]) == "bob and carol are typing…"
+    assert typing_line(["dave", "bob", "carol"]) == "bob, carol and dave are typing…"
+
+
 # -- in a real kernel, and in a real JupyterLab ------------------------------------------
 
 CELLS = [
     "import time\nimport rtlab\nserver = rtlab.start_server()",
     "row = rtlab.chat_panes(server)\nrow",
     "row['alice'].send('hello')\n"
-    "row['bob'].input.value = 'hi <alice>'  # what Enter in the box does\n"
+    "row['bob'].input.value = 'hi <alice>'  # what typing in the box does\n"
+    "row['bob'].send_button.click()  # and clicking Send\n"
     "for pane in row:\n"
     "    pane.wait_for_messages(2)\n"
     "print(row['carol'].messages)",
@@ -298,7 +457,7 @@ def test_a_notebook_shows_only_the_deterministic_reprs(capfd):
         [("execute_result", row.format(*(pane_repr(u, ALL) for u in ALL)))],
         [("stream", "[('alice', 'hello'), ('bob', 'hi <alice>')]\n")],
         [],
-        [("execute_result", pane_repr("alice", ALL, 3))],
+        [("execute_result", pane_repr("alice", ALL, 3, extra=", offline=['dave']"))],
         [
             (
                 "execute_result",
@@ -370,10 +529,19 @@ def test_typing_in_jupyterlab(tmp_path, chromium_path, capfd):
                 )
 
             boxes = page.query_selector_all(".widget-text input")
+
+            def shown(text: str, times: int) -> None:
+                page.wait_for_function(
+                    f"document.body.innerText.split({text!r}).length - 1 === {times}",
+                    timeout=10_000,
+                )
+
             boxes[0].click()
             page.keyboard.type("hello from the lab", delay=10)
+            shown("alice is typing…", 2)  # in bob's pane and in carol's
             page.keyboard.press("Enter")
             shown_everywhere("alice: hello from the lab")
+            shown("alice is typing…", 0)  # the message ended it
             page.wait_for_function(
                 "document.querySelectorAll('.widget-text input')[0].value === ''"
             )
@@ -417,7 +585,7 @@ def test_a_pane_goes_red_on_a_drop_queues_what_is_typed_and_turns_green_again(se
             assert alice.lines[-1] == "✖ disconnected"
             assert not alice.input.disabled  # typing goes on: the client queues
             assert alice.send("while away") is None  # queued, not refused
-            front_end_value(alice, "typed while away")
+            front_end_enter(alice, "typed while away")
             assert alice.lines[-2:] == ["⏳ queued: while away", "⏳ queued: typed while away"]
             rtlab.wait_until(lambda: alice.queued == 2, what="two queued")
             assert repr(alice) == pane_repr("alice", [], 1, "🔴 disconnected")

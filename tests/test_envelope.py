@@ -34,7 +34,7 @@ from rtlab.core.envelope import (
 def refusal(message: str | bytes) -> EnvelopeError:
     """The EnvelopeError that decode_event raises for ``message`` (and nothing else)."""
     with pytest.raises(EnvelopeError) as caught:
-        decode_event(message)
+        decode_event(message, binary=False)  # bytes here: a text frame's UTF-8
     return caught.value
 
 
@@ -59,6 +59,8 @@ def test_error_codes_are_the_documented_strings():
         "rate_limited",
         "limit_exceeded",
         "internal",
+        "unavailable",
+        "unknown_user",
     }
     assert str(ErrorCode.NOT_MEMBER) == "not_member"  # StrEnum: goes into JSON as is
 
@@ -120,7 +122,7 @@ def test_json_that_is_not_an_object_is_invalid(text, kind):
 
 
 def test_bytes_are_decoded_as_utf8():
-    assert decode_event(b'{"event": "a", "data": "\xc3\xa9"}') == Event("a", "é")
+    assert decode_event(b'{"event": "a", "data": "\xc3\xa9"}', binary=False) == Event("a", "é")
 
 
 # -- fields -----------------------------------------------------------------------------
@@ -455,7 +457,7 @@ events = st.builds(
 def test_any_valid_event_round_trips(event):
     text = encode_event(event.event, event.data, event.ns, event.id, event.mid)
     assert decode_event(text) == event
-    assert decode_event(text.encode("utf-8")) == event
+    assert decode_event(text.encode("utf-8"), binary=False) == event
 
 
 any_text = st.text(  # with lone surrogates, which st.text() leaves out by default

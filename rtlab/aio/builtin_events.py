@@ -79,6 +79,8 @@ def register(ns: Namespace) -> None:
             raise EnvelopeError(
                 ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
             )
+        if ns.hub.adapter is not None:  # rooms across processes: a coroutine, awaited
+            return ns.hub.adapter.join_room(session, ns, room, since)
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
@@ -96,8 +98,11 @@ def register(ns: Namespace) -> None:
     @ns.on("leave-room")
     def leave_room(session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
-        if ns.leave(session, room) and not ns.has_user(session.user, room):
-            ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+        if ns.leave(session, room):
+            if ns.hub.adapter is not None:  # user-left if gone from every process
+                ns.hub.adapter.left(ns.name, room, session)
+            elif not ns.has_user(session.user, room):
+                ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
         return {"roomId": room}
 
     @ns.on("send-message")
@@ -112,6 +117,8 @@ def register(ns: Namespace) -> None:
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
         payload = {"userId": session.user, "roomId": room, "message": text}
         payload["timestamp"] = timestamp()
+        if ns.hub.adapter is not None:  # numbered and kept in Redis: a coroutine, awaited
+            return ns.hub.adapter.send_message(session, ns.name, room, payload)
         record = ns.hub.record(session, ns.name, room, payload)  # numbered, kept, on disk
         delivered = ns.emit("receive-message", record.payload, to=room)
         return {"roomId": room, "seq": record.seq, "delivered": delivered}

@@ -29,7 +29,7 @@ import itertools
 import json
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -38,6 +38,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.protocol import State
 
+from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, client_options
 from rtlab.core.backoff import Reconnection, schedule
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
@@ -52,6 +53,9 @@ ClientHandler = Callable[[Any], Any | Awaitable[Any]]
 KEPT_EVENTS = 10_000  # received events kept for inspection and waits
 MAX_QUEUE = 1000  # events waiting for the server's acknowledgement, offline or not
 PACED_TIMEOUT = 10.0  # seconds to wait for each acknowledgement of a backlog
+# Refusals that keep an event queued, to be sent again after retryAfter: too fast, and
+# a service the server needs (Redis, with rtlab serve --redis) away for a moment.
+RETRIED = frozenset({"rate_limited", "unavailable"})
 
 
 class AckError(Exception):
@@ -103,7 +107,7 @@ class _Outgoing:
     sent_on: int = 0  # the connection number it was last sent on; 0: not sent
     paced: asyncio.Future[float | None] | None = None  # set while a paced flush waits on it
 
-    def encode(self) -> str:
+    def encode(self) -> str | bytes:  # bytes: data holds bytes, sent in a binary frame
         return encode_event(self.event, self.data, self.ns, self.id, self.mid)
 
 
@@ -112,7 +116,7 @@ class EventClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         user: str,
         *,
         reconnection: Reconnection | None = None,
@@ -120,7 +124,9 @@ class EventClient:
         connect_options: dict[str, Any] | None = None,
         token: str | None = None,
     ) -> None:
-        self.url = events_url(url, user, token)
+        # Several URLs (servers sharing rooms through Redis): reconnections try them in turn.
+        self.urls = [events_url(u, user, token) for u in ([url] if isinstance(url, str) else url)]
+        self.url = self.urls[0]
         self.user = token_user(token) or user if token else user
         self.reconnection = reconnection
         self.max_queue = max_queue
@@ -149,7 +155,7 @@ class EventClient:
     @classmethod
     async def connect(
         cls,
-        url: str,
+        url: str | Sequence[str],
         user: str,
         *,
         reconnection: Reconnection | bool = False,
@@ -159,19 +165,24 @@ class EventClient:
         ping_timeout: float | None = 20,
         token: str | None = None,
         ssl: Any = None,
+        compression: Compression = DEFAULT_THRESHOLD,
     ) -> EventClient:
-        """Connect as ``user`` to a server URL (``server.url`` or ``ws://HOST:PORT``).
+        """Connect as ``user`` to a server URL (``server.url`` or ``ws://HOST:PORT``), or to
+        the first that answers of several servers sharing rooms (``rtlab serve --redis``).
 
         ``reconnection``: ``True`` for Socket.IO's defaults, or a :class:`Reconnection`.
         ``ping_interval``/``ping_timeout``: the protocol heartbeat; a link that stops
         answering pings is given up after about their sum. ``token``: for a server
         that requires one (it decides the user). ``ssl``: an SSLContext for ``wss://``.
+        ``compression``: permessage-deflate ``"off"`` (or None: not offered), ``"on"``,
+        or on for messages of at least that many bytes (default 1024).
         """
         options = {
             "open_timeout": open_timeout,
             "ping_interval": ping_interval,
             "ping_timeout": ping_timeout,
             "close_timeout": 2,
+            **client_options(compression),
         }
         if ssl is not None:
             options["ssl"] = ssl
@@ -184,7 +195,14 @@ class EventClient:
             connect_options=options,
             token=token,
         )
-        client._adopt(await connect(client.url, **options))
+        for url in client.urls:  # the first that answers
+            client.url = url
+            try:
+                client._adopt(await connect(url, **options))
+                break
+            except OSError:
+                if url == client.urls[-1]:
+                    raise
         client._resumed.set()  # before returning: an emit right away is sent at once
         client._runner = asyncio.get_running_loop().create_task(client._run())
         return client
@@ -419,13 +437,13 @@ class EventClient:
     def _settle(self, ack: Ack) -> None:
         entry = self._outbox.get(ack.ack)
         code = ack.error.get("code") if ack.error else None
-        if entry is not None and code == "rate_limited":
+        if entry is not None and code in RETRIED:
             # Kept, in its place: sent again once the server's retryAfter has passed,
-            # and from now on backlogs go one at a time (see _flush).
+            # and after a rate limit backlogs go one at a time (see _flush).
             assert ack.error is not None
             retry_after = float(ack.error.get("retryAfter", 1.0))
             entry.sent_on = 0
-            self.rate_limited = True
+            self.rate_limited = self.rate_limited or code == "rate_limited"
             if entry.paced is not None and not entry.paced.done():
                 entry.paced.set_result(retry_after)
             elif self._retrying is None or self._retrying.done():
@@ -448,8 +466,11 @@ class EventClient:
             future.set_result(ack.data)
 
     async def _retry(self, delay: float) -> None:
-        """After a rate_limited refusal outside a paced flush: the rest, one at a time."""
+        """After a rate_limited (or unavailable) refusal outside a paced flush: the rest,
+        one at a time after a rate limit."""
         await asyncio.sleep(delay)
+        if not self.rate_limited:  # (a paced flush retries by itself)
+            self._retrying = None  # a refusal of what is sent now arms the next retry
         generation = self._generation
         with contextlib.suppress(ConnectionError, ConnectionClosed, TimeoutError):
             if self.connected and self._generation == generation:
@@ -457,7 +478,7 @@ class EventClient:
 
     def _refused(self, entry: _Outgoing, code: Any) -> None:
         """A refused join-room is no room to join again after a drop."""
-        if entry.event == "join-room" and code != "rate_limited":
+        if entry.event == "join-room" and code not in RETRIED:
             room = entry.data.get("roomId") if isinstance(entry.data, dict) else entry.data
             if isinstance(room, str):
                 self._rooms.discard((entry.ns, room))
@@ -531,8 +552,10 @@ class EventClient:
     async def _reconnect(self) -> asyncio.Task[None] | None:
         """Try until a new connection is resumed: its reader, or None when giving up."""
         assert self.reconnection is not None
+        first = self.urls.index(self.url)
         for attempt, delay in enumerate(schedule(self.reconnection, random.Random()), 1):
             await self._local("reconnect_attempt", {"attempt": attempt, "delay": delay})
+            self.url = self.urls[(first + attempt - 1) % len(self.urls)]  # the same one first
             try:
                 connection = await self._open(delay)
             except (OSError, InvalidHandshake, TimeoutError) as error:
@@ -592,7 +615,7 @@ class EventClient:
             try:
                 await self._request("connect", None, ns, 5.0)
             except AckError as error:
-                if error.code == "rate_limited":
+                if error.code in RETRIED:
                     raise
                 self._namespaces.discard(ns)
                 self.errors.append(f"{ns}: not connected again: {error}")
@@ -604,7 +627,7 @@ class EventClient:
             try:
                 answer = await self._request("join-room", {"roomId": room, "since": since}, ns, 5.0)
             except AckError as error:
-                if error.code == "rate_limited":
+                if error.code in RETRIED:
                     raise
                 self._rooms.discard((ns, room))
                 self.errors.append(f"{ns} {room}: not joined again: {error}")

@@ -32,8 +32,10 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.aio.admission import Admission
+from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
 from rtlab.aio.events import MAX_BUFFER, MAX_ROOMS, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.journal import Journal
+from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.core.history import History
 
 LOG_LINES = 500
@@ -116,6 +118,9 @@ class LabServer:
         data_dir: str | os.PathLike[str] | None = None,
         history_size: int = 1000,
         history_window: float = 300.0,
+        compression: Compression = DEFAULT_THRESHOLD,
+        redis: str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         """``secret``: require tokens signed with it on ``/ws`` (see admission.py);
         without one, ``allow_anonymous`` accepts ``?user=NAME`` from anywhere, and by
@@ -126,13 +131,20 @@ class LabServer:
         default, a lab server in a notebook has none. ``data_dir``: keep room history on
         disk there, so that it survives a restart (otherwise it lives in memory).
         ``history_size`` messages per room, at most ``history_window`` seconds old,
-        are kept for clients that come back."""
+        are kept for clients that come back. ``compression``: permessage-deflate
+        ``"off"`` (or None), ``"on"``, or on for messages of at least that many bytes
+        (default 1024, see rtlab.aio.compression). ``redis``: a ``redis://HOST:PORT/DB``
+        URL: rooms, history and resends span every server given the same one
+        (rtlab.aio.redis_adapter); then room history lives in Redis, not ``data_dir``."""
         self.host = host
         self.port = port
         self.max_size = max_size
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout  # how long a peer has to answer our close
+        threshold(compression)  # refuse a bad option now, not at start()
+        self.compression = compression
+        self.reuse_port = reuse_port  # SO_REUSEPORT: workers sharing a port (rtlab/workers.py)
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
         # A logger of our own, outside logging's tree: nothing reaches stderr.
         self.logger = logging.Logger("rtlab.server", logging.INFO)
@@ -162,6 +174,10 @@ class LabServer:
         )
         for name in NAMESPACES:
             self.events.namespace(name)
+        if redis is not None:
+            self.events.adapter = RedisAdapter(
+                redis, self.events, history_size=history_size, history_window=history_window
+            )
 
     # -- life cycle ------------------------------------------------------------
 
@@ -187,8 +203,12 @@ class LabServer:
             ssl=self.ssl_context,
             logger=self.logger,
             server_header="rtlab",
+            reuse_port=self.reuse_port or None,
+            **server_options(self.compression),
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.events.adapter is not None:
+            await self.events.adapter.start()  # serves anyway if Redis is away
         return self
 
     async def stop(self, code: int = 1001, reason: str = "server stopping") -> None:
@@ -198,6 +218,8 @@ class LabServer:
         self._server.close(code=code, reason=reason)
         await self._server.wait_closed()
         self._server = None
+        if self.events.adapter is not None:
+            await self.events.adapter.stop()
         if self.events.journal is not None:
             self.events.journal.close()
 

@@ -10,6 +10,10 @@ sender's unique message id, so that a resent event is not delivered twice.
 From the server: events ``{"event", "data", "ns"}``, acknowledgements
 ``{"ack": 7, "data": ...}`` or ``{"ack": 7, "error": {"code", "message"}}``, and
 refusals ``{"event": "error", "data": {"code", "message", "ref": 7}}``.
+
+An event or ack whose data holds bytes travels in one binary frame instead
+(rtlab.core.attachments): the encoders return ``bytes`` for it, and the decoders
+take a ``bytes`` message as such a frame.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from rtlab.core import attachments
 
 DEFAULT_NAMESPACE = "/"
 MAX_ID = 2**53 - 1  # the largest integer JavaScript represents exactly
@@ -38,10 +44,12 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_NAMESPACE = "unknown_namespace"  # no such namespace on this server
     NOT_CONNECTED = "not_connected"  # the client has not connected to that namespace
     NOT_MEMBER = "not_member"  # the room exists only for its members
+    UNKNOWN_USER = "unknown_user"  # a direct message to a user with no session
     FORBIDDEN = "forbidden"  # an access rule said no
     RATE_LIMITED = "rate_limited"  # too many events too fast: retryAfter says when
     LIMIT_EXCEEDED = "limit_exceeded"  # too many rooms, say
     INTERNAL = "internal"  # a handler failed: the server's fault, not the client's
+    UNAVAILABLE = "unavailable"  # a service the server needs (Redis) is away: retryAfter
 
 
 class EnvelopeError(ValueError):
@@ -94,6 +102,18 @@ def _loads(text: str | bytes) -> Any:
         raise EnvelopeError(ErrorCode.INVALID_JSON, f"not valid JSON: {error}") from None
 
 
+def _parse(message: str | bytes | bytearray | memoryview, binary: bool | None) -> Any:
+    """A text frame's JSON, or a binary frame's envelope with its attachments in place."""
+    if binary is False or (binary is None and isinstance(message, str)):
+        return _loads(message)
+    try:
+        return attachments.unpack(message)
+    except attachments.AttachmentError as error:
+        raw_id = error.header.get("id") if error.header is not None else None
+        ref = raw_id if type(raw_id) is int and 0 <= raw_id <= MAX_ID else None
+        raise EnvelopeError(ErrorCode.INVALID, f"binary frame: {error.message}", ref) from None
+
+
 def _ack_id(value: Any) -> int | None:
     if value is None:
         return None
@@ -104,9 +124,12 @@ def _ack_id(value: Any) -> int | None:
     return value
 
 
-def decode_event(text: str | bytes) -> Event:
-    """Parse and validate a message sent to the server; raise EnvelopeError if it is bad."""
-    message = _loads(text)
+def decode_event(text: str | bytes, *, binary: bool | None = None) -> Event:
+    """Parse and validate a message sent to the server; raise EnvelopeError if it is bad.
+
+    ``bytes`` are a binary frame (JSON envelope and attachments) unless ``binary=False``
+    says they are a text frame's UTF-8."""
+    message = _parse(text, binary)
     if not isinstance(message, dict):
         raise EnvelopeError(
             ErrorCode.INVALID, f"a message must be a JSON object, got {type(message).__name__}"
@@ -138,9 +161,10 @@ def decode_event(text: str | bytes) -> Event:
     return Event(name, message.get("data"), ns, ack_id, mid)
 
 
-def decode_reply(text: str | bytes) -> Event | Ack:
-    """Parse a message from the server (what a client receives)."""
-    message = _loads(text)
+def decode_reply(text: str | bytes, *, binary: bool | None = None) -> Event | Ack:
+    """Parse a message from the server (what a client receives); ``bytes`` as in
+    :func:`decode_event`."""
+    message = _parse(text, binary)
     if not isinstance(message, dict):
         raise EnvelopeError(ErrorCode.INVALID, "a message must be a JSON object")
     if "ack" in message:
@@ -152,8 +176,13 @@ def decode_reply(text: str | bytes) -> Event | Ack:
     return Event(name, message.get("data"), message.get("ns", DEFAULT_NAMESPACE))
 
 
-def _dumps(message: dict[str, Any]) -> str:
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+def _dumps(message: dict[str, Any]) -> str | bytes:
+    try:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:
+        if attachments.has_bytes(message):  # checked only here: plain JSON pays nothing
+            return attachments.pack(message)
+        raise
     try:
         text.encode()
     except UnicodeEncodeError:
@@ -169,8 +198,10 @@ def encode_event(
     ns: str = DEFAULT_NAMESPACE,
     id: int | None = None,
     mid: str | None = None,
-) -> str:
-    """An event as sent on the wire; ``id`` and ``mid`` only when given."""
+) -> str | bytes:
+    """An event as sent on the wire; ``id`` and ``mid`` only when given.
+
+    Text (JSON) unless ``data`` holds bytes: then one binary frame (``bytes``)."""
     message: dict[str, Any] = {"event": event, "data": data, "ns": ns}
     if id is not None:
         message["id"] = id
@@ -179,7 +210,7 @@ def encode_event(
     return _dumps(message)
 
 
-def encode_ack(id: int, data: Any = None) -> str:
+def encode_ack(id: int, data: Any = None) -> str | bytes:
     return _dumps({"ack": id, "data": data})
 
 

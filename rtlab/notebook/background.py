@@ -277,7 +277,8 @@ def _start(make: Callable[[BackgroundLoop], Coroutine[Any, Any, R]], name: str) 
 def start_server(host: str = "127.0.0.1", port: int = 0, **options: Any) -> RunningServer:
     """Start a lab server on its own loop in a daemon thread; port 0 picks a free port.
 
-    ``options`` go to :class:`~rtlab.aio.server.LabServer` (``max_size``, ``ping_interval``...).
+    ``options`` go to :class:`~rtlab.aio.server.LabServer` (``max_size``, ``ping_interval``,
+    ``compression="off"|"on"|BYTES``...).
     Use it with ``with`` or call ``stop()`` when done.
     """
 

@@ -6,7 +6,15 @@
     row                                        # shows the three panes
     row["alice"].send("hi")                    # as typing "hi" and pressing Enter
     row["carol"].wait_for_messages(1)          # [('alice', 'hi')]
+    row["bob"].input.value = "hel"             # as typing: alice and carol see "bob is typing…"
     row.close()
+
+A pane shows who is online in its room (a green dot) and who was (a hollow one,
+with the time they were last seen), who is typing, the room's last messages when
+it joins (the join's ``history``), and direct messages to its user. Its text box
+says ``typing`` to the server as the learner types: true on the first key, false
+after ``typing_idle`` seconds without one or when the message goes (see
+:func:`rtlab.core.presence.debounce`).
 
 Each pane owns a synchronous :class:`~rtlab.notebook.clients.Client`. Its event
 handlers run on the shared client loop's thread: they update the pane's plain state
@@ -32,6 +40,7 @@ import ipywidgets as widgets
 
 from rtlab.aio.client import AckError
 from rtlab.core.envelope import DEFAULT_NAMESPACE
+from rtlab.core.presence import TYPING_IDLE, Debounce, Input, debounce
 from rtlab.notebook.background import RunningServer
 from rtlab.notebook.clients import Client, client_loop, connect
 
@@ -40,10 +49,13 @@ DISCONNECTED = "🔴 disconnected"
 LOG_LINES = 200  # the log keeps the last LOG_LINES lines
 SEND_TIMEOUT = 5.0  # seconds to wait for the server to acknowledge a message
 QUEUED_TIMEOUT = 3600.0  # a message queued offline: its ack comes after reconnecting
+SUBMIT_SETTLE = 0.2  # seconds from Enter (or Send) to sending what the box holds, see _submit
 PANE_WIDTH = "300px"
 LOG_HEIGHT = "220px"
 
 _MUTED = "color: var(--jp-ui-font-color2, #757575)"
+_ONLINE_DOT = "<span style='color: var(--jp-success-color1, #388e3c)'>●</span>"
+_OFFLINE_DOT = f"<span style='{_MUTED}'>○</span>"
 _LOG_STYLE = (
     f"height: {LOG_HEIGHT}; overflow-y: auto; display: flex; flex-direction: column-reverse;"
     " font-family: var(--jp-code-font-family, monospace); font-size: 12px; line-height: 1.45;"
@@ -55,6 +67,21 @@ _LOG_STYLE = (
 # scroll box starts at its end each time the HTML is replaced.
 
 
+def typing_line(users: Iterable[str]) -> str:
+    """``'bob is typing…'``, ``'bob and carol are typing…'``, or ``''`` for nobody."""
+    names = sorted(users)
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"{names[0]} is typing…"
+    return f"{', '.join(names[:-1])} and {names[-1]} are typing…"
+
+
+def _clock(iso: Any) -> str:
+    """``'04:41:07'`` from an ISO time (UTC), for "last seen"; ``'?'`` if unreadable."""
+    return iso[11:19] if isinstance(iso, str) and len(iso) >= 19 else "?"
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, AckError):
         return error.message or error.code
@@ -64,7 +91,7 @@ def _reason(error: BaseException) -> str:
 
 
 class ChatPane(widgets.VBox):
-    """One user in one room: header with a status light, who is online, the log, a text box.
+    """One user in one room: a status light, who is online, the log, who types, a text box.
 
     ``ChatPane(server, "alice")`` connects as alice (``server`` is what
     :func:`rtlab.start_server` returned, or a ``ws://`` URL) and joins ``room``,
@@ -88,6 +115,14 @@ class ChatPane(widgets.VBox):
         self._changed = threading.Condition(threading.RLock())
         self._messages: list[tuple[str, str]] = []
         self._online: set[str] = set()
+        self._away: dict[str, str | None] = {}  # offline users: when last seen (ISO)
+        self._typing: set[str] = set()  # the others typing in the room
+        self._history: list[tuple[str, str]] = []  # the room's messages from before the join
+        self._direct: list[tuple[str, str, str]] = []  # direct messages: from, to, text
+        self._debounce = Debounce()  # this pane's own typing, as told to the server
+        self._tick: asyncio.TimerHandle | None = None
+        self._submit_timer: asyncio.TimerHandle | None = None
+        self.typing_idle = TYPING_IDLE  # seconds without a key before "stopped typing"
         self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=LOG_LINES)
         self._connected = False
         self._ended = False
@@ -100,21 +135,24 @@ class ChatPane(widgets.VBox):
         self.header = widgets.HTML()
         self.online_view = widgets.HTML()
         self.log_view = widgets.HTML()
+        self.typing_view = widgets.HTML()
         self.input = widgets.Text(
             placeholder="message (Enter sends)",
-            continuous_update=False,  # the value arrives once, on Enter (or on leaving the box)
+            continuous_update=True,  # every key reaches the kernel: that is typing
             layout=widgets.Layout(flex="1 1 auto", width="auto"),
         )
         self.send_button = widgets.Button(
             description="Send", tooltip="send to the room", layout=widgets.Layout(width="64px")
         )
         self.input.observe(self._on_input, names="value")
+        self.input.on_msg(self._on_submit)  # Enter: the front end's {"event": "submit"}
         self.send_button.on_click(self._on_button)
         super().__init__(
             [
                 self.header,
                 self.online_view,
                 self.log_view,
+                self.typing_view,
                 widgets.HBox([self.input, self.send_button]),
             ],
             layout=widgets.Layout(
@@ -130,6 +168,9 @@ class ChatPane(widgets.VBox):
                 ("user-joined", self._on_joined),
                 ("user-left", self._on_left),
                 ("broadcast-message", self._on_broadcast),
+                ("presence", self._on_presence_event),
+                ("typing", self._on_typing),
+                ("direct-message", self._on_direct),
             ]:
                 self._client.on(event, handler, ns=ns)
             # The connection's own events are local ones, in the default namespace.
@@ -138,7 +179,7 @@ class ChatPane(widgets.VBox):
             with self._changed:
                 self._connected = True
                 self._render()
-            self._apply_join(self._client.emit("join-room", room, ns=ns, ack=True))
+            self._apply_join(self._client.emit("join-room", room, ns=ns, ack=True), first=True)
             self._watcher = asyncio.run_coroutine_threadsafe(
                 self._watch_connection(), self._background.loop
             )
@@ -163,6 +204,30 @@ class ChatPane(widgets.VBox):
         """Who is in the room now, as far as this pane knows, sorted."""
         with self._changed:
             return sorted(self._online)
+
+    @property
+    def offline(self) -> dict[str, str | None]:
+        """Who was in the room and left, with when they were last seen (ISO, UTC)."""
+        with self._changed:
+            return dict(sorted(self._away.items()))
+
+    @property
+    def typing(self) -> list[str]:
+        """Who else is typing in the room now, as the server said, sorted."""
+        with self._changed:
+            return sorted(self._typing)
+
+    @property
+    def history(self) -> list[tuple[str, str]]:
+        """The room's last messages from before this pane joined, as ``(user, text)``."""
+        with self._changed:
+            return list(self._history)
+
+    @property
+    def direct(self) -> list[tuple[str, str, str]]:
+        """Direct messages to this user (or from their other tabs): ``(from, to, text)``."""
+        with self._changed:
+            return list(self._direct)
 
     @property
     def connected(self) -> bool:
@@ -227,6 +292,7 @@ class ChatPane(widgets.VBox):
                 return None
             self._system("⚠ not sent: disconnected")
             raise ConnectionError(f"{self.user}: disconnected")
+        self._typed("send")
         data = {"roomId": self.room, "message": text}
         try:
             return self._client.emit("send-message", data, ns=self.ns, ack=True, timeout=timeout)
@@ -248,6 +314,7 @@ class ChatPane(widgets.VBox):
             else:
                 self._system("⚠ not sent: disconnected")
             return
+        self._typed("send")
         data = {"roomId": self.room, "message": text}
         try:
             future = self._client.emit_soon(
@@ -287,22 +354,100 @@ class ChatPane(widgets.VBox):
         elif (error := future.exception()) is not None:
             self._system(f"⚠ not sent: {_reason(error)}")
 
+    def dm(self, user: str, text: str, *, timeout: float = SEND_TIMEOUT) -> Any:
+        """Send ``text`` to ``user`` alone (all their tabs); the ack: ``{"delivered": N}``."""
+        try:
+            answer = self._client.dm(user, text, ns=self.ns, timeout=timeout)
+        except (AckError, TimeoutError, ConnectionError) as error:
+            self._system(f"⚠ not sent: {_reason(error)}")
+            raise
+        with self._changed:
+            self._direct.append((self.user, user, text))
+            self._add_line("direct", f"✉ {self.user} → {user}: {text}")
+            self._render_log()
+            self._changed.notify_all()
+        return answer
+
     def _on_input(self, change: dict[str, Any]) -> None:
-        # With continuous_update=False the browser sends the value when Enter is
-        # pressed (or the box loses focus), once: what was typed is what is sent.
-        text = change["new"]
-        if text:
-            self.input.value = ""
-            self._send_soon(text)
+        # continuous_update=True: the front end sends the value at every key. Enter
+        # sends {"event": "submit"} (_on_submit) and Send clicks (_on_button).
+        if change["new"]:
+            self._typed("key")
+
+    def _on_submit(self, _: widgets.Text, content: dict[str, Any], buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            self._submit()
 
     def _on_button(self, _: widgets.Button) -> None:
-        # Clicking Send takes the focus from the box, whose value then arrives and
-        # is sent by _on_input: the box is normally empty by now. This sends what
-        # is left in it, if anything (a program that set the value while held).
+        self._submit()
+
+    def _submit(self) -> None:
+        """Enter or Send: send what the box holds once the front end's last keys are in.
+
+        The front end sends a value change at most one at a time and keeps the rest
+        until the kernel has handled it, but Enter's "submit" (or a click) at once:
+        the last keys can come just after it. They are here within a round trip, so
+        the box is read ``SUBMIT_SETTLE`` seconds later, on the client loop.
+        """
+        loop = self._background.loop
+
+        def arm() -> None:
+            if self._submit_timer is not None:
+                self._submit_timer.cancel()
+            self._submit_timer = loop.call_later(SUBMIT_SETTLE, self._send_box)
+
+        try:
+            loop.call_soon_threadsafe(arm)
+        except RuntimeError:  # the client loop is gone: the send says so in the log
+            self._send_box()
+
+    def _send_box(self) -> None:
+        self._submit_timer = None
         text = self.input.value
         if text:
             self.input.value = ""
             self._send_soon(text)
+
+    # -- typing: the debounce rule, timers on the client loop ------------------------------
+
+    def _typed(self, what: Input) -> None:
+        """A key, a send, or the idle timer: tell the server if the rule says so."""
+        with self._changed:
+            before = self._debounce
+            self._debounce, signal = debounce(before, what, time.monotonic(), self.typing_idle)
+            if self._debounce.typing and not before.typing:
+                self._arm(self.typing_idle)
+            connected = self._connected and not self._ended
+        if signal is not None and connected:
+            data = {"roomId": self.room, "typing": signal}
+            with contextlib.suppress(ConnectionError):  # the client loop is gone: no typing
+                future = self._client.emit_soon("typing", data, ns=self.ns, ack=True)
+                future.add_done_callback(self._typing_sent)
+
+    def _typing_sent(self, future: concurrent.futures.Future[Any]) -> None:
+        if not future.cancelled() and (error := future.exception()) is not None:
+            self._client.inner.errors.append(f"typing not sent: {_reason(error)}")
+
+    def _arm(self, delay: float) -> None:
+        """Check for idleness ``delay`` seconds from now, on the client loop."""
+        loop = self._background.loop
+
+        def arm() -> None:
+            if self._tick is not None:
+                self._tick.cancel()
+            self._tick = loop.call_later(delay, self._idle)
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            loop.call_soon_threadsafe(arm)
+
+    def _idle(self) -> None:
+        self._tick = None
+        self._typed("tick")
+        with self._changed:
+            state = self._debounce
+        if state.typing:  # keys came meanwhile: look again when they would be idle
+            delay = max(0.0, state.last_key + self.typing_idle - time.monotonic()) + 0.001
+            self._tick = self._background.loop.call_later(delay, self._idle)
 
     def focus(self) -> None:
         """Put the cursor in the text box."""
@@ -313,10 +458,28 @@ class ChatPane(widgets.VBox):
 
     # -- events from the server (on the client loop's thread) -----------------------------
 
-    def _apply_join(self, ack: Any) -> None:
-        members = ack.get("members", []) if isinstance(ack, dict) else []
+    def _apply_join(self, ack: Any, *, first: bool = False) -> None:
+        """The join's answer: who is here and who was, and (the first time) the history."""
+        ack = ack if isinstance(ack, dict) else {}
+        members = ack.get("members", [])
+        presence = [p for p in ack.get("presence", []) if isinstance(p, dict)]
+        history = [m for m in ack.get("history", []) if isinstance(m, dict)] if first else []
         with self._changed:
             self._online = {str(m) for m in members} | {self.user}
+            self._away = {
+                str(p.get("userId")): p.get("lastSeen")
+                for p in presence
+                if not p.get("online") and str(p.get("userId")) not in self._online
+            }
+            if history:
+                self._add_line("system", f"⋯ {len(history)} earlier messages")
+            for message in history:
+                user, text = str(message.get("userId", "?")), str(message.get("message", ""))
+                self._history.append((user, text))
+                markup = (
+                    f"<span style='{_MUTED}'><b>{html.escape(user)}</b>: {html.escape(text)}</span>"
+                )
+                self._lines.append((markup, f"{user}: {text}"))
             self._joined = True
             early, self._early = self._early, []
             for kind, data in early:
@@ -330,6 +493,9 @@ class ChatPane(widgets.VBox):
         user, text = str(data.get("userId", "?")), str(data.get("message", ""))
         with self._changed:
             self._messages.append((user, text))
+            if user in self._typing:  # the message ends the typing (the server says so too)
+                self._typing.discard(user)
+                self._render_typing()
             markup = f"<b>{html.escape(user)}</b>: {html.escape(text)}"
             self._lines.append((markup, f"{user}: {text}"))
             self._render_log()
@@ -339,11 +505,28 @@ class ChatPane(widgets.VBox):
         if isinstance(data, dict):
             self._system(f"📢 {data.get('userId', '?')}: {data.get('message', '')}", "broadcast")
 
+    def _on_direct(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        sender, to = str(data.get("from", "?")), str(data.get("to", "?"))
+        text = str(data.get("message", ""))
+        with self._changed:
+            self._direct.append((sender, to, text))
+            self._add_line("direct", f"✉ {sender} → {to}: {text}")
+            self._render_log()
+            self._changed.notify_all()
+
     def _on_joined(self, data: Any) -> None:
         self._on_presence("joined", data)
 
     def _on_left(self, data: Any) -> None:
         self._on_presence("left", data)
+
+    def _on_presence_event(self, data: Any) -> None:
+        self._on_presence("presence", data)
+
+    def _on_typing(self, data: Any) -> None:
+        self._on_presence("typing", data)
 
     def _on_presence(self, kind: str, data: Any) -> None:
         if not isinstance(data, dict) or data.get("roomId") != self.room:
@@ -358,11 +541,29 @@ class ChatPane(widgets.VBox):
 
     def _presence(self, kind: str, data: dict[str, Any]) -> None:
         user = str(data.get("userId", "?"))
-        if kind == "joined":
+        if kind == "typing":
+            if user == self.user:
+                return  # this user's other tab: not news here
+            if data.get("typing") is True and user in self._online:
+                self._typing.add(user)
+            else:
+                self._typing.discard(user)
+        elif kind == "presence":
+            if data.get("online") is True:
+                self._online.add(user)
+                self._away.pop(user, None)
+            else:
+                self._online.discard(user)
+                self._typing.discard(user)
+                self._away[user] = data.get("lastSeen")
+        elif kind == "joined":
             self._online.add(user)
+            self._away.pop(user, None)
             self._add_line("system", f"→ {user} joined")
         else:
             self._online.discard(user)
+            self._typing.discard(user)
+            self._away.setdefault(user, None)  # when: the presence event that follows says
             self._add_line("system", f"← {user} left")
 
     def _on_drop(self, _: Any) -> None:
@@ -372,9 +573,16 @@ class ChatPane(widgets.VBox):
                 return
             self._add_line("system", "✖ disconnected")
             self._connected = False
-            self._online.clear()
+            self._forget_room()
             self._render()
             self._changed.notify_all()
+
+    def _forget_room(self) -> None:
+        """Offline: who is there, who types, and this pane's own typing are unknown now."""
+        self._online.clear()
+        self._away.clear()
+        self._typing.clear()
+        self._debounce = Debounce()
 
     def _on_back(self, _: Any) -> None:
         """Reconnected (the client joined the room again): green, and who is online now."""
@@ -416,7 +624,7 @@ class ChatPane(widgets.VBox):
             if self._connected:
                 self._add_line("system", "✖ disconnected")
             self._connected = False
-            self._online.clear()
+            self._forget_room()
             self.input.disabled = True
             self.send_button.disabled = True
             self._render()
@@ -435,6 +643,10 @@ class ChatPane(widgets.VBox):
             markup = (
                 f"<span style='color: var(--jp-info-color1, #0288d1)'>{html.escape(text)}</span>"
             )
+        elif kind == "direct":
+            markup = (
+                f"<span style='color: var(--jp-warn-color1, #f57c00)'>{html.escape(text)}</span>"
+            )
         else:
             markup = f"<i style='{_MUTED}'>{html.escape(text)}</i>"
         self._lines.append((markup, text))
@@ -447,11 +659,21 @@ class ChatPane(widgets.VBox):
                 f"<span><b>{html.escape(self.user)}</b> in <b>#{html.escape(self.room)}</b></span>"
                 f"<span>{light}</span></div>"
             )
-            names = ", ".join(html.escape(u) for u in sorted(self._online)) or "—"
+            names = ", ".join(f"{_ONLINE_DOT} {html.escape(u)}" for u in sorted(self._online))
+            away = ", ".join(
+                f"{_OFFLINE_DOT} {html.escape(u)} <span style='{_MUTED}'>(seen {_clock(t)})</span>"
+                for u, t in sorted(self._away.items())
+            )
             self.online_view.value = (
-                f"<span style='{_MUTED}'>online ({len(self._online)}):</span> {names}"
+                f"<span style='{_MUTED}'>online ({len(self._online)}):</span> {names or '—'}"
+                + (f"<br><span style='{_MUTED}'>offline:</span> {away}" if away else "")
             )
             self._render_log()
+            self._render_typing()
+
+    def _render_typing(self) -> None:
+        line = html.escape(typing_line(self._typing)) or "&nbsp;"
+        self.typing_view.value = f"<i style='{_MUTED}; font-size: 12px'>{line}</i>"
 
     def _render_log(self) -> None:
         lines = "".join(f"<div>{markup}</div>" for markup, _ in self._lines)
@@ -476,9 +698,16 @@ class ChatPane(widgets.VBox):
 
     def __repr__(self) -> str:
         with self._changed:
+            extra = ""
+            if self._away:
+                extra += f", offline={sorted(self._away)!r}"
+            if self._typing:
+                extra += f", typing={sorted(self._typing)!r}"
+            if self._history:
+                extra += f", history={len(self._history)}"
             return (
                 f"ChatPane(user={self.user!r}, room={self.room!r}, status={self.status!r}, "
-                f"online={sorted(self._online)!r}, messages={len(self._messages)})"
+                f"online={sorted(self._online)!r}, messages={len(self._messages)}{extra})"
             )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:

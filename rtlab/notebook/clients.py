@@ -15,6 +15,7 @@ from typing import Any
 from rtlab.aio.client import ClientHandler, EventClient
 from rtlab.core.envelope import DEFAULT_NAMESPACE, Event
 from rtlab.notebook.background import BackgroundLoop, RunningServer
+from rtlab.notebook.shared import SharedServer
 
 _loop: BackgroundLoop | None = None
 _loop_lock = threading.Lock()
@@ -29,18 +30,36 @@ def client_loop() -> BackgroundLoop:
         return _loop
 
 
-def _url(target: RunningServer | str) -> str:
+def _url(target: RunningServer | SharedServer | str) -> str:
     return target if isinstance(target, str) else target.url
 
 
-async def aconnect(target: RunningServer | str, user: str, **options: Any) -> EventClient:
-    """Connect as ``user`` to a lab server (or a ``ws://`` URL), on the running loop.
+def _options(target: RunningServer | SharedServer | str, user: str, options: Any) -> Any:
+    """A shared server's token goes with it; it must name ``user`` (the server decides)."""
+    token = target.token if isinstance(target, SharedServer) else None
+    if token is None or "token" in options:
+        return options
+    if target.user != user:
+        raise ValueError(
+            f"your token for {target.url} names {target.user!r}: connect as {target.user!r}, "
+            f"not {user!r} (its user decides who you are on that server)"
+        )
+    return {**options, "token": token}
+
+
+async def aconnect(
+    target: RunningServer | SharedServer | str, user: str, **options: Any
+) -> EventClient:
+    """Connect as ``user`` to a lab server (or a ``ws://`` URL, or the class's
+    :func:`~rtlab.notebook.shared.shared_server`), on the running loop.
 
     ``options`` go to :meth:`EventClient.connect <rtlab.aio.client.EventClient.connect>`:
     ``reconnection=True`` (or a :class:`~rtlab.core.backoff.Reconnection`),
-    ``max_queue``, ``ping_interval``, ``ping_timeout``, ``open_timeout``...
+    ``max_queue``, ``ping_interval``, ``ping_timeout``, ``open_timeout``,
+    ``compression="off"|"on"|BYTES``... Bytes anywhere in an event's data travel in a
+    binary frame, and come back as ``bytes``.
     """
-    return await EventClient.connect(_url(target), user, **options)
+    return await EventClient.connect(_url(target), user, **_options(target, user, options))
 
 
 class Client:
@@ -130,6 +149,19 @@ class Client:
         coro = self.inner.wait_for(event, count, ns=ns, timeout=timeout)
         return self._background.run(coro, timeout + 1)
 
+    def typing(
+        self, room: str, typing: bool = True, *, ns: str = DEFAULT_NAMESPACE, timeout: float = 5.0
+    ) -> Any:
+        """Tell the others in ``room`` that you are typing (or stopped): the ``typing`` event."""
+        data = {"roomId": room, "typing": typing}
+        return self.emit("typing", data, ns=ns, ack=True, timeout=timeout)
+
+    def dm(self, user: str, text: str, *, ns: str = DEFAULT_NAMESPACE, timeout: float = 5.0) -> Any:
+        """A direct message to every session of ``user``; the ack says to how many sessions
+        it was written (``user``'s, and your other tabs)."""
+        data = {"to": user, "message": text}
+        return self.emit("direct-message", data, ns=ns, ack=True, timeout=timeout)
+
     def close(self) -> None:
         if not self.inner.closed and self._background.alive:
             self._background.run(self.inner.close())
@@ -144,11 +176,13 @@ class Client:
         return f"<Client {self.user!r} {'closed' if self.closed else 'connected'}>"
 
 
-def connect(target: RunningServer | str, user: str, **options: Any) -> Client:
-    """Connect as ``user`` to a lab server (or a ``ws://`` URL); returns a synchronous client.
+def connect(target: RunningServer | SharedServer | str, user: str, **options: Any) -> Client:
+    """Connect as ``user`` to a lab server (or a ``ws://`` URL, or the class's
+    :func:`~rtlab.notebook.shared.shared_server`); returns a synchronous client.
 
     ``options`` are :func:`aconnect`'s, for instance
     ``rtlab.connect(server, "alice", reconnection=True, ping_interval=5, ping_timeout=5)``.
     """
     background = client_loop()
+    options = _options(target, user, options)
     return Client(background.run(EventClient.connect(_url(target), user, **options)), background)

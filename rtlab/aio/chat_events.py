@@ -1,0 +1,192 @@
+"""The chat events (lesson 07): presence with last seen, typing, history on join, DMs.
+
+``join-room``       (the built-in one, extended) the ack gains ``history``, the room's
+                    last 50 messages oldest first, and ``presence``, a list of
+                    {"userId", "online", "lastSeen"}; when a user's first session joins,
+                    the others in the room get ``presence`` {"roomId", "userId",
+                    "online": true, "lastSeen"} after ``user-joined``
+leaving             (``leave-room``, disconnecting) when a user's last session leaves,
+                    after ``user-left`` their typing ends and the room gets ``presence``
+                    with "online": false
+``send-message``    (extended) the sender's typing in that room ends
+``typing``          {"roomId", "typing": bool} -> the others in the room get ``typing``
+                    {"roomId", "userId", "typing"}; a typing=true not renewed within
+                    ``hub.typing_expiry`` seconds (5) ends on its own
+``direct-message``  {"to": USER, "message": TEXT} -> every session of USER and the
+                    sender's other sessions get ``direct-message`` {"from", "to",
+                    "message", "timestamp"}; ack {"delivered": sessions written to}
+
+The state is pure (rtlab/core/presence.py); this module adds the sockets and timers.
+Everything goes out through ``Namespace.emit`` or the hub's ``deliver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import TYPE_CHECKING, Any
+
+from rtlab.aio.builtin_events import message_text, room_id, timestamp
+from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
+from rtlab.core.presence import Presence, Typing, iso
+
+if TYPE_CHECKING:
+    from rtlab.aio.events import Handler, Namespace, Session
+
+HISTORY = 50  # messages of a room sent with the join's acknowledgement
+MAX_USER = 64  # characters of a user name
+
+
+class Chat:
+    """One namespace's presence table, typing indicators and their timers."""
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self.presence = Presence()
+        self.typing = Typing()
+        self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
+
+    def sync(self, room: str, skip: Session | None = None) -> None:
+        """Bring ``room``'s presence up to date with its members; tell the room what changed."""
+        if self.ns.hub.adapter is not None:  # across processes, Redis tells (redis_adapter.py)
+            for user in self.typing.typing(room):  # but typing started here ends here
+                if not self.ns.has_user(user, room):
+                    self.stop_typing(room, user)
+            return
+        for change in self.presence.update(room, self.ns.users(room), time.time()):
+            if not change.online:
+                self.stop_typing(room, change.user)
+            data = {"roomId": room, "userId": change.user, "online": change.online}
+            data["lastSeen"] = iso(change.time)
+            self.ns.emit("presence", data, to=room, skip=skip)
+
+    def presence_list(self, room: str) -> list[dict[str, Any]]:
+        """What the join's acknowledgement says about who is (and was) in ``room``."""
+        return [
+            {
+                "userId": entry.user,
+                "online": entry.online,
+                "lastSeen": None if entry.last_seen is None else iso(entry.last_seen),
+            }
+            for entry in self.presence.entries(room)
+        ]
+
+    def start_typing(self, room: str, session: Session) -> None:
+        """``session``'s user types in ``room``: tell the others if new, (re)arm the timer."""
+        loop = asyncio.get_running_loop()
+        key = (room, session.user)
+        if self.typing.start(room, session.user, loop.time(), self.ns.hub.typing_expiry):
+            self._tell(room, session.user, True, session)
+        self._cancel(key)
+        self.timers[key] = loop.call_later(self.ns.hub.typing_expiry, self._expire, room, key[1])
+
+    def stop_typing(self, room: str, user: str, skip: Session | None = None) -> None:
+        """``user`` stopped typing in ``room`` (said so, sent, left): tell the room if so."""
+        self._cancel((room, user))
+        if self.typing.stop(room, user):
+            self._tell(room, user, False, skip)
+
+    def _expire(self, room: str, user: str) -> None:
+        self.timers.pop((room, user), None)
+        loop = asyncio.get_running_loop()
+        if self.typing.expire(room, user, loop.time()):
+            self._tell(room, user, False, None)
+        elif (until := self.typing.deadline(room, user)) is not None:
+            # The loop may run a timer a hair early: wait for the rest.
+            delay = max(0.0, until - loop.time()) + 0.001
+            self.timers[(room, user)] = loop.call_later(delay, self._expire, room, user)
+
+    def _cancel(self, key: tuple[str, str]) -> None:
+        timer = self.timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _tell(self, room: str, user: str, typing: bool, skip: Session | None) -> None:
+        self.ns.emit(
+            "typing", {"roomId": room, "userId": user, "typing": typing}, to=room, skip=skip
+        )
+
+
+async def _answer(handler: Handler, session: Session, data: Any) -> Any:
+    result = handler(session, data)
+    return await result if inspect.isawaitable(result) else result
+
+
+def register(ns: Namespace) -> Chat:
+    """Give a namespace the chat events (after the built-in ones, which two of them extend)."""
+    chat = Chat(ns)
+    ns.on_leave.append(lambda session, room: chat.sync(room))
+    join_room = ns.handlers["join-room"]
+    leave_room = ns.handlers["leave-room"]
+    send_message = ns.handlers["send-message"]
+
+    @ns.on("join-room")
+    async def join_with_presence(session: Session, data: Any) -> Any:
+        answer = await _answer(join_room, session, data)
+        if ns.hub.adapter is not None:  # history and presence came from Redis already
+            return answer
+        room = answer["roomId"]
+        chat.sync(room, skip=session)
+        answer["history"] = ns.hub.history.recent(ns.name, room, HISTORY, time.time())
+        answer["presence"] = chat.presence_list(room)
+        return answer
+
+    @ns.on("leave-room")
+    async def leave_with_presence(session: Session, data: Any) -> Any:
+        answer = await _answer(leave_room, session, data)
+        chat.sync(answer["roomId"])
+        return answer
+
+    @ns.on("send-message")
+    async def send_ending_typing(session: Session, data: Any) -> Any:
+        answer = await _answer(send_message, session, data)
+        chat.stop_typing(answer["roomId"], session.user, skip=session)
+        return answer
+
+    @ns.on("typing")
+    def typing(session: Session, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise EnvelopeError(
+                ErrorCode.INVALID, 'data must be an object: {"roomId": ..., "typing": true|false}'
+            )
+        room = room_id(data.get("roomId"), "roomId")
+        on = data.get("typing")
+        if not isinstance(on, bool):
+            raise EnvelopeError(ErrorCode.INVALID, f"typing must be true or false, got {on!r:.40}")
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before typing in it")
+        if on:
+            chat.start_typing(room, session)
+        else:
+            chat.stop_typing(room, session.user, skip=session)
+        return {"roomId": room, "typing": on}
+
+    @ns.on("direct-message")
+    def direct_message(session: Session, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise EnvelopeError(
+                ErrorCode.INVALID, 'data must be an object: {"to": USER, "message": TEXT}'
+            )
+        to = data.get("to")
+        if not isinstance(to, str) or not 0 < len(to) <= MAX_USER:
+            raise EnvelopeError(
+                ErrorCode.INVALID,
+                f"to must be a user name of 1 to {MAX_USER} characters, got {to!r:.40}",
+            )
+        text = message_text(data.get("message"), "message")
+        if to == session.user:
+            raise EnvelopeError(ErrorCode.INVALID, "a direct message goes to someone else")
+        if ns.hub.adapter is not None:  # USER's sessions on every process (redis_adapter.py)
+            payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
+            message = encode_event("direct-message", payload, ns.name)
+            return ns.hub.adapter.direct_message(session, ns.name, to, message)
+        recipients = [s for s in ns.sessions if s.user == to]
+        if not recipients:
+            raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected here")
+        mine = [s for s in ns.sessions if s.user == session.user and s is not session]
+        payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
+        message = encode_event("direct-message", payload, ns.name)
+        return {"delivered": ns.hub.deliver(recipients + mine, message)}
+
+    return chat

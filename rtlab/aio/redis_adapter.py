@@ -1,0 +1,751 @@
+"""Rooms that span server processes: a Redis adapter in the manner of Socket.IO's.
+
+Every ``rtlab serve --redis redis://HOST:PORT/DB`` process subscribes to one
+pub/sub channel (``rtlab:events``). An emit to a room or a namespace is published
+there **once**; every process, the sender's included, writes each published event
+to its own members. Redis orders the channel, so every process delivers the same
+events in the same order, and a room's ``seq`` grows in delivery order everywhere.
+
+What must be global lives in Redis, changed by short Lua scripts (atomic there):
+
+=====================================  ==============================================
+``rtlab:members:NS:ROOM``  (hash)      user -> sessions in the room, all processes
+``rtlab:proc:UID``         (hash)      "NS ROOM USER" -> sessions of process UID
+``rtlab:alive:UID``        (string)    set with a TTL, renewed by UID's heartbeat
+``rtlab:procs``            (set)       the processes that registered
+``rtlab:seq:NS:ROOM``      (counter)   the room's last message number (INCR)
+``rtlab:history:NS:ROOM``  (list)      "SEQ TIME DATA" of its last messages (capped)
+``rtlab:mid:USER:NS MID``  (string)    the ack of a handled ``mid``, for an hour
+=====================================  ==============================================
+
+A room message is numbered, kept, deduplicated by ``mid`` and published by one
+script, so a message is either published once or not at all, whichever process a
+resend reaches. A join is counted and published (``user-joined`` only when the
+user's first session enters) by one script whose marker, read back from the
+channel, is the moment this process adds the session locally and replays what it
+missed: nothing is delivered twice or skipped between replay and live delivery.
+A process that dies stops renewing ``alive``; another one reaps its sessions and
+tells their rooms ``user-left``. While Redis is unreachable, events that need it
+are refused with ``unavailable`` (and ``retryAfter``), the server goes on serving,
+and the adapter reconnects with backoff, then writes its sessions back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import itertools
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from rtlab.aio.chat_events import HISTORY
+from rtlab.core.backoff import Reconnection, backoff_delay
+from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
+from rtlab.core.presence import iso
+
+if TYPE_CHECKING:
+    from rtlab.aio.events import EventHub, Namespace, Session
+
+PREFIX = "rtlab"
+ONLINE = "*"  # a namespace's pseudo-room of connected users (no room id has a "*")
+HEARTBEAT = 1.0  # seconds between renewals of this process's alive key
+ALIVE_TTL = 5.0  # seconds without renewal after which a process counts as dead
+MID_TTL = 3600  # seconds a handled mid is remembered
+ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
+BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
+FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+
+# KEYS: members, proc, seq, history, seen.  ARGV: field, user, channel, header and what to
+# announce (user-joined, presence), header alone, frame prefix, frame suffix, since (-1:
+# none), now, window, how many recent messages for the ack
+JOIN = """
+local n = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+if n == 1 then redis.call('HDEL', KEYS[5], ARGV[2]) end
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local since = tonumber(ARGV[8])
+local now, window = tonumber(ARGV[9]), tonumber(ARGV[10])
+local lines, recent = {}, {}
+local first = last + 1
+for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+  local seq, t, data = string.match(entry, '^(%d+) (%S+) (.*)$')
+  seq = tonumber(seq)
+  if now - tonumber(t) <= window then
+    if seq < first then first = seq end
+    if since >= 0 and seq > since then table.insert(lines, ARGV[6] .. data .. ARGV[7]) end
+    table.insert(recent, data)
+  end
+end
+while #recent > tonumber(ARGV[11]) do table.remove(recent, 1) end
+local message = ARGV[5]
+if n == 1 then message = ARGV[4] end
+if #lines > 0 then message = message .. '\\n' .. table.concat(lines, '\\n') end
+redis.call('PUBLISH', ARGV[3], message)
+local complete = 0
+if since >= last or since + 1 >= first then complete = 1 end
+return {n, redis.call('HKEYS', KEYS[1]), last, #lines, complete, recent,
+  redis.call('HGETALL', KEYS[5])}
+"""
+
+# KEYS: members, proc, seen.  ARGV: field, user, channel, message if the user is gone
+# (presence offline, user-left), now as ISO time
+LEAVE = """
+local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
+if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return n
+"""
+
+# KEYS: seq, history, mid, members.  ARGV: channel, header prefix, data head, frame prefix,
+# frame suffix, now, size, answer prefix, answer suffix, mid ttl
+SEND = """
+if KEYS[3] ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {0, seen} end
+end
+local seq = redis.call('INCR', KEYS[1])
+local data = ARGV[3] .. seq .. '}'
+redis.call('RPUSH', KEYS[2], seq .. ' ' .. ARGV[6] .. ' ' .. data)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+if KEYS[3] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[8] .. seq .. ARGV[9], 'EX', tonumber(ARGV[10]))
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\\n' .. ARGV[4] .. data .. ARGV[5])
+local sessions = 0
+for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
+return {seq, sessions}
+"""
+
+# Count a user's sessions in a namespace (the pseudo-room "*": who is online, for DMs).
+# KEYS: members of "*", proc.  ARGV: field, user, +1 or -1
+COUNT = """
+local n = redis.call('HINCRBY', KEYS[1], ARGV[2], tonumber(ARGV[3]))
+if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[2]) end
+if redis.call('HINCRBY', KEYS[2], ARGV[1], tonumber(ARGV[3])) <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return n
+"""
+
+# A direct message to every session of a user, and to the sender's other sessions.
+# KEYS: members of "*".  ARGV: to, sender, channel, message to them, message to the sender's
+DIRECT = """
+local to = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if to <= 0 then return -1 end
+local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '1')
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[3], ARGV[5])
+return to + mine - 1
+"""
+
+# What a room hears when a user is gone from it (names are safe: letters, digits, _.-).
+GONE = """
+local function gone_message(ns, room, user, iso)
+  return '{"o":"","ns":"' .. ns .. '","room":"' .. room .. '"}\\n'
+    .. '{"event":"presence","data":{"roomId":"' .. room .. '","userId":"' .. user
+    .. '","online":false,"lastSeen":"' .. iso .. '"},"ns":"' .. ns .. '"}\\n'
+    .. '{"event":"user-left","data":{"userId":"' .. user .. '","roomId":"' .. room
+    .. '"},"ns":"' .. ns .. '"}'
+end
+"""
+
+# Take the sessions of one process out of every room.  KEYS: proc.  ARGV: prefix, channel,
+# publish (1/0), now as ISO time.  Returns the "NS ROOM USER" entries whose user is gone.
+REAP_BODY = """
+local gone = {}
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local ns, room, user = string.match(entries[i], '^(%S+) (%S+) (%S+)$')
+  local members = ARGV[1] .. ':members:' .. ns .. ':' .. room
+  if redis.call('HINCRBY', members, user, -tonumber(entries[i + 1])) <= 0 then
+    redis.call('HDEL', members, user)
+    table.insert(gone, entries[i])
+    if ARGV[3] == '1' and room ~= '*' then
+      redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
+      redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+"""
+REAP = GONE + REAP_BODY + "return gone\n"
+
+# This process's sessions written back after Redis was away (it may have lost them all),
+# and its rooms' numbering kept from going back.  KEYS: proc.  ARGV: prefix, channel, "0",
+# now as ISO time, count of entries, entries and their session counts, then "NS ROOM" and
+# the last seq seen here.
+RESYNC = (
+    GONE
+    + REAP_BODY
+    + """
+local n = tonumber(ARGV[5])
+for i = 6, 5 + 2 * n, 2 do
+  local ns, room, user = string.match(ARGV[i], '^(%S+) (%S+) (%S+)$')
+  redis.call('HINCRBY', ARGV[1] .. ':members:' .. ns .. ':' .. room, user, tonumber(ARGV[i + 1]))
+  redis.call('HINCRBY', KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
+end
+for i = 6 + 2 * n, #ARGV, 2 do
+  local ns, room = string.match(ARGV[i], '^(%S+) (%S+)$')
+  local key = ARGV[1] .. ':seq:' .. ns .. ':' .. room
+  if tonumber(redis.call('GET', key) or '0') < tonumber(ARGV[i + 1]) then
+    redis.call('SET', key, ARGV[i + 1])
+  end
+end
+for _, entry in ipairs(gone) do
+  local ns, room, user = string.match(entry, '^(%S+) (%S+) (%S+)$')
+  if room ~= '*' and not redis.call('HGET', ARGV[1] .. ':members:' .. ns .. ':' .. room, user) then
+    redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
+    redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
+  end
+end
+return #gone
+"""
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def unavailable(retry_after: float) -> EnvelopeError:
+    return EnvelopeError(
+        ErrorCode.UNAVAILABLE,
+        f"the room service (Redis) is unreachable: try again in {retry_after:.1f} s",
+        retry_after=retry_after,
+    )
+
+
+class RedisAdapter:
+    """Publishes this process's emits to Redis and delivers everyone's to local members."""
+
+    def __init__(
+        self,
+        url: str,
+        hub: EventHub,
+        *,
+        prefix: str = PREFIX,
+        history_size: int = 1000,
+        history_window: float = 300.0,
+        heartbeat: float = HEARTBEAT,
+        alive_ttl: float = ALIVE_TTL,
+    ) -> None:
+        self.url = url
+        self.hub = hub
+        self.logger: logging.Logger = hub.logger
+        self.prefix = prefix
+        self.channel = f"{prefix}:events"
+        self.uid = secrets.token_hex(6)  # this process, in keys and messages
+        self.history_size = history_size
+        self.history_window = history_window
+        self.heartbeat = heartbeat
+        self.alive_ttl = alive_ttl
+        self.available = False
+        self.retry_after = BACKOFF.delay
+        self.published = 0  # messages this process published
+        self.received = 0  # messages this process read from the channel
+        self._redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
+        )
+        # The subscriber waits on its own connection, for as long as the channel is quiet.
+        self._sub = aioredis.Redis.from_url(url, socket_connect_timeout=2, decode_responses=True)
+        self._queue: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]]
+        self._queue = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[Any]] = {}  # our publications, by ref
+        self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
+        self._refs = itertools.count(1)
+        self._last_seq: dict[tuple[str, str], int] = {}  # newest seq seen per room
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+        self._scripts = {
+            name: self._redis.register_script(text)
+            for name, text in (
+                ("join", JOIN),
+                ("leave", LEAVE),
+                ("send", SEND),
+                ("count", COUNT),
+                ("direct", DIRECT),
+            )
+        }
+        self._reap = self._redis.register_script(REAP)
+        self._resync = self._redis.register_script(RESYNC)
+
+    # -- life cycle ------------------------------------------------------------------
+
+    async def start(self, wait: float = 3.0) -> None:
+        """Connect and subscribe (waiting up to ``wait`` seconds; after that the server
+        serves anyway and the adapter keeps trying in the background)."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._listen()),
+            loop.create_task(self._write()),
+            loop.create_task(self._beat()),
+        ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._connected.wait()
+
+    async def stop(self) -> None:
+        """Finish what is queued, take this process's sessions out, disconnect."""
+        if self.available:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await self._queue.join()
+            with contextlib.suppress(*FAILURES):
+                await self._reap(keys=[self._key("proc", self.uid)], args=self._reap_args(True))
+                await self._redis.delete(self._key("alive", self.uid))
+                await self._redis.srem(self._key("procs"), self.uid)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for future in self._waiting.values():
+            if not future.done():
+                future.cancel()
+        with contextlib.suppress(*FAILURES):
+            await self._redis.aclose()
+            await self._sub.aclose()
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _reap_args(self, publish: bool) -> list[str]:
+        return [self.prefix, self.channel, "1" if publish else "0", iso(time.time())]
+
+    def _lost(self, error: BaseException) -> None:
+        if self.available:
+            self.available = False
+            self._connected.clear()
+            self.logger.warning("redis %s unreachable: %r; serving without it", self.url, error)
+
+    def _check(self) -> None:
+        if not self.available:
+            raise unavailable(self.retry_after)
+
+    # -- the channel: read, and deliver to this process's members -------------------------
+
+    async def _listen(self) -> None:
+        """Subscribe, write our sessions back, then deliver; reconnect with backoff."""
+        attempt = 0
+        while True:
+            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                await self._register()
+                await self._resync_sessions()
+                attempt = 0
+                self.retry_after = BACKOFF.delay
+                self.available = True
+                self._connected.set()
+                self.logger.info(
+                    "redis %s: subscribed to %s as %s", self.url, self.channel, self.uid
+                )
+                while self.available:  # the writer or the heartbeat may find Redis gone
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        self.received += 1
+                        text = message["data"]
+                        try:
+                            self._deliver(text)
+                        except Exception as error:  # one bad message must not stop the rest
+                            self.logger.error("redis: cannot deliver %.80r", text, exc_info=error)
+                raise ConnectionError("lost while publishing")
+            except FAILURES as error:
+                self._lost(error)
+                attempt += 1
+                delay = backoff_delay(attempt, BACKOFF)
+                self.retry_after = max(delay, BACKOFF.delay)
+                self.logger.info(
+                    "redis %s: reconnecting in %.1f s (attempt %d)", self.url, delay, attempt
+                )
+                await asyncio.sleep(delay)
+            finally:
+                with contextlib.suppress(*FAILURES, RuntimeError):
+                    await pubsub.aclose()
+
+    def _deliver(self, text: str) -> None:
+        head, _, rest = text.partition("\n")
+        try:
+            header = json.loads(head)
+        except ValueError:
+            self.logger.warning("redis: unreadable message on %s: %.80r", self.channel, text)
+            return
+        namespace = self.hub.namespaces.get(header.get("ns", ""))
+        if namespace is None:
+            return
+        room = header.get("room")
+        mine = header.get("o") == self.uid
+        seq = header.get("seq")
+        if room is not None and type(seq) is int:
+            key = (namespace.name, room)
+            self._last_seq[key] = max(seq, self._last_seq.get(key, 0))
+        if header.get("kind") == "join":
+            frames = rest.split("\n") if rest else []
+            count = int(header.get("announce", 0))  # user-joined and presence lead
+            announce, frames = frames[:count], frames[count:]
+            if announce:  # user-joined and presence, to the others in the room
+                targets = list(namespace.rooms.members(room))
+                if mine:
+                    targets = [s for s in targets if s.id != header.get("sid")]
+                for frame in announce:
+                    self.hub.deliver(targets, frame)
+            if mine:
+                self._joined(namespace, room, header.get("sid"), frames)
+        else:
+            if header.get("user") is not None:
+                user = header["user"]
+                targets = [s for s in namespace.sessions if s.user == user]
+            elif room is not None:
+                targets = list(namespace.rooms.members(room))
+            else:
+                targets = list(namespace.sessions)
+            if mine and header.get("skip") is not None:
+                targets = [s for s in targets if s.id != header["skip"]]
+            frames = [base64.b64decode(rest)] if header.get("binary") else rest.split("\n")
+            count = 0
+            for frame in frames:
+                count = self.hub.deliver(targets, frame)
+            if mine and header.get("ref") is not None:
+                self._answer(header["ref"], count)
+        if mine and header.get("ref") is not None and header.get("kind") == "join":
+            self._answer(header["ref"], None)
+
+    def _joined(self, namespace: Namespace, room: str, sid: Any, replay: list[str]) -> None:
+        """Our join's marker came back: from here on the session gets the room's events."""
+        session = self.hub.sessions.get(sid) if type(sid) is int else None
+        if session is None or namespace.name not in session.namespaces:
+            # Gone while the join was on its way: count it out again.
+            user = self._pending_users.pop(sid, None) if type(sid) is int else None
+            if user is not None:
+                self._leave(namespace.name, room, user)
+            return
+        namespace.rooms.join(session, room)
+        for frame in replay:
+            self.hub.deliver([session], frame)
+
+    def _answer(self, ref: str, value: Any) -> None:
+        future = self._waiting.pop(ref, None)
+        if future is not None and not future.done():
+            future.set_result(value)
+
+    # -- the writer: every Redis change of this process, in order ----------------------------
+
+    async def _write(self) -> None:
+        while True:
+            operation, future = await self._queue.get()
+            try:
+                if not self.available:
+                    raise unavailable(self.retry_after)
+                result = await operation()
+            except EnvelopeError as error:
+                if not future.done():
+                    future.set_exception(error)
+            except FAILURES as error:
+                self._lost(error)
+                if not future.done():
+                    future.set_exception(unavailable(self.retry_after))
+            except Exception as error:  # a bug: fail this operation, keep the writer
+                self.logger.error("redis: an operation failed", exc_info=error)
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(result)
+            finally:
+                self._queue.task_done()
+
+    def _submit(self, operation: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
+        """Queue a Redis operation after every earlier one of this process."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._queue.put_nowait((operation, future))
+        return future
+
+    # -- liveness ---------------------------------------------------------------------
+
+    async def _register(self) -> None:
+        await self._redis.set(self._key("alive", self.uid), "1", px=int(self.alive_ttl * 1000))
+        await self._redis.sadd(self._key("procs"), self.uid)
+
+    async def _beat(self) -> None:
+        """Renew our alive key; reap the processes whose key expired."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if not self.available:
+                continue
+            try:
+                await self._register()
+                if not await self._redis.exists(self._key("proc", self.uid)):
+                    # Taken for dead (stalled longer than alive_ttl) and reaped: write our
+                    # sessions back, in order with the operations queued before this.
+                    args = self._resync_args()
+                    if args[4]:
+                        keys = [self._key("proc", self.uid)]
+                        self._submit(functools.partial(self._resync, keys=keys, args=args))
+                for uid in await self._redis.smembers(self._key("procs")):
+                    if uid == self.uid or await self._redis.exists(self._key("alive", uid)):
+                        continue
+                    gone = await self._reap(
+                        keys=[self._key("proc", uid)], args=self._reap_args(True)
+                    )
+                    await self._redis.srem(self._key("procs"), uid)
+                    self.logger.warning(
+                        "redis: process %s stopped renewing its key; %d room presence(s) reaped",
+                        uid,
+                        len(gone),
+                    )
+            except FAILURES as error:
+                self._lost(error)
+
+    async def _resync_sessions(self) -> None:
+        """Write this process's room members back (Redis may have restarted empty)."""
+        await self._resync(keys=[self._key("proc", self.uid)], args=self._resync_args())
+
+    def _resync_args(self) -> list[Any]:
+        """This process's sessions, per room and namespace, and the newest seq seen of
+        each room, as RESYNC takes them (a snapshot: what is queued after it adds on)."""
+        counts: dict[str, int] = {}
+        for namespace in self.hub.namespaces.values():
+            for room in namespace.rooms:
+                for session in namespace.rooms.members(room):
+                    field = f"{namespace.name} {room} {session.user}"
+                    counts[field] = counts.get(field, 0) + 1
+        for namespace in self.hub.namespaces.values():
+            for session in namespace.sessions:
+                field = f"{namespace.name} {ONLINE} {session.user}"
+                counts[field] = counts.get(field, 0) + 1
+        args: list[Any] = [*self._reap_args(False), len(counts)]
+        for field, count in sorted(counts.items()):
+            args += [field, count]
+        for (ns, room), seq in sorted(self._last_seq.items()):
+            args += [f"{ns} {room}", seq]
+        return args
+
+    # -- what events.py and builtin_events.py call ---------------------------------------
+
+    def publish(
+        self,
+        ns: str,
+        frame: str | bytes,
+        *,
+        room: str | None = None,
+        user: str | None = None,
+        skip: Session | None = None,
+    ) -> int:
+        """Publish an event once, for every process to deliver to its members (a room,
+        a user's sessions or the whole namespace). Returns how many of this process's
+        sessions it is for; while Redis is away it goes to this process's only."""
+        namespace = self.hub.namespaces[ns]
+        if user is not None:
+            local = [s for s in namespace.sessions if s.user == user]
+        elif room is not None:
+            local = list(namespace.rooms.members(room))
+        else:
+            local = list(namespace.sessions)
+        if skip is not None:
+            local = [s for s in local if s is not skip]
+        if not self.available:
+            return self.hub.deliver(local, frame)
+        header = {"o": self.uid, "ns": ns, "room": room, "user": user}
+        if skip is not None:
+            header["skip"] = skip.id
+        if isinstance(frame, bytes):  # a binary frame (attachments) travels as base64
+            header["binary"] = True
+            frame = base64.b64encode(frame).decode()
+        message = f"{_json(header)}\n{frame}"
+        self._submit(lambda: self._redis.publish(self.channel, message))
+        self.published += 1
+        return len(local)
+
+    def _leave(self, ns: str, room: str, user: str) -> None:
+        now = iso(time.time())
+        offline = {"roomId": room, "userId": user, "online": False, "lastSeen": now}
+        left = encode_event("user-left", {"userId": user, "roomId": room}, ns)
+        header = _json({"o": self.uid, "ns": ns, "room": room})
+        message = f"{header}\n{encode_event('presence', offline, ns)}\n{left}"
+        keys = [
+            self._key("members", ns, room),
+            self._key("proc", self.uid),
+            self._key("seen", ns, room),
+        ]
+        args = [f"{ns} {room} {user}", user, self.channel, message, now]
+        self._submit(lambda: self._scripts["leave"](keys=keys, args=args))
+
+    def online(self, ns: str, user: str, delta: int) -> None:
+        """A session of ``user`` connected to (+1) or left (-1) namespace ``ns``."""
+        if self.available:
+            keys = [self._key("members", ns, ONLINE), self._key("proc", self.uid)]
+            args = [f"{ns} {ONLINE} {user}", user, delta]
+            self._submit(lambda: self._scripts["count"](keys=keys, args=args))
+
+    async def direct_message(
+        self, session: Session, ns: str, to: str, frame: str
+    ) -> dict[str, Any]:
+        """``direct-message``: every session of ``to`` and the sender's others, on every
+        process; the ack's data."""
+        self._check()
+        header = {"o": self.uid, "ns": ns, "room": None}
+        to_them = f"{_json({**header, 'user': to})}\n{frame}"
+        to_mine = f"{_json({**header, 'user': session.user, 'skip': session.id})}\n{frame}"
+        keys = [self._key("members", ns, ONLINE)]
+        args = [to, session.user, self.channel, to_them, to_mine]
+        delivered = await self._submit(lambda: self._scripts["direct"](keys=keys, args=args))
+        if delivered < 0:
+            raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected")
+        return {"delivered": int(delivered)}
+
+    def left(self, ns: str, room: str, session: Session) -> None:
+        """``session`` left ``room`` here; the room hears ``user-left`` if the user is gone
+        from it on every process."""
+        if self.available:
+            self._leave(ns, room, session.user)
+
+    async def join_room(
+        self, session: Session, namespace: Namespace, room: str, since: int | None
+    ) -> dict[str, Any]:
+        """The whole ``join-room``: count the session in, tell the room if the user is
+        new there, replay what was missed, and answer with the global members and seq."""
+        self._check()
+        ns = namespace.name
+        if namespace.rooms.is_member(session, room):
+            since = since if since is not None else -1
+            members = await self._submit(lambda: self._redis.hkeys(self._key("members", ns, room)))
+            last = await self._submit(lambda: self._redis.get(self._key("seq", ns, room)))
+            answer = {"roomId": room, "members": sorted(members), "seq": int(last or 0)}
+            if since >= 0:
+                answer.update(recovered=True, replayed=0)
+            return answer
+        ref = f"{self.uid}-{next(self._refs)}"
+        joined = {"userId": session.user, "roomId": room}
+        header = {"o": self.uid, "ns": ns, "room": room, "kind": "join", "sid": session.id}
+        header["ref"] = ref
+        online = {"roomId": room, "userId": session.user, "online": True}
+        online["lastSeen"] = iso(time.time())
+        said = [encode_event("user-joined", joined, ns), encode_event("presence", online, ns)]
+        announce = "\n".join([_json({**header, "announce": len(said)}), *said])
+        prefix, suffix = '{"event":"receive-message","data":', f',"ns":{_json(ns)}}}'
+        keys = [
+            self._key("members", ns, room),
+            self._key("proc", self.uid),
+            self._key("seq", ns, room),
+            self._key("history", ns, room),
+            self._key("seen", ns, room),
+        ]
+        args = [
+            f"{ns} {room} {session.user}",
+            session.user,
+            self.channel,
+            announce,
+            _json(header),
+            prefix,
+            suffix,
+            -1 if since is None else since,
+            time.time(),
+            self.history_window,
+            HISTORY,
+        ]
+        arrived = asyncio.get_running_loop().create_future()
+        self._waiting[ref] = arrived
+        self._pending_users[session.id] = session.user
+        try:
+            result = await self._submit(lambda: self._scripts["join"](keys=keys, args=args))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANSWER_TIMEOUT):
+                    await arrived  # the session is in the room here from now on
+        finally:
+            self._waiting.pop(ref, None)
+            self._pending_users.pop(session.id, None)
+        _, members, last, replayed, complete, recent, seen = result
+        answer: dict[str, Any] = {"roomId": room, "members": sorted(members), "seq": int(last)}
+        if since is not None:
+            answer["recovered"] = bool(complete)
+            answer["replayed"] = int(replayed)
+        # What the chat events (chat_events.py) add to the ack, from Redis: every process's.
+        answer["history"] = [json.loads(data) for data in recent]
+        offline = dict(zip(seen[::2], seen[1::2], strict=True))
+        presence = [{"userId": u, "online": True, "lastSeen": None} for u in members]
+        presence += [
+            {"userId": u, "online": False, "lastSeen": t}
+            for u, t in offline.items()
+            if u not in members
+        ]
+        answer["presence"] = sorted(presence, key=lambda entry: entry["userId"])
+        return answer
+
+    async def send_message(
+        self, session: Session, ns: str, room: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Number, keep and publish a room message in one step; the ack's data."""
+        self._check()
+        event = session.event
+        mid = event.mid if event is not None else None
+        ref = f"{self.uid}-{next(self._refs)}"
+        data_json = _json(payload)
+        head = data_json[:-1] + ',"seq":'
+        header = _json({"o": self.uid, "ns": ns, "room": room, "ref": ref})[:-1] + ',"seq":'
+        keys = [
+            self._key("seq", ns, room),
+            self._key("history", ns, room),
+            self._key("mids", session.user, f"{ns} {mid}") if mid is not None else "",
+            self._key("members", ns, room),
+        ]
+        answer_prefix = _json({"roomId": room})[:-1] + ',"seq":'
+        args = [
+            self.channel,
+            header,
+            head,
+            '{"event":"receive-message","data":',
+            f',"ns":{_json(ns)}}}',
+            time.time(),
+            self.history_size,
+            answer_prefix,
+            "}",
+            MID_TTL,
+        ]
+        arrived = asyncio.get_running_loop().create_future()
+        self._waiting[ref] = arrived
+        try:
+            seq, result = await self._submit(lambda: self._scripts["send"](keys=keys, args=args))
+            if seq == 0:  # a resend of a message already published
+                return json.loads(result)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANSWER_TIMEOUT):
+                    await arrived  # our own copy delivered here: receive-message before the ack
+        finally:
+            self._waiting.pop(ref, None)
+        return {"roomId": room, "seq": int(seq), "delivered": int(result)}
+
+    async def seen(self, user: str, key: str) -> tuple[bool, Any]:
+        """Whether ``user`` already sent this ``"NS MID"``, on any process, and its ack.
+        While Redis is away, only this process's memory says (room messages are checked
+        again, atomically, when they are numbered)."""
+        if not self.available:
+            return False, None
+        found = await self._submit(lambda: self._redis.get(self._key("mids", user, key)))
+        return (False, None) if found is None else (True, json.loads(found))
+
+    def remember(self, user: str, key: str, result: Any) -> None:
+        """Note a handled ``"NS MID"`` and its ack for every process, for an hour."""
+        if not self.available:
+            return
+        try:
+            text = _json(result)
+        except (TypeError, ValueError):
+            return
+        name = self._key("mids", user, key)
+        self._submit(lambda: self._redis.set(name, text, ex=MID_TTL))
+
+    def __repr__(self) -> str:
+        state = "connected" if self.available else "unavailable"
+        return f"<RedisAdapter {self.url} {state} as {self.uid}>"
