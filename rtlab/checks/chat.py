@@ -1,0 +1,149 @@
+"""Checks for lesson 07, the chat app: the presence rule and the typing debounce rule.
+
+Exercise 1: ``presence_changes(before, sessions)`` says who came online and who went
+offline in a room, given who was online before and the users of the sessions in it
+now (one entry per tab). The server's table (rtlab.core.presence.Presence) is the
+reference.
+
+Exercise 2: ``typing_signal(typing, last_key, what, now)`` says what a text box tells
+the server: True (typing), False (stopped) or None (nothing new). The check plays
+scripted sessions of keys, timer ticks and sends, and compares every answer with
+rtlab.core.presence.debounce (without the renewal, which the lesson shows apart).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rtlab.checks import Verdict, grade
+from rtlab.core.presence import TYPING_IDLE, Debounce, Input, Presence, debounce
+
+__all__ = ["check_presence_changes", "check_typing_signal"]
+
+Problem = tuple[str, str]
+
+# -- exercise 1: presence_changes(before, sessions) ----------------------------------------
+
+PRESENCE_HINT = (
+    "presence is per user: a user is online while at least one of their sessions is in "
+    "the room. Compare the set of users before with the set of users now; return "
+    "(user, True) for each newcomer and (user, False) for each who is gone, sorted by user"
+)
+TABS = (
+    "a user with two tabs is one user: their second tab joining, or one of two tabs "
+    "leaving, changes nothing (count users, not sessions)"
+)
+NO_NEWS = "someone who was online and still is has not changed: leave them out"
+SORTED = "sort the changes by user, so that every run tells the room in the same order"
+
+PRESENCE_CASES: tuple[tuple[frozenset[str], tuple[str, ...], str], ...] = (
+    (frozenset(), ("alice",), PRESENCE_HINT),
+    (frozenset({"alice"}), ("alice", "bob"), NO_NEWS),
+    (frozenset({"alice"}), ("alice", "bob", "bob"), TABS),
+    (frozenset({"alice", "bob"}), ("alice", "bob", "bob"), TABS),
+    (frozenset({"alice", "bob"}), ("bob",), PRESENCE_HINT),
+    (frozenset({"alice", "bob"}), ("bob", "bob"), TABS),
+    (frozenset({"carol", "alice"}), ("dave", "bob", "bob"), SORTED),
+    (frozenset({"alice"}), (), PRESENCE_HINT),
+    (frozenset(), (), PRESENCE_HINT),
+)
+
+
+def expected_changes(before: Iterable[str], sessions: Iterable[str]) -> list[tuple[str, bool]]:
+    """The reference answer: what the server's presence table says."""
+    table = Presence()
+    table.update("room", before, 0.0)
+    return [(c.user, c.online) for c in table.update("room", sessions, 1.0)]
+
+
+def _presence_problem(presence_changes: Callable[..., Any]) -> Problem | None:
+    if not callable(presence_changes):
+        return f"expected a function, got {type(presence_changes).__name__}", PRESENCE_HINT
+    for before, sessions, hint in PRESENCE_CASES:
+        got = presence_changes(set(before), list(sessions))
+        where = f"before {sorted(before)}, sessions now {list(sessions)}"
+        if got is None:
+            return f"{where}: returned None; did you forget `return`?", PRESENCE_HINT
+        try:
+            answer = [(user, online) for user, online in got]
+        except (TypeError, ValueError):
+            return f"{where}: expected a list of (user, online) pairs, got {got!r:.80}", hint
+        expected = expected_changes(before, sessions)
+        if answer != expected:
+            if len(set(answer)) < len(answer):
+                hint = TABS
+            elif sorted(answer) == sorted(expected):
+                hint = SORTED
+            return f"{where}: expected {expected}, got {answer!r:.120}", hint
+    return None
+
+
+def check_presence_changes(presence_changes: Callable[..., Any]) -> Verdict:
+    """Grade ``presence_changes(before, sessions)``: who came online, who went offline."""
+    return grade("presence_changes", lambda: _presence_problem(presence_changes), PRESENCE_HINT)
+
+
+# -- exercise 2: typing_signal(typing, last_key, what, now) --------------------------------
+
+TYPING_HINT = (
+    f"'key': True if the server was not told yet, else None; 'tick': False once "
+    f"{TYPING_IDLE:g} s passed since the last key (if typing), else None; 'send': False if "
+    f"typing, else None"
+)
+FIRST_KEY = "the first key says True: from now on the others see '… is typing'"
+MORE_KEYS = (
+    "further keys say nothing (None): the server knows already, and one event per key "
+    "would flood the room"
+)
+IDLE = f"a tick {TYPING_IDLE:g} s or more after the last key says False: the typist paused"
+NOT_YET = f"a tick less than {TYPING_IDLE:g} s after the last key says nothing: still typing"
+QUIET = "when not typing, a tick or a send has nothing to say (None): False was said already"
+SENT = "sending the message ends typing: say False"
+
+Step = tuple[Input, float]  # what happened, and when (seconds)
+
+TYPING_SESSIONS: tuple[tuple[Step, ...], ...] = (
+    (("key", 0.0), ("key", 0.4), ("key", 0.9), ("tick", 2.0), ("tick", 2.9), ("tick", 3.0)),
+    (("key", 10.0), ("key", 10.5), ("send", 11.0), ("tick", 12.0), ("send", 13.0)),
+    (("tick", 20.0), ("key", 21.0), ("tick", 22.5), ("key", 22.6), ("tick", 24.0), ("tick", 24.7)),
+    (("key", 30.0), ("tick", 40.0), ("key", 41.0), ("key", 41.5), ("send", 41.6)),
+)
+
+
+def _hint_for(what: str, typing: bool, expected: bool | None) -> str:
+    if what == "key":
+        return FIRST_KEY if expected is True else MORE_KEYS
+    if not typing:
+        return QUIET
+    if what == "send":
+        return SENT
+    return IDLE if expected is False else NOT_YET
+
+
+def _typing_problem(typing_signal: Callable[..., Any]) -> Problem | None:
+    if not callable(typing_signal):
+        return f"expected a function, got {type(typing_signal).__name__}", TYPING_HINT
+    for session in TYPING_SESSIONS:
+        state = Debounce()
+        done: list[str] = []
+        for what, now in session:
+            before = state
+            state, expected = debounce(state, what, now, TYPING_IDLE, renew=math.inf)
+            last_key = before.last_key if before.typing else None
+            got = typing_signal(before.typing, last_key, what, now)
+            done.append(f"{what}@{now:g}")
+            if got is not expected:
+                steps = ", ".join(done)
+                return (
+                    f"after {steps} (typing={before.typing}, last_key={last_key}): "
+                    f"expected {expected}, got {got!r:.40}",
+                    _hint_for(what, before.typing, expected),
+                )
+    return None
+
+
+def check_typing_signal(typing_signal: Callable[..., Any]) -> Verdict:
+    """Grade ``typing_signal(typing, last_key, what, now)``: True, False or None."""
+    return grade("typing_signal", lambda: _typing_problem(typing_signal), TYPING_HINT)

@@ -1,0 +1,166 @@
+"""The checks of lesson 07 pass right answers, fail typical wrong ones with the right hint,
+and say "not done yet" to a learner copy."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtlab.checks import chat
+from rtlab.checks.chat import check_presence_changes, check_typing_signal, expected_changes
+
+# -- presence_changes(before, sessions) ------------------------------------------------------
+
+
+def presence_right(before, sessions):  # type: ignore[no-untyped-def]
+    now = set(sessions)
+    return sorted([(u, True) for u in now - before] + [(u, False) for u in before - now])
+
+
+def test_presence_right_answers_pass():
+    assert str(check_presence_changes(presence_right)) == "✅ presence_changes: correct"
+
+    def with_a_loop(before, sessions):  # type: ignore[no-untyped-def]
+        changes = []
+        for user in sorted(set(before) | set(sessions)):
+            if (user in sessions) != (user in before):
+                changes.append((user, user in sessions))
+        return changes
+
+    assert check_presence_changes(with_a_loop).passed
+
+
+@given(
+    st.sets(st.sampled_from("abcde")),
+    st.lists(st.sampled_from("abcde"), max_size=8),
+)
+def test_the_reference_is_the_set_difference(before, sessions):
+    assert expected_changes(before, sessions) == presence_right(before, sessions)
+
+
+def counting_sessions(before, sessions):  # type: ignore[no-untyped-def]
+    """Wrong: a user with two tabs counted twice."""
+    changes = [(u, True) for u in sessions if u not in before]
+    changes += [(u, False) for u in before if u not in sessions]
+    return sorted(changes)
+
+
+@pytest.mark.parametrize(
+    ("answer", "words", "hint"),
+    [
+        (counting_sessions, "expected [('bob', True)]", chat.TABS),
+        (lambda before, sessions: [(u, True) for u in sorted(set(sessions) - before)], "", ""),
+        (
+            lambda before, sessions: sorted((u, u in sessions) for u in before | set(sessions)),
+            "expected [('bob', True)]",
+            chat.NO_NEWS,
+        ),
+        (
+            lambda before, sessions: (
+                [(u, True) for u in sorted(set(sessions) - before)]
+                + [(u, False) for u in sorted(before - set(sessions))]
+            ),
+            "expected [('alice', False), ('bob', True), ('carol', False), ('dave', True)]",
+            chat.SORTED,
+        ),
+        (lambda before, sessions: None, "did you forget `return`?", chat.PRESENCE_HINT),
+        (lambda before, sessions: 42, "expected a list of (user, online) pairs", ""),
+        ("not a function", "expected a function, got str", chat.PRESENCE_HINT),
+    ],
+)
+def test_presence_wrong_answers_fail_with_a_hint(answer, words, hint):
+    verdict = check_presence_changes(answer)
+    assert not verdict.passed
+    assert str(verdict).startswith("❌ presence_changes: ")
+    assert words in verdict.message
+    if hint:
+        assert verdict.hint == hint
+
+
+def test_presence_not_done_yet_and_crashes():
+    def learner_copy(before, sessions):  # type: ignore[no-untyped-def]
+        raise NotImplementedError  # your code here
+
+    verdict = check_presence_changes(learner_copy)
+    assert not verdict.passed
+    assert verdict.message == "presence_changes: not done yet"
+    assert verdict.hint == chat.PRESENCE_HINT
+    verdict = check_presence_changes(lambda before, sessions: before - sessions)
+    assert "raised TypeError" in verdict.message
+
+
+def test_the_check_does_not_mind_an_answer_that_changes_its_arguments():
+    def destructive(before, sessions):  # type: ignore[no-untyped-def]
+        result = presence_right(before, sessions)
+        before.clear()
+        sessions.clear()
+        return result
+
+    assert check_presence_changes(destructive).passed
+
+
+# -- typing_signal(typing, last_key, what, now) ---------------------------------------------
+
+
+def typing_right(typing, last_key, what, now):  # type: ignore[no-untyped-def]
+    if what == "key":
+        return None if typing else True
+    if what == "tick":
+        return False if typing and now - last_key >= 2.0 else None
+    return False if typing else None
+
+
+def test_typing_right_answer_passes():
+    assert str(check_typing_signal(typing_right)) == "✅ typing_signal: correct"
+
+
+@pytest.mark.parametrize(
+    ("change", "hint"),
+    [
+        # a start on every key: floods the room
+        (lambda t, k, w, n: True if w == "key" else typing_right(t, k, w, n), chat.MORE_KEYS),
+        # never says stop when idle
+        (lambda t, k, w, n: None if w == "tick" else typing_right(t, k, w, n), chat.IDLE),
+        # stops at the first tick, idle or not
+        (
+            lambda t, k, w, n: (False if t else None) if w == "tick" else typing_right(t, k, w, n),
+            chat.NOT_YET,
+        ),
+        # sending does not end typing
+        (lambda t, k, w, n: None if w == "send" else typing_right(t, k, w, n), chat.SENT),
+        # says False again when already stopped
+        (
+            lambda t, k, w, n: (
+                False if w in ("tick", "send") and not t else typing_right(t, k, w, n)
+            ),
+            chat.QUIET,
+        ),
+        # counts idle from the wrong side of 2 s
+        (
+            lambda t, k, w, n: (
+                (False if t and n - k > 2.0 else None) if w == "tick" else typing_right(t, k, w, n)
+            ),
+            chat.IDLE,
+        ),
+        # never says it started
+        (lambda t, k, w, n: None if w == "key" else typing_right(t, k, w, n), chat.FIRST_KEY),
+    ],
+)
+def test_typing_wrong_answers_fail_with_the_right_hint(change, hint):
+    verdict = check_typing_signal(change)
+    assert not verdict.passed, verdict
+    assert verdict.message.startswith("typing_signal: after ")
+    assert "expected" in verdict.message
+    assert verdict.hint == hint
+
+
+def test_typing_not_done_yet_and_not_a_function():
+    def learner_copy(typing, last_key, what, now):  # type: ignore[no-untyped-def]
+        raise NotImplementedError  # your code here
+
+    verdict = check_typing_signal(learner_copy)
+    assert verdict.message == "typing_signal: not done yet"
+    assert verdict.hint == chat.TYPING_HINT
+    assert "expected a function" in check_typing_signal(None).message
+    assert "raised" in check_typing_signal(lambda typing: True).message
