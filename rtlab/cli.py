@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rtlab import handout, workers
+from rtlab.aio import compression
 from rtlab.aio.admission import USER, is_loopback
 from rtlab.aio.server import LabServer
+from rtlab.bench import cli as bench_cli
 from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
 
@@ -37,6 +40,9 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         print(f"  events        {server.url}/ws?{who}", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
+        if options.get("redis"):
+            away = "" if server.events.adapter.available else " (unreachable for now: retrying)"
+            print(f"Rooms span every server on Redis {options['redis']}.{away}", flush=True)
         if options.get("data_dir") is not None:
             print(f"Room history is kept in {options['data_dir']}.", flush=True)
         if options.get("secret"):
@@ -146,6 +152,25 @@ def parser() -> argparse.ArgumentParser:
         default=20,
         help="seconds a client has to answer a ping before it is dropped (default 20)",
     )
+    serve_.add_argument(
+        "--redis",
+        metavar="URL",
+        help="redis://HOST:PORT/DB: rooms, history and presence span every rtlab serve "
+        "given the same URL (scale out over processes and hosts)",
+    )
+    serve_.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT); more than 1 needs --redis",
+    )
+    serve_.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    serve_.add_argument(
+        "--compression",
+        default=str(compression.DEFAULT_THRESHOLD),
+        help="permessage-deflate: off, on (every message), or BYTES: only messages of at "
+        f"least that size (default {compression.DEFAULT_THRESHOLD})",
+    )
 
     commands.add_parser(
         "lab",
@@ -163,6 +188,8 @@ def parser() -> argparse.ArgumentParser:
     token_.add_argument(
         "--ttl", type=float, default=8 * 3600, help="seconds the token is valid (default 8 h)"
     )
+    handout.add_parser(commands)  # rtlab learner
+    bench_cli.add_parser(commands)  # rtlab bench
     return top
 
 
@@ -184,6 +211,8 @@ def serve_command(args: argparse.Namespace) -> int:
         parser().error(f"--port must be between 0 and 65535, got {args.port}")
     if (args.certfile is None) != (args.keyfile is None):
         parser().error("--certfile and --keyfile go together")
+    if args.redis and not args.redis.startswith(("redis://", "rediss://", "unix://")):
+        parser().error(f"--redis must look like redis://HOST:PORT/DB, got {args.redis!r}")
     context = None
     if args.certfile:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -194,6 +223,7 @@ def serve_command(args: argparse.Namespace) -> int:
             return 1
     try:
         limit = rate_limit(args.rate_limit)
+        compression.threshold(args.compression)
     except ValueError as error:
         parser().error(str(error))
     options = {
@@ -205,6 +235,9 @@ def serve_command(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "ping_interval": args.ping_interval or None,
         "ping_timeout": args.ping_timeout,
+        "redis": args.redis,
+        "reuse_port": args.reuse_port,
+        "compression": args.compression,
     }
     try:
         asyncio.run(serve(args.host, args.port, args.anonymous, **options))
@@ -220,10 +253,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lab(extra)
     if extra:
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "serve" and args.workers != 1:
+        if args.workers < 1 or not args.redis:
+            parser().error("--workers N needs N >= 1 and --redis (else each has its own rooms)")
+        given = sys.argv[1:] if argv is None else argv
+        return workers.run(given, args.workers, args.host, args.port)
     if args.command == "serve":
         return serve_command(args)
     if args.command == "token":
         return token(args)
+    if args.command == "learner":
+        return handout.run(args)
+    if args.command == "bench":
+        return bench_cli.main(args)
     from rtlab import doctor
 
     return doctor.main()

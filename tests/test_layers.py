@@ -15,7 +15,8 @@ ALLOWED = {
     "core": {"core"},
     "aio": {"core", "aio"},
     "notebook": {"core", "aio", "notebook"},
-    "checks": {"core", "aio", "notebook", "checks"},
+    "checks": {"core", "aio", "notebook", "bench", "checks"},
+    "bench": {"core", "aio", "bench"},
 }
 NO_IO = {"asyncio", "socket", "ssl", "threading", "selectors", "websockets", "subprocess"}
 

@@ -1,0 +1,267 @@
+"""``rtlab bench``: every scenario against every server under test, side by side, in one run.
+
+rtlab bench                       # the full run (docs/benchmarks.md): 5 to 7 minutes
+rtlab bench --quick               # small sizes: under a minute
+rtlab bench --scenario echo --servers rtlab,websockets --json out.json --plot out.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rtlab.bench.peers import Running
+    from rtlab.bench.scenarios import Result
+
+SCENARIOS = ("memory", "echo", "latency", "fanout", "slow", "class")  # memory first: fresh servers
+SERVERS = ("rtlab", "websockets", "socketio", "node-ws", "node-socketio")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario runs."""
+
+    echo_connections: tuple[int, ...] = (1, 10, 100)
+    echo_messages: int = 20_000  # round trips per size, over all its connections
+    echo_window: int = 8
+    latency_messages: int = 5_000
+    fanout: tuple[tuple[int, int], ...] = ((10, 3_000), (100, 300), (1_000, 50))  # members, msgs
+    fanout_window: int = 4
+    memory_connections: int = 1_000
+    slow_members: int = 5
+    slow_messages: int = 20_000
+    slow_size: int = 400
+    class_students: int = 300
+    class_messages: int = 5
+    class_think: float = 1.0
+    size: int = 64
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    echo_messages=2_000,
+    latency_messages=500,
+    fanout=((10, 200), (100, 20)),
+    memory_connections=200,
+    slow_members=10,
+    slow_messages=500,
+    class_messages=2,
+    class_think=0.5,
+)
+TINY = Sizes(  # for tests: every code path, a few messages
+    echo_connections=(1, 3),
+    echo_messages=30,
+    latency_messages=20,
+    fanout=((3, 10),),
+    memory_connections=10,
+    slow_members=3,
+    slow_messages=20,
+    class_students=20,
+    class_messages=2,
+    class_think=0.02,
+)
+
+
+@dataclass
+class Run:
+    """A bench run's results, each peer's status (``ok`` or why not) and any failures."""
+
+    results: list[Result] = field(default_factory=list)
+    peers: dict[str, str] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def steps(
+    scenario: str, sizes: Sizes, workers: int
+) -> list[tuple[Callable[[Running], list[Result]], bool]]:
+    """The measurements of one scenario: (measure a server, needs rooms)."""
+    from rtlab.bench import scenarios as s
+
+    if scenario == "echo":
+        return [
+            (
+                lambda srv, c=c: [
+                    s.echo(
+                        srv,
+                        c,
+                        sizes.echo_messages,
+                        window=sizes.echo_window,
+                        size=sizes.size,
+                        workers=workers,
+                    )
+                ],
+                False,
+            )
+            for c in sizes.echo_connections
+        ]
+    if scenario == "latency":
+        return [(lambda srv: [s.latency(srv, sizes.latency_messages, size=sizes.size)], False)]
+    if scenario == "fanout":
+        return [
+            (
+                lambda srv, m=m, n=n: [
+                    s.fanout(
+                        srv, m, n, window=sizes.fanout_window, size=sizes.size, workers=workers
+                    )
+                ],
+                True,
+            )
+            for m, n in sizes.fanout
+        ]
+    if scenario == "memory":
+        return [(lambda srv: [s.memory(srv, sizes.memory_connections, workers=workers)], False)]
+    if scenario == "slow":
+        return [
+            (
+                lambda srv: s.slow_consumer(
+                    srv,
+                    sizes.slow_members,
+                    sizes.slow_messages,
+                    size=sizes.slow_size,
+                    workers=workers,
+                ),
+                True,
+            )
+        ]
+    if scenario == "class":
+        return [
+            (
+                lambda srv: [
+                    s.classroom(
+                        srv,
+                        sizes.class_students,
+                        messages=sizes.class_messages,
+                        think=sizes.class_think,
+                        size=sizes.size,
+                        workers=workers,
+                    )
+                ],
+                True,
+            )
+        ]
+    raise ValueError(f"no scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+
+
+def run(
+    servers: Sequence[str] = SERVERS,
+    scenarios: Sequence[str] = SCENARIOS,
+    sizes: Sizes = QUICK,
+    *,
+    workers: int = 2,
+    progress: bool = False,
+    strict: bool = False,
+) -> Run:
+    """Start every server, then measure each scenario and size on each in turn.
+
+    Measuring one size on all servers back to back keeps them under the same
+    background load. ``strict``: raise on the first failure instead of noting it."""
+    from tqdm import tqdm
+
+    from rtlab.bench import peers
+
+    outcome = Run()
+    running: dict[str, Running] = {}
+    try:
+        for name in servers:
+            try:
+                running[name] = peers.start(name)
+                outcome.peers[name] = "ok"
+            except peers.NotInstalled as why:
+                outcome.peers[name] = f"not installed: {why}"
+                print(f"rtlab bench: {name} not installed: {why}", file=sys.stderr)
+        plan = [
+            (scenario, measure, server)
+            for scenario in sorted(set(scenarios), key=SCENARIOS.index)
+            for measure, rooms in steps(scenario, sizes, workers)
+            for server in running.values()
+            if server.peer.rooms or not rooms
+        ]
+        bar = tqdm(plan, desc="rtlab bench", unit="step", file=sys.stderr, disable=not progress)
+        for scenario, measure, server in bar:
+            bar.set_postfix_str(f"{scenario} on {server.peer.name}")
+            try:
+                outcome.results.extend(measure(server))
+            except Exception as error:
+                if strict:
+                    raise
+                note = f"{scenario} on {server.peer.name}: {type(error).__name__}: {error}"
+                outcome.failures.append(note)
+                print(f"rtlab bench: {note}", file=sys.stderr)
+    finally:
+        for server in running.values():
+            server.stop()
+    return outcome
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``rtlab bench`` on the ``rtlab`` command's subparsers."""
+    bench = commands.add_parser(
+        "bench",
+        help="measure rtlab's server side by side with raw websockets, python-socketio "
+        "and the seed's Node servers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--quick", action="store_true", help="small sizes: under a minute")
+    bench.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="run this scenario only; repeat for several (default: all)",
+    )
+    bench.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated servers to measure (default {','.join(SERVERS)})",
+    )
+    bench.add_argument(
+        "--workers", type=int, default=2, help="load generator processes (default 2)"
+    )
+    bench.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
+    bench.add_argument("--plot", metavar="FILE", help="save a plot of the results (PNG)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``rtlab bench`` as parsed; 0 when every measurement counted everything back."""
+    from rtlab.bench import report
+
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = [s for s in servers if s not in SERVERS]
+    if unknown or not servers:
+        print(
+            f"rtlab bench: unknown server {', '.join(unknown) or '(none)'}; "
+            f"choose from {','.join(SERVERS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.workers < 1:
+        print("rtlab bench: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    sizes = QUICK if args.quick else FULL
+    scenarios = args.scenario or list(SCENARIOS)
+    outcome = run(servers, scenarios, sizes, workers=args.workers, progress=True)
+    to_stdout = args.json == "-"
+    text = report.table(outcome.results, outcome.peers)
+    print(text, file=sys.stderr if to_stdout else sys.stdout, flush=True)
+    command = shlex.join(["rtlab", "bench", *sys.argv[2:]])
+    if args.json:
+        settings = {"preset": "quick" if args.quick else "full", "workers": args.workers}
+        settings |= {"sizes": asdict(sizes), "scenarios": scenarios, "servers": servers}
+        document = report.document(outcome.results, outcome.peers, settings, command)
+        document["failures"] = outcome.failures
+        data = json.dumps(document, indent=1)
+        if to_stdout:
+            print(data)
+        else:
+            with open(args.json, "w") as file:
+                file.write(data + "\n")
+    if args.plot:
+        report.plot(outcome.results, args.plot)
+    complete = all(r.complete for r in outcome.results)
+    return 0 if complete and not outcome.failures else 1

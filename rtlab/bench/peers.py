@@ -1,0 +1,161 @@
+"""The servers under test: each started as its own process on 127.0.0.1, port 0, and stopped.
+
+A server prints ``listening PORT`` when it is ready. The Node peers need ``ws`` and
+``socket.io``: on first use ``npm ci`` installs the exact versions of
+``servers/node/package-lock.json`` into a cache folder (``$RTLAB_CACHE/node``, else
+``~/.cache/rtlab/node``). Without node or npm they are reported as not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import psutil
+
+NODE_FILES = ("package.json", "package-lock.json", "ws_echo.js", "socketio_rooms.js")
+
+
+class NotInstalled(RuntimeError):
+    """A peer that cannot run on this machine (say, no node): reported, never faked."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A server under test: its wire format, whether it has rooms, and how to start it."""
+
+    name: str
+    wire: str
+    rooms: bool
+    script: str  # a module of rtlab.bench.servers, or a .js file of servers/node
+    description: str
+
+    @property
+    def node(self) -> bool:
+        return self.script.endswith(".js")
+
+
+PEERS: dict[str, Peer] = {
+    p.name: p
+    for p in (
+        Peer("rtlab", "rtlab", True, "rtlab_server", "rtlab LabServer, protocol v1 on /ws"),
+        Peer("websockets", "text", True, "websockets_server", "raw websockets, broadcast rooms"),
+        Peer("socketio", "socketio", True, "socketio_server", "python-socketio on aiohttp"),
+        Peer("node-ws", "text", False, "ws_echo.js", "the seed's Node ws echo"),
+        Peer("node-socketio", "socketio", True, "socketio_rooms.js", "the seed's Socket.IO"),
+    )
+}
+
+
+def cache_folder() -> Path:
+    root = os.environ.get("RTLAB_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "rtlab"
+
+
+def node_folder(log: bool = True) -> Path:
+    """A folder with the Node servers and their ``node_modules``; ``npm ci`` on first use."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        missing = " and ".join(n for n, p in (("node", node), ("npm", npm)) if p is None)
+        raise NotInstalled(f"{missing} not found: install Node.js 18 or newer to bench the seed")
+    source = resources.files("rtlab.bench.servers").joinpath("node")
+    digest = hashlib.sha256()
+    for name in NODE_FILES:
+        digest.update(source.joinpath(name).read_bytes())
+    folder = cache_folder() / "node" / digest.hexdigest()[:16]
+    if not (folder / "node_modules" / ".package-lock.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in NODE_FILES:
+            (folder / name).write_bytes(source.joinpath(name).read_bytes())
+        if log:
+            print(f"rtlab bench: npm ci into {folder} (first use)", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise NotInstalled(f"npm ci failed in {folder}: {done.stderr.strip()[-500:]}")
+    return folder
+
+
+@dataclass
+class Running:
+    """A started server: its process (for CPU time and memory) and its base URL."""
+
+    peer: Peer
+    process: subprocess.Popen[str]
+    port: int
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def ps(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used so far."""
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
+    def rss(self) -> int:
+        return self.ps.memory_info().rss
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start(name: str, timeout: float = 60) -> Running:
+    """Start the peer ``name``; raise NotInstalled when it cannot run here."""
+    peer = PEERS[name]
+    if peer.node:
+        command = [shutil.which("node") or "node", str(node_folder() / peer.script)]
+    else:
+        command = [sys.executable, "-m", f"rtlab.bench.servers.{peer.script}"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    lines: list[str] = []
+    found: list[int] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if not found and (match := re.match(r"listening (\d+)", line)):
+                found.append(int(match[1]))
+                ready.set()
+        ready.set()
+
+    ready = threading.Event()
+    threading.Thread(target=read, daemon=True).start()  # keeps the pipe drained
+    ready.wait(timeout)
+    if not found:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"{name} did not start: {''.join(lines)[-1000:]}")
+    return Running(peer, process, found[0], lines)

@@ -1,0 +1,531 @@
+"""The scenarios of ``rtlab bench``, each a function of a running server and its sizes.
+
+Every scenario counts what comes back: an echo scenario checks that each message
+returned exactly once, a room scenario that each member got each message exactly once.
+A :class:`Result` carries the measured numbers; nothing here judges them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from rtlab.bench import load
+from rtlab.bench.load import Gate
+from rtlab.bench.peers import Running
+from rtlab.bench.wire import ECHO, MESSAGE, TYPING, WIRES, padded
+from rtlab.core.stats import Summary, rate
+
+ROOM = "bench"
+SIZE = 64  # characters of payload in every message, for every server
+READ_TIMEOUT = 60.0  # a hang guard: a reader that waits longer counts what is missing
+
+
+@dataclass
+class Result:
+    """One scenario at one size against one server."""
+
+    scenario: str
+    variant: str
+    server: str
+    messages: int  # what was counted back: round trips, or deliveries
+    expected: int
+    duplicates: int
+    seconds: float
+    cpu_seconds: float  # the server process's user + system time during the load
+    rate: float  # messages per second
+    rate_per_cpu: float | None  # per second of server CPU time (None: too short to tell)
+    latency_ms: dict[str, float] | None = None  # count, p50, p90, p99, max
+    rss_per_connection: float | None = None  # bytes
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.messages == self.expected and self.duplicates == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"complete": self.complete}
+
+
+def _summary_ms(seconds: list[float]) -> dict[str, float] | None:
+    if not seconds:
+        return None
+    return {k: (v * 1000 if k != "count" else v) for k, v in asdict(Summary.of(seconds)).items()}
+
+
+def _result(
+    scenario: str, variant: str, server: Running, phase: load.Phase, counted: int, **kw: Any
+) -> Result:
+    return Result(
+        scenario,
+        variant,
+        server.peer.name,
+        counted,
+        seconds=phase.seconds,
+        cpu_seconds=phase.cpu_seconds,
+        rate=rate(counted, phase.seconds),
+        rate_per_cpu=rate(counted, phase.cpu_seconds) if phase.cpu_seconds > 0 else None,
+        **kw,
+    )
+
+
+def _quiet(members: int) -> float:
+    """How long a room's connections must be silent before the load starts: joining
+    a room of ``members`` tells the others, which takes a while in a big room."""
+    return 0.1 + members / 1000
+
+
+# -- echo: round trips ---------------------------------------------------------------
+
+
+async def _pump(
+    ws: ClientConnection, shard: dict[str, Any], first: int, latencies: list[float] | None
+) -> tuple[int, int]:
+    """Send ``count`` echoes with ``window`` in flight; (counted back, duplicates)."""
+    wire = WIRES[shard["wire"]]
+    count, window, size = shard["count"], shard["window"], shard["size"]
+    credit = asyncio.Semaphore(window)
+    sent_at: dict[int, float] = {}
+    got: set[int] = set()
+    duplicates = 0
+
+    async def send() -> None:
+        for n in range(first, first + count):
+            await credit.acquire()
+            sent_at[n] = time.perf_counter()
+            await ws.send(wire.echo(n, padded(f"~e{n}~", size)))
+
+    sender = asyncio.create_task(send())
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            while len(got) < count:
+                frame = await ws.recv()
+                if (answer := wire.control(frame)) is not None:
+                    await ws.send(answer)
+                    continue
+                match = ECHO.search(frame)  # type: ignore[call-overload]
+                if match is None:
+                    continue
+                n = int(match[1])
+                if n in got or n not in sent_at:
+                    duplicates += 1
+                    continue
+                got.add(n)
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - sent_at[n])
+                credit.release()
+    except TimeoutError:
+        pass
+    sender.cancel()
+    return len(got), duplicates
+
+
+async def _echo_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    wire = WIRES[shard["wire"]]
+    urls = [wire.echo_url(shard["base"], user) for user in shard["users"]]
+    connections = await load.open_all(wire, urls)
+    await gate.ready()
+    latencies: list[float] | None = [] if shard["latencies"] else None
+    counts = await asyncio.gather(
+        *(_pump(ws, shard, 1 + i * shard["count"], latencies) for i, ws in enumerate(connections))
+    )
+    gate.report(
+        {
+            "counted": sum(c for c, _ in counts),
+            "duplicates": sum(d for _, d in counts),
+            "latencies": latencies or [],
+        }
+    )
+    await load.close_all(connections)
+    return {}
+
+
+def _users(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def echo(
+    server: Running,
+    connections: int = 10,
+    messages: int = 10_000,
+    *,
+    window: int = 8,
+    size: int = SIZE,
+    workers: int = 2,
+    scenario: str = "echo",
+    latencies: bool = False,
+) -> Result:
+    """Round trips over ``connections``, ``window`` in flight on each, ``messages`` in all."""
+    per = max(1, messages // connections)
+    shards = [
+        {
+            "base": server.base,
+            "wire": server.peer.wire,
+            "users": users,
+            "count": per,
+            "window": window,
+            "size": size,
+            "latencies": latencies,
+        }
+        for users in load.split(_users("e", connections), workers)
+    ]
+    phase = load.run(_echo_job, shards, server)
+    counted = sum(r["counted"] for r in phase.results)
+    lat = [x for r in phase.results for x in r["latencies"]]
+    plural = "s" if connections > 1 else ""
+    return _result(
+        scenario,
+        f"{connections} connection{plural}, window {window}",
+        server,
+        phase,
+        counted,
+        expected=per * connections,
+        duplicates=sum(r["duplicates"] for r in phase.results),
+        latency_ms=_summary_ms(lat),
+        details={"connections": connections, "window": window, "size": size},
+    )
+
+
+def latency(server: Running, messages: int = 5000, *, size: int = SIZE) -> Result:
+    """Round-trip latency: one connection, one message in flight."""
+    result = echo(
+        server, 1, messages, window=1, size=size, workers=1, scenario="latency", latencies=True
+    )
+    result.variant = "1 connection, 1 in flight"
+    return result
+
+
+# -- rooms: fan-out, slow consumer -----------------------------------------------------
+
+
+async def _room_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    wire = WIRES[shard["wire"]]
+    base, room, count, size = shard["base"], shard["room"], shard["count"], shard["size"]
+    names: list[str] = shard["members"]
+    urls = [wire.room_url(base, name, room) for name in names]
+    idle = load.Idle(wire)
+    connections = await load.open_all(wire, urls, lambda ws: wire.join(ws, room), idle)
+    by_name = dict(zip(names, connections, strict=True))
+    slow = by_name.get(shard["slow"] or "")
+    publisher = by_name.get(shard["publisher"] or "")
+    worst: dict[int, float] = {}  # message -> its latest delivery's latency, in this worker
+    totals = {"counted": 0, "duplicates": 0}
+    credit = asyncio.Semaphore(shard["window"])
+    await idle.settle(_quiet(shard["total"]))
+
+    async def read(ws: ClientConnection) -> None:
+        got: set[int] = set()
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                while len(got) < count:
+                    frame = await ws.recv()
+                    if (answer := wire.control(frame)) is not None:
+                        await ws.send(answer)
+                        continue
+                    match = MESSAGE.search(frame)  # type: ignore[call-overload]
+                    if match is None:
+                        continue
+                    seq = int(match[1])
+                    if seq in got:
+                        totals["duplicates"] += 1
+                        continue
+                    got.add(seq)
+                    late = time.monotonic() - float(match[2])
+                    if late > worst.get(seq, -1.0):
+                        worst[seq] = late
+                    if ws is publisher:
+                        credit.release()
+        except TimeoutError:
+            pass
+        totals["counted"] += len(got)
+
+    async def publish(ws: ClientConnection) -> None:
+        for seq in range(count):
+            await credit.acquire()
+            text = padded(f"~m{seq}~{time.monotonic():.6f}~", size)
+            await ws.send(wire.publish(room, text))
+
+    await gate.ready()
+    tasks = [read(ws) for ws in connections if ws is not slow]
+    if publisher is not None:
+        tasks.append(publish(publisher))
+    await asyncio.gather(*tasks)
+    elapsed = gate.elapsed()
+    outcome = await _drain(slow, count) if slow is not None else None
+    gate.report(totals | {"worst": worst, "slow": outcome, "elapsed": elapsed})
+    await load.close_all(connections)
+    return {}
+
+
+async def _drain(ws: ClientConnection, count: int) -> dict[str, Any]:
+    """The slow member reads again: how many messages it got, and whether it was closed."""
+    got = 0
+    try:
+        while got < count:
+            frame = await asyncio.wait_for(ws.recv(), 2.0)
+            got += MESSAGE.search(frame) is not None  # type: ignore[call-overload]
+    except (TimeoutError, ConnectionClosed):
+        pass
+    code = ws.close_code if ws.close_code is not None else None
+    return {"received": got, "of": count, "closed": code}
+
+
+def fanout(
+    server: Running,
+    members: int = 100,
+    messages: int = 200,
+    *,
+    window: int = 4,
+    size: int = SIZE,
+    workers: int = 2,
+    slow: bool = False,
+    scenario: str = "fanout",
+) -> Result:
+    """One member publishes ``messages`` to a room of ``members``; everyone, it too, gets each.
+
+    ``slow``: one more member joins and never reads while the others are measured."""
+    names = _users("m", members + (1 if slow else 0))
+    slow_name = names[-1] if slow else None
+    shards = [
+        {
+            "base": server.base,
+            "wire": server.peer.wire,
+            "room": ROOM,
+            "members": part,
+            "publisher": names[0],
+            "slow": slow_name,
+            "total": len(names),
+            "count": messages,
+            "window": window,
+            "size": size,
+        }
+        for part in load.split(names, workers)
+    ]
+    rss0 = server.rss()
+    phase = load.run(_room_job, shards, server)
+    worst: dict[int, float] = {}
+    for r in phase.results:
+        for seq, late in r["worst"].items():
+            worst[seq] = max(late, worst.get(seq, late))
+    details: dict[str, Any] = {"members": members, "window": window, "size": size}
+    outcomes = [r["slow"] for r in phase.results if r["slow"] is not None]
+    if outcomes:
+        details["slow_member"] = outcomes[0]
+        details["rss_growth"] = phase.peak_rss - rss0  # at the worst moment
+    counted = sum(r["counted"] for r in phase.results)
+    variant = f"room of {members}" + (" + 1 not reading" if slow else "")
+    return _result(
+        scenario,
+        variant,
+        server,
+        phase,
+        counted,
+        expected=members * messages,
+        duplicates=sum(r["duplicates"] for r in phase.results),
+        latency_ms=_summary_ms(list(worst.values())),
+        details=details,
+    )
+
+
+def slow_consumer(
+    server: Running, members: int = 10, messages: int = 2000, *, size: int = 400, workers: int = 2
+) -> list[Result]:
+    """The same room measured twice: everyone reading, then with one member not reading."""
+    both = []
+    for slow in (False, True):
+        both.append(
+            fanout(
+                server,
+                members,
+                messages,
+                window=16,
+                size=size,
+                workers=workers,
+                slow=slow,
+                scenario="slow",
+            )
+        )
+    return both
+
+
+# -- memory ----------------------------------------------------------------------------
+
+
+async def _idle_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    wire = WIRES[shard["wire"]]
+    urls = [wire.echo_url(shard["base"], user) for user in shard["users"]]
+    connections = await load.open_all(wire, urls)
+    await gate.ready()
+    open_ = sum(ws.close_code is None for ws in connections)
+    await load.close_all(connections)
+    return {"counted": open_}
+
+
+def _settled_rss(server: Running) -> int:
+    time.sleep(0.5)
+    return server.rss()
+
+
+def memory(server: Running, connections: int = 1000, *, workers: int = 2) -> Result:
+    """Server RSS growth per idle connection (connected, and in Socket.IO terms connected
+    to the default namespace), after a warm-up of a few connections."""
+
+    def shards(prefix: str, n: int) -> list[dict[str, Any]]:
+        return [
+            {"base": server.base, "wire": server.peer.wire, "users": part}
+            for part in load.split(_users(prefix, n), workers)
+        ]
+
+    load.run(_idle_job, shards("w", 20), server)  # warm-up: first-use allocations
+    rss0 = _settled_rss(server)
+    phase = load.run(_idle_job, shards("i", connections), server, at_ready=lambda: server.rss())
+    counted = sum(r["counted"] for r in phase.results)
+    grown = phase.at_ready - rss0
+    return _result(
+        "memory",
+        f"{connections} idle connections",
+        server,
+        phase,
+        counted,
+        expected=connections,
+        duplicates=0,
+        rss_per_connection=grown / connections,
+        details={"rss_before": rss0, "rss_with_connections": phase.at_ready},
+    )
+
+
+# -- a class: 300 students in rooms of 10 ------------------------------------------------
+
+
+async def _class_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    wire = WIRES[shard["wire"]]
+    count, think, size, room_size = (
+        shard["count"],
+        shard["think"],
+        shard["size"],
+        shard["room_size"],
+    )
+    students: list[list[Any]] = shard["students"]  # [index, name, room]
+    urls = [wire.room_url(shard["base"], name, room) for _, name, room in students]
+    rooms = sorted({room for _, _, room in students})
+    idle = load.Idle(wire)
+    opened = await asyncio.gather(
+        *(
+            load.open_all(
+                wire,
+                [u for u, (_, _, r) in zip(urls, students, strict=True) if r == room],
+                lambda ws, room=room: wire.join(ws, room),
+                idle,
+            )
+            for room in rooms
+        )
+    )
+    by_room = {room: iter(part) for room, part in zip(rooms, opened, strict=True)}
+    connections = [next(by_room[room]) for _, _, room in students]
+    await idle.settle(_quiet(room_size))
+    latencies: list[float] = []
+    totals = {"counted": 0, "duplicates": 0, "typing": 0, "errors": 0}
+    rng = random.Random(shard["seed"])
+
+    async def student(ws: ClientConnection, index: int, room: str) -> None:
+        async def chat() -> None:
+            for i in range(count):
+                await asyncio.sleep(rng.expovariate(1 / think))
+                if (typing := wire.typing(room, True)) is not None:
+                    await ws.send(typing)
+                await asyncio.sleep(rng.uniform(0.1, 0.5) * think)
+                text = padded(f"~m{index * 1000 + i}~{time.monotonic():.6f}~", size)
+                await ws.send(wire.publish(room, text))
+
+        async def read() -> None:
+            got: set[int] = set()
+            try:
+                async with asyncio.timeout(READ_TIMEOUT + 3 * count * think):
+                    while len(got) < count * room_size:
+                        frame = await ws.recv()
+                        if (answer := wire.control(frame)) is not None:
+                            await ws.send(answer)
+                            continue
+                        match = MESSAGE.search(frame)  # type: ignore[call-overload]
+                        if match is None:
+                            totals["typing"] += TYPING in frame
+                            totals["errors"] += frame.startswith('{"event":"error"')
+                            continue
+                        seq = int(match[1])
+                        if seq in got:
+                            totals["duplicates"] += 1
+                            continue
+                        got.add(seq)
+                        latencies.append(time.monotonic() - float(match[2]))
+            except TimeoutError:
+                pass
+            totals["counted"] += len(got)
+
+        await asyncio.gather(chat(), read())
+
+    await gate.ready()
+    await asyncio.gather(
+        *(student(ws, i, room) for ws, (i, _, room) in zip(connections, students, strict=True))
+    )
+    gate.report(totals | {"latencies": latencies})
+    await load.close_all(connections)
+    return {}
+
+
+def classroom(
+    server: Running,
+    students: int = 300,
+    *,
+    room_size: int = 10,
+    messages: int = 5,
+    think: float = 1.0,
+    size: int = SIZE,
+    workers: int = 2,
+) -> Result:
+    """``students`` in rooms of ``room_size`` join, type and chat: each sends ``messages``
+    after a think time of ``think`` seconds on average (exponential), a typing event
+    first. Delivery latency is measured over every delivery."""
+    if students % room_size:
+        raise ValueError("students must fill whole rooms")
+    if not 0 < messages < 1000:
+        raise ValueError("messages must be 1 to 999 per student")
+    everyone = [[i, f"s{i}", f"table{i // room_size}"] for i in range(students)]
+    shards = [
+        {
+            "base": server.base,
+            "wire": server.peer.wire,
+            "students": part,
+            "count": messages,
+            "think": think,
+            "size": size,
+            "room_size": room_size,
+            "seed": n,
+        }
+        for n, part in enumerate(load.split(everyone, workers))
+    ]
+    phase = load.run(_class_job, shards, server)
+    counted = sum(r["counted"] for r in phase.results)
+    return _result(
+        "class",
+        f"{students} students, rooms of {room_size}",
+        server,
+        phase,
+        counted,
+        expected=students * messages * room_size,
+        duplicates=sum(r["duplicates"] for r in phase.results),
+        latency_ms=_summary_ms([x for r in phase.results for x in r["latencies"]]),
+        details={
+            "students": students,
+            "room_size": room_size,
+            "messages_each": messages,
+            "think_s": think,
+            "typing_events_received": sum(r["typing"] for r in phase.results),
+            "error_events_received": sum(r["errors"] for r in phase.results),
+        },
+    )
