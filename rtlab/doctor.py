@@ -12,8 +12,16 @@ from websockets.sync.client import connect
 
 from rtlab.notebook.background import start_server
 
-PACKAGES = ("websockets", "jupyterlab", "ipywidgets", "ipykernel", "nest-asyncio2")
-WIDGETS_EXTENSION = Path("labextensions", "@jupyter-widgets", "jupyterlab-manager", "package.json")
+PACKAGES = ("websockets", "jupyterlab", "ipywidgets", "anywidget", "ipykernel", "nest-asyncio2")
+# The JupyterLab extensions the chat panes need: name shown, folder, the pip package.
+EXTENSIONS = (
+    (
+        "JupyterLab widgets extension",
+        ("@jupyter-widgets", "jupyterlab-manager"),
+        "jupyterlab_widgets",
+    ),
+    ("JupyterLab anywidget extension", ("anywidget",), "anywidget"),
+)
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,13 @@ def _package(name: str) -> Check:
         return Check(name, False, f"not installed: pip install {name}")
 
 
-def _widgets_extension() -> Check:
+def _extension(name: str, parts: tuple[str, ...], package: str) -> Check:
     from jupyter_core.paths import jupyter_path
 
     for folder in jupyter_path():
-        if (Path(folder) / WIDGETS_EXTENSION).is_file():
-            return Check("JupyterLab widgets extension", True, str(Path(folder) / "labextensions"))
-    return Check("JupyterLab widgets extension", False, "not found: pip install jupyterlab_widgets")
+        if Path(folder, "labextensions", *parts, "package.json").is_file():
+            return Check(name, True, str(Path(folder) / "labextensions"))
+    return Check(name, False, f"not found: pip install {package}")
 
 
 def _round_trip() -> Check:
@@ -61,7 +69,7 @@ def run_checks() -> list[Check]:
     checks: list[Callable[[], Check]] = [
         _python,
         *[lambda name=name: _package(name) for name in PACKAGES],
-        _widgets_extension,
+        *[lambda extension=extension: _extension(*extension) for extension in EXTENSIONS],
         _round_trip,
     ]
     return [check() for check in checks]

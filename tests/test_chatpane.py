@@ -47,17 +47,23 @@ def front_end_value(pane: ChatPane, text: str) -> None:
 
 
 def front_end_custom(widget, content: dict) -> None:
-    """A custom message from the browser: Text's {"event": "submit"}, Button's click."""
+    """A custom message from the browser, as the comm delivers it."""
     widget._handle_msg(
         {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
     )
 
 
+def front_end_submit(pane: ChatPane, text: str) -> None:
+    """Enter (or Send) in the browser: {"event": "submit", "text"}, then the emptied box."""
+    front_end_custom(pane.input, {"event": "submit", "text": text})
+    if text:
+        front_end_value(pane, "")
+
+
 def front_end_enter(pane: ChatPane, text: str) -> None:
-    """Typing ``text`` and pressing Enter: the value, then Text's {"event": "submit"}."""
+    """Typing ``text`` and pressing Enter: the value, then the submit with the text."""
     front_end_value(pane, text)
-    front_end_custom(pane.input, {"event": "submit"})
-    rtlab.wait_until(lambda: pane.input.value == "", what="the box read and cleared")
+    front_end_submit(pane, text)
 
 
 @pytest.fixture(autouse=True)
@@ -148,38 +154,50 @@ def test_user_joined_and_user_left_update_online_and_log(server):
         bob.close()
 
 
-def test_enter_in_the_text_box_sends_and_clears_it(row):
+def test_enter_in_the_text_box_sends_what_it_carries(row):
     alice, bob = row["alice"], row["bob"]
-    front_end_custom(alice.input, {"event": "submit"})  # Enter in an empty box: nothing
+    front_end_submit(alice, "")  # Enter (or Send) in an empty box: nothing
     front_end_value(alice, "typed <here>")  # the keys: not sent yet
     assert alice.input.value == "typed <here>"
-    front_end_custom(alice.input, {"event": "submit"})  # Enter
-    rtlab.wait_until(lambda: alice.input.value == "", what="the box cleared")
+    front_end_submit(alice, "typed <here>")  # Enter; the box empties itself
+    assert alice.input.value == ""
     assert bob.wait_for_messages(1) == [("alice", "typed <here>")]
-    front_end_custom(alice.send_button, {"event": "click"})  # Send with an empty box
     front_end_enter(alice, "   ")  # blank: not sent
+    front_end_custom(alice.input, {"event": "submit", "text": 3})  # not text: ignored
+    front_end_custom(alice.input, {"event": "click"})  # not a submit: ignored
     alice.send("after")
     assert bob.wait_for_messages(2) == [("alice", "typed <here>"), ("alice", "after")]
 
 
-def test_the_send_button_sends_what_is_in_the_box(row):
+def test_submit_from_code_sends_what_is_in_the_box_and_empties_it(row):
     alice, carol = row["alice"], row["carol"]
-    with alice.input.hold_trait_notifications():
-        alice.input.value = "held"
-        front_end_custom(alice.send_button, {"event": "click"})
-    rtlab.wait_until(lambda: alice.input.value == "", what="the box cleared")
+    alice.input.value = "held"  # as typing
+    alice.input.submit()  # as pressing Enter
+    assert alice.input.value == ""
     assert carol.wait_for_messages(1) == [("alice", "held")]
-    time.sleep(0.1)
-    assert carol.messages == [("alice", "held")]  # once
+    assert not alice.send_button.disabled
+    alice.input.value = "clicked"
+    alice.send_button.click()  # as clicking Send
+    assert alice.input.value == ""
+    assert carol.wait_for_messages(2) == [("alice", "held"), ("alice", "clicked")]
+    alice.send("next")
+    assert carol.wait_for_messages(3)[1:] == [("alice", "clicked"), ("alice", "next")]  # once
 
 
 def test_the_last_keys_may_come_after_enter_and_still_go_with_the_message(row):
-    """The front end sends Enter at once but holds value changes while one is in flight."""
+    """The front end holds value changes while one is in flight; Enter carries the text.
+
+    Here the kernel sees "hello wor", then Enter with the whole text, then the box
+    emptied (the held-back "hello world" merged into that last update): the message
+    is what the box held at Enter, not what the kernel last saw.
+    """
     alice, bob = row["alice"], row["bob"]
     front_end_value(alice, "hello wor")
-    front_end_custom(alice.input, {"event": "submit"})
-    front_end_value(alice, "hello world")  # released by the kernel's answer to the first
+    front_end_custom(alice.input, {"event": "submit", "text": "hello world"})
+    front_end_value(alice, "")
     assert bob.wait_for_messages(1) == [("alice", "hello world")]
+    alice.send("next")
+    assert bob.wait_for_messages(2) == [("alice", "hello world"), ("alice", "next")]
     assert alice.input.value == ""
 
 
@@ -234,7 +252,7 @@ def test_the_server_stopping_turns_every_pane_red():
         assert pane.status == "🔴 disconnected"
         assert "🔴 disconnected" in pane.header.value
         assert pane.lines[-1] == "✖ disconnected"
-        assert pane.input.disabled and pane.send_button.disabled
+        assert pane.input.disabled
         assert repr(pane) == pane_repr(pane.user, [], 1, "🔴 disconnected")
         with pytest.raises(ConnectionError, match="disconnected after 1 of 2"):
             pane.wait_for_messages(2)
@@ -341,7 +359,7 @@ def test_enter_ends_typing_before_the_message(row, server):
     dave.emit("join-room", "lobby", ack=True)
     front_end_value(bob, "hi")
     rtlab.wait_until(lambda: alice.typing == ["bob"], what="bob typing")
-    front_end_custom(bob.input, {"event": "submit"})
+    front_end_submit(bob, "hi")
     assert alice.wait_for_messages(1) == [("bob", "hi")]
     assert alice.typing == []
     assert [e["typing"] for e in dave.wait_for("typing", 2)] == [True, False]
@@ -546,7 +564,7 @@ def test_typing_in_jupyterlab(tmp_path, chromium_path, capfd):
                 "document.querySelectorAll('.widget-text input')[0].value === ''"
             )
             boxes[2].click()
-            page.keyboard.type("via the button", delay=10)
+            page.keyboard.type("via the button")  # and Send at once
             page.query_selector_all(".widget-button")[2].click()
             shown_everywhere("carol: via the button")
             outputs = page.evaluate(

@@ -5,8 +5,9 @@ opens the lesson (03, and 07 once it exists), clears its outputs, runs every cel
 to the last one (the clean-up cell) from the Run menu, and waits until the kernel is
 idle with every cell run: the ChatPanes are rendered widget views, and no "Error
 displaying widget" appears. It types into the first pane and presses Enter, sees the
-line in every pane (and in the chat page the lesson shows in an iframe), clicks Send
-in the second pane, then runs the clean-up cell and sees every pane turn red.
+line in every pane (and in the chat page the lesson shows in an iframe), types key by
+key into the second and presses Enter at once, then clicks Send there, then runs the
+clean-up cell and sees every pane turn red.
 A screenshot lands in $RTLAB_ARTIFACTS (default test-artifacts/, gitignored).
 JupyterLab and its kernels are killed at the end, whatever happens.
 """
@@ -224,16 +225,24 @@ def test_a_lesson_runs_in_jupyterlab_and_its_chat_panes_talk(
                     expect(frame.locator("#log li span", has_text=text)).to_have_count(1)
 
             panes[0].scroll_into_view_if_needed()
-            # fill() is one input event, so one value update, sent at once: Enter's submit
-            # comes after it. (Keys typed while the kernel is still busy with an earlier
-            # update are buffered by ipywidgets, and a submit can overtake them.)
+            # fill() is one input event, so one value update, sent at once.
             boxes[0].fill("hello from JupyterLab <b>!</b>")
             boxes[0].press("Enter")
             everywhere(f"{names[0]}: hello from JupyterLab <b>!</b>")
             expect(boxes[0]).to_have_value("")
-            boxes[1].fill("clicking Send")
+            # Key after key, and Enter at once after the last: ipywidgets holds back the
+            # value updates of keys typed while the kernel handles an earlier one, so the
+            # kernel may see Enter first. Enter carries the text: the whole line goes.
+            boxes[1].click()
+            page.keyboard.type("typed key by key, then Enter at once")
+            page.keyboard.press("Enter")
+            everywhere(f"{names[1]}: typed key by key, then Enter at once")
+            expect(boxes[1]).to_have_value("")
+            boxes[1].click()
+            page.keyboard.type("typed, then Send")
             panes[1].locator(".widget-button").click()
-            everywhere(f"{names[1]}: clicking Send")
+            everywhere(f"{names[1]}: typed, then Send")
+            expect(boxes[1]).to_have_value("")
             assert "Error displaying widget" not in page.locator("body").text_content()
 
             ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,9 @@ it joins (the join's ``history``), and direct messages to its user. Its text box
 says ``typing`` to the server as the learner types: true on the first key, false
 after ``typing_idle`` seconds without one or when the message goes (see
 :func:`rtlab.core.presence.debounce`).
+Enter and Send carry the box's text in the same message (see
+:mod:`rtlab.notebook.chatinput`): what goes is what the box held, however busy the
+kernel is with the keys before it.
 
 Each pane owns a synchronous :class:`~rtlab.notebook.clients.Client`. Its event
 handlers run on the shared client loop's thread: they update the pane's plain state
@@ -33,7 +36,7 @@ import contextlib
 import html
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -41,15 +44,14 @@ import ipywidgets as widgets
 from rtlab.aio.client import AckError
 from rtlab.core.envelope import DEFAULT_NAMESPACE
 from rtlab.core.presence import TYPING_IDLE, Debounce, Input, debounce
-from rtlab.notebook.background import RunningServer
-from rtlab.notebook.clients import Client, client_loop, connect
+from rtlab.notebook.chatinput import ChatInput
+from rtlab.notebook.clients import Client, Target, client_loop, connect
 
 CONNECTED = "🟢 connected"
 DISCONNECTED = "🔴 disconnected"
 LOG_LINES = 200  # the log keeps the last LOG_LINES lines
 SEND_TIMEOUT = 5.0  # seconds to wait for the server to acknowledge a message
 QUEUED_TIMEOUT = 3600.0  # a message queued offline: its ack comes after reconnecting
-SUBMIT_SETTLE = 0.2  # seconds from Enter (or Send) to sending what the box holds, see _submit
 PANE_WIDTH = "300px"
 LOG_HEIGHT = "220px"
 
@@ -94,7 +96,8 @@ class ChatPane(widgets.VBox):
     """One user in one room: a status light, who is online, the log, who types, a text box.
 
     ``ChatPane(server, "alice")`` connects as alice (``server`` is what
-    :func:`rtlab.start_server` returned, or a ``ws://`` URL) and joins ``room``,
+    :func:`rtlab.start_server` returned, or a ``ws://`` URL, or a list of them as
+    :func:`rtlab.connect` takes) and joins ``room``,
     then keeps itself current from the server's events. Type and press Enter (or
     click Send) to talk; in code, :meth:`send` does the same and waits for the
     server's acknowledgement.
@@ -102,7 +105,7 @@ class ChatPane(widgets.VBox):
 
     def __init__(
         self,
-        server_or_url: RunningServer | str,
+        server_or_url: Target | Sequence[Target],
         user: str,
         room: str = "lobby",
         *,
@@ -121,7 +124,6 @@ class ChatPane(widgets.VBox):
         self._direct: list[tuple[str, str, str]] = []  # direct messages: from, to, text
         self._debounce = Debounce()  # this pane's own typing, as told to the server
         self._tick: asyncio.TimerHandle | None = None
-        self._submit_timer: asyncio.TimerHandle | None = None
         self.typing_idle = TYPING_IDLE  # seconds without a key before "stopped typing"
         self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=LOG_LINES)
         self._connected = False
@@ -136,24 +138,18 @@ class ChatPane(widgets.VBox):
         self.online_view = widgets.HTML()
         self.log_view = widgets.HTML()
         self.typing_view = widgets.HTML()
-        self.input = widgets.Text(
-            placeholder="message (Enter sends)",
-            continuous_update=True,  # every key reaches the kernel: that is typing
-            layout=widgets.Layout(flex="1 1 auto", width="auto"),
-        )
-        self.send_button = widgets.Button(
-            description="Send", tooltip="send to the room", layout=widgets.Layout(width="64px")
-        )
-        self.input.observe(self._on_input, names="value")
-        self.input.on_msg(self._on_submit)  # Enter: the front end's {"event": "submit"}
-        self.send_button.on_click(self._on_button)
+        # Enter and Send carry the box's text in the same message: see chatinput.py.
+        self.input = ChatInput(placeholder="message (Enter sends)", tooltip="send to the room")
+        self.input.observe(self._on_input, names="value")  # every key: that is typing
+        self.input.on_submit(self._on_submit)
+        self.send_button = self.input.button  # send_button.click(): as clicking Send
         super().__init__(
             [
                 self.header,
                 self.online_view,
                 self.log_view,
                 self.typing_view,
-                widgets.HBox([self.input, self.send_button]),
+                self.input,
             ],
             layout=widgets.Layout(
                 width=PANE_WIDTH,
@@ -186,7 +182,7 @@ class ChatPane(widgets.VBox):
         except BaseException:
             with contextlib.suppress(Exception):
                 self._client.close()
-            for widget in [*self.children[-1].children, *self.children]:
+            for widget in self.children:
                 widget.close()
             widgets.VBox.close(self)
             raise
@@ -369,44 +365,13 @@ class ChatPane(widgets.VBox):
         return answer
 
     def _on_input(self, change: dict[str, Any]) -> None:
-        # continuous_update=True: the front end sends the value at every key. Enter
-        # sends {"event": "submit"} (_on_submit) and Send clicks (_on_button).
+        # The front end sends the value at every key; Enter and Send come to _on_submit.
         if change["new"]:
             self._typed("key")
 
-    def _on_submit(self, _: widgets.Text, content: dict[str, Any], buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("event") == "submit":
-            self._submit()
-
-    def _on_button(self, _: widgets.Button) -> None:
-        self._submit()
-
-    def _submit(self) -> None:
-        """Enter or Send: send what the box holds once the front end's last keys are in.
-
-        The front end sends a value change at most one at a time and keeps the rest
-        until the kernel has handled it, but Enter's "submit" (or a click) at once:
-        the last keys can come just after it. They are here within a round trip, so
-        the box is read ``SUBMIT_SETTLE`` seconds later, on the client loop.
-        """
-        loop = self._background.loop
-
-        def arm() -> None:
-            if self._submit_timer is not None:
-                self._submit_timer.cancel()
-            self._submit_timer = loop.call_later(SUBMIT_SETTLE, self._send_box)
-
-        try:
-            loop.call_soon_threadsafe(arm)
-        except RuntimeError:  # the client loop is gone: the send says so in the log
-            self._send_box()
-
-    def _send_box(self) -> None:
-        self._submit_timer = None
-        text = self.input.value
-        if text:
-            self.input.value = ""
-            self._send_soon(text)
+    def _on_submit(self, text: str) -> None:
+        """Enter or Send, with the text the box held then (the box empties itself)."""
+        self._send_soon(text)
 
     # -- typing: the debounce rule, timers on the client loop ------------------------------
 
@@ -625,8 +590,8 @@ class ChatPane(widgets.VBox):
                 self._add_line("system", "✖ disconnected")
             self._connected = False
             self._forget_room()
-            self.input.disabled = True
-            self.send_button.disabled = True
+            if hasattr(self, "input"):  # not when the constructor failed before it
+                self.input.disabled = True
             self._render()
             self._changed.notify_all()
 
@@ -754,7 +719,7 @@ class PaneRow(widgets.HBox):
 
 
 def chat_panes(
-    server: RunningServer | str,
+    server: Target | Sequence[Target],
     users: Iterable[str] = ("alice", "bob", "carol"),
     room: str = "lobby",
     *,
