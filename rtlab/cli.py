@@ -135,6 +135,21 @@ def parser() -> argparse.ArgumentParser:
         default=10,
         help="seconds a client has to finish its opening handshake (default 10)",
     )
+    serve_.add_argument(
+        "--max-connections-per-user",
+        type=int,
+        default=8,
+        metavar="N",
+        help="open connections one user may have (tabs, devices; default 8)",
+    )
+    serve_.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=256,
+        metavar="N",
+        help="open connections from one IP address (default 256); raise it for a class "
+        "behind one NAT address",
+    )
     serve_.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// and https://")
     serve_.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     serve_.add_argument(
@@ -211,6 +226,9 @@ def serve_command(args: argparse.Namespace) -> int:
         parser().error(f"--port must be between 0 and 65535, got {args.port}")
     if (args.certfile is None) != (args.keyfile is None):
         parser().error("--certfile and --keyfile go together")
+    for flag in ("max_connections_per_user", "max_connections_per_address"):
+        if getattr(args, flag) < 1:
+            parser().error(f"--{flag.replace('_', '-')} must be at least 1")
     if args.redis and not args.redis.startswith(("redis://", "rediss://", "unix://")):
         parser().error(f"--redis must look like redis://HOST:PORT/DB, got {args.redis!r}")
     context = None
@@ -229,6 +247,8 @@ def serve_command(args: argparse.Namespace) -> int:
     options = {
         "rate_limit": limit,
         "handshake_timeout": args.handshake_timeout,
+        "max_connections_per_user": args.max_connections_per_user,
+        "max_connections_per_address": args.max_connections_per_address,
         "secret": args.secret or os.environ.get("RTLAB_SECRET") or None,
         "origins": [o.strip() for o in args.origins.split(",")] if args.origins else None,
         "ssl_context": context,

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
@@ -140,3 +140,36 @@ def test_serve_lists_every_endpoint_and_says_who_may_join():
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_serve_sets_the_connection_limits_per_user_and_per_address():
+    process = start(
+        "serve", "--port", "0", "--max-connections-per-user", "1",
+        "--max-connections-per-address", "2",
+    )  # fmt: skip
+    try:
+        base = wait_for_line(process, r"events\s+(ws://127\.0\.0\.1:\d+/ws)\?").group(1)
+        with connect(f"{base}?user=alice") as alice, connect(f"{base}?user=bob") as bob:
+            with pytest.raises(InvalidStatus) as second_tab:
+                connect(f"{base}?user=bob")
+            assert second_tab.value.response.status_code == 429
+            assert b"bob already has 1 connections open" in second_tab.value.response.body
+            with pytest.raises(InvalidStatus) as third_person:
+                connect(f"{base}?user=carol")
+            assert third_person.value.response.status_code == 429
+            assert b"2 connections are open from 127.0.0.1" in third_person.value.response.body
+            assert alice.protocol.state.name == bob.protocol.state.name == "OPEN"
+        with connect(f"{base}?user=carol"):  # once the others left, there is room again
+            pass
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("flag", ["--max-connections-per-user", "--max-connections-per-address"])
+def test_serve_rejects_a_connection_limit_below_one(flag):
+    result = subprocess.run(
+        [*RTLAB, "serve", "--port", "0", flag, "0"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert f"{flag} must be at least 1" in result.stderr

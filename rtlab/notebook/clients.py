@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 from rtlab.aio.client import ClientHandler, EventClient
 from rtlab.core.envelope import DEFAULT_NAMESPACE, Event
-from rtlab.notebook.background import BackgroundLoop, RunningServer
+from rtlab.notebook.background import BackgroundLoop, RunningProxy, RunningServer
 from rtlab.notebook.shared import SharedServer
+
+Target: TypeAlias = RunningServer | RunningProxy | SharedServer | str
+"""A lab server (or a proxy in front of one), the class's shared server, or a ``ws://`` URL."""
 
 _loop: BackgroundLoop | None = None
 _loop_lock = threading.Lock()
@@ -30,28 +34,47 @@ def client_loop() -> BackgroundLoop:
         return _loop
 
 
-def _url(target: RunningServer | SharedServer | str) -> str:
-    return target if isinstance(target, str) else target.url
+def _targets(target: Target | Sequence[Target]) -> list[Target]:
+    """One target, or several (servers sharing rooms through Redis) as a list."""
+    if isinstance(target, str) or hasattr(target, "url"):  # a server, a proxy, a URL
+        return [target]
+    targets = list(target)
+    if not targets:
+        raise ValueError("no server to connect to: the list is empty")
+    for one in targets:
+        if not (isinstance(one, str) or hasattr(one, "url")):
+            raise TypeError(f"expected a server or a ws:// URL, got {one!r}")
+    return targets
 
 
-def _options(target: RunningServer | SharedServer | str, user: str, options: Any) -> Any:
+def _url(target: Target | Sequence[Target]) -> str | list[str]:
+    urls = [one if isinstance(one, str) else one.url for one in _targets(target)]
+    return urls[0] if len(urls) == 1 else urls
+
+
+def _options(target: Target | Sequence[Target], user: str, options: Any) -> Any:
     """A shared server's token goes with it; it must name ``user`` (the server decides)."""
-    token = target.token if isinstance(target, SharedServer) else None
-    if token is None or "token" in options:
+    shared = [t for t in _targets(target) if isinstance(t, SharedServer) and t.token is not None]
+    if not shared or "token" in options:
         return options
-    if target.user != user:
-        raise ValueError(
-            f"your token for {target.url} names {target.user!r}: connect as {target.user!r}, "
-            f"not {user!r} (its user decides who you are on that server)"
-        )
-    return {**options, "token": token}
+    if len({t.token for t in shared}) > 1:
+        raise ValueError("these shared servers come with different tokens: pass token=...")
+    for one in shared:
+        if one.user != user:
+            raise ValueError(
+                f"your token for {one.url} names {one.user!r}: connect as {one.user!r}, "
+                f"not {user!r} (its user decides who you are on that server)"
+            )
+    return {**options, "token": shared[0].token}
 
 
-async def aconnect(
-    target: RunningServer | SharedServer | str, user: str, **options: Any
-) -> EventClient:
+async def aconnect(target: Target | Sequence[Target], user: str, **options: Any) -> EventClient:
     """Connect as ``user`` to a lab server (or a ``ws://`` URL, or the class's
     :func:`~rtlab.notebook.shared.shared_server`), on the running loop.
+
+    A list of them (servers sharing rooms through Redis, ``rtlab serve --redis``)
+    connects to the first that answers; with ``reconnection``, each reconnection
+    tries them in turn, the one just lost first.
 
     ``options`` go to :meth:`EventClient.connect <rtlab.aio.client.EventClient.connect>`:
     ``reconnection=True`` (or a :class:`~rtlab.core.backoff.Reconnection`),
@@ -176,9 +199,10 @@ class Client:
         return f"<Client {self.user!r} {'closed' if self.closed else 'connected'}>"
 
 
-def connect(target: RunningServer | SharedServer | str, user: str, **options: Any) -> Client:
+def connect(target: Target | Sequence[Target], user: str, **options: Any) -> Client:
     """Connect as ``user`` to a lab server (or a ``ws://`` URL, or the class's
-    :func:`~rtlab.notebook.shared.shared_server`); returns a synchronous client.
+    :func:`~rtlab.notebook.shared.shared_server`), or to the first that answers of a
+    list of them (see :func:`aconnect`); returns a synchronous client.
 
     ``options`` are :func:`aconnect`'s, for instance
     ``rtlab.connect(server, "alice", reconnection=True, ping_interval=5, ping_timeout=5)``.
