@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+import rtlab
 from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.server import LabServer
 from rtlab.core.backoff import Reconnection
@@ -305,6 +306,107 @@ def test_chat_events_cross_processes_presence_typing_history_and_dms(redis_serve
             await client.close()
         await one.stop()
         await two.stop()
+
+    run(scenario())
+
+
+def test_rtlab_connect_takes_a_list_of_servers_and_moves_on_when_one_stops(redis_server):
+    one = rtlab.start_server(redis=redis_server.url)
+    two = rtlab.start_server(redis=redis_server.url)
+    nobody = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    try:
+        with pytest.raises(ValueError, match="empty"):
+            rtlab.connect([], "alice")
+        alice = rtlab.connect([nobody, one, two.url], "alice", reconnection=FAST)
+        assert alice.inner.url.startswith(one.url)  # the first that answers
+        bob = rtlab.connect(two, "bob")
+        alice.emit("join-room", "lobby", ack=True)
+        bob.emit("join-room", "lobby", ack=True)
+        one.stop()
+        rtlab.wait_until(
+            lambda: alice.connected and alice.inner.url.startswith(two.url),
+            timeout=GUARD,
+            what="alice on the other server",
+        )
+        alice.emit("send-message", {"roomId": "lobby", "message": "still here"}, ack=True)
+        (got,) = bob.wait_for("receive-message", timeout=GUARD)
+        assert (got["userId"], got["message"]) == ("alice", "still here")
+
+        async def carol() -> str:
+            client = await rtlab.aconnect((nobody, two), "carol")
+            try:
+                return client.url
+            finally:
+                await client.close()
+
+        assert run(carol()).startswith(two.url)
+        alice.close()
+        bob.close()
+    finally:
+        one.stop()
+        two.stop()
+
+
+@pytest.mark.parametrize("how", ["leave-room", "disconnect"])
+def test_typing_ends_at_once_when_the_typist_leaves_the_room_or_disconnects(redis_server, how):
+    """As without Redis: the others hear typing=false when the typist goes, not at expiry."""
+
+    async def scenario() -> None:
+        one = await LabServer(redis=redis_server.url).start()
+        two = await LabServer(redis=redis_server.url).start()
+        for server in (one, two):
+            server.events.typing_expiry = 3600.0  # so only the leaving can end it here
+        alice = await EventClient.connect(one.url, "alice")
+        bob = await EventClient.connect(two.url, "bob")  # on the other process
+        carol = await EventClient.connect(one.url, "carol")  # on alice's
+        for client in (alice, bob, carol):
+            await client.emit("join-room", "lobby", ack=True)
+        await alice.emit("typing", {"roomId": "lobby", "typing": True}, ack=True)
+        for client in (bob, carol):
+            (typing,) = await client.wait_for("typing", 1, timeout=GUARD)
+            assert typing == {"roomId": "lobby", "userId": "alice", "typing": True}
+        if how == "leave-room":
+            await alice.emit("leave-room", "lobby", ack=True)
+        else:
+            await alice.close()
+        for client in (bob, carol):
+            typing = await client.wait_for("typing", 2, timeout=GUARD)
+            assert typing[1] == {"roomId": "lobby", "userId": "alice", "typing": False}
+            await client.wait_for("user-left", 1, timeout=GUARD)
+        await asyncio.sleep(0.2)  # a doubled typing=false would show up now
+        for client in (bob, carol):
+            assert len(client.events("typing")) == 2
+        for client in (alice, bob, carol):
+            await client.close()
+        await one.stop()
+        await two.stop()
+
+    run(scenario())
+
+
+def test_typing_ends_when_the_typists_process_dies(serve_redis):
+    """The dead process kept alice's typing and its expiry timer: the reaping ends it."""
+    (a, process_a), (b, _) = serve_redis(), serve_redis()
+
+    async def scenario() -> None:
+        alice = await EventClient.connect(a, "alice")
+        bob = await EventClient.connect(b, "bob")
+        for client in (alice, bob):
+            await client.emit("join-room", "lobby", ack=True)
+        await alice.emit("typing", {"roomId": "lobby", "typing": True}, ack=True)
+        await bob.wait_for("typing", 1, timeout=GUARD)
+        process_a.send_signal(signal.SIGKILL)
+        typing = await bob.wait_for("typing", 2, timeout=2 * GUARD)  # after the reaping
+        assert typing == [
+            {"roomId": "lobby", "userId": "alice", "typing": True},
+            {"roomId": "lobby", "userId": "alice", "typing": False},
+        ]
+        (left,) = await bob.wait_for("user-left", 1, timeout=GUARD)
+        assert left == {"userId": "alice", "roomId": "lobby"}
+        (offline,) = await bob.wait_for("presence", 1, timeout=GUARD)  # alice was there first
+        assert (offline["userId"], offline["online"]) == ("alice", False)
+        await bob.close()
+        await alice.close()
 
     run(scenario())
 
