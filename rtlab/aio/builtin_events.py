@@ -35,7 +35,8 @@ MAX_MESSAGE = 500  # characters, as in the seed
 
 def timestamp() -> str:
     """Now, as JavaScript's ``new Date().toISOString()`` writes it."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # An aware UTC time always ends "+00:00": cut it off rather than search for it.
+    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def room_id(value: Any, field: str = "data") -> str:

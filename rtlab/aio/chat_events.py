@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from rtlab.aio.builtin_events import message_text, room_id, timestamp
@@ -138,9 +139,18 @@ def register(ns: Namespace) -> Chat:
         chat.sync(answer["roomId"])
         return answer
 
+    async def end_typing_after(pending: Awaitable[Any], session: Session) -> Any:
+        answer = await pending
+        chat.stop_typing(answer["roomId"], session.user, skip=session)
+        return answer
+
     @ns.on("send-message")
-    async def send_ending_typing(session: Session, data: Any) -> Any:
-        answer = await _answer(send_message, session, data)
+    def send_ending_typing(session: Session, data: Any) -> Any:
+        # A plain function, not a coroutine: the hot path (every chat message) makes
+        # no coroutine unless the built-in handler returned one (with Redis).
+        answer = send_message(session, data)
+        if inspect.isawaitable(answer):
+            return end_typing_after(answer, session)
         chat.stop_typing(answer["roomId"], session.user, skip=session)
         return answer
 

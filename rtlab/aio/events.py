@@ -66,6 +66,11 @@ UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 RateLimit = SlidingWindow | TokenBucket
 
 
+def _awaitable(result: Any) -> bool:
+    """``inspect.isawaitable``, without its slow check for the usual answers (a dict, None)."""
+    return result is not None and type(result) is not dict and inspect.isawaitable(result)
+
+
 class Session:
     """One open ``/ws`` connection: who it is and which namespaces it joined."""
 
@@ -437,11 +442,11 @@ class EventHub:
                 raise EnvelopeError(
                     ErrorCode.UNKNOWN_EVENT, f"no handler for {event.event!r} in {event.ns!r}"
                 )
-            seen = self._mids.get(session.user, {})
-            key = f"{event.ns} {event.mid}"
-            if event.mid is not None and key in seen:
+            key = f"{event.ns} {event.mid}" if event.mid is not None else ""
+            if event.mid is not None and key in self._mids.get(session.user, {}):
                 # A resend of something already handled: acknowledge again, deliver nothing.
-                return encode_ack(event.id, seen[key]) if event.id is not None else None
+                answer = self._mids[session.user][key]
+                return encode_ack(event.id, answer) if event.id is not None else None
             if event.mid is not None and self.adapter is not None:  # handled by another process?
                 found, answer = await self.adapter.seen(session.user, key)
                 if found:
@@ -449,7 +454,7 @@ class EventHub:
             session.event = event
             try:
                 result = handler(session, event.data)
-                if inspect.isawaitable(result):
+                if _awaitable(result):
                     result = await result
             finally:
                 session.event = None

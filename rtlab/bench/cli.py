@@ -8,7 +8,9 @@ rtlab bench --scenario echo --servers rtlab,websockets --json out.json --plot ou
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -74,6 +76,7 @@ class Run:
 
     results: list[Result] = field(default_factory=list)
     peers: dict[str, str] = field(default_factory=dict)
+    loops: dict[str, str] = field(default_factory=dict)  # the event loop of each server
     failures: list[str] = field(default_factory=list)
 
 
@@ -172,6 +175,7 @@ def run(
             try:
                 running[name] = peers.start(name)
                 outcome.peers[name] = "ok"
+                outcome.loops[name] = running[name].loop
             except peers.NotInstalled as why:
                 outcome.peers[name] = f"not installed: {why}"
                 print(f"rtlab bench: {name} not installed: {why}", file=sys.stderr)
@@ -223,6 +227,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--workers", type=int, default=2, help="load generator processes (default 2)"
     )
+    bench.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        help="the event loop of every Python server (default asyncio, as rtlab serve; "
+        "uvloop must be installed)",
+    )
     bench.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     bench.add_argument("--plot", metavar="FILE", help="save a plot of the results (PNG)")
 
@@ -244,15 +254,23 @@ def main(args: argparse.Namespace) -> int:
         print("rtlab bench: --workers must be 1 or more", file=sys.stderr)
         return 2
     sizes = QUICK if args.quick else FULL
+    if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        print("rtlab bench: --loop uvloop needs uvloop: pip install uvloop", file=sys.stderr)
+        return 2
+    if args.loop:  # read by every Python server (rtlab/bench/servers/__init__.py)
+        os.environ["RTLAB_LOOP"] = args.loop
     scenarios = args.scenario or list(SCENARIOS)
     outcome = run(servers, scenarios, sizes, workers=args.workers, progress=True)
     to_stdout = args.json == "-"
     text = report.table(outcome.results, outcome.peers)
+    loops = ", ".join(f"{name} on {loop}" for name, loop in outcome.loops.items())
+    text += f"\nevent loops: {loops}"
     print(text, file=sys.stderr if to_stdout else sys.stdout, flush=True)
     command = shlex.join(["rtlab", "bench", *sys.argv[2:]])
     if args.json:
         settings = {"preset": "quick" if args.quick else "full", "workers": args.workers}
         settings |= {"sizes": asdict(sizes), "scenarios": scenarios, "servers": servers}
+        settings["loops"] = outcome.loops
         document = report.document(outcome.results, outcome.peers, settings, command)
         document["failures"] = outcome.failures
         data = json.dumps(document, indent=1)

@@ -1,7 +1,8 @@
 """The servers under test: each started as its own process on 127.0.0.1, port 0, and stopped.
 
-A server prints ``listening PORT`` when it is ready. The Node peers need ``ws`` and
-``socket.io``: on first use ``npm ci`` installs the exact versions of
+A server prints ``listening PORT`` when it is ready (the Python ones add ``on LOOP``,
+``asyncio`` or, with ``rtlab bench --loop uvloop``, ``uvloop``). The Node peers need
+``ws`` and ``socket.io``: on first use ``npm ci`` installs the exact versions of
 ``servers/node/package-lock.json`` into a cache folder (``$RTLAB_CACHE/node``, else
 ``~/.cache/rtlab/node``). Without node or npm they are reported as not installed.
 """
@@ -96,6 +97,7 @@ class Running:
     process: subprocess.Popen[str]
     port: int
     output: list[str] = field(default_factory=list)
+    loop: str = "node"  # the event loop it runs on: asyncio or uvloop (Python), node
 
     @property
     def base(self) -> str:
@@ -141,13 +143,15 @@ def start(name: str, timeout: float = 60) -> Running:
     )
     lines: list[str] = []
     found: list[int] = []
+    loops: list[str] = []
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line)
-            if not found and (match := re.match(r"listening (\d+)", line)):
+            if not found and (match := re.match(r"listening (\d+)(?: on (\w+))?", line)):
                 found.append(int(match[1]))
+                loops.append(match[2] or "node")
                 ready.set()
         ready.set()
 
@@ -158,4 +162,4 @@ def start(name: str, timeout: float = 60) -> Running:
         process.kill()
         process.wait()
         raise RuntimeError(f"{name} did not start: {''.join(lines)[-1000:]}")
-    return Running(peer, process, found[0], lines)
+    return Running(peer, process, found[0], lines, loops[0])

@@ -32,6 +32,9 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 NAMESPACE = re.compile(r"/[A-Za-z0-9_-]{0,63}")
 MID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, no spaces
 FIELDS = frozenset({"event", "data", "ns", "id", "mid"})
+# json made once, not on every call as json.dumps(..., separators=...) does.
+JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+JSON_ASCII = json.JSONEncoder(separators=(",", ":"))  # escapes lone surrogates: \ud800
 
 
 class ErrorCode(enum.StrEnum):
@@ -138,8 +141,8 @@ def decode_event(text: str | bytes, *, binary: bool | None = None) -> Event:
     ref = raw_id if type(raw_id) is int and 0 <= raw_id <= MAX_ID else None
     try:
         ack_id = _ack_id(raw_id)
-        extra = sorted(set(message) - FIELDS)
-        if extra:
+        if not FIELDS.issuperset(message):
+            extra = sorted(set(message) - FIELDS)
             raise EnvelopeError(ErrorCode.INVALID, f"unexpected field {extra[0]!r:.40}")
         name = message.get("event")
         if not isinstance(name, str) or not NAME.fullmatch(name):
@@ -178,7 +181,7 @@ def decode_reply(text: str | bytes, *, binary: bool | None = None) -> Event | Ac
 
 def _dumps(message: dict[str, Any]) -> str | bytes:
     try:
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        text = JSON.encode(message)
     except TypeError:
         if attachments.has_bytes(message):  # checked only here: plain JSON pays nothing
             return attachments.pack(message)
@@ -188,7 +191,7 @@ def _dumps(message: dict[str, Any]) -> str | bytes:
     except UnicodeEncodeError:
         # A lone surrogate ("\ud800" is valid JSON) has no UTF-8 form: escape it instead,
         # which JavaScript reads back as the same string.
-        text = json.dumps(message, separators=(",", ":"))
+        text = JSON_ASCII.encode(message)
     return text
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from rtlab.aio.events import Session
 from rtlab.aio.server import LabServer
+from rtlab.bench.servers import loop_name, run
 
 
 async def main() -> None:
@@ -26,9 +27,9 @@ async def main() -> None:
         return data
 
     async with server:
-        print(f"listening {server.port}", flush=True)
+        print(f"listening {server.port} on {loop_name()}", flush=True)
         await stop.wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # on asyncio, or uvloop with rtlab bench --loop uvloop: the same for all

@@ -16,6 +16,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from rtlab.bench.servers import loop_name, run
+
 
 def timestamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -59,10 +61,10 @@ async def main() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    print(f"listening {port}", flush=True)
+    print(f"listening {port} on {loop_name()}", flush=True)
     await stop.wait()
     await runner.cleanup()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # on asyncio, or uvloop with rtlab bench --loop uvloop: the same for all

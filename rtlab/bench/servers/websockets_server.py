@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
+from rtlab.bench.servers import loop_name, run
+
 ROOMS: defaultdict[str, set[ServerConnection]] = defaultdict(set)
 
 
@@ -41,9 +43,9 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with serve(handler, "127.0.0.1", 0) as server:
-        print(f"listening {server.sockets[0].getsockname()[1]}", flush=True)
+        print(f"listening {server.sockets[0].getsockname()[1]} on {loop_name()}", flush=True)
         await stop.wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main())  # on asyncio, or uvloop with rtlab bench --loop uvloop: the same for all
