@@ -247,6 +247,44 @@ def test_a_redis_restart_gives_clear_errors_then_normal_service(redis_server):
     run(scenario())
 
 
+def test_messages_published_while_a_process_resubscribes_reach_its_members(redis_server):
+    """A channel keeps nothing: what is published while one process is not subscribed
+    reaches its members from the room's history when it subscribes again, once."""
+
+    async def scenario() -> None:
+        one = await LabServer(redis=redis_server.url).start()
+        two = await LabServer(redis=redis_server.url).start()
+        alice = await EventClient.connect(one.url, "alice")
+        bob = await EventClient.connect(two.url, "bob")
+        for client in (alice, bob):
+            await client.emit("join-room", "lobby", ack=True)
+        await alice.emit("send-message", {"roomId": "lobby", "message": "before"}, ack=True)
+        await bob.wait_for("receive-message", 1, timeout=GUARD)
+
+        # Cut server two's subscription only: it backs off before subscribing again.
+        admin = redis_server.client()
+        name = f"rtlab-sub-{two.events.adapter.uid}"  # the adapter names its connections
+        (subscriber,) = [c for c in admin.client_list() if c["name"] == name]
+        assert admin.client_kill_filter(_id=subscriber["id"]) == 1
+        await until(lambda: not two.events.adapter.available, "server two notices")
+        await until(lambda: one.events.adapter.available, "server one is still subscribed")
+        sent = await alice.emit("send-message", {"roomId": "lobby", "message": "gap"}, ack=True)
+        await until(lambda: two.events.adapter.available, "server two subscribes again")
+        got = await bob.wait_for("receive-message", 2, timeout=GUARD)
+        assert [m["message"] for m in got] == ["before", "gap"]
+        assert got[1]["seq"] == sent["seq"]
+        await alice.emit("send-message", {"roomId": "lobby", "message": "after"}, ack=True)
+        got = await bob.wait_for("receive-message", 3, timeout=GUARD)
+        assert [m["message"] for m in got] == ["before", "gap", "after"]  # nothing twice
+        admin.close()
+        for client in (alice, bob):
+            await client.close()
+        await one.stop()
+        await two.stop()
+
+    run(scenario())
+
+
 def test_without_redis_nothing_changes_and_adapter_is_off():
     async def scenario() -> None:
         async with LabServer() as server:

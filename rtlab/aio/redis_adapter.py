@@ -260,11 +260,21 @@ class RedisAdapter:
         self.retry_after = BACKOFF.delay
         self.published = 0  # messages this process published
         self.received = 0  # messages this process read from the channel
+        # Named, so that CLIENT LIST on the Redis server tells which process is which.
         self._redis = aioredis.Redis.from_url(
-            url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
+            url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            decode_responses=True,
+            client_name=f"rtlab-{self.uid}",
         )
         # The subscriber waits on its own connection, for as long as the channel is quiet.
-        self._sub = aioredis.Redis.from_url(url, socket_connect_timeout=2, decode_responses=True)
+        self._sub = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=2,
+            decode_responses=True,
+            client_name=f"rtlab-sub-{self.uid}",
+        )
         self._queue: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]]
         self._queue = asyncio.Queue()
         self._waiting: dict[str, asyncio.Future[Any]] = {}  # our publications, by ref
@@ -348,6 +358,7 @@ class RedisAdapter:
                 await pubsub.subscribe(self.channel)
                 await self._register()
                 await self._resync_sessions()
+                await self._catch_up()
                 attempt = 0
                 self.retry_after = BACKOFF.delay
                 self.available = True
@@ -393,7 +404,11 @@ class RedisAdapter:
         seq = header.get("seq")
         if room is not None and type(seq) is int:
             key = (namespace.name, room)
-            self._last_seq[key] = max(seq, self._last_seq.get(key, 0))
+            if seq <= self._last_seq.get(key, 0):  # delivered here already, by _catch_up
+                if mine and header.get("ref") is not None:
+                    self._answer(header["ref"], 0)
+                return
+            self._last_seq[key] = seq
         if header.get("kind") == "join":
             frames = rest.split("\n") if rest else []
             count = int(header.get("announce", 0))  # user-joined and presence lead
@@ -424,6 +439,26 @@ class RedisAdapter:
                 self._answer(header["ref"], count)
         if mine and header.get("ref") is not None and header.get("kind") == "join":
             self._answer(header["ref"], None)
+
+    async def _catch_up(self) -> None:
+        """Deliver the room messages published while this process was not subscribed.
+
+        A channel keeps nothing: after Redis comes back, another process may publish
+        before this one has subscribed again. Those messages are in the rooms' history,
+        numbered; ``_deliver`` skips what this delivered already (seq not above the last).
+        """
+        for namespace in list(self.hub.namespaces.values()):
+            suffix = f',"ns":{_json(namespace.name)}}}'
+            for room in list(namespace.rooms):
+                key = (namespace.name, room)
+                history = self._key("history", namespace.name, room)
+                for entry in await self._redis.lrange(history, 0, -1):
+                    seq, _, rest = entry.partition(" ")
+                    data = rest.partition(" ")[2]  # after the time
+                    if int(seq) > self._last_seq.get(key, 0):
+                        self._last_seq[key] = int(seq)
+                        frame = '{"event":"receive-message","data":' + data + suffix
+                        self.hub.deliver(list(namespace.rooms.members(room)), frame)
 
     def _joined(self, namespace: Namespace, room: str, sid: Any, replay: list[str]) -> None:
         """Our join's marker came back: from here on the session gets the room's events."""
