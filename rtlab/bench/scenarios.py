@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from rtlab.bench import load
 from rtlab.bench.load import Gate
 from rtlab.bench.peers import Running
-from rtlab.bench.wire import ECHO, MESSAGE, TYPING, WIRES, padded
+from rtlab.bench.wire import ECHO, MESSAGE, TYPING, WIRES, Wire, padded
 from rtlab.core.stats import Summary, rate
 
 ROOM = "bench"
@@ -81,6 +82,16 @@ def _quiet(members: int) -> float:
     return 0.1 + members / 1000
 
 
+async def _frames(ws: ClientConnection, wire: Wire) -> AsyncIterator[str]:
+    """What the server sends, its control frames (Engine.IO pings) answered on the way."""
+    while True:
+        frame = await ws.recv()
+        if (answer := wire.control(frame)) is not None:
+            await ws.send(answer)
+        else:
+            yield frame
+
+
 # -- echo: round trips ---------------------------------------------------------------
 
 
@@ -103,13 +114,10 @@ async def _pump(
 
     sender = asyncio.create_task(send())
     try:
+        frames = _frames(ws, wire)
         async with asyncio.timeout(READ_TIMEOUT):
             while len(got) < count:
-                frame = await ws.recv()
-                if (answer := wire.control(frame)) is not None:
-                    await ws.send(answer)
-                    continue
-                match = ECHO.search(frame)  # type: ignore[call-overload]
+                match = ECHO.search(await anext(frames))
                 if match is None:
                     continue
                 n = int(match[1])
@@ -221,14 +229,11 @@ async def _room_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
 
     async def read(ws: ClientConnection) -> None:
         got: set[int] = set()
+        frames = _frames(ws, wire)
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 while len(got) < count:
-                    frame = await ws.recv()
-                    if (answer := wire.control(frame)) is not None:
-                        await ws.send(answer)
-                        continue
-                    match = MESSAGE.search(frame)  # type: ignore[call-overload]
+                    match = MESSAGE.search(await anext(frames))
                     if match is None:
                         continue
                     seq = int(match[1])
@@ -445,14 +450,12 @@ async def _class_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
 
         async def read() -> None:
             got: set[int] = set()
+            frames = _frames(ws, wire)
             try:
                 async with asyncio.timeout(READ_TIMEOUT + 3 * count * think):
                     while len(got) < count * room_size:
-                        frame = await ws.recv()
-                        if (answer := wire.control(frame)) is not None:
-                            await ws.send(answer)
-                            continue
-                        match = MESSAGE.search(frame)  # type: ignore[call-overload]
+                        frame = await anext(frames)
+                        match = MESSAGE.search(frame)
                         if match is None:
                             totals["typing"] += TYPING in frame
                             totals["errors"] += frame.startswith('{"event":"error"')
