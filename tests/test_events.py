@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
@@ -658,87 +657,95 @@ def test_server_emit_in_a_namespace_reaches_only_its_clients(server):
     run(main())
 
 
-# -- fan-out: one encoding, one broadcast, no task per recipient ---------------------------
+# -- fan-out: one encoding, one write per member per turn, no task per recipient ------------
 
 
-def test_a_room_message_is_encoded_once_and_written_by_one_broadcast(server, monkeypatch):
+def spy_on_writes(server: Any, room: str) -> dict[str, list[bytes]]:
+    """On the server's thread: record every ``transport.write`` to the members of ``room``."""
+    writes: dict[str, list[bytes]] = {}
+    for session in server.namespace("/").rooms.members(room):
+        transport = session.connection.transport
+        real = transport.write
+
+        def write(data: Any, real: Any = real, user: str = session.user) -> None:
+            writes.setdefault(user, []).append(bytes(data))
+            real(data)
+
+        transport.write = write
+    return writes
+
+
+def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(server, monkeypatch):
     ns = server.server.namespace("/")
-    users = [f"member{i:02d}" for i in range(20)]
+    users = [f"member{i:02d}" for i in range(19)]
+    sender = RawClient(server, "sender")
+    try:
+        sender.send(encode_event("join-room", "big", id=1))
+        assert sender.read_until(Opcode.TEXT) is not None
 
-    async def main() -> None:
-        clients = await asyncio.gather(*(connect(server, u) for u in users))
-        for client in clients:
-            await client.emit("join-room", "big", ack=True)
+        async def main() -> None:
+            clients = await asyncio.gather(*(connect(server, u) for u in users))
+            for client in clients:
+                await client.emit("join-room", "big", ack=True)
+            writes = await on_server(server, spy_on_writes, server.server, "big")
+            assert len(writes) == 0
 
-        encodes: list[str] = []
-        dumps: list[str] = []
-        broadcasts: list[tuple[list[Any], str]] = []
-        tasks: list[tuple[int, int]] = []
-        real_encode, real_dumps, real_broadcast = (
-            events_module.encode_event,
-            envelope_module._dumps,
-            websockets.broadcast,
-        )
+            encodes: list[str] = []
+            dumps: list[str] = []
+            tasks: list[tuple[int, int]] = []
+            real_encode, real_dumps = events_module.encode_event, envelope_module._dumps
 
-        def counting_encode(event: str, *args: Any, **kwargs: Any) -> str:
-            encodes.append(event)
-            return real_encode(event, *args, **kwargs)
+            def counting_encode(event: str, *args: Any, **kwargs: Any) -> str:
+                encodes.append(event)
+                return real_encode(event, *args, **kwargs)
 
-        def counting_dumps(message: dict[str, Any]) -> str:
-            text = real_dumps(message)
-            dumps.append(text)
-            return text
+            def counting_dumps(message: dict[str, Any]) -> str:
+                text = real_dumps(message)
+                dumps.append(text)
+                return text
 
-        def spying_broadcast(connections: Any, message: Any, **kwargs: Any) -> None:
-            connections = list(connections)
-            broadcasts.append((connections, message))
-            real_broadcast(connections, message, **kwargs)
+            real_handler = ns.handlers["send-message"]
 
-        real_handler = ns.handlers["send-message"]
+            def measured(session: Session, data: Any) -> Any:
+                before = len(asyncio.all_tasks())
+                result = real_handler(session, data)
+                tasks.append((before, len(asyncio.all_tasks())))
+                return result
 
-        def measured(session: Session, data: Any) -> Any:
-            before = len(asyncio.all_tasks())
-            result = real_handler(session, data)
-            tasks.append((before, len(asyncio.all_tasks())))
-            return result
+            monkeypatch.setattr(events_module, "encode_event", counting_encode)
+            monkeypatch.setattr(envelope_module, "_dumps", counting_dumps)
+            monkeypatch.setitem(ns.handlers, "send-message", measured)
 
-        monkeypatch.setattr(events_module, "encode_event", counting_encode)
-        monkeypatch.setattr(envelope_module, "_dumps", counting_dumps)
-        monkeypatch.setattr(websockets, "broadcast", spying_broadcast)
-        monkeypatch.setitem(ns.handlers, "send-message", measured)
+            # Five messages, with acks, in one TCP segment: the server reads them in one
+            # turn of its loop.
+            texts = [f"message {i}" for i in range(5)]
+            for id, text in enumerate(texts, start=2):
+                message = {"roomId": "big", "message": text}
+                sender.protocol.send_text(encode_event("send-message", message, id=id).encode())
+            sender.sock.sendall(b"".join(sender.protocol.data_to_send()))
+            for client in clients:
+                got = await client.wait_for("receive-message", 5)
+                assert [m["message"] for m in got] == texts
 
-        message = {"roomId": "big", "message": "to all twenty"}
-        assert await clients[0].emit("send-message", message, ack=True) == {
-            "roomId": "big",
-            "seq": 1,
-            "delivered": 20,
-        }
-        for client in clients:
-            [got] = await client.wait_for("receive-message")
-            assert got["message"] == "to all twenty"
+            assert encodes == ["receive-message"] * 5  # one encoding per message, not per member
+            assert sum('"receive-message"' in text for text in dumps) == 5
+            assert sum(text.startswith('{"ack":') for text in dumps) == 5  # the sender's acks
+            assert sorted(writes) == sorted([*users, "sender"])
+            for user, written in writes.items():
+                # All five messages in one system call; the sender's acks in it too.
+                assert len(written) == 1, (user, len(written))
+                assert written[0].count(b'"receive-message"') == 5, user
+            assert writes["sender"][0].count(b'{"ack":') == 5
+            assert all(after == before for before, after in tasks), tasks
+            print(
+                f"fan-out of 5 messages to 20: {len(encodes)} encodings, one write per member"
+                f" ({len(writes['member00'][0])} bytes)"
+            )
+            await close_all(*clients)
 
-        assert encodes == ["receive-message"]  # one encoding for twenty recipients
-        assert sum('"receive-message"' in text for text in dumps) == 1
-        assert sum(text.startswith('{"ack":') for text in dumps) == 1  # the sender's ack
-        deliveries = [(c, m) for c, m in broadcasts if "receive-message" in m]
-        assert len(deliveries) == 1
-        [(connections, text)] = deliveries
-        assert json.loads(text)["data"]["message"] == "to all twenty"
-        room = await on_server(server, lambda: {id(s.connection) for s in ns.rooms.members("big")})
-        assert len(connections) == 20
-        assert {id(c) for c in connections} == room
-        # The sender's ack is queued on its connection and written at the end of the
-        # loop's turn with any other acks (events.py, _reply), not by a broadcast.
-        assert [m for c, m in broadcasts if m.startswith('{"ack"')] == []
-        assert len(broadcasts) == 1
-        [(before, after)] = tasks
-        assert after == before, f"{after - before} tasks made during the fan-out"
-        print(
-            f"fan-out to 20: {len(encodes)} encoding, {len(deliveries)} broadcast, {before} tasks"
-        )
-        await close_all(*clients)
-
-    run(main())
+        run(main())
+    finally:
+        sender.close()
 
 
 # -- a slow consumer cannot stall the room ------------------------------------------------
@@ -820,19 +827,18 @@ def shrink_send_buffer(server: Any, user: str) -> int:
 
 
 def measure_write_buffers(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
-    """Wrap websockets.broadcast: the largest write buffer seen right after each write."""
+    """Wrap the hub's writes: the largest write buffer seen right after each, per connection."""
     peaks: dict[int, int] = {}
-    real = websockets.broadcast
+    real = events_module.EventHub._flush
 
-    def measuring_broadcast(connections: Any, message: Any, **kwargs: Any) -> None:
-        connections = list(connections)
-        real(connections, message, **kwargs)
-        for connection in connections:
-            if connection.transport is not None:
-                size = connection.transport.get_write_buffer_size()
-                peaks[id(connection)] = max(peaks.get(id(connection), 0), size)
+    def measuring_flush(hub: Any, session: Session) -> None:
+        real(hub, session)
+        connection = session.connection
+        if connection.transport is not None:
+            size = connection.transport.get_write_buffer_size()
+            peaks[id(connection)] = max(peaks.get(id(connection), 0), size)
 
-    monkeypatch.setattr(websockets, "broadcast", measuring_broadcast)
+    monkeypatch.setattr(events_module.EventHub, "_flush", measuring_flush)
     return peaks
 
 

@@ -9,10 +9,10 @@ In the vocabulary Socket.IO users know::
         chat.emit("receive-message", data, to=data["roomId"])
         return {"ok": True}  # the acknowledgement, when the client asked for one
 
-Every delivery is written without waiting (``websockets.broadcast``): one JSON
-encoding per message, whatever the number of recipients. A recipient that stops
-reading cannot stall the others: once its unsent bytes pass ``max_buffer`` it is
-dropped with close code 1008.
+Every delivery is written without waiting: one JSON encoding per message, whatever
+the number of recipients, and one write per connection per turn of the event loop
+(``EventHub.deliver``). A recipient that stops reading cannot stall the others: once
+its unsent bytes pass ``max_buffer`` it is dropped with close code 1008.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import websockets
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
@@ -49,9 +48,6 @@ from rtlab.core.rooms import Rooms
 
 if TYPE_CHECKING:
     from rtlab.aio.redis_adapter import RedisAdapter
-
-# websockets resolves its top-level names lazily, on every access: keep this one.
-websockets.broadcast = websockets.broadcast
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 
@@ -191,7 +187,7 @@ class EventHub:
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
-        self._corked: dict[Session, None] = {}  # sessions with acks queued, not yet written
+        self._corked: dict[Session, None] = {}  # sessions with frames queued, not yet written
         # Rooms, history and mids across processes (LabServer(redis=URL)); None: here only.
         self.adapter: RedisAdapter | None = None
         self.namespace(DEFAULT_NAMESPACE)
@@ -244,28 +240,44 @@ class EventHub:
     def deliver(self, sessions: Iterable[Session], message: str | bytes) -> int:
         """Write one encoded message to every session without waiting; drop the slow.
 
-        ``str`` goes in a text frame, ``bytes`` (an event with attachments) in a binary one."""
-        targets = [s for s in sessions if s.id in self.sessions]
-        websockets.broadcast([s.connection for s in targets], message)
-        for session in targets:
-            transport = session.connection.transport
-            if transport is not None and transport.get_write_buffer_size() > self.max_buffer:
-                self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
-        return len(targets)
+        ``str`` goes in a text frame, ``bytes`` (an event with attachments) in a binary
+        one. The message is encoded to bytes once, whatever the number of recipients."""
+        text = isinstance(message, str)
+        data = message.encode() if text else message
+        count = 0
+        for session in sessions:
+            if session.id in self.sessions:
+                count += 1
+                self._write(session, data, text)
+        return count
 
     def _reply(self, session: Session, reply: str | bytes) -> None:
-        """Queue an ack; the acks queued in one turn of the loop go out in one write.
+        """Send an acknowledgement, corked like every other write (see ``_write``)."""
+        text = isinstance(reply, str)
+        self._write(session, reply.encode() if text else reply, text)
 
-        A client with several events in flight gets their acks in one system call
-        instead of one each (rtlab bench: +50% round trips per CPU second). Frames
-        queue in the connection's own buffer, so order with other writes is kept."""
+    def _write(self, session: Session, data: bytes, text: bool) -> None:
+        """Queue one frame; the frames queued in one turn of the loop go out in one write.
+
+        A connection that gets several messages in one turn (acks of events in flight,
+        a room's messages) gets them in one system call instead of one each (rtlab
+        bench: +50% round trips and fan-out deliveries per server CPU second). Frames
+        queue in the connection's own websockets buffer (the sans-I/O protocol), so
+        their order with every other write is kept. A connection that already has
+        bytes waiting in its transport gains nothing from waiting: it is written now,
+        and dropped at once if it is over ``max_buffer``."""
         connection = session.connection
-        if connection.protocol.state is not State.OPEN:
-            return  # (rtlab never sends fragmented messages, which this would interleave)
-        if isinstance(reply, str):
-            connection.protocol.send_text(reply.encode())
+        protocol = connection.protocol
+        if protocol.state is not State.OPEN:
+            return  # closing: as websockets.broadcast, skip it
+        # (rtlab never sends fragmented messages, which these frames would interleave)
+        if text:
+            protocol.send_text(data)
         else:
-            connection.protocol.send_binary(reply)
+            protocol.send_binary(data)
+        if connection.transport.get_write_buffer_size():
+            self._flush(session)
+            return
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
         self._corked[session] = None
@@ -273,19 +285,23 @@ class EventHub:
     def _uncork(self) -> None:
         corked, self._corked = self._corked, {}
         for session in corked:
-            connection = session.connection
-            chunks = connection.protocol.data_to_send()
-            if chunks and all(chunks):
-                connection.transport.write(b"".join(chunks))
-            elif chunks:  # an end of stream among them: as websockets writes it
-                for chunk in chunks:
-                    if chunk:
-                        connection.transport.write(chunk)
-                    elif connection.transport.can_write_eof():
-                        connection.transport.write_eof()
-            size = connection.transport.get_write_buffer_size()
-            if size > self.max_buffer and session.id in self.sessions:
-                self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
+            self._flush(session)
+
+    def _flush(self, session: Session) -> None:
+        """Write what is queued for ``session`` in one go; drop it if it is over ``max_buffer``."""
+        connection = session.connection
+        chunks = connection.protocol.data_to_send()
+        if chunks and all(chunks):
+            connection.transport.write(b"".join(chunks))
+        elif chunks:  # an end of stream among them: as websockets writes it
+            for chunk in chunks:
+                if chunk:
+                    connection.transport.write(chunk)
+                elif connection.transport.can_write_eof():
+                    connection.transport.write_eof()
+        size = connection.transport.get_write_buffer_size()
+        if size > self.max_buffer and session.id in self.sessions:
+            self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
 
     def drop(self, session: Session, reason: str, *, slow: bool = True) -> None:
         """Forget ``session`` now and close its connection with 1008."""
