@@ -748,6 +748,55 @@ def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(ser
         sender.close()
 
 
+# -- events handled as they are read (InlineConnection), in order ---------------------------
+
+
+def test_events_are_handled_as_they_are_read_and_in_order_around_an_async_handler(server):
+    ns = server.server.namespace("/")
+    log: list[tuple[str, Any, bool]] = []  # (event, data, handled inline, outside any task)
+
+    @ns.on("fast")
+    def fast(session: Session, data: Any) -> Any:
+        log.append(("fast", data, asyncio.current_task() is None))
+        return data
+
+    @ns.on("slow")
+    async def slow(session: Session, data: Any) -> Any:
+        await asyncio.sleep(0.05)
+        log.append(("slow", data, False))
+        return data
+
+    client = RawClient(server, "alice")
+    try:
+
+        def send_together(*events: tuple[str, int]) -> list[int]:
+            """Send the events in one TCP segment; the ids of their acks, as they come."""
+            for event, id in events:
+                client.protocol.send_text(encode_event(event, id, id=id).encode())
+            client.sock.sendall(b"".join(client.protocol.data_to_send()))
+            acks: list[int] = []
+            while len(acks) < len(events):
+                client.frames.clear()
+                assert client.receive()
+                acks += [json.loads(f.data)["ack"] for f in client.frames]
+            return acks
+
+        assert send_together(("fast", 1), ("slow", 2), ("fast", 3), ("fast", 4)) == [1, 2, 3, 4]
+        assert send_together(("fast", 5)) == [5]
+    finally:
+        client.close()
+    # 1 and 5 found the connection idle: handled in data_received, outside any task. 3 and
+    # 4 came while 2 was still awaiting: they waited in websockets' queue, then the
+    # connection's task handled them, after 2.
+    assert log == [
+        ("fast", 1, True),
+        ("slow", 2, False),
+        ("fast", 3, False),
+        ("fast", 4, False),
+        ("fast", 5, True),
+    ]
+
+
 # -- a slow consumer cannot stall the room ------------------------------------------------
 
 

@@ -9,6 +9,10 @@ In the vocabulary Socket.IO users know::
         chat.emit("receive-message", data, to=data["roomId"])
         return {"ok": True}  # the acknowledgement, when the client asked for one
 
+Each connection's events are handled one at a time, in order, most of them as soon as
+they are read (``inline.py``); a handler may be ``async``, and the events behind it then
+wait for its answer.
+
 Every delivery is written without waiting: one JSON encoding per message, whatever
 the number of recipients, and one write per connection per turn of the event loop
 (``EventHub.deliver``). A recipient that stops reading cannot stall the others: once
@@ -19,17 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
 from rtlab.aio import builtin_events, chat_events
+from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
@@ -50,6 +56,8 @@ if TYPE_CHECKING:
     from rtlab.aio.redis_adapter import RedisAdapter
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
+Reply = str | bytes | None  # an acknowledgement to send back, or nothing
+Pending = Coroutine[Any, Any, None]  # the rest of handling an event, when it must wait
 
 MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
 REMEMBERED_MIDS = 1000  # per user: message ids already handled, for safe resends
@@ -60,6 +68,11 @@ REFUSAL_WINDOW = 10.0
 MAX_ROOMS = 50
 UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 RateLimit = SlidingWindow | TokenBucket
+
+
+def _later(reply: Any) -> bool:
+    """Whether ``_dispatch`` gave something to await rather than an acknowledgement."""
+    return reply is not None and not isinstance(reply, (str, bytes))
 
 
 def _awaitable(result: Any) -> bool:
@@ -81,6 +94,7 @@ class Session:
         self.retry_at = 0.0  # when the last rate_limited refusal said to try again
         self.heeded = True  # whether the last refused event waited for that
         self.gate: str | None = None  # the mid refused for rate: nothing else passes first
+        self.finishing: asyncio.Task[None] | None = None  # an event still being handled
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
         """Send an event to this session only (Socket.IO's ``socket.emit``)."""
@@ -331,23 +345,45 @@ class EventHub:
     # -- serving a connection ------------------------------------------------------
 
     async def serve(self, connection: ServerConnection, user: str) -> None:
-        """Read events from one connection until it closes."""
+        """Read events from one connection until it closes.
+
+        On an ``InlineConnection`` (what LabServer makes) most events are handled as soon
+        as they are read, by ``_receive``; this loop gets the others, in order."""
         session = Session(next(self._ids), user, connection)
         session.hub = self
         self.sessions[session.id] = session
         self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
         if self.adapter is not None:  # who is online, for every process
             self.adapter.online(DEFAULT_NAMESPACE, user, 1)
+        if isinstance(connection, InlineConnection):
+            connection.on_message = functools.partial(self._receive, session)
         try:
             async for message in connection:
+                if session.finishing is not None:  # an earlier event first
+                    await session.finishing
                 if session.id in self.sessions:
                     await self._handle(session, message)
                 if session.id not in self.sessions:  # dropped: let our close (1008) finish
                     await connection.wait_closed()
                     break
         finally:
+            if isinstance(connection, InlineConnection):
+                connection.on_message = None
             if self.sessions.pop(session.id, None) is not None:
                 self._forget(session)
+
+    def _receive(self, session: Session, message: str | bytes) -> bool:
+        """Handle a message as it is read; False if it must wait for an earlier one."""
+        if session.finishing is not None:
+            return False
+        if session.id not in self.sessions:
+            return True  # dropped: what it still sends is ignored
+        rest = self._handle_now(session, message)
+        if rest is not None:  # it awaits something: later messages wait for it
+            task = asyncio.get_running_loop().create_task(rest)
+            session.finishing = task
+            task.add_done_callback(lambda _: setattr(session, "finishing", None))
+        return True
 
     def _forget(self, session: Session) -> None:
         """Take ``session`` out of every namespace, telling its rooms' members it left."""
@@ -367,27 +403,53 @@ class EventHub:
         session.namespaces.discard(namespace.name)
 
     async def _handle(self, session: Session, message: str | bytes) -> None:
+        rest = self._handle_now(session, message)
+        if rest is not None:
+            await rest
+
+    def _handle_now(
+        self, session: Session, message: str | bytes
+    ) -> Coroutine[Any, Any, None] | None:
+        """Handle one message as far as it goes without waiting; what is left, if anything."""
         try:
             event = decode_event(message)  # bytes: a binary frame, with attachments
         except EnvelopeError as error:
             self._refuse(session, error.to_json())
-            return
+            return None
         try:
             self._check_rate(session, event)
-            reply = await self._dispatch(session, event)
-        except EnvelopeError as error:
+            reply = self._dispatch(session, event)
+        except Exception as error:
+            self._failed(session, event, error)
+            return None
+        if _later(reply):
+            return self._finish(session, event, reply)
+        if reply is not None and session.id in self.sessions:
+            self._reply(session, reply)
+        return None
+
+    async def _finish(self, session: Session, event: Event, pending: Awaitable[Reply]) -> None:
+        try:
+            reply = await pending
+        except Exception as error:
+            self._failed(session, event, error)
+            return
+        if reply is not None and session.id in self.sessions:
+            self._reply(session, reply)
+
+    def _failed(self, session: Session, event: Event, error: Exception) -> None:
+        """Answer an event that was refused (EnvelopeError) or whose handler failed."""
+        if isinstance(error, EnvelopeError):
             # A client that waits as told (retryAfter) is slowed down, not punished.
             heeded = error.code == ErrorCode.RATE_LIMITED and (
                 session.heeded or session.gate is not None
             )
             self._refuse(session, self._refusal(event, error), strike=not heeded)
             return
-        except Exception as error:
-            self.logger.error("handler for %r in %s failed", event.event, event.ns, exc_info=error)
-            failure = EnvelopeError(ErrorCode.INTERNAL, f"the {event.event!r} handler failed")
-            reply = self._refusal(event, failure)
-        if reply is not None and session.id in self.sessions:
-            self._reply(session, reply)
+        self.logger.error("handler for %r in %s failed", event.event, event.ns, exc_info=error)
+        failure = EnvelopeError(ErrorCode.INTERNAL, f"the {event.event!r} handler failed")
+        if session.id in self.sessions:
+            self._reply(session, self._refusal(event, failure))
 
     def _check_rate(self, session: Session, event: Event) -> None:
         if self.rate_limit is None or event.event in UNLIMITED_EVENTS:
@@ -440,44 +502,75 @@ class EventHub:
         error.ref = None
         return error.to_json(event.ns)
 
-    async def _dispatch(self, session: Session, event: Event) -> str | bytes | None:
-        """Run the event's handler; the ack to send back, if one was asked for."""
+    def _dispatch(self, session: Session, event: Event) -> Reply | Awaitable[Reply]:
+        """Run the event's handler; the ack to send back, if one was asked for.
+
+        An awaitable instead when the answer needs waiting for (an ``async`` handler,
+        or, with Redis, whether another process already handled this mid)."""
         namespace = self.namespaces.get(event.ns)
         if namespace is None:
             raise EnvelopeError(ErrorCode.UNKNOWN_NAMESPACE, f"no namespace {event.ns!r}")
         if event.event in ("connect", "disconnect"):
             result = self._namespace_membership(session, namespace, event.event)
-        else:
-            if event.ns not in session.namespaces:
-                raise EnvelopeError(
-                    ErrorCode.NOT_CONNECTED,
-                    f"connect to {event.ns!r} first: send the event 'connect' with that ns",
-                )
-            handler = namespace.handlers.get(event.event)
-            if handler is None:
-                raise EnvelopeError(
-                    ErrorCode.UNKNOWN_EVENT, f"no handler for {event.event!r} in {event.ns!r}"
-                )
-            key = f"{event.ns} {event.mid}" if event.mid is not None else ""
-            if event.mid is not None and key in self._mids.get(session.user, {}):
-                # A resend of something already handled: acknowledge again, deliver nothing.
-                answer = self._mids[session.user][key]
-                return encode_ack(event.id, answer) if event.id is not None else None
-            if event.mid is not None and self.adapter is not None:  # handled by another process?
-                found, answer = await self.adapter.seen(session.user, key)
-                if found:
-                    return encode_ack(event.id, answer) if event.id is not None else None
-            session.event = event
-            try:
-                result = handler(session, event.data)
-                if _awaitable(result):
-                    result = await result
-            finally:
-                session.event = None
-            if event.mid is not None:
-                self.remember(session.user, event.ns, event.mid, result)
-                if self.adapter is not None:
-                    self.adapter.remember(session.user, key, result)
+            return encode_ack(event.id, result) if event.id is not None else None
+        if event.ns not in session.namespaces:
+            raise EnvelopeError(
+                ErrorCode.NOT_CONNECTED,
+                f"connect to {event.ns!r} first: send the event 'connect' with that ns",
+            )
+        handler = namespace.handlers.get(event.event)
+        if handler is None:
+            raise EnvelopeError(
+                ErrorCode.UNKNOWN_EVENT, f"no handler for {event.event!r} in {event.ns!r}"
+            )
+        if event.mid is None:
+            return self._call(session, event, handler, "")
+        key = f"{event.ns} {event.mid}"
+        if key in self._mids.get(session.user, {}):
+            # A resend of something already handled: acknowledge again, deliver nothing.
+            answer = self._mids[session.user][key]
+            return encode_ack(event.id, answer) if event.id is not None else None
+        if self.adapter is not None:  # handled by another process?
+            return self._call_unless_seen(session, event, handler, key)
+        return self._call(session, event, handler, key)
+
+    async def _call_unless_seen(
+        self, session: Session, event: Event, handler: Handler, key: str
+    ) -> Reply:
+        assert self.adapter is not None
+        found, answer = await self.adapter.seen(session.user, key)
+        if found:
+            return encode_ack(event.id, answer) if event.id is not None else None
+        reply = self._call(session, event, handler, key)
+        return await reply if _later(reply) else reply
+
+    def _call(
+        self, session: Session, event: Event, handler: Handler, key: str
+    ) -> Reply | Awaitable[Reply]:
+        """Call the handler: its acknowledgement, or an awaitable when it returned one."""
+        session.event = event
+        try:
+            result = handler(session, event.data)
+        finally:
+            session.event = None
+        if _awaitable(result):
+            return self._awaited(session, event, result, key)
+        return self._answered(session, event, result, key)
+
+    async def _awaited(self, session: Session, event: Event, result: Any, key: str) -> Reply:
+        session.event = event
+        try:
+            result = await result
+        finally:
+            session.event = None
+        return self._answered(session, event, result, key)
+
+    def _answered(self, session: Session, event: Event, result: Any, key: str) -> Reply:
+        """Remember what a mid was answered with; the acknowledgement, if one was asked for."""
+        if event.mid is not None:
+            self.remember(session.user, event.ns, event.mid, result)
+            if self.adapter is not None:
+                self.adapter.remember(session.user, key, result)
         return encode_ack(event.id, result) if event.id is not None else None
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:

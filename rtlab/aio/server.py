@@ -34,6 +34,7 @@ from websockets.http11 import Request, Response
 from rtlab.aio.admission import Admission
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
 from rtlab.aio.events import MAX_BUFFER, MAX_ROOMS, EventHub, Handler, Namespace, RateLimit
+from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.core.history import History
@@ -203,6 +204,7 @@ class LabServer:
             ssl=self.ssl_context,
             logger=self.logger,
             server_header="rtlab",
+            create_connection=InlineConnection,  # /ws events handled as they are read
             reuse_port=self.reuse_port or None,
             **server_options(self.compression),
         )
