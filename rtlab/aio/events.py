@@ -75,9 +75,13 @@ def _later(reply: Any) -> bool:
     return reply is not None and not isinstance(reply, (str, bytes))
 
 
+# What handlers usually answer: never awaitable, and inspect.isawaitable is slow to say so.
+_PLAIN = frozenset({type(None), dict, list, str, int, float, bool})
+
+
 def _awaitable(result: Any) -> bool:
-    """``inspect.isawaitable``, without its slow check for the usual answers (a dict, None)."""
-    return result is not None and type(result) is not dict and inspect.isawaitable(result)
+    """``inspect.isawaitable``, without its slow check for the usual answers (JSON values)."""
+    return type(result) not in _PLAIN and inspect.isawaitable(result)
 
 
 class Session:
