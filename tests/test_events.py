@@ -797,6 +797,29 @@ def test_events_are_handled_as_they_are_read_and_in_order_around_an_async_handle
     ]
 
 
+def test_an_async_handler_still_running_when_its_client_leaves_finishes_first(server):
+    ns = server.server.namespace("/")
+    log: list[str] = []
+
+    @ns.on("slow")
+    async def slow(session: Session, data: Any) -> None:
+        await asyncio.sleep(0.1)
+        log.append(f"handled {data}")
+
+    ns.on_leave.append(lambda session, room: log.append(f"{session.user} left {room}"))
+
+    client = RawClient(server, "alice")
+    try:
+        client.send(encode_event("join-room", "lobby", id=1))
+        assert client.read_until(Opcode.TEXT) is not None
+        client.send(encode_event("slow", "last words"))  # handled inline, then awaited
+    finally:
+        client.close()  # at once: the server sees the end of the stream mid-handler
+    rtlab.wait_until(lambda: server.clients == [], what="alice to be gone")
+    # As when the connection's own task ran the handler: it finishes, then alice leaves.
+    assert log == ["handled last words", "alice left lobby"]
+
+
 # -- a slow consumer cannot stall the room ------------------------------------------------
 
 

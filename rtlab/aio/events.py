@@ -373,6 +373,8 @@ class EventHub:
         finally:
             if isinstance(connection, InlineConnection):
                 connection.on_message = None
+            if session.finishing is not None:  # an async handler ends before its connection
+                await session.finishing
             if self.sessions.pop(session.id, None) is not None:
                 self._forget(session)
 
