@@ -70,6 +70,11 @@ UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 RateLimit = SlidingWindow | TokenBucket
 
 
+def _ack(event: Event, result: Any) -> Reply:
+    """The acknowledgement of ``event`` with ``result``, if the client asked for one."""
+    return encode_ack(event.id, result) if event.id is not None else None
+
+
 def _later(reply: Any) -> bool:
     """Whether ``_dispatch`` gave something to await rather than an acknowledgement."""
     return reply is not None and not isinstance(reply, (str, bytes))
@@ -413,9 +418,7 @@ class EventHub:
         if rest is not None:
             await rest
 
-    def _handle_now(
-        self, session: Session, message: str | bytes
-    ) -> Coroutine[Any, Any, None] | None:
+    def _handle_now(self, session: Session, message: str | bytes) -> Pending | None:
         """Handle one message as far as it goes without waiting; what is left, if anything."""
         try:
             event = decode_event(message)  # bytes: a binary frame, with attachments
@@ -430,8 +433,7 @@ class EventHub:
             return None
         if _later(reply):
             return self._finish(session, event, reply)
-        if reply is not None and session.id in self.sessions:
-            self._reply(session, reply)
+        self._answer(session, reply)
         return None
 
     async def _finish(self, session: Session, event: Event, pending: Awaitable[Reply]) -> None:
@@ -440,6 +442,9 @@ class EventHub:
         except Exception as error:
             self._failed(session, event, error)
             return
+        self._answer(session, reply)
+
+    def _answer(self, session: Session, reply: Reply) -> None:
         if reply is not None and session.id in self.sessions:
             self._reply(session, reply)
 
@@ -454,8 +459,7 @@ class EventHub:
             return
         self.logger.error("handler for %r in %s failed", event.event, event.ns, exc_info=error)
         failure = EnvelopeError(ErrorCode.INTERNAL, f"the {event.event!r} handler failed")
-        if session.id in self.sessions:
-            self._reply(session, self._refusal(event, failure))
+        self._answer(session, self._refusal(event, failure))
 
     def _check_rate(self, session: Session, event: Event) -> None:
         if self.rate_limit is None or event.event in UNLIMITED_EVENTS:
@@ -518,7 +522,7 @@ class EventHub:
             raise EnvelopeError(ErrorCode.UNKNOWN_NAMESPACE, f"no namespace {event.ns!r}")
         if event.event in ("connect", "disconnect"):
             result = self._namespace_membership(session, namespace, event.event)
-            return encode_ack(event.id, result) if event.id is not None else None
+            return _ack(event, result)
         if event.ns not in session.namespaces:
             raise EnvelopeError(
                 ErrorCode.NOT_CONNECTED,
@@ -535,7 +539,7 @@ class EventHub:
         if key in self._mids.get(session.user, {}):
             # A resend of something already handled: acknowledge again, deliver nothing.
             answer = self._mids[session.user][key]
-            return encode_ack(event.id, answer) if event.id is not None else None
+            return _ack(event, answer)
         if self.adapter is not None:  # handled by another process?
             return self._call_unless_seen(session, event, handler, key)
         return self._call(session, event, handler, key)
@@ -546,7 +550,7 @@ class EventHub:
         assert self.adapter is not None
         found, answer = await self.adapter.seen(session.user, key)
         if found:
-            return encode_ack(event.id, answer) if event.id is not None else None
+            return _ack(event, answer)
         reply = self._call(session, event, handler, key)
         return await reply if _later(reply) else reply
 
@@ -577,7 +581,7 @@ class EventHub:
             self.remember(session.user, event.ns, event.mid, result)
             if self.adapter is not None:
                 self.adapter.remember(session.user, key, result)
-        return encode_ack(event.id, result) if event.id is not None else None
+        return _ack(event, result)
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:
         if what == "connect":
