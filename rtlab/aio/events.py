@@ -274,11 +274,6 @@ class EventHub:
                 self._write(session, data, text)
         return count
 
-    def _reply(self, session: Session, reply: str | bytes) -> None:
-        """Send an acknowledgement, corked like every other write (see ``_write``)."""
-        text = isinstance(reply, str)
-        self._write(session, reply.encode() if text else reply, text)
-
     def _write(self, session: Session, data: bytes, text: bool) -> None:
         """Queue one frame; the frames queued in one turn of the loop go out in one write.
 
@@ -445,8 +440,8 @@ class EventHub:
         self._answer(session, reply)
 
     def _answer(self, session: Session, reply: Reply) -> None:
-        if reply is not None and session.id in self.sessions:
-            self._reply(session, reply)
+        if reply is not None:
+            self.deliver([session], reply)
 
     def _failed(self, session: Session, event: Event, error: Exception) -> None:
         """Answer an event that was refused (EnvelopeError) or whose handler failed."""
