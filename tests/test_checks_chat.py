@@ -1,4 +1,4 @@
-"""The checks of lesson 07 pass right answers, fail typical wrong ones with the right hint,
+"""The checks of lesson 08 pass right answers, fail typical wrong ones with the right hint,
 and say "not done yet" to a learner copy."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The checks of lesson 06: binary samples sent for real, and a compression threshold."""
+"""The checks of lesson 07: binary samples sent for real, and a compression threshold."""
 
 from __future__ import annotations
 

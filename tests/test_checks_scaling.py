@@ -1,4 +1,4 @@
-"""The checks of lesson 08 pass the reference answers and fail the usual slips."""
+"""The checks of lesson 09 pass the reference answers and fail the usual slips."""
 
 from __future__ import annotations
 

@@ -29,6 +29,38 @@ def test_lesson_opens_with_objectives_prerequisites_and_time(path):
         assert f"**{heading}" in first or f"## {heading}" in first, heading
 
 
+READING_WPM = 130  # words a minute, for technical prose read with care
+MINUTES_PER_CODE_CELL = 0.5  # run it, read its output
+MINUTES_PER_EXERCISE = 10  # think, write, run the check, fix
+
+
+def estimated_minutes(path: Path) -> float:
+    """A learner's time for a lesson that reads every cell and does every exercise."""
+    words = sum(len(text.split()) for text in cells(path, "markdown"))
+    code = cells(path, "code")
+    exercises = sum(text.count("# BEGIN SOLUTION") for text in code)
+    return (
+        words / READING_WPM
+        + len(code) * MINUTES_PER_CODE_CELL
+        + exercises * MINUTES_PER_EXERCISE
+    )
+
+
+def stated_minutes(path: Path) -> int:
+    match = re.search(r"\*\*Time\*\*:?\s*(?:about\s*)?(\d+)", cells(path, "markdown")[0])
+    assert match, "the title cell states no **Time**"
+    return int(match[1])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_lessons_stated_time_is_honest_and_at_most_an_hour(path):
+    """docs/authoring.md: the stated time covers reading, running and the exercises."""
+    estimate = estimated_minutes(path)
+    stated = stated_minutes(path)
+    assert stated <= 60, f"{stated} minutes: a lesson takes an hour at most (split it)"
+    assert stated >= estimate, f"states {stated} minutes, but needs about {estimate:.0f}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_lesson_ends_with_key_points_and_has_checked_exercises(path):
     assert any("Key points" in text for text in cells(path, "markdown"))

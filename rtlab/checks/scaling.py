@@ -1,4 +1,4 @@
-"""Checks for lesson 08, scaling: who delivers what across processes, and exactly once.
+"""Checks for lesson 09, scaling: who delivers what across processes, and exactly once.
 
 Exercise 1: ``deliveries(where, members, room)`` says, for a message sent to ``room``,
 which users each server process writes ``receive-message`` to. With the Redis adapter
