@@ -1,4 +1,4 @@
-"""The built-in events, as the course's seed (a Socket.IO server) defines them.
+"""The built-in events, as the tutorial's Socket.IO chat server defines them.
 
 ``join-room``     data: room id, or {"roomId", "since": seq}
                                       -> the others in the room get ``user-joined``;
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from rtlab.aio.events import Namespace, Session
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-MAX_MESSAGE = 500  # characters, as in the seed
+MAX_MESSAGE = 500  # characters, as in the tutorial
 
 
 def timestamp() -> str:

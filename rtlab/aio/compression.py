@@ -5,8 +5,9 @@ One option shape for the server and the client (``compression=``):
 - ``None`` or ``"off"``: the extension is not negotiated; every frame goes as it is;
 - ``"on"``: every message is compressed (threshold 0, what ``websockets`` does by default);
 - an ``int`` ``N`` (or its digits, ``"1024"``): messages of ``N`` bytes or more are
-  compressed, smaller ones go as they are, as the seed's Node ``ws`` does with its
-  ``perMessageDeflate.threshold`` (1024 there).
+  compressed, smaller ones go as they are, as the tutorial's Socket.IO server asks with
+  ``perMessageDeflate: { threshold: 1024 }`` (Node's ``ws`` and Socket.IO v4 compress
+  nothing unless ``perMessageDeflate`` is set).
 
 ``websockets`` has no threshold, so :class:`ThresholdDeflate` adds one. RFC 7692
 lets a sender leave any message uncompressed: it clears RSV1 on that message's

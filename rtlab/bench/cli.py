@@ -208,7 +208,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure rtlab's server side by side with raw websockets, python-socketio "
-        "and the seed's Node servers",
+        "and the tutorial's Node servers",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

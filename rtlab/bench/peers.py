@@ -50,8 +50,8 @@ PEERS: dict[str, Peer] = {
         Peer("rtlab", "rtlab", True, "rtlab_server", "rtlab LabServer, protocol v1 on /ws"),
         Peer("websockets", "text", True, "websockets_server", "raw websockets, broadcast rooms"),
         Peer("socketio", "socketio", True, "socketio_server", "python-socketio on aiohttp"),
-        Peer("node-ws", "text", False, "ws_echo.js", "the seed's Node ws echo"),
-        Peer("node-socketio", "socketio", True, "socketio_rooms.js", "the seed's Socket.IO"),
+        Peer("node-ws", "text", False, "ws_echo.js", "the tutorial's Node ws echo"),
+        Peer("node-socketio", "socketio", True, "socketio_rooms.js", "the tutorial's Socket.IO"),
     )
 }
 
@@ -66,7 +66,9 @@ def node_folder(log: bool = True) -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         missing = " and ".join(n for n, p in (("node", node), ("npm", npm)) if p is None)
-        raise NotInstalled(f"{missing} not found: install Node.js 18 or newer to bench the seed")
+        raise NotInstalled(
+            f"{missing} not found: install Node.js 18 or newer to bench the tutorial's servers"
+        )
     source = resources.files("rtlab.bench.servers").joinpath("node")
     digest = hashlib.sha256()
     for name in NODE_FILES:

@@ -18,7 +18,7 @@ class Decision:
 
 
 class SlidingWindow:
-    """At most ``limit`` events in any ``window`` seconds (the seed's 10 a minute)."""
+    """At most ``limit`` events in any ``window`` seconds (the tutorial's 10 a minute)."""
 
     def __init__(self, limit: int = 10, window: float = 60.0) -> None:
         if limit < 1 or window <= 0:

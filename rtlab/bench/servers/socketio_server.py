@@ -1,4 +1,4 @@
-"""python-socketio (AsyncServer on aiohttp, WebSocket transport only) with the seed's handlers.
+"""python-socketio (AsyncServer on aiohttp, WebSocket transport only) with the tutorial's handlers.
 
 ``join-room`` (room id) joins and tells the others ``user-joined``; ``send-message``
 {roomId, message} sends ``receive-message`` {userId, message, timestamp} to the whole

@@ -1,6 +1,6 @@
 """Raw ``websockets``: an echo on ``/echo`` and rooms on ``/room?room=R`` built on its broadcast.
 
-``/echo`` answers text ``m`` with ``Echo: m`` (as the seed's Node ``ws`` server). On
+``/echo`` answers text ``m`` with ``Echo: m`` (as the tutorial's Node ``ws`` server). On
 ``/room`` the server says ``joined`` once the connection is in the room, then every
 message is broadcast to the room, the sender included (as ``io.to(room).emit``).
 """

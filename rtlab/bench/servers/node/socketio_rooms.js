@@ -1,4 +1,4 @@
-// The seed's Socket.IO rooms server (WebSocket transport), plus `echo` with an ack.
+// The tutorial's Socket.IO rooms server (WebSocket transport), plus `echo` with an ack.
 const http = require("http");
 const { Server } = require("socket.io");
 

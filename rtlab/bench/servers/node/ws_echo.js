@@ -1,4 +1,4 @@
-// The seed's Node `ws` echo server: text m is answered `Echo: ${m}`; binary comes back as is.
+// The tutorial's Node `ws` echo server: text m is answered `Echo: ${m}`; binary comes back as is.
 const { WebSocketServer } = require("ws");
 
 const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
