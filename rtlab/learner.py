@@ -13,7 +13,9 @@ the markers' indentation, so the exercise's check answers "not done yet". A code
 cell that had a solution loses its outputs (its check said ✅). Markdown cells may
 hide an answer the same way, between ``<!-- BEGIN SOLUTION -->`` and
 ``<!-- END SOLUTION -->`` lines (removed) or in a code sample with the code markers.
-Everything else is copied unchanged.
+A "predict, then run" cell (a code cell tagged ``predict`` in its metadata) loses
+its outputs too, so the learner predicts before seeing them. Everything else is
+copied unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PLACEHOLDER = "raise NotImplementedError  # your code here"
+PREDICT = "predict"  # the cell tag of a "predict, then run" cell
 _MARKER = re.compile(
     r"^(?P<indent>[ \t]*)"
     r"(?:# (?P<code>BEGIN|END) SOLUTION|<!-- (?P<html>BEGIN|END) SOLUTION -->)[ \t]*$"
@@ -41,6 +44,7 @@ class LearnerNotebook:
     notebook: dict[str, Any]
     exercises: list[int]  # indexes of the code cells that had a solution
     solutions: int  # solution blocks removed, in code and markdown cells
+    predictions: list[int]  # indexes of the "predict, then run" cells, outputs cleared
 
 
 def _text(source: str | list[str]) -> str:
@@ -89,6 +93,11 @@ def learner_source(source: str, where: str = "this cell") -> tuple[str, int]:
     return "".join(out), count
 
 
+def _clear(cell: dict[str, Any]) -> None:
+    cell["outputs"] = []
+    cell["execution_count"] = None
+
+
 def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> LearnerNotebook:
     """A learner copy of ``notebook`` (an nbformat 4 dict; the original is not changed).
 
@@ -97,16 +106,20 @@ def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> Le
     """
     copied = copy.deepcopy(notebook)
     exercises: list[int] = []
+    predictions: list[int] = []
     solutions = 0
     for index, cell in enumerate(copied.get("cells", [])):
+        code = cell.get("cell_type") == "code"
+        if code and PREDICT in cell.get("metadata", {}).get("tags", []):
+            predictions.append(index)
+            _clear(cell)
         where = f"{name}, cell {index + 1}" + (f" (id {cell['id']})" if cell.get("id") else "")
         source, count = learner_source(_text(cell.get("source", "")), where)
         if not count:
             continue
         cell["source"] = source if isinstance(cell["source"], str) else _lines(source)
         solutions += count
-        if cell.get("cell_type") == "code":
+        if code:
             exercises.append(index)
-            cell["outputs"] = []
-            cell["execution_count"] = None
-    return LearnerNotebook(copied, exercises, solutions)
+            _clear(cell)
+    return LearnerNotebook(copied, exercises, solutions, predictions)

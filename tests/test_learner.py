@@ -22,12 +22,14 @@ def accept_key(key):
 check_accept_key(accept_key)"""
 
 
-def code(source: str, outputs: list | None = None, count: int | None = 3) -> dict:
+def code(
+    source: str, outputs: list | None = None, count: int | None = 3, tags: tuple = ("x",)
+) -> dict:
     return {
         "cell_type": "code",
         "execution_count": count,
         "id": f"code-{len(source)}",
-        "metadata": {"tags": ["x"]},
+        "metadata": {"tags": list(tags)},
         "outputs": outputs or [],
         "source": source.splitlines(keepends=True),
     }
@@ -171,6 +173,27 @@ def test_markdown_solutions_are_taken_out_too():
         f"**Exercise.** Why is the mask there?\n```python\ndef f():\n    {PLACEHOLDER}\n```\n"
     )
     assert learner.solutions == 2 and learner.exercises == []
+
+
+def test_predict_then_run_cells_lose_their_outputs_and_nothing_else():
+    before = notebook(
+        markdown("**Predict, then run**: what does the server answer?"),
+        code("print(ws.recv())", result("Echo: hi"), count=4, tags=("predict",)),
+        code("print(len(frame))", result("6"), count=5, tags=("slow", "predict")),
+        code("print('kept')", result("kept"), count=6, tags=("predicted",)),
+        {**markdown("tagged, but not code"), "metadata": {"tags": ["predict"]}},
+        code(EXERCISE, result("✅ correct"), tags=("predict",)),
+    )
+    learner = learner_notebook(before)
+    after = learner.notebook["cells"]
+    assert learner.predictions == [1, 2, 5] and learner.exercises == [5]
+    for index in (1, 2, 5):
+        assert after[index]["outputs"] == [] and after[index]["execution_count"] is None
+    for index in (1, 2):
+        assert after[index]["source"] == before["cells"][index]["source"]
+        assert after[index]["metadata"] == before["cells"][index]["metadata"]
+    assert after[3] == before["cells"][3] and after[4] == before["cells"][4]
+    assert before["cells"][1]["outputs"] == result("Echo: hi"), "the source was changed"
 
 
 # -- the command ---------------------------------------------------------------------------
