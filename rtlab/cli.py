@@ -20,8 +20,9 @@ from rtlab.aio.server import LabServer
 from rtlab.bench import cli as bench_cli
 from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
+from rtlab.handout import HandoutError, learner_folder, notebooks_folder
 
-REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+FIRST_LESSON = "00_welcome.ipynb"  # what rtlab lab opens
 
 
 async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -> None:
@@ -82,22 +83,34 @@ def token(args: argparse.Namespace) -> int:
     return 0
 
 
-def notebooks_folder() -> Path:
-    """The course's notebooks: the checkout's ``notebooks/``, else the current folder's."""
-    for folder in (REPO_NOTEBOOKS, Path.cwd() / "notebooks"):
-        if folder.is_dir():
-            return folder
-    return Path.cwd()
+def lab_argv(folder: Path, extra: Sequence[str]) -> list[str]:
+    """The command line of JupyterLab on ``folder``, opening its first lesson if it has one.
 
-
-def lab(extra: Sequence[str]) -> int:
-    """Replace this process with JupyterLab on the notebooks."""
-    folder = notebooks_folder()
-    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra]
+    ``--LabApp.default_url`` opens the lesson whatever the current folder (a positional
+    path would be taken from the current folder, not from ``root_dir``), in the browser
+    and in the URL JupyterLab prints. ``extra`` comes after, so it may override both."""
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}"]
+    if (folder / FIRST_LESSON).is_file():
+        argv.append(f"--LabApp.default_url=/lab/tree/{FIRST_LESSON}")
+    argv.extend(extra)
     if os.geteuid() == 0:  # containers and CI machines: JupyterLab refuses root otherwise
-        args.append("--allow-root")
+        argv.append("--allow-root")
+    return argv
+
+
+def lab(solutions: bool, extra: Sequence[str]) -> int:
+    """Replace this process with JupyterLab: on the learner's copies, made or brought up to
+    date first (never overwriting an edit), or with ``solutions`` on the course itself."""
+    folder = notebooks_folder() if solutions else learner_folder()
+    if not solutions:
+        try:
+            done = handout.update(folder, handout.course_copies(notebooks_folder(), folder))
+        except HandoutError as error:
+            print(f"rtlab lab: {error}", file=sys.stderr)
+            return 1
+        print(done.line(folder), flush=True)
     print(f"Starting JupyterLab on {folder}", flush=True)
-    os.execv(sys.executable, args)
+    os.execv(sys.executable, lab_argv(folder, extra))
     return 1  # not reached
 
 
@@ -187,10 +200,16 @@ def parser() -> argparse.ArgumentParser:
         f"least that size (default {compression.DEFAULT_THRESHOLD})",
     )
 
-    commands.add_parser(
+    lab_ = commands.add_parser(
         "lab",
-        help="open JupyterLab on the course notebooks (what `make lab` runs); "
-        "other options go to JupyterLab",
+        allow_abbrev=False,  # JupyterLab's options pass through whole
+        help="open JupyterLab on your own copies of the lessons (what `make lab` runs), "
+        "made on first use and never overwritten; other options go to JupyterLab",
+    )
+    lab_.add_argument(
+        "--solutions",
+        action="store_true",
+        help="open the course's notebooks/ instead, solutions in (instructors, maintainers)",
     )
 
     commands.add_parser("doctor", help="check the installation and a loopback round trip")
@@ -270,7 +289,7 @@ def serve_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser().parse_known_args(argv)
     if args.command == "lab":
-        return lab(extra)
+        return lab(args.solutions, extra)
     if extra:
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "serve" and args.workers != 1:

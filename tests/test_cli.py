@@ -13,9 +13,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
+
+from rtlab import cli, handout
+from rtlab.learner import PLACEHOLDER
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,26 +114,152 @@ def test_doctor_fails_when_a_check_fails(monkeypatch, capsys):
     assert "pip install no-such-package-rtlab" in out
 
 
-def test_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "BROWSER": "true"}
+def get_json(url: str) -> dict:
+    """GET ``url`` as JSON, retrying while the port is not listening yet."""
+    for _ in range(100):  # the URL is logged a moment before the port listens
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.URLError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing answered {url}")
+
+
+def test_lab_starts_jupyterlab_on_the_learners_copy(tmp_path):
+    mine = tmp_path / "learner"
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "BROWSER": "true",
+        "RTLAB_LEARNER_DIR": str(mine),
+    }
     options = ["--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", *TOKEN]
     process = start("lab", *options, env=env)
     try:
-        wait_for_line(process, re.escape(f"Starting JupyterLab on {ROOT / 'notebooks'}"))
-        port = wait_for_line(process, r"http://127\.0\.0\.1:(\d+)/lab\?token=").group(1)
-        api = f"http://127.0.0.1:{port}/api/contents?token=t"
-        names: set[str] = set()
-        for _ in range(100):  # the URL is logged a moment before the port listens
-            try:
-                with urllib.request.urlopen(api, timeout=30) as response:
-                    names = {item["name"] for item in json.load(response)["content"]}
-                break
-            except urllib.error.URLError:
-                time.sleep(0.1)
-        assert "00_welcome.ipynb" in names
+        wait_for_line(process, r"Made your copies of \d+ lesson\(s\) in ")
+        wait_for_line(process, re.escape(f"Starting JupyterLab on {mine}"))
+        opened = r"http://127\.0\.0\.1:(\d+)/lab/tree/00_welcome\.ipynb\?token="
+        port = wait_for_line(process, opened).group(1)
+        served = get_json(f"http://127.0.0.1:{port}/api/contents/00_welcome.ipynb?token=t")
+        assert served["path"] == "00_welcome.ipynb" and served["type"] == "notebook"
+        copy = json.loads((mine / "00_welcome.ipynb").read_text())
+        assert handout.sources_hash(served["content"]) == handout.sources_hash(copy)
+        assert "# BEGIN SOLUTION" not in json.dumps(served["content"])
+        assert PLACEHOLDER in json.dumps(served["content"])
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+class Exec:
+    """Stands in for os.execv: records the command line JupyterLab would have started with."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.argv: list[str] | None = None
+        monkeypatch.setattr(os, "execv", self)
+
+    def __call__(self, path: str, argv: list[str]) -> None:
+        assert path == sys.executable
+        self.argv = argv
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A checkout whose course is two small lessons, one with an exercise and a prediction."""
+    monkeypatch.delenv(handout.FOLDER_VARIABLE, raising=False)
+    monkeypatch.setattr(handout, "REPO_NOTEBOOKS", tmp_path / "notebooks")
+    course = tmp_path / "notebooks"
+    course.mkdir()
+    solved = "def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n"
+    predict = nbformat.v4.new_code_cell("print(6 * 7)", metadata={"tags": ["predict"]})
+    predict.outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    lessons = {
+        "00_welcome.ipynb": [nbformat.v4.new_code_cell(solved), predict],
+        "01_next.ipynb": [nbformat.v4.new_code_cell("print(1)")],
+    }
+    for name, cells in lessons.items():
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), course / name)
+    return tmp_path
+
+
+def test_lab_argv_opens_the_first_lesson_and_passes_extra_options_last(tmp_path):
+    (tmp_path / "00_welcome.ipynb").write_text("{}")
+    argv = cli.lab_argv(tmp_path, ["--port", "9999"])
+    assert argv[:4] == [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={tmp_path}"]
+    assert argv[4:7] == ["--LabApp.default_url=/lab/tree/00_welcome.ipynb", "--port", "9999"]
+    assert argv[7:] == (["--allow-root"] if os.geteuid() == 0 else [])
+    (tmp_path / "00_welcome.ipynb").unlink()
+    assert not any("default_url" in arg for arg in cli.lab_argv(tmp_path, []))
+
+
+def test_lab_makes_the_learners_copies_then_opens_them(checkout, monkeypatch, capsys):
+    started = Exec(monkeypatch)
+    assert cli.main(["lab", "--no-browser"]) == 1  # execv returned: only in this test
+    mine = checkout / "learner"
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"Made your copies of 2 lesson(s) in {mine} (solutions taken out): edit them freely, "
+        "rtlab never overwrites your work.",
+        f"Starting JupyterLab on {mine}",
+    ]
+    assert started.argv == cli.lab_argv(mine, ["--no-browser"])
+    welcome = nbformat.read(mine / "00_welcome.ipynb", as_version=4)
+    assert PLACEHOLDER in welcome.cells[0].source
+    assert welcome.cells[1].outputs == [], "a predict cell's output must be cleared"
+    assert (mine / handout.MANIFEST).is_file()
+
+
+def test_lab_later_brings_the_copies_up_to_date_and_says_so_in_one_line(
+    checkout, monkeypatch, capsys
+):
+    Exec(monkeypatch)
+    cli.main(["lab"])
+    mine, course = checkout / "learner", checkout / "notebooks"
+    capsys.readouterr()
+    cli.main(["lab"])
+    assert capsys.readouterr().out.splitlines()[0] == f"Your copies in {mine}: up to date."
+    edited = nbformat.read(mine / "00_welcome.ipynb", as_version=4)
+    edited.cells[0].source = "def f():\n    return 1"
+    nbformat.write(edited, mine / "00_welcome.ipynb")
+    for name in ("00_welcome.ipynb", "01_next.ipynb"):
+        lesson = nbformat.read(course / name, as_version=4)
+        lesson.cells.append(nbformat.v4.new_markdown_cell("A new paragraph."))
+        nbformat.write(lesson, course / name)
+    nbformat.write(nbformat.v4.new_notebook(), course / "02_new.ipynb")
+    cli.main(["lab"])
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"Your copies in {mine}: added 02_new.ipynb; updated 01_next.ipynb (changed in the "
+        "course, not by you); kept 00_welcome.ipynb as they are though the course changed "
+        "(rtlab learner --update says why)."
+    )
+    assert nbformat.read(mine / "00_welcome.ipynb", as_version=4).cells[0].source == (
+        "def f():\n    return 1"
+    )
+    assert "A new paragraph." in (mine / "01_next.ipynb").read_text()
+
+
+def test_lab_solutions_opens_the_course_and_writes_no_copy(checkout, monkeypatch, capsys):
+    started = Exec(monkeypatch)
+    cli.main(["lab", "--solutions", "--ServerApp.port=0"])
+    course = checkout / "notebooks"
+    assert started.argv == cli.lab_argv(course, ["--ServerApp.port=0"])
+    assert capsys.readouterr().out == f"Starting JupyterLab on {course}\n"
+    assert not (checkout / "learner").exists()
+
+
+def test_lab_stops_with_a_clear_error_before_starting_jupyterlab(checkout, monkeypatch, capsys):
+    started = Exec(monkeypatch)
+    broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# BEGIN SOLUTION")])
+    nbformat.write(broken, checkout / "notebooks" / "05_broken.ipynb")
+    assert cli.main(["lab"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("rtlab lab: ") and "has no END SOLUTION; nothing written" in error
+    assert started.argv is None and not (checkout / "learner").exists()
+    (checkout / "notebooks" / "05_broken.ipynb").unlink()
+    (checkout / "learner").write_text("a file")
+    assert cli.main(["lab"]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert started.argv is None
 
 
 def test_serve_lists_every_endpoint_and_says_who_may_join():

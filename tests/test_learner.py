@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from rtlab import cli
+from rtlab import cli, handout
 from rtlab.learner import PLACEHOLDER, SolutionError, learner_notebook, learner_source
 
 EXERCISE = """\
@@ -269,3 +270,154 @@ def test_missing_or_empty_sources_are_clear_errors(tmp_path, capsys):
     assert "no such folder or notebook" in capsys.readouterr().err
     assert cli.main(["learner", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no notebooks" in capsys.readouterr().err
+
+
+# -- a learner's own copies: made once, brought up to date, never overwritten -------------
+
+
+def run_update(source: Path, out: Path, capsys) -> str:
+    assert cli.main(["learner", str(source), "--out", str(out), "--update"]) == 0
+    return capsys.readouterr().out
+
+
+def edit(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    nb = json.loads(path.read_text())
+    change(nb["cells"])
+    path.write_text(json.dumps(nb, indent=1))
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    source = tmp_path / "course"
+    write(source, "01_a.ipynb", notebook(code(EXERCISE, result("✅ correct"))))
+    write(source, "02_b.ipynb", notebook(code("print(1)", result("1"))))
+    return source
+
+
+def test_update_makes_the_copies_and_a_manifest(course, tmp_path, capsys):
+    out = tmp_path / "mine"
+    report = run_update(course, out, capsys)
+    assert f"added {out / '01_a.ipynb'}" in report and f"added {out / '02_b.ipynb'}" in report
+    assert report.splitlines()[-1] == f"{out}: 2 added, 0 updated, 0 skipped, 0 already up to date"
+    assert PLACEHOLDER in (out / "01_a.ipynb").read_text()
+    manifest = json.loads((out / handout.MANIFEST).read_text())["copies"]
+    assert set(manifest) == {"01_a.ipynb", "02_b.ipynb"}
+    assert manifest["01_a.ipynb"]["sources"] == handout.sources_hash(
+        json.loads((out / "01_a.ipynb").read_text())
+    )
+    assert (
+        run_update(course, out, capsys)
+        .splitlines()[-1]
+        .endswith("0 added, 0 updated, 0 skipped, 2 already up to date")
+    )
+
+
+def test_a_copy_the_learner_only_ran_is_replaced_when_the_course_changes(course, tmp_path, capsys):
+    out = tmp_path / "mine"
+    run_update(course, out, capsys)
+    ran = out / "02_b.ipynb"
+    edit(ran, lambda cells: cells[0].update(outputs=result("1 (my run)")))
+    assert "0 updated" in run_update(course, out, capsys)
+    assert "my run" in ran.read_text(), "an unchanged course must not replace a copy"
+    edit(course / "02_b.ipynb", lambda cells: cells[0].update(source=["print(2)"]))
+    report = run_update(course, out, capsys)
+    assert f"updated {ran}: the course changed it and you had not edited it" in report
+    assert json.loads(ran.read_text())["cells"][0]["source"] == ["print(2)"]
+    assert "my run" not in ran.read_text()
+
+
+def test_an_edited_copy_is_kept_and_named_with_the_reason(course, tmp_path, capsys):
+    out = tmp_path / "mine"
+    run_update(course, out, capsys)
+    mine = out / "01_a.ipynb"
+    edit(mine, lambda cells: cells[0].update(source=["def accept_key(key):\n", "    return 42"]))
+    mine_before = mine.read_text()
+    assert "skipped" not in run_update(course, out, capsys).replace("0 skipped", "")
+    edit(course / "01_a.ipynb", lambda cells: cells.append(code("print('new cell')")))
+    write(course, "03_c.ipynb", notebook(code("print(3)")))
+    report = run_update(course, out, capsys)
+    assert f"skipped {mine}: you edited it, and the course changed it since" in report
+    assert "rename your copy" in report
+    assert f"added {out / '03_c.ipynb'}" in report
+    assert report.splitlines()[-1].endswith("1 added, 0 updated, 1 skipped, 1 already up to date")
+    assert mine.read_text() == mine_before
+    assert "skipped" in run_update(course, out, capsys), "still behind the course: said again"
+
+
+def test_copies_without_a_record_are_kept_unless_their_cells_are_the_courses(
+    course, tmp_path, capsys
+):
+    out = tmp_path / "mine"
+    assert cli.main(["learner", str(course), "--out", str(out)]) == 0
+    (out / handout.MANIFEST).unlink()  # e.g. copies unzipped from an instructor's handout
+    edit(out / "01_a.ipynb", lambda cells: cells[0].update(outputs=result("ran it")))
+    edit(out / "02_b.ipynb", lambda cells: cells[0].update(source=["my own"]))
+    (out / "03_c.ipynb").write_text("{not json")
+    write(course, "03_c.ipynb", notebook(code("print(3)")))
+    report = run_update(course, out, capsys)
+    assert f"skipped {out / '02_b.ipynb'}: rtlab has no record of writing it" in report
+    assert f"skipped {out / '03_c.ipynb'}: cannot read it" in report
+    assert "ran it" in (out / "01_a.ipynb").read_text()
+    assert report.splitlines()[-1].endswith("0 added, 0 updated, 2 skipped, 1 already up to date")
+    assert "01_a.ipynb" in json.loads((out / handout.MANIFEST).read_text())["copies"]
+    assert (out / "03_c.ipynb").read_text() == "{not json"
+
+
+def test_update_refuses_bad_sources_and_writes_nothing(course, tmp_path, capsys):
+    out = tmp_path / "mine"
+    write(course, "09_bad.ipynb", notebook(code("# BEGIN SOLUTION\nx = 2\n")))
+    assert cli.main(["learner", str(course), "--out", str(out), "--update"]) == 1
+    assert "has no END SOLUTION" in capsys.readouterr().err
+    assert not out.exists()
+    (course / "09_bad.ipynb").write_text('{"cells": [')
+    assert cli.main(["learner", str(course), "--out", str(out), "--update"]) == 1
+    error = capsys.readouterr().err
+    assert f"cannot read {course / '09_bad.ipynb'}" in error and "nothing written" in error
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("mode", [[], ["--update"], ["--force"]])
+def test_an_out_that_is_a_file_is_a_clear_error(course, tmp_path, capsys, mode):
+    out = tmp_path / "mine.txt"
+    out.write_text("notes")
+    assert cli.main(["learner", str(course), "--out", str(out), *mode]) == 1
+    assert f"--out {out} is a file, not a folder" in capsys.readouterr().err
+    assert out.read_text() == "notes"
+
+
+def test_update_and_force_do_not_go_together(course, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["learner", str(course), "--update", "--force"])
+    assert exit.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_existing_copies_point_to_update_first(course, tmp_path, capsys):
+    out = tmp_path / "mine"
+    run_update(course, out, capsys)
+    assert cli.main(["learner", str(course), "--out", str(out)]) == 1
+    assert "--update adds new lessons and keeps your edits" in capsys.readouterr().err
+
+
+def test_the_learner_folder_sits_beside_the_checkouts_notebooks(tmp_path, monkeypatch):
+    monkeypatch.delenv(handout.FOLDER_VARIABLE, raising=False)
+    assert handout.learner_folder() == handout.REPO_NOTEBOOKS.parent / "learner"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "learner/00_welcome.ipynb"],
+        cwd=handout.REPO_NOTEBOOKS.parent,
+    )
+    assert ignored.returncode == 0, "git must ignore learner/ in a checkout"
+    monkeypatch.setattr(handout, "REPO_NOTEBOOKS", tmp_path / "site-packages" / "notebooks")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert handout.learner_folder() == tmp_path / "home" / "rtlab-learner"  # pip-installed
+    monkeypatch.setenv(handout.FOLDER_VARIABLE, "~/class/mine")
+    assert handout.learner_folder() == tmp_path / "home" / "class" / "mine"
+
+
+def test_the_default_out_is_the_learner_folder(course, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(handout.FOLDER_VARIABLE, str(tmp_path / "mine"))
+    assert cli.main(["learner", str(course), "--update"]) == 0
+    assert sorted(p.name for p in (tmp_path / "mine").glob("*.ipynb")) == [
+        "01_a.ipynb",
+        "02_b.ipynb",
+    ]
