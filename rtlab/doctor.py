@@ -1,7 +1,17 @@
-"""``rtlab doctor``: is this installation ready for the course?"""
+"""``rtlab doctor``: is this installation ready for the course?
+
+The exit code is 0 when every check the lessons need passes (Python, the packages,
+the JupyterLab extensions, a loopback round trip). The programs only some parts use
+(``redis-server`` for lesson 09, ``node`` and ``npm`` for ``rtlab bench``'s Node peers)
+are checked too, ❌ with the command that installs them when missing, but do not
+change the exit code: lessons 00-08 run without them.
+"""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +32,12 @@ EXTENSIONS = (
     ),
     ("JupyterLab anywidget extension", ("anywidget",), "anywidget"),
 )
+# Programs that only some parts of the course use: the row's name, the programs, what
+# needs them, and the packages that install them on Debian (apt-get) and with conda.
+TOOLS = (
+    ("redis-server", ("redis-server",), "lesson 09", "redis-server", "redis-server"),
+    ("node", ("node", "npm"), "rtlab bench's Node peers", "nodejs npm", "nodejs"),
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    optional: bool = False  # when it fails, the lessons named in ``detail`` wait; no others
 
 
 def _python() -> Check:
@@ -64,8 +81,40 @@ def _round_trip() -> Check:
     return Check(name, ok, f"sent 'ping', got {answer!r}")
 
 
+def _version(program: str) -> str:
+    """``program --version``'s version number, or its first line."""
+    try:
+        said = subprocess.run(
+            [program, "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"({type(error).__name__})"
+    found = re.search(r"\d+\.\d+(\.\d+)?", said)
+    return found[0] if found else (said.splitlines() or ["?"])[0]
+
+
+def _tool(name: str, programs: tuple[str, ...], needed_for: str, debian: str, conda: str) -> Check:
+    found = {program: shutil.which(program) for program in programs}
+    missing = [program for program, path in found.items() if path is None]
+    if missing:
+        return Check(
+            name,
+            False,
+            f"{' and '.join(missing)} not found, needed for {needed_for}: sudo apt-get install "
+            f"{debian} (Debian, Ubuntu) or conda install -c conda-forge {conda}",
+            optional=True,
+        )
+    versions = ", ".join(f"{program} {_version(path)}" for program, path in found.items())
+    return Check(name, True, f"{versions} (for {needed_for})", optional=True)
+
+
+def tool_checks() -> list[Check]:
+    """The programs only some lessons need (:data:`TOOLS`)."""
+    return [_tool(*tool) for tool in TOOLS]
+
+
 def run_checks() -> list[Check]:
-    """Every check, in the order the table shows them."""
+    """Every check the lessons need, in the order the table shows them."""
     checks: list[Callable[[], Check]] = [
         _python,
         *[lambda name=name: _package(name) for name in PACKAGES],
@@ -75,16 +124,27 @@ def run_checks() -> list[Check]:
     return [check() for check in checks]
 
 
+def ready(checks: list[Check]) -> bool:
+    """Whether the lessons can run: every check passed but, perhaps, optional ones."""
+    return all(c.ok or c.optional for c in checks)
+
+
 def report(checks: list[Check]) -> str:
-    """A ✅/❌ table, one row per check."""
+    """A ✅/❌ table, one row per check, and a last line saying what follows from it."""
     width = max(len(c.name) for c in checks)
     rows = [f"{'✅' if c.ok else '❌'} {c.name:<{width}}  {c.detail}" for c in checks]
     passed = sum(c.ok for c in checks)
-    rows.append(f"{passed} of {len(checks)} checks passed")
+    summary = f"{passed} of {len(checks)} checks passed"
+    if not ready(checks):
+        summary += ": fix the ❌ rows above before starting the lessons"
+    elif passed < len(checks):
+        summary += ": ready for the lessons; a ❌ tool is needed only where its row says"
+    rows.append(summary)
     return "\n".join(rows)
 
 
 def main() -> int:
-    checks = run_checks()
+    """Print the table: exit code 0 when the lessons can run (optional tools aside)."""
+    checks = run_checks() + tool_checks()
     print(report(checks))
-    return 0 if all(c.ok for c in checks) else 1
+    return 0 if ready(checks) else 1

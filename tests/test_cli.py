@@ -91,29 +91,6 @@ def test_serve_rejects_a_bad_port():
     assert "--port must be between 0 and 65535" in result.stderr
 
 
-def test_doctor_prints_a_table_and_passes():
-    result = subprocess.run([*RTLAB, "doctor"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[-1] == f"{len(lines) - 1} of {len(lines) - 1} checks passed"
-    assert all(line.startswith("✅") for line in lines[:-1])
-    names = " ".join(lines)
-    for name in ("Python", "websockets", "jupyterlab", "ipywidgets", "nest-asyncio2"):
-        assert name in names
-    assert "JupyterLab widgets extension" in names
-    assert "sent 'ping', got 'Echo: ping'" in names
-
-
-def test_doctor_fails_when_a_check_fails(monkeypatch, capsys):
-    from rtlab import doctor
-
-    monkeypatch.setattr(doctor, "PACKAGES", ("websockets", "no-such-package-rtlab"))
-    assert doctor.main() == 1
-    out = capsys.readouterr().out
-    assert "❌ no-such-package-rtlab" in out
-    assert "pip install no-such-package-rtlab" in out
-
-
 def get_json(url: str) -> dict:
     """GET ``url`` as JSON, retrying while the port is not listening yet."""
     for _ in range(100):  # the URL is logged a moment before the port listens
