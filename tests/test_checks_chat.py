@@ -1,5 +1,7 @@
-"""The checks of lesson 08 pass right answers, fail typical wrong ones with the right hint,
-and say "not done yet" to a learner copy."""
+"""The checks of lesson 08 pass right answers written in different ways, fail realistic
+wrong ones with the hint for the mistake, say "not done yet" (with the nudge) to a learner
+copy, and turn whatever the learner's code raises into a cross naming it. The roster
+check runs on a live server of its own."""
 
 from __future__ import annotations
 
@@ -8,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtlab.checks import chat
-from rtlab.checks.chat import check_presence_changes, check_typing_signal, expected_changes
+from rtlab.checks.chat import (
+    check_presence_changes,
+    check_roster,
+    check_typing_signal,
+    expected_changes,
+)
 
 # -- presence_changes(before, sessions) ------------------------------------------------------
 
@@ -85,9 +92,10 @@ def test_presence_not_done_yet_and_crashes():
     verdict = check_presence_changes(learner_copy)
     assert not verdict.passed
     assert verdict.message == "presence_changes: not done yet"
-    assert verdict.hint == chat.PRESENCE_HINT
+    assert verdict.hint.startswith(chat.PRESENCE_NUDGE)
     verdict = check_presence_changes(lambda before, sessions: before - sessions)
     assert "raised TypeError" in verdict.message
+    assert verdict.hint == chat.PRESENCE_HINT
 
 
 def test_the_check_does_not_mind_an_answer_that_changes_its_arguments():
@@ -111,8 +119,18 @@ def typing_right(typing, last_key, what, now):  # type: ignore[no-untyped-def]
     return False if typing else None
 
 
-def test_typing_right_answer_passes():
+def test_typing_right_answers_pass():
     assert str(check_typing_signal(typing_right)) == "✅ typing_signal: correct"
+
+    def as_a_table(typing, last_key, what, now):  # type: ignore[no-untyped-def]
+        idle = typing and last_key is not None and now - last_key >= 2.0
+        return {
+            ("key", False): True,
+            ("tick", True): False if idle else None,
+            ("send", True): False,
+        }.get((what, typing))
+
+    assert check_typing_signal(as_a_table).passed
 
 
 @pytest.mark.parametrize(
@@ -161,6 +179,110 @@ def test_typing_not_done_yet_and_not_a_function():
 
     verdict = check_typing_signal(learner_copy)
     assert verdict.message == "typing_signal: not done yet"
-    assert verdict.hint == chat.TYPING_HINT
+    assert verdict.hint.startswith(chat.TYPING_NUDGE)
     assert "expected a function" in check_typing_signal(None).message
     assert "raised" in check_typing_signal(lambda typing: True).message
+
+
+# -- roster(joined, events), on a live server -------------------------------------------------
+
+
+def roster_right(joined, events):  # type: ignore[no-untyped-def]
+    people = {p["userId"]: None if p["online"] else p["lastSeen"] for p in joined}
+    for event in events:
+        people[event["userId"]] = None if event["online"] else event["lastSeen"]
+    return people
+
+
+def roster_merged(joined, events):  # type: ignore[no-untyped-def]
+    """Right, written differently: the last word per user wins, then online means None."""
+    last = {p["userId"]: p for p in [*joined, *events]}
+    return {user: (p["lastSeen"], None)[p["online"]] for user, p in last.items()}
+
+
+def roster_mutating(joined, events):  # type: ignore[no-untyped-def]
+    """Right, and it empties its arguments as it goes."""
+    people = {}
+    while joined:
+        entry = joined.pop(0)
+        people[entry["userId"]] = entry["lastSeen"]
+    for event in events:
+        people[event["userId"]] = event["lastSeen"] if not event["online"] else None
+    events.clear()
+    return people
+
+
+@pytest.mark.parametrize("answer", [roster_right, roster_merged, roster_mutating])
+def test_roster_right_answers_pass(answer):
+    assert str(check_roster(answer)) == "✅ roster: correct"
+
+
+def copies_last_seen(joined, events):  # type: ignore[no-untyped-def]
+    """Wrong: takes lastSeen as it comes, also from online: true events."""
+    return {p["userId"]: p["lastSeen"] for p in [*joined, *events]}
+
+
+def forgets_who_left(joined, events):  # type: ignore[no-untyped-def]
+    people = roster_right(joined, [])
+    for event in events:
+        if event["online"]:
+            people[event["userId"]] = None
+        else:
+            people.pop(event["userId"], None)
+    return people
+
+
+def newest_first(joined, events):  # type: ignore[no-untyped-def]
+    return roster_right(joined, list(reversed(events)))
+
+
+@pytest.mark.parametrize(
+    ("answer", "words", "hint"),
+    [
+        (copies_last_seen, "bob: expected None, got '20", chat.ONLINE_NO_TIME),
+        (forgets_who_left, "alice: expected '20", chat.KEEP_LEFT),
+        (
+            lambda joined, events: roster_right([], events),
+            "erin: expected None, got 'nothing'",
+            chat.FROM_ACK,
+        ),
+        (
+            lambda joined, events: roster_right(joined, []),
+            "bob: expected None, got 'nothing'",
+            chat.APPLY_EVENTS,
+        ),
+        (newest_first, "dave: expected '20", chat.APPLY_EVENTS),
+        (
+            lambda joined, events: {e["userId"]: None for e in [*joined, *events]},
+            "alice: expected '20",
+            chat.KEEP_LEFT,
+        ),
+        (lambda joined, events: None, "did you forget `return`?", chat.ROSTER_HINT),
+        (
+            lambda joined, events: list(events),
+            "expected a dict user -> lastSeen or None, got list",
+            chat.ROSTER_HINT,
+        ),
+        (
+            lambda joined, events: {p["user"]: None for p in joined},
+            "raised KeyError: 'user'",
+            chat.ROSTER_HINT,
+        ),
+        ({}, "expected a function, got dict", chat.ROSTER_HINT),
+    ],
+)
+def test_roster_wrong_answers_fail_with_the_hint_for_the_mistake(answer, words, hint):
+    verdict = check_roster(answer)
+    assert not verdict.passed
+    assert str(verdict).startswith("❌ roster: ")
+    assert words in verdict.message
+    assert verdict.hint == hint
+
+
+def test_roster_not_done_yet_shows_the_nudge():
+    def learner_copy(joined, events):  # type: ignore[no-untyped-def]
+        raise NotImplementedError  # your code here
+
+    verdict = check_roster(learner_copy)
+    assert verdict.message == "roster: not done yet"
+    assert verdict.hint.startswith(chat.ROSTER_NUDGE)

@@ -1,11 +1,16 @@
-"""Checks for lesson 08, the chat app: the presence rule and the typing debounce rule.
+"""Checks for lesson 08, the chat app: the presence rule, a live presence list, typing.
 
 Exercise 1: ``presence_changes(before, sessions)`` says who came online and who went
 offline in a room, given who was online before and the users of the sessions in it
 now (one entry per tab). The server's table (rtlab.core.presence.Presence) is the
 reference.
 
-Exercise 2: ``typing_signal(typing, last_key, what, now)`` says what a text box tells
+Exercise 2: ``roster(joined, events)`` keeps a room's presence list up to date on the
+client: the join ack's ``presence`` list, then the ``presence`` events after it. The
+check makes real traffic on a lab server of its own and compares the answer with what
+the server tells a newcomer at the end.
+
+Exercise 3: ``typing_signal(typing, last_key, what, now)`` says what a text box tells
 the server: True (typing), False (stopped) or None (nothing new). The check plays
 scripted sessions of keys, timer ticks and sends, and compares every answer with
 rtlab.core.presence.debounce (without the renewal, which the lesson shows apart).
@@ -13,18 +18,24 @@ rtlab.core.presence.debounce (without the renewal, which the lesson shows apart)
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from rtlab.checks import Verdict, grade
 from rtlab.core.presence import TYPING_IDLE, Debounce, Input, Presence, debounce
+from rtlab.notebook.background import start_server
+from rtlab.notebook.clients import Client, connect
 
-__all__ = ["check_presence_changes", "check_typing_signal"]
+__all__ = ["check_presence_changes", "check_roster", "check_typing_signal"]
 
 Problem = tuple[str, str]
 
 # -- exercise 1: presence_changes(before, sessions) ----------------------------------------
+
+PRESENCE_NUDGE = "make a set of the users in `sessions`, and compare it with `before`"
 
 PRESENCE_HINT = (
     "presence is per user: a user is online while at least one of their sessions is in "
@@ -82,10 +93,134 @@ def _presence_problem(presence_changes: Callable[..., Any]) -> Problem | None:
 
 def check_presence_changes(presence_changes: Callable[..., Any]) -> Verdict:
     """Grade ``presence_changes(before, sessions)``: who came online, who went offline."""
-    return grade("presence_changes", lambda: _presence_problem(presence_changes), PRESENCE_HINT)
+    return grade(
+        "presence_changes",
+        lambda: _presence_problem(presence_changes),
+        PRESENCE_HINT,
+        PRESENCE_NUDGE,
+    )
 
 
-# -- exercise 2: typing_signal(typing, last_key, what, now) --------------------------------
+# -- exercise 2: roster(joined, events), graded on a live server ----------------------------
+
+ROSTER_NUDGE = "make a dict from `joined` (the ack's list), then go through `events` in order"
+ROSTER_HINT = (
+    "start from the join ack's list: user -> None if online, else their lastSeen. Then apply "
+    "each presence event in order: online -> None, offline -> the event's lastSeen (the time "
+    "they left). Return the dict"
+)
+ONLINE_NO_TIME = (
+    "in a presence event, lastSeen is the time of that change: for online: true it is when "
+    "the user came online. Someone online now has no 'last seen': None"
+)
+KEEP_LEFT = (
+    "a user who went offline stays in the list with the time they left (the lastSeen of "
+    "their online: false event), so that the chat can show 'last seen ...'"
+)
+APPLY_EVENTS = "apply every presence event after the ack's list, in order: a user's last one wins"
+FROM_ACK = "start from the join ack's list: it holds those who were there before you came"
+
+ROSTER_ROOM = "roster"
+MISSING = "nothing"  # what a verdict shows for a user left out
+Roster = dict[str, str | None]  # user -> None while online, else when they left
+
+
+def _live_roster_traffic() -> tuple[list[Any], list[Any], Roster]:
+    """Real traffic on a server of the check's own: the presence list in erin's join ack,
+    the presence events she got after it, and what a newcomer is told at the end."""
+    server = start_server(ping_interval=None)
+    clients: list[Client] = []
+
+    def join(user: str) -> tuple[Client, Any]:
+        client = connect(server, user)
+        clients.append(client)
+        return client, client.emit("join-room", ROSTER_ROOM, ack=True, timeout=5)
+
+    try:
+        alice, _ = join("alice")
+        carol, _ = join("carol")
+        carol.close()  # carol was here and left before erin came
+        alice.wait_for("presence", 2, timeout=5)
+        erin, ack = join("erin")
+        bob_tab, _ = join("bob")  # bob comes online...
+        join("bob")  # ...and opens a second tab: no news
+        join("carol")  # carol is back
+        erin.wait_for("presence", 2, timeout=5)
+        alice.close()  # alice goes
+        erin.wait_for("presence", 3, timeout=5)
+        dave, _ = join("dave")  # dave comes and goes
+        dave.close()
+        erin.wait_for("presence", 5, timeout=5)
+        bob_tab.close()  # one of bob's two tabs: no news
+        events = [event.data for event in erin.events("presence")]
+        _, told = join("newcomer")
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        server.stop()
+    now = _as_roster(told["presence"])
+    del now["newcomer"]
+    return ack["presence"], events, now
+
+
+def _as_roster(entries: list[Any]) -> Roster:
+    return {p["userId"]: None if p["online"] else p["lastSeen"] for p in entries}
+
+
+def _roster_hint(
+    got: dict[Any, Any], expected: Roster, joined: list[Any], events: list[Any]
+) -> str:
+    """The hint for the mistake ``got`` shows."""
+    wrong = [u for u in {*got, *expected} if got.get(u, MISSING) != expected.get(u, MISSING)]
+    came_online = {e["lastSeen"] for e in events if e["online"]}
+    if any(expected.get(u, "") is None and got.get(u) in came_online for u in wrong):
+        return ONLINE_NO_TIME
+    if got == _as_roster(joined):
+        return APPLY_EVENTS
+    back = {e["userId"] for e in events if e["online"]}
+    if any(
+        expected.get(u) is not None and (u not in got or (got[u] is None and u not in back))
+        for u in wrong
+    ):
+        return KEEP_LEFT
+    heard = {e["userId"] for e in events}
+    if any(u in expected and u not in got and u not in heard for u in wrong):
+        return FROM_ACK
+    return APPLY_EVENTS
+
+
+def _roster_problem(roster: Callable[..., Any]) -> Problem | None:
+    if not callable(roster):
+        return f"expected a function, got {type(roster).__name__}", ROSTER_HINT
+    joined, events, expected = _live_roster_traffic()
+    got = roster(copy.deepcopy(joined), copy.deepcopy(events))
+    if got is None:
+        return "returned None; did you forget `return`?", ROSTER_HINT
+    if not isinstance(got, dict):
+        return f"expected a dict user -> lastSeen or None, got {type(got).__name__}", ROSTER_HINT
+    if got == expected:
+        return None
+    wrong = [
+        f"{user}: expected {expected.get(user, MISSING)!r}, got {got.get(user, MISSING)!r}"
+        for user in sorted({*expected, *got}, key=str)
+        if got.get(user, MISSING) != expected.get(user, MISSING)
+    ]
+    return (
+        f"after {len(events)} presence events on a live server, " + "; ".join(wrong[:3]),
+        _roster_hint(got, expected, joined, events),
+    )
+
+
+def check_roster(roster: Callable[..., Any]) -> Verdict:
+    """Grade ``roster(joined, events)`` against a live room's traffic: the presence list
+    a client keeps up to date must be what the server tells a newcomer."""
+    return grade("roster", lambda: _roster_problem(roster), ROSTER_HINT, ROSTER_NUDGE)
+
+
+# -- exercise 3: typing_signal(typing, last_key, what, now) --------------------------------
+
+TYPING_NUDGE = "one `if` per kind of `what`: 'key', 'tick', 'send'; start with 'key'"
 
 TYPING_HINT = (
     f"'key': True if the server was not told yet, else None; 'tick': False once "
@@ -146,4 +281,4 @@ def _typing_problem(typing_signal: Callable[..., Any]) -> Problem | None:
 
 def check_typing_signal(typing_signal: Callable[..., Any]) -> Verdict:
     """Grade ``typing_signal(typing, last_key, what, now)``: True, False or None."""
-    return grade("typing_signal", lambda: _typing_problem(typing_signal), TYPING_HINT)
+    return grade("typing_signal", lambda: _typing_problem(typing_signal), TYPING_HINT, TYPING_NUDGE)
