@@ -1,13 +1,15 @@
-"""The checks of lesson 05 pass right answers, fail typical wrong ones with the right hint,
-and say "not done yet" to a learner copy."""
+"""The checks of lesson 05 pass right answers written differently, fail realistic wrong ones
+with the hint for their mistake (the Origin check on a real server too), and say "not done
+yet" to a learner copy."""
 
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import hmac
 import json
+import secrets
+from hmac import compare_digest as timing_safe
 from urllib.parse import urlsplit
 
 import pytest
@@ -16,13 +18,10 @@ from rtlab.aio.admission import origin_allowed
 from rtlab.checks import security
 from rtlab.checks.security import (
     ORIGIN_CASES,
-    SCENARIOS,
     TOKEN_CASES,
-    check_limiter,
     check_origin_allowed,
     check_verify_token,
 )
-from rtlab.core.ratelimit import SlidingWindow
 from rtlab.core.tokens import issue
 
 
@@ -32,189 +31,37 @@ def nothing_printed(capfd):
     assert capfd.readouterr() == ("", "")
 
 
-# -- exercise 1: the limiter -----------------------------------------------------------------
-
-
-class RightLimiter:
-    def __init__(self):
-        self.times = {}
-
-    def allow(self, user, now):
-        times = self.times.setdefault(user, collections.deque())
-        while times and now - times[0] >= 60:
-            times.popleft()
-        if len(times) >= 10:
-            return False
-        times.append(now)
-        return True
-
-
-class ListLimiter:
-    """Another right answer: filters a list instead of popping a deque."""
-
-    def __init__(self):
-        self.allowed = collections.defaultdict(list)
-
-    def allow(self, user, now):
-        recent = [t for t in self.allowed[user] if now - t < 60]
-        self.allowed[user] = recent
-        if len(recent) < 10:
-            recent.append(now)
-            return True
-        return False
-
-
-class ReferenceLimiter:
-    def __init__(self):
-        self.policy = SlidingWindow(10, 60)
-
-    def allow(self, user, now):
-        return self.policy.check(user, now).allowed
-
-
-@pytest.mark.parametrize("limiter", [RightLimiter, ListLimiter, ReferenceLimiter])
-def test_right_limiters_pass(limiter) -> None:
-    verdict = check_limiter(limiter)
-    assert verdict.passed, verdict
-    assert str(verdict) == "✅ limiter: correct"
-
-
-def test_a_learner_copy_is_not_done_yet() -> None:
-    class Blank:
-        def __init__(self):
-            raise NotImplementedError  # your code here
-
-        def allow(self, user, now):
-            raise NotImplementedError  # your code here
-
-    verdict = check_limiter(Blank)
-    assert not verdict.passed
-    assert verdict.message == "limiter: not done yet"
-    assert verdict.hint == security.LIMITER_HINT
-
-
-def test_the_scenarios_each_have_refusals_and_the_traffic_is_mixed() -> None:
-    for scenario in SCENARIOS:
-        allowed = security._reference(scenario.events)
-        assert any(allowed) and not all(allowed), scenario.name
-    traffic = SCENARIOS[-1]
-    assert len({user for user, _ in traffic.events}) == 6
-    assert len(traffic.events) > 500
-
-
-def test_eleven_a_minute_fails_with_its_hint() -> None:
-    class Eleven(RightLimiter):
-        def allow(self, user, now):
-            times = self.times.setdefault(user, collections.deque())
-            while times and now - times[0] >= 60:
-                times.popleft()
-            if len(times) > 10:
-                return False
-            times.append(now)
-            return True
-
-    verdict = check_limiter(Eleven)
-    assert verdict.message == (
-        "limiter: a burst of 12 from alice: alice's event #11 at t=10: you allowed it, "
-        "the seed's limit says refused (alice had 10 allowed in the 60 s before)"
-    )
-    assert verdict.hint == security.TOO_MANY
-
-
-def test_one_counter_for_everyone_fails_with_the_per_user_hint() -> None:
-    class Everyone(RightLimiter):
-        def allow(self, user, now):
-            return super().allow("everyone", now)
-
-    verdict = check_limiter(Everyone)
-    assert "alice sends 10, then bob sends his first: bob's event #1 at t=10" in verdict.message
-    assert "you refused it" in verdict.message
-    assert verdict.hint == security.PER_USER
-
-
-def test_a_window_that_keeps_events_exactly_60_s_old_fails_with_its_hint() -> None:
-    class Strict(RightLimiter):
-        def allow(self, user, now):
-            times = self.times.setdefault(user, collections.deque())
-            while times and now - times[0] > 60:
-                times.popleft()
-            if len(times) >= 10:
-                return False
-            times.append(now)
-            return True
-
-    verdict = check_limiter(Strict)
-    assert "alice's event #12 at t=60: you refused it" in verdict.message
-    assert verdict.hint == security.BOUNDARY
-
-
-def test_counting_refused_events_fails_with_its_hint() -> None:
-    class CountsRefused(RightLimiter):
-        def allow(self, user, now):
-            times = self.times.setdefault(user, collections.deque())
-            while times and now - times[0] >= 60:
-                times.popleft()
-            times.append(now)  # before deciding: refused attempts count too
-            return len(times) <= 10
-
-    verdict = check_limiter(CountsRefused)
-    assert verdict.message.startswith("limiter: alice sends 10, then keeps retrying every 5 s:")
-    assert verdict.hint == security.REFUSED_COUNT
-
-
-@pytest.mark.parametrize("anchored", [False, True])
-def test_fixed_windows_fail_with_their_hint(anchored) -> None:
-    class Fixed:
-        def __init__(self):
-            self.windows = {}  # user: (start, count)
-
-        def allow(self, user, now):
-            start, count = self.windows.get(user, (None, 0))
-            current = now if anchored else now // 60 * 60
-            if start is None or now - start >= 60 or (not anchored and current != start):
-                start, count = current, 0
-            if count >= 10:
-                return False
-            self.windows[user] = (start, count + 1)
-            return True
-
-    verdict = check_limiter(Fixed)
-    assert "alice sends 1 at t=0 and 9 just before t=60, then 3 just after" in verdict.message
-    assert "alice's event #12 at t=62: you allowed it" in verdict.message
-    assert verdict.hint == security.FIXED_WINDOW
-
-
-def test_forgetting_return_and_passing_an_instance_are_explained() -> None:
-    class Silent(RightLimiter):
-        def allow(self, user, now):
-            super().allow(user, now)
-
-    assert "allow returned None; did you forget `return`?" in check_limiter(Silent).message
-    verdict = check_limiter(RightLimiter())
-    assert verdict.message == (
-        "limiter: got a limiter object; pass the class itself: check_limiter(SeedLimiter)"
-    )
-    assert not check_limiter(42).passed
-
-
-def test_a_crash_is_reported() -> None:
-    class Crashes(RightLimiter):
-        def allow(self, user, now):
-            return self.times[user]  # KeyError
-
-    verdict = check_limiter(Crashes)
-    assert verdict.message.startswith("limiter: raised KeyError")
-
-
-# -- exercise 2: origin_allowed -----------------------------------------------------------
+# -- exercise 1: origin_allowed -----------------------------------------------------------
 
 
 def origin_right(origin, host, allow_list):
+    """The lesson's answer."""
+    if origin is None:
+        return True  # not a browser
+    if urlsplit(origin).netloc == host:
+        return True  # one of the server's own pages
+    allowed = [entry.rstrip("/") for entry in allow_list]
+    return "*" in allowed or origin in allowed
+
+
+def origin_parsed(origin, host, allow_list):
+    """Another right answer: parts compared, case-insensitively, one return."""
     if origin is None:
         return True
-    if urlsplit(origin).netloc == host:
+    scheme, netloc = urlsplit(origin)[:2]
+    listed = {tuple(urlsplit(entry.lower())[:2]) for entry in allow_list if entry != "*"}
+    return (
+        netloc.lower() == host.lower()
+        or "*" in allow_list
+        or (scheme.lower(), netloc.lower()) in listed
+    )
+
+
+def origin_loop(origin, host, allow_list):
+    """Another right answer: the server's own origins spelled out, then the list."""
+    if origin is None or origin in (f"http://{host}", f"https://{host}"):
         return True
-    return "*" in allow_list or origin in allow_list
+    return any(entry == "*" or entry.removesuffix("/") == origin for entry in allow_list)
 
 
 def test_the_reference_agrees_with_every_case_and_the_server() -> None:
@@ -223,11 +70,11 @@ def test_the_reference_agrees_with_every_case_and_the_server() -> None:
     assert {case.expected for case in ORIGIN_CASES} == {True, False}
 
 
-def test_right_origin_checks_pass() -> None:
-    verdict = check_origin_allowed(origin_right)
+@pytest.mark.parametrize("right", [origin_right, origin_parsed, origin_loop, origin_allowed])
+def test_right_origin_checks_pass_on_the_cases_and_on_a_real_server(right) -> None:
+    verdict = check_origin_allowed(right)
     assert verdict.passed, verdict
     assert str(verdict) == "✅ origin_allowed: correct"
-    assert check_origin_allowed(origin_allowed).passed
 
 
 def test_origin_not_done_yet() -> None:
@@ -236,7 +83,7 @@ def test_origin_not_done_yet() -> None:
 
     verdict = check_origin_allowed(blank)
     assert verdict.message == "origin_allowed: not done yet"
-    assert verdict.hint == security.ORIGIN_HINT
+    assert verdict.hint == f"{security.ORIGIN_NUDGE} (hint() shows the recipe)"
 
 
 def test_origin_refusing_non_browsers_fails_with_its_hint() -> None:
@@ -250,77 +97,187 @@ def test_origin_refusing_non_browsers_fails_with_its_hint() -> None:
     assert verdict.hint == security.NO_ORIGIN
 
 
-def test_origin_crashing_on_none_gets_the_same_hint() -> None:
+def test_origin_crashing_on_none_is_a_cross_naming_the_exception() -> None:
     def crashes(origin, host, allow_list):
         return origin.lower() in allow_list or urlsplit(origin).netloc == host
 
     verdict = check_origin_allowed(crashes)
-    assert verdict.message.startswith("origin_allowed: origin_allowed(None, '127.0.0.1:8765', [])")
-    assert "raised AttributeError" in verdict.message
+    assert verdict.message == (
+        "origin_allowed: origin_allowed(None, '127.0.0.1:8765', []) raised AttributeError: "
+        "'NoneType' object has no attribute 'lower'"
+    )
     assert verdict.hint == security.NO_ORIGIN
 
 
+def substring(origin, host, allow):
+    return origin is None or "*" in allow or host in origin or any(a in origin for a in allow)
+
+
+def prefix(origin, host, allow):
+    return (
+        origin is None
+        or "*" in allow
+        or urlsplit(origin).netloc.startswith(host)
+        or any(origin.startswith(a.rstrip("/")) for a in allow)
+    )
+
+
+def suffix(origin, host, allow):
+    return (
+        origin is None
+        or urlsplit(origin).netloc == host
+        or "*" in allow
+        or any(origin.endswith(urlsplit(a).netloc) for a in allow)
+    )
+
+
+def host_name_only(origin, host, allow):
+    if origin is None or urlsplit(origin).hostname == host.split(":")[0]:
+        return True
+    return origin_right(origin, "", allow)
+
+
+def listed_host_names(origin, host, allow):
+    if origin is None or urlsplit(origin).netloc == host or "*" in allow:
+        return True
+    u = urlsplit(origin)
+    return any(f"{u.scheme}://{u.hostname}" == a.rstrip("/") for a in allow)
+
+
+def netloc_only(origin, host, allow):
+    if origin is None or urlsplit(origin).netloc == host or "*" in allow:
+        return True
+    return urlsplit(origin).netloc in {urlsplit(a).netloc for a in allow}
+
+
+def port_none(origin, host, allow):
+    if origin is None:
+        return True
+    u = urlsplit(origin)
+    return f"{u.hostname}:{u.port}" == host or origin_right(origin, "", allow)
+
+
+def no_star(origin, host, allow):
+    return origin is None or urlsplit(origin).netloc == host or origin in allow
+
+
+def star_only_alone(origin, host, allow):
+    return allow == ["*"] or origin_right(origin, host, [a for a in allow if a != "*"])
+
+
+def no_own_page(origin, host, allow):
+    return origin is None or "*" in allow or origin in [a.rstrip("/") for a in allow]
+
+
+def allows_null(origin, host, allow):
+    return origin == "null" or origin_right(origin, host, allow)
+
+
+def as_given(origin, host, allow):
+    return origin is None or urlsplit(origin).netloc == host or "*" in allow or origin in allow
+
+
+def none_as_text(origin, host, allow):
+    return origin_right(str(origin) if origin is None else origin, host, allow)
+
+
+def compares_lists(origin, host, allow):
+    return origin is None or urlsplit(origin).netloc == host or "*" in allow or [origin] == allow
+
+
 @pytest.mark.parametrize(
-    "wrong",
+    ("wrong", "message", "hint"),
     [
-        lambda origin, host, allow: (
-            origin is None or "*" in allow or host in origin or any(a in origin for a in allow)
+        (
+            substring,
+            "origin_allowed('http://127.0.0.1:8765.evil.example', '127.0.0.1:8765', []) "
+            "returned True, expected False",
+            security.WHOLE,
         ),
-        lambda origin, host, allow: (
-            origin is None
-            or "*" in allow
-            or urlsplit(origin).netloc.startswith(host)
-            or any(origin.startswith(a) for a in allow)
+        (
+            prefix,
+            "origin_allowed('http://127.0.0.1:8765.evil.example', '127.0.0.1:8765', []) "
+            "returned True, expected False",
+            security.WHOLE,
         ),
-        lambda origin, host, allow: (
-            origin is None
-            or urlsplit(origin).netloc == host
-            or any(origin.endswith(urlsplit(a).netloc) for a in allow)
+        (
+            suffix,
+            "origin_allowed('https://myclass.example.org', 'lab.example.org', "
+            "['https://class.example.org']) returned True, expected False",
+            security.WHOLE,
+        ),
+        (
+            host_name_only,
+            "origin_allowed('http://127.0.0.1:9999', '127.0.0.1:8765', []) returned True, "
+            "expected False",
+            security.OTHER_PORT,
+        ),
+        (
+            listed_host_names,
+            "origin_allowed('https://class.example.org:8443', 'lab.example.org', "
+            "['https://class.example.org']) returned True, expected False",
+            security.LISTED_PORT,
+        ),
+        (
+            netloc_only,
+            "origin_allowed('http://class.example.org', 'lab.example.org', "
+            "['https://class.example.org']) returned True, expected False",
+            security.SCHEME,
+        ),
+        (
+            port_none,
+            "origin_allowed('https://lab.example.org', 'lab.example.org', "
+            "['https://class.example.org']) returned False, expected True",
+            security.OWN_PAGE,
+        ),
+        (
+            no_star,
+            "origin_allowed('https://anything.example', 'lab.example.org', ['*']) "
+            "returned False, expected True",
+            security.STAR,
+        ),
+        (
+            no_own_page,
+            "origin_allowed('http://127.0.0.1:8765', '127.0.0.1:8765', []) returned False, "
+            "expected True",
+            security.OWN_PAGE,
+        ),
+        (
+            allows_null,
+            "origin_allowed('null', '127.0.0.1:8765', []) returned True, expected False",
+            security.NULL,
+        ),
+        (
+            as_given,
+            "origin_allowed('https://class.example.org', 'lab.example.org', "
+            "['https://class.example.org/']) returned False, expected True",
+            security.TRAILING_SLASH,
+        ),
+        (
+            none_as_text,
+            "origin_allowed(None, '127.0.0.1:8765', []) returned False, expected True",
+            security.NO_ORIGIN,
+        ),
+        (
+            compares_lists,
+            "origin_allowed('https://class.example.org', 'lab.example.org', "
+            "['https://school.example.org', 'https://class.example.org']) returned False, "
+            "expected True",
+            security.LISTED,
         ),
     ],
-    ids=["substring", "prefix", "suffix"],
+    ids=lambda value: value.__name__ if callable(value) else "",
 )
-def test_partial_matches_fail_with_the_whole_value_hint(wrong) -> None:
+def test_wrong_origin_checks_fail_with_the_hint_for_their_mistake(wrong, message, hint) -> None:
     verdict = check_origin_allowed(wrong)
     assert not verdict.passed
-    assert verdict.hint == security.WHOLE, verdict
+    assert verdict.message == f"origin_allowed: {message}"
+    assert verdict.hint == hint
 
 
-def test_ignoring_the_port_or_the_scheme_fails_with_their_hints() -> None:
-    def host_name_only(origin, host, allow_list):
-        if origin is None or urlsplit(origin).hostname == host.split(":")[0]:
-            return True
-        return "*" in allow_list or origin in allow_list
-
-    verdict = check_origin_allowed(host_name_only)
-    assert "origin_allowed('http://127.0.0.1:9999', '127.0.0.1:8765', [])" in verdict.message
-    assert verdict.hint == security.OTHER_PORT
-
-    def netloc_only(origin, host, allow_list):
-        if origin is None or urlsplit(origin).netloc == host or "*" in allow_list:
-            return True
-        return urlsplit(origin).netloc in {urlsplit(a).netloc for a in allow_list}
-
-    verdict = check_origin_allowed(netloc_only)
-    assert "'http://class.example.org'" in verdict.message
-    assert verdict.hint == security.SCHEME
-
-
-def test_forgetting_the_star_or_the_own_page_fails_with_their_hints() -> None:
-    def no_star(origin, host, allow_list):
-        return origin is None or urlsplit(origin).netloc == host or origin in allow_list
-
-    assert check_origin_allowed(no_star).hint == security.STAR
-
-    def no_own_page(origin, host, allow_list):
-        return origin is None or "*" in allow_list or origin in allow_list
-
-    assert check_origin_allowed(no_own_page).hint == security.OWN_PAGE
-
-    def allows_null(origin, host, allow_list):
-        return origin == "null" or origin_right(origin, host, allow_list)
-
-    assert check_origin_allowed(allows_null).hint == security.NULL
+def test_star_only_when_alone_passes_the_cases_it_sees() -> None:
+    # '*' is only ever alone in the cases: a rule that special-cases ["*"] is not wrong there.
+    assert check_origin_allowed(star_only_alone).passed
 
 
 def test_origin_answers_must_be_booleans() -> None:
@@ -330,7 +287,44 @@ def test_origin_answers_must_be_booleans() -> None:
     assert "did you forget `return`?" in verdict.message
 
 
-# -- exercise 3: verify_token -------------------------------------------------------------
+def on_the_server_only(decide):
+    """A rule right on the fixed cases that decides otherwise for the live server's host."""
+
+    def rule(origin, host, allow_list):
+        if host.startswith("127.0.0.1:") and host != "127.0.0.1:8765":
+            return decide(origin, host, allow_list)
+        return origin_right(origin, host, allow_list)
+
+    return rule
+
+
+def test_the_real_server_grades_the_rule_by_real_handshakes() -> None:
+    def allow_all(origin, host, allow_list):
+        return True
+
+    verdict = check_origin_allowed(on_the_server_only(allow_all))
+    assert verdict.message == (
+        "origin_allowed: on a real server allowing https://class.example.org, a handshake "
+        "with Origin 'http://evil.example' got 101, expected 403"
+    )
+    assert verdict.hint == security.ORIGIN_HINT
+
+    verdict = check_origin_allowed(on_the_server_only(prefix))
+    assert verdict.message.endswith(
+        "a handshake with Origin 'https://class.example.org.evil.com' got 101, expected 403"
+    )
+
+    def crash(origin, host, allow_list):
+        raise KeyError(origin)
+
+    verdict = check_origin_allowed(on_the_server_only(crash))
+    assert verdict.message == (
+        "origin_allowed: on a real server allowing https://class.example.org, a handshake "
+        "with Origin None made your function raise KeyError: None"
+    )
+
+
+# -- exercise 2: verify_token -------------------------------------------------------------
 
 
 def b64(data: bytes) -> str:
@@ -371,6 +365,117 @@ def variant(*, compare=hmac.compare_digest, check_signature=True, expired=None, 
     return verify_token
 
 
+def signed(secret, token):
+    """The payload and both signatures, or None for a malformed token."""
+    payload, dot, signature = token.partition(".")
+    if not dot or not payload or not signature:
+        return None
+    return payload, signature, b64(hmac.new(secret.encode(), payload.encode(), "sha256").digest())
+
+
+def claims_of(payload, now):
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims["sub"] if now < claims["exp"] else None
+
+
+def token_imported_name(secret, token, now):
+    parts = signed(secret, token)
+    if parts is None or not timing_safe(parts[1], parts[2]):
+        return None
+    return claims_of(parts[0], now)
+
+
+def token_local_import(secret, token, now):
+    import hmac as h
+
+    parts = signed(secret, token)
+    if parts and h.compare_digest(parts[1].encode(), parts[2].encode()):
+        return claims_of(parts[0], now)
+    return None
+
+
+def token_secrets(secret, token, now):
+    parts = signed(secret, token)
+    return claims_of(parts[0], now) if parts and secrets.compare_digest(*parts[1:]) else None
+
+
+def same_signature(given, expected):
+    return hmac.compare_digest(given, expected)
+
+
+def token_helper(secret, token, now):
+    parts = signed(secret, token)
+    return claims_of(parts[0], now) if parts and same_signature(*parts[1:]) else None
+
+
+@pytest.mark.parametrize(
+    "right", [token_right, token_imported_name, token_local_import, token_secrets, token_helper]
+)
+def test_right_verify_tokens_written_differently_pass(right) -> None:
+    verdict = check_verify_token(right)
+    assert verdict.passed, verdict
+
+
+def token_comment(secret, token, now):
+    parts = signed(secret, token)
+    if parts is None or parts[1] != parts[2]:  # should be hmac.compare_digest(a, b)
+        return None
+    return claims_of(parts[0], now)
+
+
+def token_string(secret, token, now):
+    parts = signed(secret, token)
+    if parts is None or parts[1] != parts[2]:
+        return None  # "hmac.compare_digest"
+    return claims_of(parts[0], now) if "compare_digest" else None
+
+
+def token_variable(secret, token, now):
+    parts = signed(secret, token)
+    compare_digest = parts is not None and parts[1] == parts[2]
+    return claims_of(parts[0], now) if compare_digest else None
+
+
+def token_discarded(secret, token, now):
+    parts = signed(secret, token)
+    if parts is None:
+        return None
+    hmac.compare_digest(parts[1], parts[2])  # called, and its answer thrown away
+    return claims_of(parts[0], now) if parts[1] == parts[2] else None
+
+
+def compare_digest(given, expected):  # a look-alike of the learner's own
+    return given == expected
+
+
+def token_look_alike(secret, token, now):
+    parts = signed(secret, token)
+    return claims_of(parts[0], now) if parts and compare_digest(*parts[1:]) else None
+
+
+@pytest.mark.parametrize(
+    "wrong", [token_comment, token_string, token_variable, token_discarded, token_look_alike]
+)
+def test_compare_digest_named_but_not_called_gets_the_timing_hint(wrong) -> None:
+    verdict = check_verify_token(wrong)
+    assert verdict.message == (
+        "verify_token: right answers, but the signatures are not compared with compare_digest"
+    )
+    assert verdict.hint == security.TIMING
+
+
+def test_a_crash_on_a_valid_token_is_a_cross_naming_it() -> None:
+    def crashes(secret, token, now):
+        return token_right(secret, token, now).upper().decode()
+
+    verdict = check_verify_token(crashes)
+    assert verdict.message == (
+        "verify_token: alice's token, 10 s after it was made: raised AttributeError: "
+        "'str' object has no attribute 'decode'"
+    )
+    assert verdict.hint == security.TOKEN_HINT
+
+
 def test_the_token_cases_are_what_the_server_decides() -> None:
     users = [security._expected_user(case) for case in TOKEN_CASES]
     assert users[:2] == ["alice", "bob"]
@@ -392,7 +497,7 @@ def test_verify_token_not_done_yet() -> None:
 
     verdict = check_verify_token(blank)
     assert verdict.message == "verify_token: not done yet"
-    assert verdict.hint == security.TOKEN_HINT
+    assert verdict.hint == f"{security.TOKEN_NUDGE} (hint() shows the recipe)"
 
 
 def test_double_equals_gets_the_timing_hint() -> None:

@@ -1,210 +1,52 @@
-"""Checks for lesson 05, security: a rate limiter, an Origin check, and a token by hand.
+"""Checks for lesson 05, security: an Origin check, and a token verified by hand.
 
-Exercise 1: a class whose ``allow(user, now) -> bool`` lets each user send at most 10
-events in any 60 seconds (the seed's limit). The check makes a fresh limiter for each
-scenario and compares every answer with :class:`rtlab.core.ratelimit.SlidingWindow`:
-first small scenarios aimed at the usual mistakes, then generated traffic.
+Exercise 1: ``origin_allowed(origin, host, allow_list) -> bool``, the decision the lab
+server's admission makes about a handshake's ``Origin`` header
+(:mod:`rtlab.aio.admission`). The check asks it about fixed cases, then installs it on
+a real lab server and makes real handshakes with forged ``Origin`` headers.
 
-Exercise 2: ``origin_allowed(origin, host, allow_list) -> bool``, the decision the
-lab server's admission makes about a handshake's ``Origin`` header
-(:mod:`rtlab.aio.admission`).
+Exercise 2: ``verify_token(secret, token, now)``, the user a token of
+:mod:`rtlab.core.tokens` names, or ``None`` for any token that proves nothing; its
+source must call ``hmac.compare_digest`` (found with :mod:`ast`, not by the word).
 
-Exercise 3: ``verify_token(secret, token, now)``, the user a token of
-:mod:`rtlab.core.tokens` names, or ``None`` for any token that proves nothing.
-
-Every case is fixed (generated traffic comes from a seeded generator), so a cell that
-ends with a check always shows the same line.
+Every case is fixed, so a cell that ends with a check always shows the same line.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
+import hmac
 import inspect
 import json
-import random
-from collections.abc import Callable, Sequence
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rtlab.checks import Verdict, grade
-from rtlab.core.ratelimit import SlidingWindow
-from rtlab.core.tokens import TokenError, issue, verify
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
-__all__ = ["check_limiter", "check_origin_allowed", "check_verify_token"]
+from rtlab.checks import Verdict, describe, grade
+from rtlab.core.tokens import TokenError, issue, verify
+from rtlab.notebook.background import start_server
+
+__all__ = ["check_origin_allowed", "check_verify_token"]
 
 Problem = tuple[str, str]  # what went wrong, and the hint for it
 
-LIMIT, WINDOW = 10, 60.0  # the seed's 10 events a minute
 
-
-def _seconds(t: float) -> str:
-    return f"t={t:g}"
-
-
-# -- exercise 1: a sliding-window limiter ----------------------------------------------------
-
-LIMITER_HINT = (
-    "keep, for each user, the times of their allowed events; on each call drop the times "
-    "60 s or more before `now`, refuse when 10 remain, otherwise note `now` and allow."
-)
-TOO_MANY = (
-    "at most 10 in any 60 s: when a user already has 10 allowed events in the window, "
-    "the next one is refused (compare with >= 10, not > 10)"
-)
-PER_USER = (
-    "the limit is per user: keep a separate list of times for each user (a dict keyed by "
-    "user), so that one user's flood never uses up another user's budget"
-)
-BOUNDARY = (
-    "an event exactly 60 s ago is out of the window: drop times t with now - t >= 60 "
-    "(with > 60 the user waits one event longer than the limit says)"
-)
-REFUSED_COUNT = (
-    "count only the events you allowed: a refused event was never delivered, so it must "
-    "not use up the budget. Otherwise a client that keeps retrying stays locked out for good"
-)
-FIXED_WINDOW = (
-    "that is a fixed window (a counter reset every minute, or 60 s after the first event): "
-    "a user can send 10 just before the reset and 10 just after, 20 within seconds. A "
-    "sliding window looks back 60 s from each event: keep the times, not a counter"
-)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """Events ``(user, now)`` in order, the answers expected, and the hint if they differ."""
-
-    name: str
-    events: tuple[tuple[str, float], ...]
-    hint: str
-
-
-def _scenario(name: str, hint: str, *events: tuple[str, float]) -> Scenario:
-    return Scenario(name, tuple(events), hint)
-
-
-def _times(user: str, times: Sequence[float]) -> list[tuple[str, float]]:
-    return [(user, float(t)) for t in times]
-
-
-def _traffic(seed: int = 2026, seconds: float = 600.0) -> Scenario:
-    """Generated traffic: chatters with the odd burst, and mallory, who floods and retries."""
-    rng = random.Random(seed)
-    events: list[tuple[str, float]] = []
-    for user in ("alice", "bob", "carol", "dave", "erin", "mallory"):
-        mean_gap = 2.0 if user == "mallory" else 12.0
-        t = rng.uniform(0, 20)
-        while t < seconds:
-            burst = rng.randint(4, 12) if rng.random() < 0.15 else 1
-            for _ in range(burst):
-                events.append((user, round(t, 2)))
-                t += rng.uniform(0.05, 0.5)
-            t += rng.expovariate(1 / mean_gap)
-    events.sort(key=lambda event: event[1])
-    return Scenario("generated traffic", tuple(events), LIMITER_HINT)
-
-
-SCENARIOS: tuple[Scenario, ...] = (
-    _scenario("a burst of 12 from alice", TOO_MANY, *_times("alice", range(12))),
-    _scenario(
-        "alice sends 10, then bob sends his first",
-        PER_USER,
-        *_times("alice", range(10)),
-        ("bob", 10.0),
-        ("alice", 11.0),
-        ("bob", 12.0),
-    ),
-    _scenario(
-        "alice sends 10 at once, then waits about a minute",
-        BOUNDARY,
-        *_times("alice", [0] * 10),
-        ("alice", 59.9),
-        ("alice", 60.0),
-        ("alice", 60.0),
-    ),
-    _scenario(
-        "alice sends 10, then keeps retrying every 5 s",
-        REFUSED_COUNT,
-        *_times("alice", range(10)),
-        *_times("alice", range(10, 60, 5)),
-        *_times("alice", range(60, 70)),
-    ),
-    _scenario(
-        "alice sends 1 at t=0 and 9 just before t=60, then 3 just after",
-        FIXED_WINDOW,
-        *_times("alice", [0, *range(51, 60), 61, 62, 63, 111, 112]),
-    ),
-    _traffic(),
-)
-
-
-def _reference(events: Sequence[tuple[str, float]]) -> list[bool]:
-    policy = SlidingWindow(LIMIT, WINDOW)
-    return [policy.check(user, now).allowed for user, now in events]
-
-
-def _in_window(events: Sequence[tuple[str, float]], allowed: list[bool], index: int) -> int:
-    """How many of this user's events were allowed in the 60 s before event ``index``."""
-    user, now = events[index]
-    return sum(
-        1
-        for (u, t), ok in zip(events[:index], allowed, strict=False)
-        if ok and u == user and now - t < WINDOW
-    )
-
-
-def _describe(event: tuple[str, float], number: int) -> str:
-    user, now = event
-    return f"{user}'s event #{number} at {_seconds(now)}"
-
-
-def _limiter_problem(make: Any) -> Problem | None:
-    if hasattr(make, "allow") and not isinstance(make, type):
-        return (
-            "got a limiter object; pass the class itself: check_limiter(SeedLimiter)",
-            "the check makes a fresh limiter for each scenario by calling the class",
-        )
-    if not callable(make):
-        return f"expected a class, got {type(make).__name__}", LIMITER_HINT
-    for scenario in SCENARIOS:
-        limiter = make()
-        if not callable(getattr(limiter, "allow", None)):
-            return "the class has no method allow(user, now)", LIMITER_HINT
-        expected = _reference(scenario.events)
-        counts: dict[str, int] = {}
-        for index, (user, now) in enumerate(scenario.events):
-            counts[user] = counts.get(user, 0) + 1
-            got = limiter.allow(user, now)
-            where = f"{scenario.name}: {_describe((user, now), counts[user])}"
-            if got is None:
-                return f"{where}: allow returned None; did you forget `return`?", LIMITER_HINT
-            if not isinstance(got, bool):
-                return (
-                    f"{where}: allow returned {got!r}; return True or False",
-                    LIMITER_HINT,
-                )
-            if got != expected[index]:
-                before = _in_window(scenario.events, expected, index)
-                said, right = ("allowed", "refused") if got else ("refused", "allowed")
-                return (
-                    f"{where}: you {said} it, the seed's limit says {right} "
-                    f"({user} had {before} allowed in the 60 s before)",
-                    scenario.hint,
-                )
-    return None
-
-
-def check_limiter(limiter_class: Any) -> Verdict:
-    """Grade a class whose ``allow(user, now)`` allows 10 events per user in any 60 s."""
-    return grade("limiter", lambda: _limiter_problem(limiter_class), LIMITER_HINT)
-
-
-# -- exercise 2: origin_allowed(origin, host, allow_list) ------------------------------------
+# -- exercise 1: origin_allowed(origin, host, allow_list) ------------------------------------
 
 ORIGIN_HINT = (
     "allow when there is no Origin (None), when the origin's host:port is the server's "
-    "(urlsplit(origin).netloc == host), or when the whole origin is in the allow-list "
-    "(or the list has '*'); refuse everything else"
+    "(urlsplit(origin).netloc == host), or when the whole origin equals an entry of the "
+    "allow-list, both without a trailing '/' (or the list has '*'); refuse everything else"
+)
+ORIGIN_NUDGE = (
+    "first the easy one: `if origin is None: return True` (no Origin header, not a browser)"
 )
 NO_ORIGIN = (
     "None means the request had no Origin header: not a browser, so there is no visitor's "
@@ -228,6 +70,14 @@ WHOLE = (
 SCHEME = (
     "the scheme is part of the origin: http://class.example.org is not "
     "https://class.example.org (anyone on the network can change an http page)"
+)
+LISTED_PORT = (
+    "the allow-list names whole origins, port included: https://class.example.org:8443 is "
+    "another server than https://class.example.org, so compare the whole origin"
+)
+TRAILING_SLASH = (
+    "an Origin never ends with '/', but an allow-list typed by a person may "
+    "(--origins https://class.example.org/): compare entry.rstrip('/') with the origin"
 )
 NULL = (
     "'null' is the origin of sandboxed frames and local files: it is not the server's own "
@@ -262,15 +112,17 @@ ORIGIN_CASES: tuple[OriginCase, ...] = (
     OriginCase(f"{CLASS}.evil.example", LAB, (CLASS,), False, WHOLE),
     OriginCase("https://myclass.example.org", LAB, (CLASS,), False, WHOLE),
     OriginCase("https://class.example", LAB, (CLASS,), False, WHOLE),
+    OriginCase("https://class.example.org.evil.com", LAB, (CLASS,), False, WHOLE),
     OriginCase("http://class.example.org", LAB, (CLASS,), False, SCHEME),
+    OriginCase(f"{CLASS}:8443", LAB, (CLASS,), False, LISTED_PORT),
     OriginCase("null", HERE, (), False, NULL),
     OriginCase("null", LAB, (CLASS,), False, NULL),
+    OriginCase(CLASS, LAB, (f"{CLASS}/",), True, TRAILING_SLASH),
+    OriginCase(CLASS, LAB, ("https://school.example.org/", f"{CLASS}/"), True, TRAILING_SLASH),
 )
 
 
-def _origin_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
-    if not callable(origin_allowed):
-        return f"expected a function, got {type(origin_allowed).__name__}", ORIGIN_HINT
+def _cases_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
     for case in ORIGIN_CASES:
         call = f"origin_allowed({case.origin!r}, {case.host!r}, {list(case.allow_list)!r})"
         try:
@@ -278,7 +130,7 @@ def _origin_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
         except NotImplementedError:
             raise
         except Exception as error:
-            return f"{call} raised {type(error).__name__}: {error}", case.hint
+            return f"{call} raised {describe(error)}", case.hint
         if got is None:
             return f"{call} returned None; did you forget `return`?", ORIGIN_HINT
         if not isinstance(got, bool):
@@ -288,17 +140,81 @@ def _origin_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
     return None
 
 
+# On a real server: the rule installed in its admission, graded by real handshakes.
+
+
+def _live_origins(port: int) -> list[tuple[str | None, int]]:
+    """``Origin`` headers a server allowing CLASS gets, and the status each must get."""
+    return [
+        (None, 101),
+        (f"http://127.0.0.1:{port}", 101),
+        (CLASS, 101),
+        ("http://evil.example", 403),
+        (f"{CLASS}.evil.com", 403),
+        ("http://localhost:1", 403),
+    ]
+
+
+def _handshake(url: str, origin: str | None) -> str:
+    """The status of a real opening handshake with that ``Origin``, or what went wrong."""
+    try:
+        with connect(url, origin=origin, open_timeout=3):  # type: ignore[arg-type]
+            return "101"
+    except InvalidStatus as refusal:
+        return str(refusal.response.status_code)
+    except Exception as error:
+        return f"no answer ({describe(error)})"
+
+
+def _live_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
+    raised: list[str] = []
+
+    def installed(origin: str | None, host: str, allow_list: Iterable[str]) -> bool:
+        try:
+            return origin_allowed(origin, host, sorted(allow_list)) is True
+        except Exception as error:
+            raised.append(describe(error))
+            return False
+
+    server = start_server(origins=[CLASS])
+    try:
+        server.call(setattr, server.server.admission, "origin_rule", installed)
+        for origin, expected in _live_origins(server.port):
+            status = _handshake(server.echo_url, origin)
+            what = f"on a real server allowing {CLASS}, a handshake with Origin {origin!r}"
+            if raised:
+                return f"{what} made your function raise {raised[0]}", ORIGIN_HINT
+            if status != str(expected):
+                return f"{what} got {status}, expected {expected}", ORIGIN_HINT
+    finally:
+        server.stop()
+    return None
+
+
+def _origin_problem(origin_allowed: Callable[..., Any]) -> Problem | None:
+    if not callable(origin_allowed):
+        return f"expected a function, got {type(origin_allowed).__name__}", ORIGIN_HINT
+    return _cases_problem(origin_allowed) or _live_problem(origin_allowed)
+
+
 def check_origin_allowed(origin_allowed: Callable[..., Any]) -> Verdict:
-    """Grade ``origin_allowed(origin, host, allow_list) -> bool`` against the server's rule."""
-    return grade("origin_allowed", lambda: _origin_problem(origin_allowed), ORIGIN_HINT)
+    """Grade ``origin_allowed(origin, host, allow_list) -> bool``: fixed cases, then
+    installed on a real server and asked by real handshakes with forged origins."""
+    return grade(
+        "origin_allowed", lambda: _origin_problem(origin_allowed), ORIGIN_HINT, ORIGIN_NUDGE
+    )
 
 
-# -- exercise 3: verify_token(secret, token, now) --------------------------------------------
+# -- exercise 2: verify_token(secret, token, now) --------------------------------------------
 
 TOKEN_HINT = (
     "split PAYLOAD.SIGNATURE at the dot; compute the HMAC-SHA256 of the payload text with "
     "the secret, base64url without '='; compare it with the signature using "
     "hmac.compare_digest; only then decode the payload and check that now < exp"
+)
+TOKEN_NUDGE = (
+    "start by splitting the token safely: payload, dot, signature = token.partition('.'), "
+    "and return None when a part is missing"
 )
 SIGNATURE = (
     "check the signature before believing anything in the payload: recompute it from the "
@@ -384,13 +300,59 @@ def _expected_user(case: TokenCase) -> str | None:
         return None
 
 
-def _uses_compare_digest(function: Callable[..., Any]) -> bool | None:
-    """Whether the function's source calls compare_digest; None when there is no source."""
+def _resolve(node: ast.expr, names: dict[str, Any]) -> Any:
+    """The object a name or a ``module.attribute`` chain stands for, or None."""
+    if isinstance(node, ast.Name):
+        return names.get(node.id)
+    if isinstance(node, ast.Attribute):
+        base = _resolve(node.value, names)
+        if isinstance(base, types.ModuleType):
+            return getattr(base, node.attr, None)
+    return None
+
+
+def _imported(tree: ast.AST) -> dict[str, Any]:
+    """Names bound by the imports inside the function (``import hmac`` in its body)."""
+    names: dict[str, Any] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.partition(".")[0]
+                module = sys.modules.get(alias.name if alias.asname else top)
+                names[alias.asname or top] = module
+        elif isinstance(node, ast.ImportFrom) and node.module in sys.modules:
+            for alias in node.names:
+                names[alias.asname or alias.name] = getattr(
+                    sys.modules[node.module], alias.name, None
+                )
+    return names
+
+
+def _calls_compare_digest(function: Callable[..., Any], depth: int = 2) -> bool | None:
+    """Whether the function calls ``hmac.compare_digest`` (under any name it was imported
+    as) and uses the answer, or calls a function of its own module that does; None when
+    its source cannot be read."""
     try:
-        source = inspect.getsource(function)
-    except (OSError, TypeError):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
         return None
-    return "compare_digest" in source
+    names = {**getattr(function, "__globals__", {}), **_imported(tree)}
+    discarded = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in discarded:
+            continue
+        called = _resolve(node.func, names)
+        if called is hmac.compare_digest:
+            return True
+        own = inspect.isfunction(called) and called.__module__ == function.__module__
+        if (
+            own
+            and called is not function
+            and depth > 0
+            and _calls_compare_digest(called, depth - 1)
+        ):
+            return True
+    return False
 
 
 def _token_problem(verify_token: Callable[..., Any]) -> Problem | None:
@@ -404,20 +366,18 @@ def _token_problem(verify_token: Callable[..., Any]) -> Problem | None:
         except NotImplementedError:
             raise
         except Exception as error:
+            hint = case.hint if case.hint != TOKEN_HINT else MALFORMED
             if expected is None:
-                return (
-                    f"{where}: raised {type(error).__name__}: {error}; return None instead",
-                    case.hint if case.hint != TOKEN_HINT else MALFORMED,
-                )
-            raise
+                return f"{where}: raised {describe(error)}; return None instead", hint
+            return f"{where}: raised {describe(error)}", TOKEN_HINT
         if got != expected:
             shown = "None" if expected is None else repr(expected)
             return f"{where}: returned {got!r}, expected {shown}", case.hint
-    if _uses_compare_digest(verify_token) is False:
+    if _calls_compare_digest(verify_token) is False:
         return "right answers, but the signatures are not compared with compare_digest", TIMING
     return None
 
 
 def check_verify_token(verify_token: Callable[..., Any]) -> Verdict:
     """Grade ``verify_token(secret, token, now)``: the user a valid token names, else None."""
-    return grade("verify_token", lambda: _token_problem(verify_token), TOKEN_HINT)
+    return grade("verify_token", lambda: _token_problem(verify_token), TOKEN_HINT, TOKEN_NUDGE)
