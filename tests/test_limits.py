@@ -15,7 +15,7 @@ from rtlab import AckError
 from rtlab.core.ratelimit import SlidingWindow, TokenBucket
 
 
-def test_the_seeds_ten_a_minute_per_user_across_connections():
+def test_the_tutorials_ten_a_minute_per_user_across_connections():
     server = rtlab.start_server(rate_limit=SlidingWindow(10, 60))
     with (
         server,

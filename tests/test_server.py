@@ -33,7 +33,7 @@ def test_binds_loopback_on_a_free_port(server):
     assert server.echo_url == f"ws://127.0.0.1:{server.port}/echo"
 
 
-def test_echo_text_and_binary_like_the_node_seed(server):
+def test_echo_text_and_binary_like_the_tutorials_node_server(server):
     with connect(server.echo_url) as ws:
         for text in ["hello", "", "héllo wörld ✓", "x" * 70_000]:
             ws.send(text)
