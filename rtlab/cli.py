@@ -104,11 +104,10 @@ def lab(solutions: bool, extra: Sequence[str]) -> int:
     folder = notebooks_folder() if solutions else learner_folder()
     if not solutions:
         try:
-            done = handout.update(folder, handout.course_copies(notebooks_folder(), folder))
+            print(handout.refresh(folder), flush=True)
         except HandoutError as error:
             print(f"rtlab lab: {error}", file=sys.stderr)
             return 1
-        print(done.line(folder), flush=True)
     print(f"Starting JupyterLab on {folder}", flush=True)
     os.execv(sys.executable, lab_argv(folder, extra))
     return 1  # not reached
@@ -205,6 +204,10 @@ def parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # JupyterLab's options pass through whole
         help="open JupyterLab on your own copies of the lessons (what `make lab` runs), "
         "made on first use and never overwritten; other options go to JupyterLab",
+        description="Open JupyterLab on 00_welcome.ipynb in your own copies of the lessons: "
+        "learner/ beside a checkout's notebooks/, else ~/rtlab-learner, or $RTLAB_LEARNER_DIR. "
+        "The first run makes them (solutions out); later runs add new lessons and update "
+        "copies you never edited, never overwriting your work. Other options go to JupyterLab.",
     )
     lab_.add_argument(
         "--solutions",

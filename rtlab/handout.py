@@ -263,6 +263,23 @@ def update(out: Path, copies: list[Copy]) -> Update:
     return done
 
 
+def refresh(out: Path) -> str:
+    """Make or update the learner's copies in ``out`` from the course (``rtlab lab``); the
+    one line saying what was done. Copies with no course beside them are left as they are."""
+    course = notebooks_folder()
+    if course.resolve() == out.resolve() or not sources(course):
+        if out.is_dir() and sources(out):
+            return (
+                f"Your copies in {out}: no course notebooks found to update them from "
+                "(no notebooks/ here); opening them as they are."
+            )
+        raise HandoutError(
+            f"no course notebooks found in {course}: run rtlab lab in a checkout of rtlab "
+            "(or where its notebooks/ folder is)"
+        )
+    return update(out, course_copies(course, out)).line(out)
+
+
 def _update_report(out: Path, done: Update) -> None:
     for name in done.added:
         print(f"added {out / name}")

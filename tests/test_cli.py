@@ -239,6 +239,28 @@ def test_lab_stops_with_a_clear_error_before_starting_jupyterlab(checkout, monke
     assert started.argv is None
 
 
+def test_lab_without_a_course_opens_the_copies_as_they_are(tmp_path, monkeypatch, capsys):
+    """rtlab installed by pip, a handout unzipped in the learner folder: no notebooks/."""
+    started = Exec(monkeypatch)
+    monkeypatch.setattr(handout, "REPO_NOTEBOOKS", tmp_path / "site-packages" / "notebooks")
+    mine = tmp_path / "handout"
+    monkeypatch.setenv(handout.FOLDER_VARIABLE, str(mine))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["lab"]) == 1
+    assert "rtlab lab: no course notebooks found in " in capsys.readouterr().err
+    assert started.argv is None
+    mine.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), mine / "00_welcome.ipynb")
+    monkeypatch.chdir(mine)  # its notebooks are the copies themselves, not a course
+    cli.main(["lab"])
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"Your copies in {mine}: no course notebooks found to update them from "
+        "(no notebooks/ here); opening them as they are."
+    )
+    assert started.argv == cli.lab_argv(mine, [])
+    assert sorted(p.name for p in mine.iterdir()) == ["00_welcome.ipynb"]
+
+
 def test_serve_lists_every_endpoint_and_says_who_may_join():
     process = start("serve", "--port", "0", "--anonymous")
     try:
