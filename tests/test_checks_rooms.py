@@ -1,10 +1,13 @@
-"""The checks of lesson 03 pass right answers, fail typical wrong ones with the right hint,
-and say "not done yet" to a learner copy."""
+"""The checks of lesson 03 pass right answers written in different ways, fail realistic
+wrong ones with the message and hint the learner would see, and nudge a learner copy."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import time
+from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -38,40 +41,55 @@ def recipients_right(rooms, online, sender, event, data):  # type: ignore[no-unt
     return {}
 
 
-def with_change(change):  # type: ignore[no-untyped-def]
-    """The right answer, then ``change(result, sender, event, data, rooms)`` applied to it."""
-
-    def recipients(rooms, online, sender, event, data):  # type: ignore[no-untyped-def]
-        result = recipients_right(rooms, online, sender, event, data)
-        return change(result, sender, event, data, rooms, online)
-
-    return recipients
-
-
-def test_recipients_right_answer_passes() -> None:
-    verdict = check_recipients(recipients_right)
-    assert verdict.passed, verdict
-    assert str(verdict) == "✅ recipients: correct"
-
-
-def test_recipients_another_right_answer_passes() -> None:
-    def recipients(rooms, online, sender, event, data):  # type: ignore[no-untyped-def]
-        # Changes the rooms it is given, as a simulation would: the check must not mind.
-        if event == "broadcast":
-            return dict.fromkeys(online, "broadcast-message")
-        if event == "send-message":
-            members = rooms.get(data["roomId"], set())
-            return dict.fromkeys(members, "receive-message") if sender in members else {}
-        members = rooms.setdefault(data, set())
-        if event == "join-room":
-            told = {} if sender in members else dict.fromkeys(members, "user-joined")
-            members.add(sender)
-            return told
-        told = dict.fromkeys(members - {sender}, "user-left") if sender in members else {}
-        members.discard(sender)
+def recipients_simulated(rooms, online, sender, event, data):  # type: ignore[no-untyped-def]
+    """Changes the rooms it is given, as a simulation would: the check must not mind."""
+    if event == "broadcast":
+        return dict.fromkeys(online, "broadcast-message")
+    if event == "send-message":
+        members = rooms.get(data["roomId"], set())
+        return dict.fromkeys(members, "receive-message") if sender in members else {}
+    members = rooms.setdefault(data, set())
+    if event == "join-room":
+        told = {} if sender in members else dict.fromkeys(members, "user-joined")
+        members.add(sender)
         return told
+    told = dict.fromkeys(members - {sender}, "user-left") if sender in members else {}
+    members.discard(sender)
+    return told
 
-    assert check_recipients(recipients).passed
+
+def recipients_by_table(rooms, online, sender, event, data):  # type: ignore[no-untyped-def]
+    """A table of rules and a defaultdict, reading (and emptying) the data it is given."""
+    names = {
+        "send-message": "receive-message",
+        "join-room": "user-joined",
+        "leave-room": "user-left",
+        "broadcast": "broadcast-message",
+    }
+    everyone = defaultdict(set, rooms)
+    room = data.pop("roomId") if isinstance(data, dict) else data
+    if event == "broadcast":
+        told = set(online)
+    elif event == "send-message":
+        told = everyone[room] if sender in everyone[room] else set()
+    elif (sender in everyone[room]) == (event == "leave-room"):  # a real change
+        told = everyone[room] - {sender}
+    else:
+        told = set()
+    result: defaultdict[str, str] = defaultdict(str)
+    for user in told:
+        result[user] = names[event]
+    return result
+
+
+@pytest.mark.parametrize(
+    "recipients", [recipients_right, recipients_simulated, recipients_by_table]
+)
+def test_recipients_right_answers_pass(recipients) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(2):  # a second run sees the same cases, whatever the first one changed
+        verdict = check_recipients(recipients)
+        assert verdict.passed, verdict
+        assert str(verdict) == "✅ recipients: correct"
 
 
 def test_the_cases_cover_every_rule() -> None:
@@ -86,6 +104,12 @@ def test_the_cases_cover_every_rule() -> None:
         for case in CASES
         if case.event == "broadcast"
     )
+    # A sender in two rooms, so that "everyone in the sender's rooms" is not enough.
+    assert any(
+        sum(case.sender in members for members in case.rooms.values()) > 1
+        for case in CASES
+        if case.event == "send-message"
+    )
     for case in CASES:
         rooms_copy = {room: set(members) for room, members in case.rooms.items()}
         assert recipients_right(rooms_copy, case.online, case.sender, case.event, case.data) == (
@@ -93,69 +117,200 @@ def test_the_cases_cover_every_rule() -> None:
         )
 
 
-def test_recipients_forgetting_the_sender_fails_with_its_hint() -> None:
-    def without_sender(result, sender, event, data, rooms, online):  # type: ignore[no-untyped-def]
+def with_change(change):  # type: ignore[no-untyped-def]
+    """The right answer, then ``change(result, sender, event, data, rooms, online)`` on it."""
+
+    def recipients(rooms_, online, sender, event, data):  # type: ignore[no-untyped-def]
+        result = recipients_right(rooms_, online, sender, event, data)
+        return change(result, sender, event, data, rooms_, online)
+
+    return recipients
+
+
+def without_sender(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "send-message":
         return {user: name for user, name in result.items() if user != sender}
+    return result
 
-    verdict = check_recipients(with_change(without_sender))
+
+def joiner_told(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "join-room" and result:
+        result[sender] = "user-joined"
+    return result
+
+
+def outsiders_too(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "send-message" and not result:
+        members = rooms_.get(data["roomId"], set())
+        return {user: "receive-message" for user in members | {sender}}
+    return result
+
+
+def all_the_senders_rooms(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "send-message" and result:
+        mine = [members for members in rooms_.values() if sender in members]
+        return {user: "receive-message" for user in set().union(*mine)}
+    return result
+
+
+def always_joined(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "join-room":
+        return {user: "user-joined" for user in rooms_.get(data, set()) - {sender}}
+    return result
+
+
+def joined_to_everyone(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "join-room" and sender not in rooms_.get(data, set()):
+        return {user: "user-joined" for user in online - {sender}}
+    return result
+
+
+def leaver_told(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "leave-room" and result:
+        result[sender] = "user-left"
+    return result
+
+
+def always_left(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "leave-room":
+        return {user: "user-left" for user in rooms_.get(data, set()) - {sender}}
+    return result
+
+
+def broadcast_to_rooms(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "broadcast":
+        return {user: "broadcast-message" for user in set().union(*rooms_.values())}
+    return result
+
+
+def broadcast_to_others(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    if event == "broadcast":
+        return {user: "broadcast-message" for user in online - {sender}}
+    return result
+
+
+def wrong_event_name(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+    return {user: name.replace("receive-message", "send-message") for user, name in result.items()}
+
+
+LOBBY_KITCHEN = "in rooms {'kitchen': {'bob', 'carol'}, 'lobby': {'alice', 'bob'}}"
+
+WRONG_RECIPIENTS = [
+    (
+        without_sender,
+        f"alice sends send-message (lobby) {LOBBY_KITCHEN}: you said {{'bob': 'receive-message'}}, "
+        "the server sends {'alice': 'receive-message', 'bob': 'receive-message'}",
+        rooms.SENDER_TOO,
+    ),
+    (
+        all_the_senders_rooms,
+        f"bob sends send-message (kitchen) {LOBBY_KITCHEN}: you said {{'alice': "
+        "'receive-message', 'bob': 'receive-message', 'carol': 'receive-message'}, "
+        "the server sends {'bob': 'receive-message', 'carol': 'receive-message'}",
+        rooms.ONE_ROOM,
+    ),
+    (
+        outsiders_too,
+        f"dave sends send-message (lobby) {LOBBY_KITCHEN}: you said {{'alice': "
+        "'receive-message', 'bob': 'receive-message', 'dave': 'receive-message'}, "
+        "the server sends {}",
+        rooms.NOT_MEMBER,
+    ),
+    (
+        joiner_told,
+        f"carol sends join-room (lobby) {LOBBY_KITCHEN}: you said {{'alice': 'user-joined', "
+        "'bob': 'user-joined', 'carol': 'user-joined'}, the server sends "
+        "{'alice': 'user-joined', 'bob': 'user-joined'}",
+        rooms.OTHERS_JOINED,
+    ),
+    (
+        joined_to_everyone,
+        f"carol sends join-room (lobby) {LOBBY_KITCHEN}: you said {{'alice': 'user-joined', "
+        "'bob': 'user-joined', 'dave': 'user-joined'}, the server sends "
+        "{'alice': 'user-joined', 'bob': 'user-joined'}",
+        rooms.OTHERS_JOINED,
+    ),
+    (
+        always_joined,
+        f"alice sends join-room (lobby) {LOBBY_KITCHEN}: you said {{'bob': 'user-joined'}}, "
+        "the server sends {}",
+        rooms.NOTHING_NEW,
+    ),
+    (
+        leaver_told,
+        f"bob sends leave-room (kitchen) {LOBBY_KITCHEN}: you said {{'bob': 'user-left', "
+        "'carol': 'user-left'}, the server sends {'carol': 'user-left'}",
+        rooms.OTHERS_LEFT,
+    ),
+    (
+        always_left,
+        f"dave sends leave-room (lobby) {LOBBY_KITCHEN}: you said {{'alice': 'user-left', "
+        "'bob': 'user-left'}, the server sends {}",
+        rooms.NOTHING_NEW,
+    ),
+    (
+        broadcast_to_rooms,
+        f"dave sends broadcast (class starts in 5 minutes) {LOBBY_KITCHEN}, online "
+        "{'alice', 'bob', 'carol', 'dave'}: you said {'alice': 'broadcast-message', "
+        "'bob': 'broadcast-message', 'carol': 'broadcast-message'}, the server sends "
+        "{'alice': 'broadcast-message', 'bob': 'broadcast-message', "
+        "'carol': 'broadcast-message', 'dave': 'broadcast-message'}",
+        rooms.EVERYONE,
+    ),
+    (
+        broadcast_to_others,
+        f"dave sends broadcast (class starts in 5 minutes) {LOBBY_KITCHEN}, online "
+        "{'alice', 'bob', 'carol', 'dave'}: you said {'alice': 'broadcast-message', "
+        "'bob': 'broadcast-message', 'carol': 'broadcast-message'}, the server sends "
+        "{'alice': 'broadcast-message', 'bob': 'broadcast-message', "
+        "'carol': 'broadcast-message', 'dave': 'broadcast-message'}",
+        rooms.EVERYONE,
+    ),
+    (
+        wrong_event_name,
+        f"alice sends send-message (lobby) {LOBBY_KITCHEN}: you said {{'alice': "
+        "'send-message', 'bob': 'send-message'}, the server sends "
+        "{'alice': 'receive-message', 'bob': 'receive-message'}",
+        rooms.SENDER_TOO,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "hint"), WRONG_RECIPIENTS, ids=[w[0].__name__ for w in WRONG_RECIPIENTS]
+)
+def test_recipients_wrong_answers_fail_with_their_hint(change, message, hint) -> None:  # type: ignore[no-untyped-def]
+    verdict = check_recipients(with_change(change))
     assert not verdict.passed
-    assert verdict.message == (
-        "recipients: alice sends send-message (lobby) in rooms "
-        "{'kitchen': {'bob', 'carol'}, 'lobby': {'alice', 'bob'}}: "
-        "you said {'bob': 'receive-message'}, "
-        "the server sends {'alice': 'receive-message', 'bob': 'receive-message'}"
-    )
-    assert verdict.hint == rooms.SENDER_TOO
+    assert verdict.message == f"recipients: {message}"
+    assert verdict.hint == hint
 
 
-def test_recipients_telling_the_joiner_fails_with_its_hint() -> None:
-    def joiner_told(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
-        if event == "join-room" and result:
-            result[sender] = "user-joined"
-        return result
-
-    verdict = check_recipients(with_change(joiner_told))
-    assert not verdict.passed
-    assert "carol sends join-room (lobby)" in verdict.message
-    assert verdict.hint == rooms.OTHERS_JOINED
-
-
-def test_recipients_letting_outsiders_send_fails_with_its_hint() -> None:
-    def outsiders_too(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
-        if event == "send-message" and not result:
-            members = rooms_.get(data["roomId"], set())
-            return {user: "receive-message" for user in members | {sender}}
-        return result
-
-    verdict = check_recipients(with_change(outsiders_too))
-    assert not verdict.passed
-    assert "dave sends send-message (lobby)" in verdict.message
-    assert verdict.hint == rooms.NOT_MEMBER
-
-
-def test_recipients_announcing_a_second_join_fails() -> None:
-    def always_told(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
-        if event == "join-room":
-            return {user: "user-joined" for user in rooms_.get(data, set()) - {sender}}
-        return result
-
-    verdict = check_recipients(with_change(always_told))
-    assert not verdict.passed
-    assert "alice sends join-room (lobby)" in verdict.message
-    assert verdict.hint == rooms.NOTHING_NEW
-
-
-def test_recipients_broadcast_to_the_rooms_only_fails() -> None:
-    def rooms_only(result, sender, event, data, rooms_, online):  # type: ignore[no-untyped-def]
+def test_recipients_a_room_nobody_is_in_is_explained() -> None:
+    def recipients(rooms_, online, sender, event, data):  # type: ignore[no-untyped-def]
         if event == "broadcast":
-            return {user: "broadcast-message" for user in set().union(*rooms_.values())}
-        return result
+            return dict.fromkeys(online, "broadcast-message")
+        room = data["roomId"] if event == "send-message" else data
+        members = rooms_[room]  # KeyError for a room nobody is in
+        return recipients_right({room: members}, online, sender, event, data)
 
-    verdict = check_recipients(with_change(rooms_only))
-    assert not verdict.passed
-    assert "dave sends broadcast (class starts in 5 minutes)" in verdict.message
-    assert "online {'alice', 'bob', 'carol', 'dave'}" in verdict.message
-    assert verdict.hint == rooms.EVERYONE
+    verdict = check_recipients(recipients)
+    assert verdict.message == (
+        f"recipients: dave sends join-room (attic) {LOBBY_KITCHEN}: raised KeyError: 'attic'"
+    )
+    assert verdict.hint == rooms.NO_SUCH_ROOM
+
+
+def test_recipients_every_data_read_as_a_dict_is_explained() -> None:
+    def recipients(rooms_, online, sender, event, data):  # type: ignore[no-untyped-def]
+        members = rooms_.get(data["roomId"], set())
+        return dict.fromkeys(members, "receive-message") if sender in members else {}
+
+    verdict = check_recipients(recipients)
+    assert verdict.message.startswith(
+        f"recipients: carol sends join-room (lobby) {LOBBY_KITCHEN}: raised TypeError: string "
+    )
+    assert verdict.hint == rooms.DATA_SHAPES
 
 
 def test_recipients_wrong_types_are_explained() -> None:
@@ -168,21 +323,27 @@ def test_recipients_wrong_types_are_explained() -> None:
     assert verdict.message == "recipients: expected a function, got str"
 
 
-def test_recipients_crash_is_reported() -> None:
-    verdict = check_recipients(lambda rooms_, online, sender, event, data: rooms_[data])
+def test_recipients_crash_is_reported_even_sys_exit() -> None:
+    def recipients(rooms_, online, sender, event, data):  # type: ignore[no-untyped-def]
+        sys.exit("bye")
+
+    verdict = check_recipients(recipients)
     assert not verdict.passed
-    assert verdict.message.startswith("recipients: raised TypeError")
+    assert verdict.message.endswith(": raised SystemExit: bye")
     assert verdict.hint == rooms.RECIPIENTS_HINT
 
 
-def test_recipients_not_done_yet() -> None:
+def test_recipients_not_done_yet_gets_the_nudge_then_hint_gives_the_recipe() -> None:
     def recipients(rooms_, online, sender, event, data):  # type: ignore[no-untyped-def]
         raise NotImplementedError  # your code here
 
     verdict = check_recipients(recipients)
     assert not verdict.passed
     assert verdict.message == "recipients: not done yet"
-    assert verdict.hint == rooms.RECIPIENTS_HINT
+    assert verdict.hint == f"{rooms.RECIPIENTS_NUDGE} (hint() shows the recipe)"
+    from rtlab.checks import hint
+
+    assert hint().recipe == rooms.RECIPIENTS_HINT
 
 
 # -- register_shout(ns) -------------------------------------------------------------------
@@ -207,145 +368,330 @@ def shout_handler(*, to_room=True, skip=True, upper=True, member_check=True, ack
     return register_shout
 
 
-def test_shout_right_answer_passes() -> None:
-    verdict = check_shout(shout_handler())
+def register_async(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    async def shout(session, data):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+        room = data["roomId"]
+        if not ns.has_user(session.user, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        return {"delivered": ns.emit("shouted", loud, to=room, skip=session)}
+
+
+def register_by_hand(ns):  # type: ignore[no-untyped-def]
+    """Counts the others itself, a str error code, registered without the decorator."""
+
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room, text = data["roomId"], data["message"]
+        if session not in ns.rooms.members(room):
+            raise EnvelopeError("not_member", "members only")  # type: ignore[arg-type]
+        others = [s for s in ns.rooms.members(room) if s is not session]
+        ns.emit(
+            "shouted",
+            {"roomId": room, "userId": session.user, "message": text.upper()},
+            to=room,
+            skip=session,
+        )
+        return {"delivered": len(others)}
+
+    ns.handlers["shout"] = shout
+
+
+@pytest.mark.parametrize("register", [shout_handler(), register_async, register_by_hand])
+def test_shout_right_answers_pass(register) -> None:  # type: ignore[no-untyped-def]
+    verdict = check_shout(register)
     assert verdict.passed, verdict
     assert str(verdict) == "✅ shout: correct"
 
 
-def test_shout_async_handler_passes() -> None:
+def register_twice(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        ns.emit("shouted", loud, to=room, skip=session)
+        return {"delivered": ns.emit("shouted", loud, to=room, skip=session)}
+
+
+def register_hard_coded_two(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        ns.emit("shouted", loud, to=room, skip=session)
+        return {"delivered": 2}
+
+
+def register_skip_alice(ns):  # type: ignore[no-untyped-def]
+    """Leaves out the first sender it saw, by name, instead of the session shouting."""
+
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        alice = next(s for s in ns.rooms.members(room) if s.user == "alice")
+        return {"delivered": ns.emit("shouted", loud, to=room, skip=alice)}
+
+
+def register_refusing_with_value_error(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        if not ns.rooms.is_member(session, room):
+            raise ValueError("not a member")
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        return {"delivered": ns.emit("shouted", loud, to=room, skip=session)}
+
+
+def register_wrong_code(ns):  # type: ignore[no-untyped-def]
+    shout_handler()(ns)
+    right = ns.handlers["shout"]
+
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        try:
+            return right(session, data)
+        except EnvelopeError as error:
+            raise EnvelopeError(ErrorCode.INVALID, error.message) from None
+
+    ns.on("shout")(shout)
+
+
+def register_emitting_first(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        delivered = ns.emit("shouted", loud, to=room, skip=session)
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "too late")
+        return {"delivered": delivered}
+
+
+def register_silent(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        return {"delivered": 0}
+
+
+def register_buggy(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        return {"delivered": ns.emit("shouted", data["text"], to=data["roomId"])}
+
+
+def register_buggy_async(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    async def shout(session, data):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
+        return {"delivered": ns.emit("shouted", data["message"].upper, to=data["roomId"])}
+
+
+def register_exiting(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        sys.exit(1)
+
+
+def register_set_in_ack(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        return {"delivered": {ns.emit("shouted", loud, to=room, skip=session)}}
+
+
+def register_waiting_forever(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    async def shout(session, data):  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()
+
+
+def register_sleeping(ns):  # type: ignore[no-untyped-def]
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        time.sleep(2.3)  # blocks the server's loop: everyone waits
+
+
+def register_on_another_namespace(ns):  # type: ignore[no-untyped-def]
+    other = ns.hub.namespace("/chat")
+    shout_handler()(other)
+
+
+def register_the_wrong_event(ns: Any) -> None:
+    @ns.on("shoot")
+    def shoot(session, data):  # type: ignore[no-untyped-def]
+        return None
+
+
+SKIP_HINT = "skip the sender: ns.emit(..., to=room, skip=session)"
+ROOM_HINT = "send to the room only: ns.emit(..., to=room, skip=session)"
+ACK_HINT = (
+    "return {'delivered': n}, where n is what ns.emit(...) returned: "
+    "how many connections it was written to"
+)
+NOT_REGISTERED = (
+    "register_shout(ns) registered no 'shout' handler",
+    "decorate your handler with @ns.on('shout') inside register_shout, on the ns it is given",
+)
+REFUSED_ALICE = "alice, who is in lobby, shouted 'hello, lobby!' to it and was refused: internal: "
+
+WRONG_SHOUTS = [
+    (
+        "to the sender too",
+        shout_handler(skip=False),
+        "alice, the sender, got the shout back as 'shouted'",
+        SKIP_HINT,
+    ),
+    (
+        "to the whole namespace",
+        shout_handler(to_room=False),
+        "dave, who is in kitchen, received the shout to lobby",
+        ROOM_HINT,
+    ),
+    (
+        "not in capitals",
+        shout_handler(upper=False),
+        "bob received 'shouted' with {'message': 'hello, lobby!', 'roomId': 'lobby', "
+        "'userId': 'alice'}, expected {'message': 'HELLO, LOBBY!', 'roomId': 'lobby', "
+        "'userId': 'alice'}",
+        rooms.SHOUT_DATA_HINT,
+    ),
+    (
+        "twice",
+        register_twice,
+        "bob received 'shouted' with 2 events [{'userId': 'alice', 'roomId': 'lobby', "
+        "'message': 'HELLO, LOBBY!'}, {'userId': 'alice', 'roomId': 'lobby', "
+        "'message': 'HELLO, LOBBY!'}], expected {'message': 'HELLO, LOBBY!', "
+        "'roomId': 'lobby', 'userId': 'alice'}",
+        rooms.SHOUT_DATA_HINT,
+    ),
+    (
+        "without the ack",
+        shout_handler(ack=False),
+        "alice's ack said None, expected {'delivered': 2} (bob and carol)",
+        ACK_HINT,
+    ),
+    (
+        "an ack hard-coded to 2",
+        register_hard_coded_two,
+        "dave's ack said {'delivered': 2}, expected {'delivered': 3} (alice, bob and carol)",
+        ACK_HINT,
+    ),
+    (
+        "skipping alice, not the sender",
+        register_skip_alice,
+        "alice, who is in lobby, received no 'shouted' event from dave within 0.5 s",
+        rooms.SHOUT_HINT,
+    ),
+    (
+        "outsiders not refused",
+        shout_handler(member_check=False),
+        "dave, who is not in lobby, shouted to it and was not refused "
+        "(the ack said {'delivered': 3})",
+        None,
+    ),
+    (
+        "refused with ValueError",
+        register_refusing_with_value_error,
+        "dave, who is not in lobby, was refused with 'internal' (your handler raised "
+        "ValueError: not a member), expected 'not_member'",
+        rooms.NOT_MEMBER_HINT,
+    ),
+    (
+        "refused with the wrong code",
+        register_wrong_code,
+        "dave, who is not in lobby, was refused with 'invalid', expected 'not_member'",
+        rooms.NOT_MEMBER_HINT,
+    ),
+    (
+        "refused after emitting",
+        register_emitting_first,
+        "dave's refused shout still reached alice",
+        "check membership first, and raise before calling ns.emit",
+    ),
+    (
+        "sending nothing",
+        register_silent,
+        "bob, who is in lobby, received no 'shouted' event from alice within 0.5 s",
+        rooms.SHOUT_HINT,
+    ),
+    (
+        "a KeyError in the handler",
+        register_buggy,
+        REFUSED_ALICE + "your handler raised KeyError: 'text'",
+        rooms.SHOUT_HINT,
+    ),
+    (
+        "a TypeError in an async handler",
+        register_buggy_async,
+        REFUSED_ALICE + "your handler raised TypeError: Object of type "
+        "builtin_function_or_method is not JSON serializable",
+        rooms.SHOUT_HINT,
+    ),
+    (
+        "sys.exit in the handler",
+        register_exiting,
+        REFUSED_ALICE + "your handler raised SystemExit: 1",
+        rooms.SHOUT_HINT,
+    ),
+    (
+        "an ack that is not JSON",
+        register_set_in_ack,
+        REFUSED_ALICE + "your handler's answer could not be sent: "
+        "TypeError('Object of type set is not JSON serializable')",
+        rooms.SHOUT_HINT,
+    ),
+    (
+        "a handler that never answers",
+        register_waiting_forever,
+        "alice's shout got no acknowledgement within 2 s",
+        rooms.BLOCKING_HINT,
+    ),
+    (
+        "a handler that blocks",
+        register_sleeping,
+        "alice's shout got no acknowledgement within 2 s",
+        rooms.BLOCKING_HINT,
+    ),
+    ("registered on another namespace", register_on_another_namespace, *NOT_REGISTERED),
+    ("the wrong event", register_the_wrong_event, *NOT_REGISTERED),
+]
+
+
+@pytest.mark.parametrize(
+    ("register", "message", "hint"), [w[1:] for w in WRONG_SHOUTS], ids=[w[0] for w in WRONG_SHOUTS]
+)
+def test_shout_wrong_answers_fail_with_their_hint(register, message, hint) -> None:  # type: ignore[no-untyped-def]
+    verdict = check_shout(register, timeout=0.5)
+    assert not verdict.passed
+    assert verdict.message == f"shout: {message}"
+    if hint is not None:
+        assert verdict.hint == hint
+    else:
+        assert "ErrorCode.NOT_MEMBER" in verdict.hint
+
+
+def test_shout_not_a_function() -> None:
+    verdict = check_shout("shout")  # type: ignore[arg-type]
+    assert verdict.message == "shout: expected a function, got str"
+
+
+def test_shout_register_shout_crash_is_reported() -> None:
     def register_shout(ns):  # type: ignore[no-untyped-def]
-        @ns.on("shout")
-        async def shout(session, data):  # type: ignore[no-untyped-def]
-            await asyncio.sleep(0)
-            room = data["roomId"]
-            if not ns.has_user(session.user, room):
-                raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
-            loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
-            return {"delivered": ns.emit("shouted", loud, to=room, skip=session)}
-
-    assert check_shout(register_shout).passed
-
-
-def test_shout_to_the_sender_too_fails() -> None:
-    verdict = check_shout(shout_handler(skip=False))
-    assert not verdict.passed
-    assert verdict.message == "shout: alice, the sender, received her own 'shouted' event"
-    assert verdict.hint == "skip the sender: ns.emit(..., to=room, skip=session)"
-
-
-def test_shout_to_the_whole_namespace_fails() -> None:
-    verdict = check_shout(shout_handler(to_room=False))
-    assert not verdict.passed
-    assert verdict.message == "shout: dave, who is in kitchen, received the shout to lobby"
-    assert "to=room" in verdict.hint
-
-
-def test_shout_not_in_capitals_fails() -> None:
-    verdict = check_shout(shout_handler(upper=False))
-    assert not verdict.passed
-    assert verdict.message == (
-        "shout: bob received 'shouted' with "
-        "{'message': 'hello, lobby!', 'roomId': 'lobby', 'userId': 'alice'}, "
-        "expected {'message': 'HELLO, LOBBY!', 'roomId': 'lobby', 'userId': 'alice'}"
-    )
-    assert "str.upper()" in verdict.hint
-
-
-def test_shout_without_the_ack_fails() -> None:
-    verdict = check_shout(shout_handler(ack=False))
-    assert not verdict.passed
-    assert verdict.message == (
-        "shout: alice's ack said None, expected {'delivered': 2} (bob and carol)"
-    )
-    assert "what ns.emit(...) returned" in verdict.hint
-
-
-def test_shout_from_outside_the_room_must_be_refused() -> None:
-    verdict = check_shout(shout_handler(member_check=False))
-    assert not verdict.passed
-    assert verdict.message == (
-        "shout: dave, who is not in lobby, shouted to it and was not refused "
-        "(the ack said {'delivered': 3})"
-    )
-    assert "ErrorCode.NOT_MEMBER" in verdict.hint
-
-
-def test_shout_refused_with_the_wrong_code_fails() -> None:
-    def register_shout(ns):  # type: ignore[no-untyped-def]
-        shout_handler()(ns)
-        right = ns.handlers["shout"]
-
+        @ns.of("shout")
         def shout(session, data):  # type: ignore[no-untyped-def]
-            try:
-                return right(session, data)
-            except EnvelopeError as error:
-                raise EnvelopeError(ErrorCode.INVALID, error.message) from None
-
-        ns.on("shout")(shout)
-
-    verdict = check_shout(register_shout)
-    assert not verdict.passed
-    assert verdict.message == (
-        "shout: dave, who is not in lobby, was refused with 'invalid', expected 'not_member'"
-    )
-
-
-def test_shout_refused_after_emitting_fails() -> None:
-    def register_shout(ns):  # type: ignore[no-untyped-def]
-        @ns.on("shout")
-        def shout(session, data):  # type: ignore[no-untyped-def]
-            room = data["roomId"]
-            loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
-            delivered = ns.emit("shouted", loud, to=room, skip=session)
-            if not ns.rooms.is_member(session, room):
-                raise EnvelopeError(ErrorCode.NOT_MEMBER, "too late")
-            return {"delivered": delivered}
-
-    verdict = check_shout(register_shout)
-    assert not verdict.passed
-    assert verdict.message == "shout: dave's refused shout still reached alice"
-    assert verdict.hint == "check membership first, and raise before calling ns.emit"
-
-
-def test_shout_that_sends_nothing_times_out() -> None:
-    def register_shout(ns):  # type: ignore[no-untyped-def]
-        @ns.on("shout")
-        def shout(session, data):  # type: ignore[no-untyped-def]
-            return {"delivered": 0}
-
-    verdict = check_shout(register_shout, timeout=0.2)
-    assert not verdict.passed
-    assert verdict.message == (
-        "shout: bob, who is in lobby, received no 'shouted' event within 0.2 s"
-    )
-    assert verdict.hint == rooms.SHOUT_HINT
-
-
-def test_shout_handler_bug_is_reported() -> None:
-    def register_shout(ns):  # type: ignore[no-untyped-def]
-        @ns.on("shout")
-        def shout(session, data):  # type: ignore[no-untyped-def]
-            return {"delivered": ns.emit("shouted", data["text"], to=data["roomId"])}
-
-    verdict = check_shout(register_shout)
-    assert not verdict.passed
-    assert verdict.message == (
-        "shout: alice, who is in lobby, shouted 'hello, lobby!' to it and was refused: "
-        "internal: your handler raised KeyError: 'text'"
-    )
-
-
-def test_shout_nothing_registered() -> None:
-    def register_shout(ns: Any) -> None:
-        @ns.on("shoot")
-        def shoot(session, data):  # type: ignore[no-untyped-def]
             return None
 
     verdict = check_shout(register_shout)
-    assert not verdict.passed
-    assert verdict.message == "shout: register_shout(ns) registered no 'shout' handler"
-    assert "@ns.on('shout')" in verdict.hint
+    assert verdict.message.startswith("shout: raised AttributeError: ")
+    assert verdict.hint == rooms.SHOUT_HINT
 
 
 def test_shout_not_done_yet_in_the_handler() -> None:
@@ -357,7 +703,7 @@ def test_shout_not_done_yet_in_the_handler() -> None:
     verdict = check_shout(register_shout)
     assert not verdict.passed
     assert verdict.message == "shout: not done yet"
-    assert verdict.hint == rooms.SHOUT_HINT
+    assert verdict.hint == f"{rooms.SHOUT_NUDGE} (hint() shows the recipe)"
 
 
 def test_shout_not_done_yet_in_register_shout() -> None:

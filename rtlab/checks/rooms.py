@@ -6,20 +6,23 @@ cases are fixed, so a cell that ends with the check always shows the same line.
 
 Exercise 2: ``register_shout(ns)`` registers a ``shout`` handler on a namespace. The
 check starts a lab server of its own, registers the handler there, connects four
-users and watches who receives what.
+users and watches who receives what, from a member's shout, an outsider's, and then
+the outsider's again once he has joined.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import copy
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from rtlab.aio.client import AckError
 from rtlab.aio.events import Namespace, Session
-from rtlab.checks import Verdict, grade
+from rtlab.checks import Verdict, describe, grade
 from rtlab.core.envelope import EnvelopeError
 from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.clients import Client, connect
@@ -31,6 +34,10 @@ Problem = tuple[str, str]  # what went wrong, and the hint for it
 
 # -- exercise 1: recipients(rooms, online, sender, event, data) ----------------------------
 
+RECIPIENTS_NUDGE = (
+    "one event at a time: start with broadcast, where everyone in `online` receives "
+    "'broadcast-message', then send-message, join-room and leave-room"
+)
 RECIPIENTS_HINT = (
     "the rules of section 2: send-message reaches everyone in the room, the sender too, but "
     "only from a member; join-room tells the others already there (user-joined); leave-room "
@@ -41,6 +48,10 @@ RECIPIENTS_HINT = (
 SENDER_TOO = (
     "send-message reaches everyone in the room, the sender included: that is how your own "
     "message shows up in the conversation, in the same order as everyone else's"
+)
+ONE_ROOM = (
+    "send-message reaches the members of the room in data['roomId'], and only them: "
+    "not the sender's other rooms"
 )
 NOT_MEMBER = (
     "send-message to a room you are not in is refused (not_member): the sender gets an "
@@ -58,6 +69,14 @@ OTHERS_LEFT = "user-left goes to the others still in the room; the one who leave
 EVERYONE = (
     "broadcast goes to everyone connected to the namespace (`online`), in a room or not, "
     "the sender included"
+)
+NO_SUCH_ROOM = (
+    "a room nobody is in is not a key of `rooms` (joining it creates it): "
+    "rooms.get(room, set()) gives its members, none"
+)
+DATA_SHAPES = (
+    "data depends on the event: send-message has a dict {'roomId': ..., 'message': ...}; "
+    "join-room and leave-room have the room id itself (a str); broadcast has the text"
 )
 
 LOBBY_AND_KITCHEN = {"lobby": {"alice", "bob"}, "kitchen": {"bob", "carol"}}
@@ -77,8 +96,14 @@ class Case:
     hint: str
 
     def describe(self) -> str:
-        shown = self.data if self.event != "send-message" else self.data["roomId"]
-        return f"{self.sender} sends {self.event} ({shown})"
+        return f"{self.sender} sends {self.event} ({self.room or self.data})"
+
+    @property
+    def room(self) -> str | None:
+        """The room the event is about (None for a broadcast)."""
+        if self.event == "send-message":
+            return str(self.data["roomId"])
+        return None if self.event == "broadcast" else str(self.data)
 
 
 def _all(users: set[str], event: str) -> dict[str, str]:
@@ -103,6 +128,15 @@ CASES: tuple[Case, ...] = (
         {"roomId": "kitchen", "message": "dinner?"},
         _all({"bob", "carol"}, "receive-message"),
         SENDER_TOO,
+    ),
+    Case(  # bob is in both rooms: only kitchen hears him
+        LOBBY_AND_KITCHEN,
+        EVERYONE_ONLINE,
+        "bob",
+        "send-message",
+        {"roomId": "kitchen", "message": "coming"},
+        _all({"bob", "carol"}, "receive-message"),
+        ONE_ROOM,
     ),
     Case(
         LOBBY_AND_KITCHEN,
@@ -165,15 +199,30 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
+def _crash_hint(case: Case, error: BaseException) -> str:
+    """The hint for a function that raised on ``case``: the mistake it most likely shows."""
+    if isinstance(error, KeyError) and case.room not in case.rooms and case.room in error.args:
+        return NO_SUCH_ROOM
+    if isinstance(error, (TypeError, KeyError)):
+        return DATA_SHAPES
+    return RECIPIENTS_HINT
+
+
 def _recipients_problem(recipients: Callable[..., Any]) -> Problem | None:
     if not callable(recipients):
         return f"expected a function, got {type(recipients).__name__}", RECIPIENTS_HINT
     for case in CASES:
-        rooms = {room: set(members) for room, members in case.rooms.items()}  # theirs to change
-        got = recipients(rooms, set(case.online), case.sender, case.event, case.data)
         where = f"{case.describe()} in rooms {_shown(case.rooms)}"
         if case.event == "broadcast":
             where += f", online {_shown(case.online)}"
+        rooms = {room: set(members) for room, members in case.rooms.items()}  # theirs to change
+        data = copy.deepcopy(case.data)
+        try:
+            got = recipients(rooms, set(case.online), case.sender, case.event, data)
+        except NotImplementedError:
+            raise
+        except (Exception, SystemExit) as error:
+            return f"{where}: raised {describe(error)}", _crash_hint(case, error)
         if got is None:
             return f"{where}: returned None; did you forget `return`?", RECIPIENTS_HINT
         if not isinstance(got, dict):
@@ -192,44 +241,90 @@ def _recipients_problem(recipients: Callable[..., Any]) -> Problem | None:
 
 def check_recipients(recipients: Callable[..., Any]) -> Verdict:
     """Grade ``recipients(rooms, online, sender, event, data) -> {user: event}``."""
-    return grade("recipients", lambda: _recipients_problem(recipients), RECIPIENTS_HINT)
+    return grade(
+        "recipients", lambda: _recipients_problem(recipients), RECIPIENTS_HINT, RECIPIENTS_NUDGE
+    )
 
 
 # -- exercise 2: register_shout(ns) ---------------------------------------------------------
 
+SHOUT_NUDGE = (
+    "start from roll_dice in section 5: read the room from data, emit 'shouted' to the room "
+    "with ns.emit, and return the acknowledgement's data; then change what differs"
+)
 SHOUT_HINT = (
     "refuse a sender who is not in the room (ns.rooms.is_member, EnvelopeError), send with "
     "ns.emit(..., to=room, skip=session), and return the ack's data. Use the `ns` you are "
     "given: the check registers your handler on a server of its own."
 )
+SHOUT_DATA_HINT = (
+    "the data is {'userId': the sender's name (session.user), 'roomId': room, "
+    "'message': the message in capitals (str.upper())}"
+)
+BLOCKING_HINT = (
+    "a handler answers by returning: one that blocks (time.sleep, a loop) or awaits "
+    "something that never comes holds up its connection"
+)
+NOT_MEMBER_HINT = (
+    "refuse with raise EnvelopeError(ErrorCode.NOT_MEMBER, 'a message for a person'): any "
+    "other exception is a bug, which the client sees as 'internal'"
+)
 
 SHOUT_ROOM, OTHER_ROOM = "lobby", "kitchen"
-SHOUT_TEXT = "hello, lobby!"
+ACK_TIMEOUT = 2.0  # seconds a shout's acknowledgement may take
 
 
 class _Watched:
-    """The learner's handler, with the exceptions it raises noted (the server only logs them)."""
+    """The learner's handler, with the exceptions it raises noted (the server only logs them),
+    and what it still awaits, to cancel when the check is over."""
 
     def __init__(self, handler: Callable[[Session, Any], Any]) -> None:
         self.handler = handler
         self.raised: list[BaseException] = []
+        self.awaiting: set[asyncio.Future[Any]] = set()
+        self.abandoned = False
 
-    async def __call__(self, session: Session, data: Any) -> Any:
+    def __call__(self, session: Session, data: Any) -> Any:
         try:
             result = self.handler(session, data)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-        except EnvelopeError:
-            raise  # a refusal, on purpose
-        except Exception as error:
-            self.raised.append(error)
+        except (Exception, SystemExit) as error:
+            self._note(error)
             raise
+        return self._finish(result) if inspect.isawaitable(result) else result
+
+    async def _finish(self, pending: Awaitable[Any]) -> Any:
+        waiting = asyncio.ensure_future(pending)
+        self.awaiting.add(waiting)
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            if self.abandoned and waiting.cancelled():  # by abandon(): an answer, not an end
+                raise RuntimeError("the check stopped waiting for your handler") from None
+            raise
+        except (Exception, SystemExit) as error:
+            self._note(error)
+            raise
+        finally:
+            self.awaiting.discard(waiting)
+
+    def _note(self, error: BaseException) -> None:
+        """Keep a bug; a SystemExit becomes an error the server answers, not its end."""
+        if isinstance(error, EnvelopeError):
+            return  # a refusal, on purpose
+        self.raised.append(error)
+        if not isinstance(error, Exception):
+            raise RuntimeError(describe(error)) from None
+
+    def abandon(self) -> None:
+        """Cancel what the handler still awaits (on the server's loop), so the server can stop."""
+        self.abandoned = True
+        for waiting in self.awaiting:
+            waiting.cancel()
 
 
 @contextlib.contextmanager
 def _room_of_four() -> Iterator[tuple[RunningServer, dict[str, Client]]]:
-    """A server; alice, bob and carol in lobby; dave in kitchen."""
+    """A server and its clients, all closed at the end."""
     server = start_server(ping_interval=None)
     clients: dict[str, Client] = {}
     try:
@@ -250,19 +345,137 @@ def _shouted(client: Client) -> list[Any]:
     return [event.data for event in client.events("shouted")]
 
 
-def _shout(client: Client, room: str, text: str, handler: _Watched) -> Any:
-    """alice's shout; an ack error the handler caused is turned into what it means."""
+def _names(clients: list[Client]) -> str:
+    names = [client.user for client in clients]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _what_failed(server: RunningServer, handler: _Watched, error: AckError) -> str:
+    """Why the server answered ``internal``: what the handler raised, or what its log says."""
+    if handler.raised:
+        return f"your handler raised {describe(handler.raised[-1])}"
+    failed = [line for line in server.log if "handler for 'shout'" in line]
+    if failed:
+        _, _, why = failed[-1].partition(" failed ")
+        return f"your handler's answer could not be sent: {why.removeprefix('(')[:-1]}"
+    return error.message
+
+
+def _shout(server: RunningServer, handler: _Watched, client: Client, text: str) -> Any:
+    """``client`` shouts to lobby; the ack's data. An ``internal`` refusal says what failed."""
     try:
-        return client.emit("shout", {"roomId": room, "message": text}, ack=True, timeout=2)
+        return client.emit(
+            "shout", {"roomId": SHOUT_ROOM, "message": text}, ack=True, timeout=ACK_TIMEOUT
+        )
     except AckError as error:
-        if error.code == "internal" and handler.raised:
-            raised = handler.raised[-1]
-            if isinstance(raised, NotImplementedError):
-                raise NotImplementedError from None
-            raise AckError(
-                error.code, f"your handler raised {type(raised).__name__}: {raised}"
-            ) from None
-        raise
+        if error.code != "internal":
+            raise
+        if handler.raised and isinstance(handler.raised[-1], NotImplementedError):
+            raise NotImplementedError from None
+        raise AckError(error.code, _what_failed(server, handler, error)) from None
+
+
+def _heard(
+    server: RunningServer,
+    handler: _Watched,
+    sender: Client,
+    hearers: list[Client],
+    others: list[Client],
+    text: str,
+    timeout: float,
+) -> Problem | None:
+    """``sender``, in lobby, shouts: ``hearers`` must get it once, ``others`` (the sender
+    among them) nothing, and the ack must count the hearers."""
+    before = {client.user: len(_shouted(client)) for client in (*hearers, *others)}
+    try:
+        ack = _shout(server, handler, sender, text)
+    except AckError as error:
+        return (
+            f"{sender.user}, who is in {SHOUT_ROOM}, shouted {text!r} to it and was refused: "
+            f"{error}",
+            SHOUT_HINT,
+        )
+    except TimeoutError:
+        return (
+            f"{sender.user}'s shout got no acknowledgement within {ACK_TIMEOUT:g} s",
+            BLOCKING_HINT,
+        )
+    expected = {"userId": sender.user, "roomId": SHOUT_ROOM, "message": text.upper()}
+    for other in hearers:
+        try:
+            other.wait_for("shouted", before[other.user] + 1, timeout=timeout)
+        except (TimeoutError, ConnectionError):
+            return (
+                f"{other.user}, who is in {SHOUT_ROOM}, received no 'shouted' event from "
+                f"{sender.user} within {timeout:g} s",
+                SHOUT_HINT,
+            )
+        _round_trip(other)  # a second copy, if any, has arrived too
+        got = _shouted(other)[before[other.user] :]
+        if got != [expected]:
+            shown = _shown(got[0]) if len(got) == 1 else f"{len(got)} events {got!r}"
+            return (
+                f"{other.user} received 'shouted' with {shown}, expected {_shown(expected)}",
+                SHOUT_DATA_HINT,
+            )
+    for other in others:
+        _round_trip(other)
+        if len(_shouted(other)) == before[other.user]:
+            continue
+        if other is sender:
+            return (
+                f"{sender.user}, the sender, got the shout back as 'shouted'",
+                "skip the sender: ns.emit(..., to=room, skip=session)",
+            )
+        return (
+            f"{other.user}, who is in {OTHER_ROOM}, received the shout to {SHOUT_ROOM}",
+            "send to the room only: ns.emit(..., to=room, skip=session)",
+        )
+    if ack != {"delivered": len(hearers)}:
+        return (
+            f"{sender.user}'s ack said {_shown(ack)}, expected "
+            f"{{'delivered': {len(hearers)}}} ({_names(hearers)})",
+            "return {'delivered': n}, where n is what ns.emit(...) returned: "
+            "how many connections it was written to",
+        )
+    return None
+
+
+def _refused(
+    server: RunningServer, handler: _Watched, outsider: Client, members: list[Client]
+) -> Problem | None:
+    """``outsider``, not in lobby, shouts to it: refused with not_member, nobody told."""
+    before = {client.user: len(_shouted(client)) for client in members}
+    who = f"{outsider.user}, who is not in {SHOUT_ROOM},"
+    try:
+        ack = _shout(server, handler, outsider, "let me in")
+    except AckError as error:
+        if error.code == "internal":
+            return (
+                f"{who} was refused with 'internal' ({error.message}), expected 'not_member'",
+                NOT_MEMBER_HINT,
+            )
+        if error.code != "not_member":
+            return f"{who} was refused with {error.code!r}, expected 'not_member'", NOT_MEMBER_HINT
+    except TimeoutError:
+        return (
+            f"{outsider.user}'s shout got no acknowledgement within {ACK_TIMEOUT:g} s",
+            BLOCKING_HINT,
+        )
+    else:
+        return (
+            f"{who} shouted to it and was not refused (the ack said {_shown(ack)})",
+            "a room is for its members: when not ns.rooms.is_member(session, room), "
+            "raise EnvelopeError(ErrorCode.NOT_MEMBER, ...) before emitting anything",
+        )
+    for client in members:
+        _round_trip(client)
+        if len(_shouted(client)) > before[client.user]:
+            return (
+                f"{outsider.user}'s refused shout still reached {client.user}",
+                "check membership first, and raise before calling ns.emit",
+            )
+    return None
 
 
 def _shout_problem(register_shout: Callable[[Namespace], Any], timeout: float) -> Problem | None:
@@ -274,98 +487,45 @@ def _shout_problem(register_shout: Callable[[Namespace], Any], timeout: float) -
         if "shout" not in ns.handlers:
             return (
                 "register_shout(ns) registered no 'shout' handler",
-                "decorate your handler with @ns.on('shout') inside register_shout",
+                "decorate your handler with @ns.on('shout') inside register_shout, on the "
+                "ns it is given",
             )
         handler = _Watched(ns.handlers["shout"])
         ns.handlers["shout"] = handler
-        for user, room in [
-            ("alice", SHOUT_ROOM),
-            ("bob", SHOUT_ROOM),
-            ("carol", SHOUT_ROOM),
-            ("dave", OTHER_ROOM),
-        ]:
-            clients[user] = connect(server, user)
-            clients[user].emit("join-room", room, ack=True, timeout=2)
-        alice, bob, carol, dave = clients.values()
-
         try:
-            ack = _shout(alice, SHOUT_ROOM, SHOUT_TEXT, handler)
-        except AckError as error:
-            return (
-                f"alice, who is in {SHOUT_ROOM}, shouted {SHOUT_TEXT!r} to it and was "
-                f"refused: {error}",
-                SHOUT_HINT,
-            )
-        expected = {"userId": "alice", "roomId": SHOUT_ROOM, "message": SHOUT_TEXT.upper()}
-        for other in (bob, carol):
-            try:
-                other.wait_for("shouted", timeout=timeout)
-            except (TimeoutError, ConnectionError):
-                return (
-                    f"{other.user}, who is in {SHOUT_ROOM}, received no 'shouted' event "
-                    f"within {timeout:g} s",
-                    SHOUT_HINT,
-                )
-            got = _shouted(other)
-            if got != [expected]:
-                shown = _shown(got[0]) if len(got) == 1 else f"{len(got)} events {got!r}"
-                return (
-                    f"{other.user} received 'shouted' with {shown}, expected {_shown(expected)}",
-                    "the data is {'userId': the sender's name (session.user), 'roomId': room, "
-                    "'message': the message in capitals (str.upper())}",
-                )
-        for client in (alice, dave):
-            _round_trip(client)
-        if _shouted(alice):
-            return (
-                "alice, the sender, received her own 'shouted' event",
-                "skip the sender: ns.emit(..., to=room, skip=session)",
-            )
-        if _shouted(dave):
-            return (
-                f"dave, who is in {OTHER_ROOM}, received the shout to {SHOUT_ROOM}",
-                "send to the room only: ns.emit(..., to=room, skip=session)",
-            )
-        if ack != {"delivered": 2}:
-            return (
-                f"alice's ack said {_shown(ack)}, expected {{'delivered': 2}} (bob and carol)",
-                "return {'delivered': n}, where n is what ns.emit(...) returned: "
-                "how many connections it was written to",
-            )
+            return _scenes(server, handler, clients, timeout)
+        finally:
+            server.call(handler.abandon)
 
-        # Someone outside the room must be refused, and nobody told.
-        before = {client.user: len(_shouted(client)) for client in (alice, bob, carol)}
-        try:
-            ack = _shout(dave, SHOUT_ROOM, "let me in", handler)
-        except AckError as error:
-            if error.code != "not_member":
-                return (
-                    f"dave, who is not in {SHOUT_ROOM}, was refused with {error.code!r}, "
-                    "expected 'not_member'",
-                    "raise EnvelopeError(ErrorCode.NOT_MEMBER, 'a message for a person')",
-                )
-        else:
-            return (
-                f"dave, who is not in {SHOUT_ROOM}, shouted to it and was not refused "
-                f"(the ack said {_shown(ack)})",
-                "a room is for its members: when not ns.rooms.is_member(session, room), "
-                "raise EnvelopeError(ErrorCode.NOT_MEMBER, ...) before emitting anything",
-            )
-        for client in (alice, bob, carol):
-            _round_trip(client)
-            if len(_shouted(client)) > before[client.user]:
-                return (
-                    f"dave's refused shout still reached {client.user}",
-                    "check membership first, and raise before calling ns.emit",
-                )
-    return None
+
+def _scenes(
+    server: RunningServer, handler: _Watched, clients: dict[str, Client], timeout: float
+) -> Problem | None:
+    """alice shouts, dave (outside) is refused, then dave joins and shouts."""
+    for user, room in [
+        ("alice", SHOUT_ROOM),
+        ("bob", SHOUT_ROOM),
+        ("carol", SHOUT_ROOM),
+        ("dave", OTHER_ROOM),
+    ]:
+        clients[user] = connect(server, user)
+        clients[user].emit("join-room", room, ack=True, timeout=2)
+    alice, bob, carol, dave = clients.values()
+    problem = _heard(server, handler, alice, [bob, carol], [alice, dave], "hello, lobby!", timeout)
+    problem = problem or _refused(server, handler, dave, [alice, bob, carol])
+    if problem is not None:
+        return problem
+    dave.emit("join-room", SHOUT_ROOM, ack=True, timeout=2)  # now a shout from him counts
+    return _heard(server, handler, dave, [alice, bob, carol], [dave], "me too!", timeout)
 
 
 def check_shout(register_shout: Callable[[Namespace], Any], timeout: float = 2.0) -> Verdict:
     """Grade ``register_shout(ns)`` on a lab server of the check's own.
 
     alice, bob and carol are in lobby, dave in kitchen. alice shouts: bob and carol
-    must get ``shouted`` with the text in capitals, alice and dave nothing, and alice's
-    ack must be ``{"delivered": 2}``. Then dave shouts to lobby: refused, ``not_member``.
+    must get ``shouted`` once with the text in capitals, alice and dave nothing, and
+    alice's ack must be ``{"delivered": 2}``. dave shouts to lobby: refused,
+    ``not_member``, nobody told. dave joins lobby and shouts: the other three hear it,
+    and his ack says 3.
     """
-    return grade("shout", lambda: _shout_problem(register_shout, timeout), SHOUT_HINT)
+    return grade("shout", lambda: _shout_problem(register_shout, timeout), SHOUT_HINT, SHOUT_NUDGE)
