@@ -1,4 +1,6 @@
-# make lab: set up .venv and open JupyterLab on the notebooks.
+# make lab: set up .venv, make your copies of the lessons in learner/ (never overwritten)
+#           and open JupyterLab on 00_welcome.ipynb there.
+# make learner: add new lessons to learner/ and update the copies you never edited.
 # make test: set up .venv with the test extras and run every test and notebook.
 
 PYTHON ?= python3
@@ -9,6 +11,9 @@ BIN := $(VENV)/bin
 
 lab: $(VENV)/.lab
 	$(BIN)/rtlab lab
+
+learner: $(VENV)/.lab
+	$(BIN)/rtlab learner --update
 
 test: $(VENV)/.test
 	$(BIN)/pytest

@@ -261,6 +261,27 @@ def test_lab_without_a_course_opens_the_copies_as_they_are(tmp_path, monkeypatch
     assert sorted(p.name for p in mine.iterdir()) == ["00_welcome.ipynb"]
 
 
+def test_the_readme_tells_of_the_folders_and_options_rtlab_has():
+    readme = (ROOT / "README.md").read_text()
+    commands = cli.parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for command in ("lab", "learner", "doctor"):
+        [row] = [line for line in readme.splitlines() if line.startswith(f"| `rtlab {command}")]
+        known = commands[command]._option_string_actions
+        synopsis = re.split(r"(?<!\\)\|", row)[1]  # a cell may hold an escaped \|
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", synopsis):
+            assert flag in known, f"README: rtlab {command} has no {flag}"
+    assert f"`{handout.FOLDER_VARIABLE}=" in readme and "`~/rtlab-learner`" in readme
+    assert "`learner/`: your copies" in readme and "`rtlab lab --solutions`" in readme
+    make = subprocess.run(
+        ["make", "-n", "lab", "learner"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.splitlines()
+    assert make[-2:] == [".venv/bin/rtlab lab", ".venv/bin/rtlab learner --update"], make
+
+
 def test_serve_lists_every_endpoint_and_says_who_may_join():
     process = start("serve", "--port", "0", "--anonymous")
     try:
