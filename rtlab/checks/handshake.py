@@ -4,7 +4,9 @@ Exercise 1: ``accept_key(key)`` returns the ``Sec-WebSocket-Accept`` value that 
 server sends back for a client's ``Sec-WebSocket-Key`` (RFC 6455 §4.2.2).
 
 Exercise 2: ``frame_header(payload_length, masked)`` returns the header bytes of a
-final text frame, without the masking key (RFC 6455 §5.2).
+final text frame, without the masking key (RFC 6455 §5.2). Its check also puts
+frames built with the learner's headers on the wire: over a raw socket to a real lab
+server's ``/echo``, and grades what the server answers (its echo, or its close code).
 
 Both checks are plain functions that return a :class:`~rtlab.checks.Verdict`. Their
 cases are fixed (the random keys come from a seeded generator), so a cell that ends
@@ -14,13 +16,18 @@ with a check always shows the same line.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import random
+import socket
 from collections.abc import Callable
 
-from rtlab.checks import Verdict, grade
+from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.core import frames
+from rtlab.core import handshake as core
 from rtlab.core.handshake import GUID
 from rtlab.core.handshake import accept_key as reference_accept_key
+from rtlab.notebook.background import start_server
 
 __all__ = ["check_accept_key", "check_frame_header"]
 
@@ -37,6 +44,11 @@ def _random_keys(n: int = N_RANDOM_KEYS, seed: int = 6455) -> tuple[str, ...]:
 
 
 KEYS: tuple[str, ...] = (RFC_KEY, *_random_keys())
+
+ACCEPT_NUDGE = (
+    "three steps, as in section 2: append the GUID to the key, hash that with SHA-1, "
+    "then base64-encode the hash"
+)
 
 ACCEPT_HINT = (
     "base64(SHA-1(key + GUID)): append the GUID to the key, as text; hash the result "
@@ -56,18 +68,23 @@ def _b64(data: bytes) -> str:
 def _accept_slips(key: str) -> list[tuple[object, str]]:
     """Typical wrong answers for ``key``, each with what went wrong."""
     right = reference_accept_key(key)
+    digest = _sha1(key + GUID)
     slips: list[tuple[object, str]] = [
         (right.encode(), "it returned bytes: return a str (call .decode() on the base64 bytes)"),
         (str(right.encode()), "it returned str(bytes), with b'...' around it: use .decode()"),
         (_b64(_sha1(key)), "the GUID is missing: hash key + GUID, not the key alone"),
         (_b64(_sha1(GUID + key)), "the GUID goes after the key: key + GUID"),
         (_b64(_sha1(key + GUID.lower())), f"the GUID must be exactly {GUID}, in capitals"),
+        (_b64(_sha1(key.rstrip("=") + GUID)), "use the whole key, its '=' padding included"),
+        (_b64(_sha1(key.strip("=") + GUID)), "use the whole key, its '=' padding included"),
+        (right.rstrip("="), "keep the base64 result whole: its '=' padding is part of it"),
         (
-            hashlib.sha1((key + GUID).encode()).hexdigest(),
-            "that is the hex digest: base64-encode the raw digest, .digest(), instead",
+            base64.urlsafe_b64encode(digest).decode(),
+            "that is URL-safe base64 (- and _): use standard base64, base64.b64encode",
         ),
+        (digest.hex(), "that is the hex digest: base64-encode the raw digest, .digest(), instead"),
         (
-            _b64(hashlib.sha1((key + GUID).encode()).hexdigest().encode()),
+            _b64(digest.hex().encode()),
             "that is base64 of the hex digest: base64-encode .digest(), the 20 raw bytes",
         ),
         (_b64((key + GUID).encode()), "that is base64 of key + GUID: hash it with SHA-1 first"),
@@ -75,6 +92,10 @@ def _accept_slips(key: str) -> list[tuple[object, str]]:
         (
             _b64(hashlib.sha256((key + GUID).encode()).digest()),
             "that is SHA-256: the handshake uses SHA-1",
+        ),
+        (
+            _b64(hashlib.md5((key + GUID).encode()).digest()),
+            "that is MD5: the handshake uses SHA-1",
         ),
     ]
     try:
@@ -98,7 +119,7 @@ def _shorten(value: object, limit: int = 60) -> str:
 def check_accept_key(function: Callable[[str], str]) -> Verdict:
     """Grade ``accept_key(key)`` on the RFC sample and 50 random keys."""
 
-    def attempt() -> str | None:
+    def attempt() -> Problem | None:
         if not callable(function):
             return f"expected a function, got {type(function).__name__}"
         for key in KEYS:
@@ -108,7 +129,7 @@ def check_accept_key(function: Callable[[str], str]) -> Verdict:
             except NotImplementedError:
                 raise
             except Exception as error:
-                return f"{call} raised {type(error).__name__}: {error}"
+                return f"{call} raised {describe(error)}"
             expected = reference_accept_key(key)
             if got == expected:
                 continue
@@ -120,7 +141,7 @@ def check_accept_key(function: Callable[[str], str]) -> Verdict:
             return f"{call} returned {_shorten(got)}, expected {expected!r}"
         return None
 
-    return grade("accept_key", attempt, ACCEPT_HINT)
+    return grade("accept_key", attempt, ACCEPT_HINT, ACCEPT_NUDGE)
 
 
 # --------------------------------------------------------------------------
@@ -140,6 +161,16 @@ CASES: tuple[tuple[int, bool], ...] = (
     (70000, False),
     (2**32, True),  # beyond 32 bits
     (2**63 - 1, False),  # the largest length a frame can announce
+)
+
+# Client frames (masked) short enough to send: each goes to a lab server's /echo.
+LIVE = frozenset((n, masked) for n, masked in CASES if masked and n <= 2**17)
+LIVE_KEY = bytes([0x37, 0xFA, 0x21, 0x3D])  # the lesson's masking key
+LIVE_TIMEOUT = 1.0  # seconds to wait for the server's answer to one frame
+
+FRAME_NUDGE = (
+    "start with the short form: byte 0 holds FIN and the opcode, byte 1 the MASK bit and "
+    "the length (section 4's Hello frame); then the two longer forms of section 5"
 )
 
 FRAME_HINT = (
@@ -198,32 +229,102 @@ def _diagnose_header(got: bytes, expected: bytes, n: int, masked: bool) -> str:
     return f"the extended length should be {expected[2:].hex(' ')}, not {extended.hex(' ')}"
 
 
-def check_frame_header(function: Callable[[int, bool], bytes]) -> Verdict:
-    """Grade ``frame_header(payload_length, masked)`` on every form of the length."""
+def _open_echo(host: str, port: int) -> tuple[socket.socket, bytearray]:
+    """A raw TCP connection to the lab server's /echo, past the opening handshake."""
+    sock = socket.create_connection((host, port), timeout=LIVE_TIMEOUT)
+    try:
+        request, key = core.build_request(f"{host}:{port}", "/echo")
+        sock.sendall(request)
+        received = b""
+        while (parts := core.split_head(received)) is None:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("the lab server closed the connection during the handshake")
+            received += chunk
+        head, rest = parts
+        core.parse_response(head, key)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, bytearray(rest)
 
-    def attempt() -> str | None:
+
+def _server_answer(host: str, port: int, header: bytes, n: int) -> str | None:
+    """Send a frame with ``header`` and an n-byte text payload to /echo: what went
+    wrong with the server's answer, or None when it echoed the text."""
+    payload = b"x" * n
+    sock, inbox = _open_echo(host, port)
+    with sock:
+        # The server may close before it has read everything: its answer says why.
+        with contextlib.suppress(OSError):
+            sock.sendall(header + LIVE_KEY + frames.mask(payload, LIVE_KEY))
+        try:
+            while (result := frames.decode(inbox)) is None:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return "dropped the connection without a close frame"
+                inbox += chunk
+        except TimeoutError:
+            return (
+                f"sent nothing back within {LIVE_TIMEOUT:g} s: it is still waiting for "
+                "what your header announced"
+            )
+        except OSError as error:
+            return f"dropped the connection ({type(error).__name__})"
+        frame, _, _ = result
+        if frame.opcode == frames.Opcode.CLOSE:
+            code, reason = frames.decode_close(frame.payload)
+            return f"closed the connection with {frames.describe_close(code)} ({reason!r})"
+        if frame.opcode == frames.Opcode.TEXT and frame.payload == b"Echo: " + payload:
+            return None
+        return f"answered a {frame.opcode.name} frame of {len(frame.payload)} bytes, not the echo"
+
+
+def _header_problem(
+    function: Callable[[int, bool], bytes], n: int, masked: bool, server: tuple[str, int]
+) -> Problem | None:
+    call = f"frame_header({n}, masked={masked})"
+    try:
+        got = function(n, masked)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        return f"{call} raised {describe(error)}", f"{_length_rule(n)}. The rule: {FRAME_HINT}"
+    if got is None:
+        return f"{call} returned None: did you forget `return`?"
+    if not isinstance(got, bytes | bytearray):
+        return (
+            f"{call} returned {type(got).__name__} {_shorten(got)}: "
+            "return bytes, e.g. bytes([0x81, 5])"
+        )
+    got, expected = bytes(got), expected_header(n, masked)
+    answer = _server_answer(*server, got, n) if (n, masked) in LIVE else None
+    if got == expected and answer is None:
+        return None
+    message = f"{call} returned {got.hex(' ') or 'nothing'}, expected {expected.hex(' ')}"
+    if (n, masked) in LIVE:
+        said = answer or "echoed it, though a sender must use the shortest length form"
+        message += f"; sent to a lab server's /echo with {n:,} bytes of payload, it {said}"
+    if got == expected:  # right, yet the server did not echo: say what it did
+        return message
+    return message, _diagnose_header(got, expected, n, masked)
+
+
+def check_frame_header(function: Callable[[int, bool], bytes]) -> Verdict:
+    """Grade ``frame_header(payload_length, masked)`` on every form of the length; the
+    client frames short enough to send also go to a live lab server's ``/echo``."""
+
+    def attempt() -> Problem | None:
         if not callable(function):
             return f"expected a function, got {type(function).__name__}"
-        for n, masked in CASES:
-            call = f"frame_header({n}, masked={masked})"
-            try:
-                got = function(n, masked)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                return f"{call} raised {type(error).__name__}: {error} ({_length_rule(n)})"
-            if got is None:
-                return f"{call} returned None: did you forget `return`?"
-            if not isinstance(got, bytes | bytearray):
-                return (
-                    f"{call} returned {type(got).__name__} {_shorten(got)}: "
-                    "return bytes, e.g. bytes([0x81, 5])"
-                )
-            expected = expected_header(n, masked)
-            got = bytes(got)
-            if got != expected:
-                why = _diagnose_header(got, expected, n, masked)
-                return f"{call} returned {got.hex(' ')}, expected {expected.hex(' ')}: {why}"
+        with start_server(ping_interval=None) as server:
+            for n, masked in CASES:
+                if problem := _header_problem(function, n, masked, (server.host, server.port)):
+                    return problem
         return None
 
-    return grade("frame_header", attempt, FRAME_HINT)
+    verdict = grade("frame_header", attempt, FRAME_HINT, FRAME_NUDGE)
+    if verdict.passed:
+        sizes = ", ".join(f"{n:,}" for n, _ in sorted(LIVE))
+        return Verdict(True, f"{verdict.message}; a lab server echoed frames of {sizes} bytes")
+    return verdict
