@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,12 @@ class Copy:
 
     target: Path
     learner: LearnerNotebook
-    text: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", _text(self.learner.notebook))
+    @cached_property
+    def text(self) -> str:
+        return _text(self.learner.notebook)
 
-    @property
+    @cached_property
     def record(self) -> dict[str, str]:
         return {"sources": sources_hash(self.learner.notebook), "copy": _digest(self.text)}
 
@@ -157,6 +158,8 @@ def course_copies(source: Path, out: Path) -> list[Copy]:
             notebook = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise HandoutError(f"cannot read {path}: {error}; nothing written") from None
+        if not isinstance(notebook, dict):
+            raise HandoutError(f"cannot read {path}: not a notebook; nothing written")
         try:
             copies.append(Copy(target, learner_notebook(notebook, str(path))))
         except SolutionError as error:
@@ -223,7 +226,7 @@ def _skip_reason(copy: Copy, record: dict[str, str] | None) -> str | None:
     """Why ``copy.target``, which exists, must not be replaced; None when it may be."""
     try:
         mine = sources_hash(json.loads(copy.target.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, AttributeError, TypeError) as error:  # not a notebook
         return f"cannot read it ({error}), so it is left as it is"
     if mine == copy.record["sources"]:
         return None  # the same cells as the course's copy: nothing of the learner's to lose

@@ -353,12 +353,15 @@ def test_copies_without_a_record_are_kept_unless_their_cells_are_the_courses(
     edit(out / "01_a.ipynb", lambda cells: cells[0].update(outputs=result("ran it")))
     edit(out / "02_b.ipynb", lambda cells: cells[0].update(source=["my own"]))
     (out / "03_c.ipynb").write_text("{not json")
+    (out / "04_d.ipynb").write_text("[1, 2]")  # JSON, but not a notebook
     write(course, "03_c.ipynb", notebook(code("print(3)")))
+    write(course, "04_d.ipynb", notebook(code("print(4)")))
     report = run_update(course, out, capsys)
     assert f"skipped {out / '02_b.ipynb'}: rtlab has no record of writing it" in report
     assert f"skipped {out / '03_c.ipynb'}: cannot read it" in report
+    assert f"skipped {out / '04_d.ipynb'}: cannot read it" in report
     assert "ran it" in (out / "01_a.ipynb").read_text()
-    assert report.splitlines()[-1].endswith("0 added, 0 updated, 2 skipped, 1 already up to date")
+    assert report.splitlines()[-1].endswith("0 added, 0 updated, 3 skipped, 1 already up to date")
     assert "01_a.ipynb" in json.loads((out / handout.MANIFEST).read_text())["copies"]
     assert (out / "03_c.ipynb").read_text() == "{not json"
 
@@ -369,11 +372,12 @@ def test_update_refuses_bad_sources_and_writes_nothing(course, tmp_path, capsys)
     assert cli.main(["learner", str(course), "--out", str(out), "--update"]) == 1
     assert "has no END SOLUTION" in capsys.readouterr().err
     assert not out.exists()
-    (course / "09_bad.ipynb").write_text('{"cells": [')
-    assert cli.main(["learner", str(course), "--out", str(out), "--update"]) == 1
-    error = capsys.readouterr().err
-    assert f"cannot read {course / '09_bad.ipynb'}" in error and "nothing written" in error
-    assert not out.exists()
+    for text in ('{"cells": [', '"a string"'):
+        (course / "09_bad.ipynb").write_text(text)
+        assert cli.main(["learner", str(course), "--out", str(out), "--update"]) == 1
+        error = capsys.readouterr().err
+        assert f"cannot read {course / '09_bad.ipynb'}" in error and "nothing written" in error
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("mode", [[], ["--update"], ["--force"]])
