@@ -286,3 +286,15 @@ def test_roster_not_done_yet_shows_the_nudge():
     verdict = check_roster(learner_copy)
     assert verdict.message == "roster: not done yet"
     assert verdict.hint.startswith(chat.ROSTER_NUDGE)
+
+
+def test_a_roster_that_never_returns_fails_in_time():
+    def loops(joined, events):  # type: ignore[no-untyped-def]
+        people = {}
+        while joined:  # joined.pop(0) forgotten
+            people[joined[0]["userId"]] = None
+        return people
+
+    verdict = check_roster(loops, timeout=0.5)
+    assert verdict.message == "roster: roster did not return within 0.5 s: does a loop never end?"
+    assert verdict.hint == chat.ROSTER_HINT

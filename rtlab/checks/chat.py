@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rtlab.checks import Verdict, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.core.presence import TYPING_IDLE, Debounce, Input, Presence, debounce
 from rtlab.notebook.background import start_server
 from rtlab.notebook.clients import Client, connect
@@ -122,6 +123,7 @@ FROM_ACK = "start from the join ack's list: it holds those who were there before
 
 ROSTER_ROOM = "roster"
 MISSING = "nothing"  # what a verdict shows for a user left out
+RETURN_WITHIN = 5.0  # seconds roster may take before the check gives up on it
 Roster = dict[str, str | None]  # user -> None while online, else when they left
 
 
@@ -190,11 +192,13 @@ def _roster_hint(
     return APPLY_EVENTS
 
 
-def _roster_problem(roster: Callable[..., Any]) -> Problem | None:
+def _roster_problem(roster: Callable[..., Any], timeout: float) -> Problem | None:
     if not callable(roster):
         return f"expected a function, got {type(roster).__name__}", ROSTER_HINT
     joined, events, expected = _live_roster_traffic()
-    got = roster(copy.deepcopy(joined), copy.deepcopy(events))
+    got = call_within(lambda: roster(copy.deepcopy(joined), copy.deepcopy(events)), timeout)
+    if got is STILL_RUNNING:
+        return f"roster did not return within {timeout:g} s: does a loop never end?", ROSTER_HINT
     if got is None:
         return "returned None; did you forget `return`?", ROSTER_HINT
     if not isinstance(got, dict):
@@ -212,10 +216,11 @@ def _roster_problem(roster: Callable[..., Any]) -> Problem | None:
     )
 
 
-def check_roster(roster: Callable[..., Any]) -> Verdict:
+def check_roster(roster: Callable[..., Any], timeout: float = RETURN_WITHIN) -> Verdict:
     """Grade ``roster(joined, events)`` against a live room's traffic: the presence list
-    a client keeps up to date must be what the server tells a newcomer."""
-    return grade("roster", lambda: _roster_problem(roster), ROSTER_HINT, ROSTER_NUDGE)
+    a client keeps up to date must be what the server tells a newcomer. An answer that
+    has not returned after ``timeout`` seconds fails."""
+    return grade("roster", lambda: _roster_problem(roster, timeout), ROSTER_HINT, ROSTER_NUDGE)
 
 
 # -- exercise 3: typing_signal(typing, last_key, what, now) --------------------------------

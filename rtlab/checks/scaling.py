@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from rtlab.checks import Verdict, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.clients import Client, connect
 
@@ -127,7 +127,6 @@ BEFORE = ["hello", "is alice here?"]  # frank's messages before alice joins
 SEEN = ["welcome, alice", "ok"]  # what alice's screen shows when her server dies
 MISSED = ["lunch at 12?", "ok", "see you there"]  # while she is away
 RETURN_WITHIN = 10.0  # seconds catch_up may take before the check gives up on it
-STILL_RUNNING = object()  # what _within returns for a function that did not return in time
 
 Line = tuple[int, str, str]  # seq, user, message: one line of the screen
 
@@ -145,27 +144,6 @@ def _clear_room(redis_url: str) -> None:
         )
     finally:
         store.close()
-
-
-def _within(function: Callable[[], Any], seconds: float) -> Any:
-    """``function()``, run in a thread so that a learner's wait cannot hang the cell;
-    ``STILL_RUNNING`` if it has not returned after ``seconds``."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # handed to the caller, never printed from the thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name="rtlab-catch-up", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        return STILL_RUNNING
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def _catch_up_problem(
@@ -200,7 +178,7 @@ def _catch_up_problem(
         say(frank, MISSED)  # ...and the room goes on without her
         again = connect(staying, "alice")  # she is back, on the other server
         clients.append(again)
-        got = _within(lambda: catch_up(again, CATCH_UP_ROOM, copy.deepcopy(screen)), timeout)
+        got = call_within(lambda: catch_up(again, CATCH_UP_ROOM, copy.deepcopy(screen)), timeout)
         if got is STILL_RUNNING:
             return (
                 f"catch_up did not return within {timeout:g} s: is it waiting for more "
