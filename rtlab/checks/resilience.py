@@ -1,8 +1,10 @@
-"""Checks for lesson 04, resilience: the backoff delay, and messages seen once.
+"""Checks for lesson 04, resilience: a client that reconnects, and messages seen once.
 
-Exercise 1: ``backoff_delay(attempt, delay, delay_max, factor, u)`` is the wait before
-reconnection attempt ``attempt`` (0 is the first), compared with
-:func:`rtlab.core.backoff.backoff_delay` on fixed cases.
+Exercise 1: ``async def keep_asking(url, texts, delay, delay_max)`` sends each text to
+an echo server and returns the answers in order, through a fault proxy that the check
+cuts twice. After the first cut the server refuses a few connection attempts (HTTP 503,
+as while it restarts); the check times those attempts: they must be spaced by waits that
+grow (exponential backoff), not a hot loop. Each text must be answered exactly once.
 
 Exercise 2: ``fresh(messages)`` keeps, from ``receive-message`` data in the order it
 arrived, each message whose ``seq`` is newer than every one seen before in its
@@ -11,60 +13,272 @@ room: what a client does with a replay after reconnecting, so that nothing shows
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+import asyncio
+import collections
+import inspect
+import itertools
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
-from rtlab.checks import Verdict, grade
-from rtlab.core.backoff import Reconnection
-from rtlab.core.backoff import backoff_delay as reference_delay
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, WebSocketException
+from websockets.http11 import Request, Response
 
-__all__ = ["check_backoff_delay", "check_fresh"]
+from rtlab.aio.proxy import Proxy
+from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.notebook.background import BackgroundLoop
 
-# (attempt, delay, delay_max, factor, u)
-BACKOFF_CASES: tuple[tuple[int, float, float, float, float], ...] = (
-    (0, 1.0, 5.0, 0.5, 0.0),  # the first wait: the delay itself
-    (1, 1.0, 5.0, 0.5, 0.0),  # doubled
-    (2, 1.0, 5.0, 0.5, 0.0),
-    (3, 1.0, 5.0, 0.5, 0.0),  # 8 s, capped at 5
-    (10, 1.0, 5.0, 0.5, 0.0),
-    (0, 1.0, 5.0, 0.5, -1.0),  # jitter down: half
-    (1, 1.0, 5.0, 0.5, 1.0),  # jitter up: 3 s
-    (2, 1.0, 5.0, 0.5, 0.5),  # 4 * 1.25 = 5
-    (2, 1.0, 5.0, 0.5, 1.0),  # 4 * 1.5 = 6, capped at 5
-    (5, 1.0, 5.0, 0.5, -0.5),  # capped base 5, jittered down to 3.75
-    (0, 0.05, 0.2, 0.0, 1.0),  # no randomization: u changes nothing
-    (4, 0.25, 30.0, 1.0, -1.0),  # factor 1: as low as 0
-    (200, 0.5, 10.0, 0.2, 0.0),  # far along: still the cap (mind overflow)
+__all__ = ["check_fresh", "check_keep_asking"]
+
+# -- keep_asking(url, texts, delay, delay_max) --------------------------------------------
+
+TEXTS = ("one", "two", "three", "four", "five")
+CUTS = {"two": True, "four": False}  # cut the link when this text first arrives: outage?
+DELAY, DELAY_MAX = 0.01, 0.4  # what the check passes to keep_asking
+REFUSALS = 7  # attempts the server refuses after the first cut, timed
+HOT_LOOP = 0.15  # the refused attempts spread over less than this many seconds: no waits
+GROWTH = 1.5  # the last two waits together, at least this times the first two
+SLACK = 0.1  # seconds a wait may exceed delay_max (a connection attempt takes time too)
+
+KEEP_ASKING_NUDGE = (
+    "start with one `async with connect(url) as ws:` that sends each text and appends "
+    "`await ws.recv()`; then put it in a loop that catches the error when the link drops"
 )
-
+KEEP_ASKING_HINT = (
+    "loop until every text has its answer: connect, then send the first text not yet "
+    "answered and wait for its answer, one at a time; on OSError or WebSocketException "
+    "(a cut, a refused handshake) sleep min(delay * 2**attempt, delay_max), jittered, "
+    "then attempt += 1 and connect again; after connecting, attempt = 0"
+)
+CATCH_HINT = (
+    "a dropped link raises ConnectionClosedError, a refused handshake InvalidStatus (both "
+    "WebSocketException), a refused connection OSError: catch them, wait, and connect again, "
+    "for as long as it takes"
+)
+RESEND_HINT = (
+    "keep the answers you have; after reconnecting, send the first text without an answer "
+    "(the one in flight when the link dropped) and go on from there"
+)
 BACKOFF_HINT = (
-    "base = min(delay * 2**attempt, delay_max), then multiply by (1 + factor * u), "
-    "and cap the result at delay_max again; attempt 0 waits delay itself"
+    "after failed attempt n (from 0), sleep min(delay * 2**n, delay_max), jittered "
+    "(for instance times random.uniform(0.5, 1.5), capped again), before trying again"
 )
 
 
-def _backoff_problem(function: Callable[..., float]) -> str | None:
-    for attempt, delay, delay_max, factor, u in BACKOFF_CASES:
-        options = Reconnection(delay=delay, delay_max=delay_max, randomization_factor=factor)
-        expected = reference_delay(attempt, options, u)
-        got = function(attempt, delay, delay_max, factor, u)
-        if isinstance(got, bool) or not isinstance(got, int | float):
-            return f"returned {got!r}, not a number of seconds"
-        if math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-12):
-            continue
-        call = f"backoff_delay({attempt}, {delay}, {delay_max}, {factor}, {u})"
-        if got > delay_max:
-            return f"{call} is {got:g}, more than delay_max={delay_max:g}: cap after the jitter"
-        if attempt > 0 and math.isclose(got, reference_delay(attempt - 1, options, u)):
-            return f"{call} is {got:g}, one doubling short: attempt 0 waits delay * 2**0"
-        return f"{call} is {got:g}, expected {expected:g}"
+@dataclass
+class _Seen:
+    """What the check's echo server saw."""
+
+    received: list[str] = field(default_factory=list)  # texts, in order of arrival
+    answered: collections.Counter[str] = field(default_factory=collections.Counter)
+    connections: int = 0  # handshakes accepted
+    refusals: list[float] = field(default_factory=list)  # when each refused attempt came
+    outage: bool = False  # refusing handshakes now
+
+    def summary(self) -> str:
+        answered = [text for text in TEXTS if self.answered[text]]
+        return (
+            f"the server saw {self.connections} connection(s) and "
+            f"{len(self.refusals)} refused attempt(s), and answered {answered}"
+        )
+
+
+class _Scene:
+    """An echo server behind a fault proxy, on a loop of its own, cutting on cue."""
+
+    def __init__(self) -> None:
+        self.seen = _Seen()
+        self.background = BackgroundLoop(name="rtlab-check")
+        self.server: Server | None = None
+        self.proxy: Proxy | None = None
+
+    async def _start(self) -> None:
+        self.server = await serve(
+            self._echo, "127.0.0.1", 0, process_request=self._admit, ping_interval=None
+        )
+        port = self.server.sockets[0].getsockname()[1]
+        self.proxy = await Proxy("127.0.0.1", port).start()
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not self.seen.outage:
+            return None
+        self.seen.refusals.append(time.monotonic())
+        if len(self.seen.refusals) >= REFUSALS:
+            self.seen.outage = False  # the server is back for the next attempt
+        return connection.respond(503, "restarting, try again later\n")
+
+    async def _echo(self, connection: ServerConnection) -> None:
+        self.seen.connections += 1
+        try:
+            async for text in connection:
+                if not isinstance(text, str):
+                    continue
+                self.seen.received.append(text)
+                if text in CUTS and self.seen.received.count(text) == 1:
+                    self.seen.outage = CUTS[text]
+                    assert self.proxy is not None
+                    self.proxy.cut()  # before answering: this text's answer never comes
+                    return
+                self.seen.answered[text] += 1
+                await connection.send(f"Echo: {text}")
+        except ConnectionClosed:
+            pass
+
+    @property
+    def url(self) -> str:
+        assert self.proxy is not None
+        return f"{self.proxy.url}/echo"
+
+    async def _stop(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.stop()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def on_loop(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` on the scene's loop; from a thread, so this loop stays free."""
+        await asyncio.to_thread(self.background.run, coro)
+
+    async def start(self) -> None:
+        await self.on_loop(self._start())
+
+    async def stop(self) -> None:
+        try:
+            await self.on_loop(self._stop())
+        finally:
+            await asyncio.to_thread(self.background.close)
+
+
+@dataclass
+class _Outcome:
+    """How the learner's keep_asking ended, and what the server saw meanwhile."""
+
+    seen: _Seen
+    result: Any = None
+    error: BaseException | None = None
+    timed_out: bool = False
+    not_async: bool = False
+
+
+async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _Outcome:
+    scene = _Scene()
+    await scene.start()
+    outcome = _Outcome(scene.seen)
+    try:
+        try:
+            call = keep_asking(scene.url, list(TEXTS), DELAY, DELAY_MAX)
+        except BaseException as error:  # the learner's code: any error is a ❌
+            outcome.error = error
+            return outcome
+        if not inspect.isawaitable(call):
+            outcome.not_async, outcome.result = True, call
+            return outcome
+        task = asyncio.ensure_future(call)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)  # never wait on a task that ignores cancel
+            outcome.timed_out = True
+        elif task.cancelled():
+            outcome.error = asyncio.CancelledError()
+        elif task.exception() is not None:
+            outcome.error = task.exception()
+        else:
+            outcome.result = task.result()
+        return outcome
+    finally:
+        await scene.stop()
+
+
+def _waits_problem(refusals: list[float]) -> Problem | None:
+    gaps = [later - earlier for earlier, later in itertools.pairwise(refusals)]
+    shown = ", ".join(f"{gap:.2f}" for gap in gaps)
+    span = refusals[-1] - refusals[0]
+    if span < HOT_LOOP:
+        return (
+            f"the server refused {len(refusals)} attempts within {span:.3f} s: "
+            "a hot loop, with no wait between attempts",
+            BACKOFF_HINT,
+        )
+    if max(gaps) > DELAY_MAX + SLACK:
+        return (
+            f"waits between refused attempts were {shown} s: one is longer than "
+            f"delay_max={DELAY_MAX:g} s",
+            BACKOFF_HINT,
+        )
+    if gaps[-1] + gaps[-2] < GROWTH * (gaps[0] + gaps[1]):
+        return (
+            f"waits between refused attempts were {shown} s: they did not grow; "
+            "double the wait after each failed attempt, up to delay_max",
+            BACKOFF_HINT,
+        )
     return None
 
 
-def check_backoff_delay(function: Callable[[int, float, float, float, float], float]) -> Verdict:
-    """Grade ``backoff_delay(attempt, delay, delay_max, factor, u)``."""
-    return grade("backoff_delay", lambda: _backoff_problem(function), BACKOFF_HINT)
+def _keep_asking_problem(outcome: _Outcome, timeout: float) -> Problem | None:
+    seen = outcome.seen
+    if outcome.error is not None:
+        error = outcome.error
+        if isinstance(error, NotImplementedError):
+            raise error
+        if not isinstance(error, Exception | SystemExit):  # CancelledError, KeyboardInterrupt
+            return f"raised {describe(error)}; {seen.summary()}"
+        if isinstance(error, OSError | WebSocketException):
+            cause = "a refused handshake" if isinstance(error, InvalidHandshake) else "a drop"
+            return f"raised {describe(error)} ({cause}); {seen.summary()}", CATCH_HINT
+        raise error
+    if outcome.not_async:
+        return f"returned {outcome.result!r:.60} at once: define it with `async def`"
+    if outcome.timed_out:
+        return f"did not return within {timeout:g} s; {seen.summary()}"
+    expected = [f"Echo: {text}" for text in TEXTS]
+    result = outcome.result
+    if not isinstance(result, list | tuple):
+        return f"returned {result!r:.60}, expected the list of answers"
+    twice = [text for text in TEXTS if seen.answered[text] > 1]
+    if twice:
+        return (
+            f"the server answered {twice[0]!r} {seen.answered[twice[0]]} times: "
+            "it was sent again after its answer had arrived",
+            RESEND_HINT,
+        )
+    made_up = [text for text in TEXTS if not seen.answered[text] and f"Echo: {text}" in result]
+    if made_up:
+        return (
+            f"returned 'Echo: {made_up[0]}', an answer the server never sent: {seen.summary()}",
+            RESEND_HINT,
+        )
+    missing = [answer for answer in expected if answer not in result]
+    if missing:
+        return f"returned {list(result)!r}: {missing[0]!r} is missing", RESEND_HINT
+    if list(result) != expected:
+        return f"returned {list(result)!r}, expected {expected!r}", RESEND_HINT
+    return _waits_problem(seen.refusals)
+
+
+async def check_keep_asking(keep_asking: Callable[..., Any], timeout: float = 8.0) -> Verdict:
+    """Grade ``async def keep_asking(url, texts, delay, delay_max) -> list[str]`` live.
+
+    Await it: ``await check_keep_asking(keep_asking)``. It returns within about
+    ``timeout`` seconds whatever ``keep_asking`` does (short of blocking the loop).
+    """
+    try:
+        outcome = await _run_keep_asking(keep_asking, timeout)
+    except Exception as error:  # the scene itself failed: say so, as a ❌
+        failure = error
+        return grade("keep_asking", lambda: f"the check could not run: {describe(failure)}", "")
+    return grade(
+        "keep_asking",
+        lambda: _keep_asking_problem(outcome, timeout),
+        KEEP_ASKING_HINT,
+        KEEP_ASKING_NUDGE,
+    )
+
+
+# -- fresh(messages) ---------------------------------------------------------------------
 
 
 def _message(room: str, seq: int, text: str) -> dict[str, Any]:
@@ -112,28 +326,38 @@ FRESH_CASES: tuple[tuple[list[dict[str, Any]], list[str]], ...] = (
         [_message("lobby", 7, "g"), _message("lobby", 8, "h"), _message("lobby", 7, "g")],
         ["g", "h"],
     ),
+    (  # 2, never seen, arrives after 3: showing it now would put it out of order
+        [_message("lobby", 1, "a"), _message("lobby", 3, "c"), _message("lobby", 2, "b")],
+        ["a", "c"],
+    ),
 )
 
+FRESH_NUDGE = "go through the messages in order and remember something per roomId"
 FRESH_HINT = (
     "remember, per roomId, the highest seq seen so far (a dict); keep a message only when its "
     "seq is higher, and update the dict; keep the order of arrival"
 )
+OLDER_HINT = (
+    "a message not seen before can still be older than one already shown: compare its seq "
+    "with the highest seq of its room, not with a set of the seqs seen"
+)
 
 
-def _fresh_problem(function: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> str | None:
+def _fresh_problem(function: Callable[[list[dict[str, Any]]], Any]) -> Problem | None:
     for messages, expected in FRESH_CASES:
-        given = [dict(m) for m in messages]
-        got = function(given)
+        got = function([dict(m) for m in messages])
         try:
             texts = [m["message"] for m in got]
         except (TypeError, KeyError):
             return f"returned {got!r:.80}: expected a list of the messages kept"
         if texts != expected:
             arrived = [(m["roomId"], m["seq"]) for m in messages]
-            return f"for arrivals (room, seq) {arrived} kept {texts}, expected {expected}"
+            problem = f"for arrivals (room, seq) {arrived} kept {texts}, expected {expected}"
+            older = len(texts) > len(expected) and texts[: len(expected)] == expected
+            return (problem, OLDER_HINT) if older and len(set(texts)) == len(texts) else problem
     return None
 
 
-def check_fresh(function: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> Verdict:
+def check_fresh(function: Callable[[list[dict[str, Any]]], Any]) -> Verdict:
     """Grade ``fresh(messages)``: each message once, by room and seq, in arrival order."""
-    return grade("fresh", lambda: _fresh_problem(function), FRESH_HINT)
+    return grade("fresh", lambda: _fresh_problem(function), FRESH_HINT, FRESH_NUDGE)
