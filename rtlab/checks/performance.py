@@ -3,7 +3,8 @@
 Exercise 1: ``pack_samples(samples) -> bytes`` packs float samples as little-endian
 float32 (4 bytes each), ``unpack_samples(raw) -> list[float]`` reads them back. The
 check sends the packed bytes through a real lab server to another client, in a
-binary frame, and verifies they arrive intact and smaller than the JSON form.
+binary frame, verifies they arrive intact and read back to the samples, then tries
+three samples, so that a format written for 1,000 only does not pass.
 
 Exercise 2: a threshold for permessage-deflate, chosen for a given mix of messages:
 compress every message that deflate makes at least ``WORTH`` smaller, and leave the
@@ -13,6 +14,8 @@ thresholds do that.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import math
 import numbers
@@ -25,8 +28,7 @@ from typing import Any
 from rtlab.aio.client import EventClient
 from rtlab.aio.compression import COMPRESS_SETTINGS, WINDOW_BITS
 from rtlab.aio.server import LabServer
-from rtlab.checks import Verdict, grade
-from rtlab.core.envelope import encode_event
+from rtlab.checks import Problem, Verdict, describe, grade
 from rtlab.notebook.background import BackgroundLoop
 
 __all__ = [
@@ -40,10 +42,24 @@ __all__ = [
 
 WORTH = 0.5  # compress a message when deflate saves at least half of its bytes
 SAMPLE_COUNT = 1000
+FEW = [1.5, -2.0, 0.25]  # float32 holds these exactly
 
+SAMPLES_NUDGE = (
+    "start with pack_samples: struct.pack takes a format, then the values (*samples), as "
+    "section 1 packs the readings"
+)
 SAMPLES_HINT = (
     "struct.pack(f'<{len(samples)}f', *samples) gives 4 bytes per sample, little-endian; "
-    "struct.unpack reads them back, and list(...) makes the tuple a list"
+    "struct.unpack(f'<{len(raw) // 4}f', raw) reads them back, and list(...) makes the "
+    "tuple a list"
+)
+ANY_LENGTH = (
+    "build the format from the number of samples, f'<{len(samples)}f', or from the bytes, "
+    "f'<{len(raw) // 4}f': the functions must work for any number of samples"
+)
+THRESHOLD_NUDGE = (
+    "start by measuring: for each message, the bytes deflate makes of it (as the exercise "
+    "says) against len(message); which ones shrink by at least half?"
 )
 THRESHOLD_HINT = (
     "compress each message on its own (zlib.compressobj(wbits=-12), compress + "
@@ -92,53 +108,128 @@ def _run(coro: Coroutine[Any, Any, bytes]) -> bytes:
         background.close()
 
 
+def _float32(samples: Sequence[float], order: str = "<") -> bytes:
+    return struct.pack(f"{order}{len(samples)}f", *samples)
+
+
+class _Raised(Exception):
+    """The learner's function raised: the message says which, and with what."""
+
+
+def _call(name: str, function: Callable[[Any], Any], argument: Any, when: str) -> Any:
+    """``function(argument)``; what it raises becomes a :class:`_Raised` that says where."""
+    try:
+        return function(argument)
+    except NotImplementedError:
+        raise
+    except (Exception, SystemExit) as error:
+        shown = f"struct.{describe(error)}" if isinstance(error, struct.error) else describe(error)
+        raise _Raised(f"{name}{when} raised {shown}") from None
+
+
+def _size_hint(raw: bytes, samples: Sequence[float]) -> str:
+    """Why ``raw`` has the wrong length: the packing it most likely is."""
+    if raw == base64.b64encode(_float32(samples)):
+        return "that is base64 text: a binary frame carries the bytes as they are, 4 per sample"
+    with contextlib.suppress(ValueError):
+        json.loads(raw)
+        return "these bytes are text (JSON): pack each number with struct.pack, 4 bytes each"
+    sizes = {8: "'d' is float64 (8 bytes)", 2: "'e' is float16 (2 bytes)"}
+    per_sample = len(raw) / len(samples) if samples else 0
+    if per_sample in sizes:
+        return f"{sizes[int(per_sample)]}; 'f' is float32, 4 bytes"
+    return SAMPLES_HINT
+
+
+def _packed_problem(raw: Any, samples: Sequence[float], when: str) -> Problem | None:
+    """What is wrong with ``pack_samples``'s answer ``raw``, if anything."""
+    if raw is None:
+        return f"pack_samples{when} returned None: did you forget `return`?"
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        return f"pack_samples{when} must return bytes, got {type(raw).__name__}"
+    raw = bytes(raw)
+    if len(raw) != 4 * len(samples):
+        return (
+            f"pack_samples{when}: {len(samples)} samples packed into {len(raw)} bytes; "
+            f"float32 takes 4 bytes each: {4 * len(samples)}",
+            _size_hint(raw, samples),
+        )
+    if raw != _float32(samples):
+        if raw == _float32(samples, ">"):
+            return (
+                f"pack_samples{when}: the bytes are big-endian",
+                "the format asks for little-endian: start it with '<'",
+            )
+        return f"pack_samples{when}: the bytes are not the samples as float32, in order"
+    return None
+
+
+def _same(got: Any, value: float) -> bool:
+    """Equal, NaN included (garbage read as float32 may be NaN)."""
+    if not isinstance(got, numbers.Real):
+        return False
+    return got == value or (math.isnan(got) and math.isnan(value))
+
+
+def _read_back_problem(back: Any, samples: Sequence[float], when: str) -> Problem | None:
+    """What is wrong with ``unpack_samples``'s answer ``back``, if anything."""
+    if back is None:
+        return f"unpack_samples{when} returned None: did you forget `return`?"
+    if isinstance(back, str | bytes | bytearray) or not hasattr(back, "__len__"):
+        return f"unpack_samples{when} should give a list of floats, got {type(back).__name__}"
+    if len(back) != len(samples):
+        return (
+            f"unpack_samples{when} should give {len(samples)} floats, got "
+            f"{type(back).__name__} of {len(back)}",
+            "each float32 takes 4 bytes: the bytes hold len(raw) // 4 samples",
+        )
+    for i, (got, sent) in enumerate(zip(back, samples, strict=True)):
+        if not isinstance(got, numbers.Real) or not math.isclose(got, sent, rel_tol=1e-6):
+            problem = f"unpack_samples{when}: sample {i}: sent {sent!r}, read back {got!r}"
+            swapped = struct.unpack(f">{len(samples)}f", _float32(samples))
+            if all(_same(a, b) for a, b in zip(back, swapped, strict=True)):
+                return problem, "read with the format you packed with: '<', little-endian"
+            return problem
+    return None
+
+
 def check_binary_samples(
     pack_samples: Callable[[Sequence[float]], bytes],
-    unpack_samples: Callable[[bytes], list[float]],
+    unpack_samples: Callable[[bytes], Sequence[float]],
 ) -> Verdict:
-    """Grade ``pack_samples`` and ``unpack_samples`` with 1,000 sensor readings, sent for real."""
+    """Grade ``pack_samples`` and ``unpack_samples``: 1,000 sensor readings sent for real
+    through a lab server, then three samples, to be sure any number works."""
     samples = sensor_samples()
-    expected = struct.pack(f"<{len(samples)}f", *samples)
 
-    def attempt() -> str | tuple[str, str] | None:
+    def attempt() -> Problem | None:
         if not callable(pack_samples) or not callable(unpack_samples):
             return "expected two functions: pack_samples(samples) and unpack_samples(raw)"
-        raw = pack_samples(samples)
-        if raw is None:
-            return "pack_samples returned None: did you forget `return`?"
-        if not isinstance(raw, bytes | bytearray):
-            return f"pack_samples must return bytes, got {type(raw).__name__}"
-        raw = bytes(raw)
-        if len(raw) != 4 * len(samples):
-            return (
-                f"{len(samples)} samples packed into {len(raw)} bytes; float32 takes 4 bytes "
-                f"each: {4 * len(samples)}",
-                "'f' is float32 (4 bytes), 'd' is float64 (8 bytes)",
-            )
-        if raw != expected:
-            if raw == struct.pack(f">{len(samples)}f", *samples):
-                return "the bytes are big-endian; the format asks for little-endian ('<')"
-            return "the bytes are not the samples as float32: compare with struct.pack"
-        arrived = _run(_through_a_server(raw))
-        if arrived != raw:
-            return "the bytes that arrived differ from the bytes sent"
-        back = unpack_samples(arrived)
-        if not isinstance(back, list) or len(back) != len(samples):
-            size = len(back) if isinstance(back, Sequence) else "?"
-            return (
-                f"unpack_samples should give a list of {len(samples)} floats, "
-                f"got {type(back).__name__} of {size}"
-            )
-        for i, (got, sent) in enumerate(zip(back, samples, strict=True)):
-            if not isinstance(got, numbers.Real) or not math.isclose(got, sent, rel_tol=1e-6):
-                return f"sample {i}: sent {sent!r}, read back {got!r}"
-        binary = len(encode_event("samples", {"raw": raw}))
-        text = len(encode_event("samples", {"raw": samples}).encode())
-        if binary >= text:
-            return f"the binary frame ({binary} B) is not smaller than the JSON one ({text} B)"
-        return None
+        few = ""  # set once the many samples passed: a failure is then about the length
+        try:
+            raw = _call("pack_samples", pack_samples, list(samples), "")
+            problem = _packed_problem(raw, samples, "")
+            if problem is not None:
+                return problem
+            arrived = _run(_through_a_server(bytes(raw)))
+            if arrived != bytes(raw):
+                return "the bytes that arrived differ from the bytes sent"
+            back = _call("unpack_samples", unpack_samples, arrived, "")
+            problem = _read_back_problem(back, samples, "")
+            if problem is not None:
+                return problem
+            few = f" with {len(FEW)} samples"
+            raw = _call("pack_samples", pack_samples, list(FEW), few)
+            problem = _packed_problem(raw, FEW, few)
+            if problem is None:
+                back = _call("unpack_samples", unpack_samples, bytes(raw), few)
+                problem = _read_back_problem(back, FEW, few)
+        except _Raised as raised:
+            return str(raised), ANY_LENGTH if few else SAMPLES_HINT
+        if problem is None or isinstance(problem, tuple):
+            return problem
+        return problem, ANY_LENGTH
 
-    return grade("binary samples", attempt, SAMPLES_HINT)
+    return grade("binary samples", attempt, SAMPLES_HINT, SAMPLES_NUDGE)
 
 
 # -- exercise 2: a compression threshold ----------------------------------------------
@@ -214,9 +305,21 @@ def thresholds_that_work(messages: Sequence[bytes]) -> range:
 MIX_SEEDS = (6, 8)  # the lesson's mix, and another day's
 
 
-def _threshold_problem(threshold: object, mix: Sequence[bytes]) -> str | None:
-    if isinstance(threshold, bool) or not isinstance(threshold, int):
-        return f"expected a whole number of bytes, got {threshold!r:.40}"
+def _whole(threshold: object) -> int | None:
+    """``threshold`` as an int of bytes (``426``, ``numpy.int64(426)``, ``426.0``), or None."""
+    if isinstance(threshold, bool):
+        return None
+    if isinstance(threshold, numbers.Integral):
+        return int(threshold)
+    if isinstance(threshold, float) and threshold.is_integer():
+        return int(threshold)
+    return None
+
+
+def _threshold_problem(chosen: object, mix: Sequence[bytes]) -> str | None:
+    threshold = _whole(chosen)
+    if threshold is None:
+        return f"expected a whole number of bytes, got {chosen!r:.40}"
     if not thresholds_that_work(mix):
         return "no threshold compresses exactly the right messages in this mix"
     wasted = [m for m in mix if len(m) >= threshold and not worth_compressing(m)]
@@ -258,4 +361,4 @@ def check_threshold(
                 return f"mix {number}: {problem}"
         return None
 
-    return grade("choose_threshold", attempt, THRESHOLD_HINT)
+    return grade("choose_threshold", attempt, THRESHOLD_HINT, THRESHOLD_NUDGE)
