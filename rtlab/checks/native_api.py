@@ -4,29 +4,55 @@
 running, and the learner's ``ask`` is a coroutine, so the cell awaits the check
 (``await check_ask(ask)``). It starts a lab server of its own and stops it from a
 worker thread, so that the learner's connections, which live on the cell's loop,
-can answer the server's closing handshake.
+can answer the server's closing handshake. Every wait is bounded: a coroutine that
+never returns, or even ignores its cancellation, is given up on.
+
+``check_close_event`` is a plain function: it grades ``close_event`` on made-up
+``ConnectionClosed`` exceptions and on real ones that the lesson caught.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Coroutine, Generator
+import threading
+from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Close
 
-from rtlab.checks import Verdict, grade
-from rtlab.notebook.background import start_server
+from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.wait import until
 
-ASK_TEXTS = ("hello", "héllo wörld 👋", "", "two\nlines", "x" * 5000)
+# (endpoint, text, the server's reply): /echo's replies are easy to guess, /ws's is not.
+ASK_CASES: tuple[tuple[str, str, str], ...] = (
+    *(("/echo", text, f"Echo: {text}") for text in ("hello", "héllo wörld 👋", "", "two\nlines")),
+    ("/echo", "x" * 5000, "Echo: " + "x" * 5000),
+    (
+        "/ws?user=checker",
+        '{"event":"connect","ns":"/chat","id":1}',
+        '{"ack":1,"data":{"ns":"/chat"}}',
+    ),
+)
+GRACE = 1.0  # seconds a cancelled coroutine, or the server, gets to finish
+
+ASK_NUDGE = (
+    "open a connection with `async with connect(url) as ws:`, then send and receive "
+    "inside the block"
+)
 
 ASK_HINT = (
-    "use `async with connect(url) as ws:` and send and receive inside the block; "
-    "leaving the block closes the connection cleanly (code 1000), and a `return` "
+    "use `async with connect(url) as ws:` and send and receive inside the block: "
+    "`await ws.send(text)`, then `return await ws.recv()`, the reply the server sent. "
+    "Leaving the block closes the connection cleanly (code 1000), and a `return` "
     "inside it leaves the block too."
+)
+
+CLOSE_EVENT_NUDGE = (
+    "start with the close frame received, `closed.rcvd`: its `.code` and `.reason`, "
+    "or None when no close frame came in"
 )
 
 CLOSE_EVENT_HINT = (
@@ -37,38 +63,101 @@ CLOSE_EVENT_HINT = (
 )
 
 
-def _raise(error: BaseException) -> Callable[[], str | None]:
-    def attempt() -> str | None:
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)``, a long string cut to ``limit`` characters (its quotes kept)."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + "…"
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+async def _settle(task: asyncio.Task[Any], timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``task``; cancel it if it is not done. True if it finished
+    on its own."""
+    await asyncio.wait({task}, timeout=timeout)
+    if task.done():
+        return True
+    task.cancel()
+    await asyncio.wait({task}, timeout=GRACE)  # a task that ignores cancelling is left
+    return False
+
+
+def _in_thread(function: Callable[[], Any], timeout: float) -> Any:
+    """Call a synchronous ``function`` in a daemon thread, waiting ``timeout`` at most."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, function()))
+        except BaseException as error:  # handed to the caller
+            outcome.append((False, error))
+
+    worker = threading.Thread(target=run, name="rtlab-check-ask", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise TimeoutError(f"did not return within {timeout:g} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+async def _one_ask(
+    ask: Callable[[str, str], Any], url: str, text: str, expected: str, timeout: float
+) -> Problem | None:
+    call = f"ask('…{url[url.rindex('/') :]}', {_shown(text, 24)})"
+    if inspect.iscoroutinefunction(ask):
+        result = ask(url, text)
+    else:
+        try:
+            result = await asyncio.to_thread(_in_thread, lambda: ask(url, text), timeout)
+        except TimeoutError:
+            return f"{call} did not return within {timeout:g} s: define it with `async def`"
+    if not inspect.isawaitable(result):
+        return f"{call} returned {_shown(result)} at once: define it with `async def`"
+    task = asyncio.ensure_future(result)
+    if not await _settle(task, timeout):
+        return f"{call} did not return within {timeout:g} s (waiting for a second reply?)"
+    if task.cancelled():
+        return f"{call} raised CancelledError"
+    if isinstance(error := task.exception(), NotImplementedError):
         raise error
+    if error is not None:
+        return f"{call} raised {describe(error)}"
+    reply = task.result()
+    if inspect.iscoroutine(reply):
+        reply.close()  # never awaited: close it, so that Python does not warn
+        return f"{call} returned a coroutine: put `await` before `ws.recv()`"
+    if reply != expected:
+        if url.endswith("/echo"):
+            return f"{call} returned {_shown(reply)}, expected the server's reply 'Echo: …'"
+        return (
+            f"{call} returned {_shown(reply)}, expected the server's reply "
+            f"{expected!r}: return what `recv()` gave, not a reply made up in `ask`"
+        )
+    return None
 
-    return attempt
 
-
-async def _ask_problem(ask: Callable[[str, str], Any], timeout: float) -> str | None:
-    server = start_server()
+async def _ask_problem(ask: Callable[[str, str], Any], timeout: float) -> Problem | None:
+    if not callable(ask):
+        return f"expected a function, got {type(ask).__name__}"
+    server: RunningServer = await asyncio.to_thread(start_server)
     try:
-        for text in ASK_TEXTS:
-            call = f"ask(url, {text[:20] + '…' if len(text) > 20 else text!r})"
-            result = ask(server.echo_url, text)
-            if not inspect.isawaitable(result):
-                return f"{call} returned {result!r} at once: define it with `async def`"
+        for path, text, expected in ASK_CASES:
+            url = f"{server.url}{path}"
+            if problem := await _one_ask(ask, url, text, expected, timeout):
+                return problem
             try:
-                reply = await asyncio.wait_for(result, timeout)
-            except TimeoutError:
-                return f"{call} did not return within {timeout:g} s (waiting for a second reply?)"
-            expected = f"Echo: {text}"
-            if reply != expected:
-                shown = reply if not isinstance(reply, str) or len(reply) < 40 else reply[:40] + "…"
-                return f"{call} returned {shown!r}, expected the server's reply 'Echo: …'"
-            try:
-                await until(lambda: not server.clients, timeout=1.0)
+                await until(lambda: not server.clients, timeout=GRACE)
             except TimeoutError:
                 n = len(server.clients)
+                call = f"ask('…{path}', {_shown(text, 24)})"
                 return f"{call} left {n} connection{'s' if n != 1 else ''} open after returning"
         return None
     finally:
         # From a thread: the server's closing handshake needs this loop to answer it.
-        await asyncio.to_thread(server.stop)
+        await asyncio.wait({asyncio.ensure_future(asyncio.to_thread(server.stop))}, timeout=5)
 
 
 class Pending:
@@ -96,56 +185,131 @@ class Pending:
         )
 
 
+def _raise(error: BaseException) -> Callable[[], Problem | None]:
+    def attempt() -> Problem | None:
+        raise error
+
+    return attempt
+
+
 async def _check_ask(ask: Callable[[str, str], Any], timeout: float) -> Verdict:
     try:
         problem = await _ask_problem(ask, timeout)
-    except Exception as error:
-        return grade("ask", _raise(error), ASK_HINT)
-    return grade("ask", lambda: problem, ASK_HINT)
+    except (Exception, SystemExit) as error:  # grade names it (NotImplementedError: nudge)
+        return grade("ask", _raise(error), ASK_HINT, ASK_NUDGE)
+    return grade("ask", lambda: problem, ASK_HINT, ASK_NUDGE)
 
 
 def check_ask(ask: Callable[[str, str], Any], timeout: float = 3.0) -> Pending:
-    """Grade ``async def ask(url, text) -> str`` against a lab server's ``/echo``.
+    """Grade ``async def ask(url, text) -> str`` against a lab server.
 
-    Each text (ASCII, unicode, empty, two lines, 5000 characters) must come back
-    as ``Echo: text``, and the connection must be closed once ``ask`` returns.
-    Await it: ``await check_ask(ask)`` gives a :class:`~rtlab.checks.Verdict`.
+    Each text (ASCII, unicode, empty, two lines, 5000 characters) sent to ``/echo``
+    must come back as ``Echo: text``, an event sent to ``/ws`` as the server's own
+    answer, and the connection must be closed once ``ask`` returns. Await it:
+    ``await check_ask(ask)`` gives a :class:`~rtlab.checks.Verdict`.
     """
     return Pending("ask", lambda: _check_ask(ask, timeout))
 
 
-def _close_cases() -> list[tuple[ConnectionClosed, dict[str, Any]]]:
-    def closed(kind: type[ConnectionClosed], rcvd: Close | None, sent: Close | None):
-        order = None if rcvd is None or sent is None else True
-        return kind(rcvd, sent, order)
+# --------------------------------------------------------------------------
+# Exercise 2: close_event(closed)
+# --------------------------------------------------------------------------
 
+
+def _closed(kind: type[ConnectionClosed], rcvd: Close | None, sent: Close | None) -> Any:
+    order = None if rcvd is None or sent is None else True
+    return kind(rcvd, sent, order)
+
+
+def browser_event(closed: ConnectionClosed) -> dict[str, Any]:
+    """What a browser's ``close`` event carries for ``closed``: the reference answer."""
+    if closed.rcvd is None:
+        return {"code": 1006, "reason": "", "wasClean": False}
+    return {
+        "code": closed.rcvd.code,
+        "reason": closed.rcvd.reason,
+        "wasClean": closed.sent is not None,
+    }
+
+
+def _close_cases() -> list[ConnectionClosed]:
     done, away = Close(1000, "done"), Close(1001, "server stopping")
     too_big, empty = Close(1009, "message too big"), Close(1005, "")
-
-    def event(code: int, reason: str, clean: bool) -> dict[str, Any]:
-        return {"code": code, "reason": reason, "wasClean": clean}
-
     return [
-        (closed(ConnectionClosedOK, done, done), event(1000, "done", True)),
-        (closed(ConnectionClosedOK, away, away), event(1001, "server stopping", True)),
-        (closed(ConnectionClosedOK, empty, empty), event(1005, "", True)),
-        (closed(ConnectionClosedError, too_big, too_big), event(1009, "message too big", True)),
-        (closed(ConnectionClosedError, None, None), event(1006, "", False)),
-        (closed(ConnectionClosedError, None, done), event(1006, "", False)),
+        _closed(ConnectionClosedOK, done, done),
+        _closed(ConnectionClosedOK, away, away),
+        _closed(ConnectionClosedOK, empty, empty),
+        _closed(ConnectionClosedError, too_big, too_big),
+        _closed(ConnectionClosedError, None, None),
+        _closed(ConnectionClosedError, None, done),
+        _closed(ConnectionClosedError, away, None),  # the server's close came, ours never left
     ]
 
 
-def _close_event_problem(close_event: Callable[[ConnectionClosed], Any]) -> str | None:
-    for closed, expected in _close_cases():
-        got = close_event(closed)
+def _field_problem(got: Any, expected: dict[str, Any], closed: ConnectionClosed) -> str:
+    """What is wrong in ``got``, for a learner who knows the rules."""
+    if not isinstance(got, Mapping):
+        return f"returned {_shown(got)}: return a dict with 'code', 'reason' and 'wasClean'"
+    if set(got) != set(expected):
+        return f"returned keys {sorted(got)}, expected {sorted(expected)}"
+    if got["code"] != expected["code"]:
+        if closed.rcvd is None:
+            why = "no close frame came in, which a browser reports as 1006"
+        elif closed.rcvd.code == 1005:
+            why = "a close frame without a code is reported as 1005, not 1006"
+        else:
+            why = "the code is the one in the close frame received, closed.rcvd"
+        return f"code is {got['code']!r}, expected {expected['code']}: {why}"
+    if got["reason"] != expected["reason"]:
+        return (
+            f"reason is {got['reason']!r}, expected {expected['reason']!r}: the reason of "
+            "the close frame received, or '' when none came"
+        )
+    if got["wasClean"] is not expected["wasClean"]:
+        both = "close frames went both ways" if expected["wasClean"] else "not both ways"
+        return (
+            f"wasClean is {got['wasClean']!r}, expected {expected['wasClean']}: {both}, "
+            "whatever the code"
+        )
+    return f"returned {_shown(got, 80)}, expected {expected}"
+
+
+def _close_event_problem(
+    close_event: Callable[[ConnectionClosed], Any], real: Mapping[str, ConnectionClosed]
+) -> str | None:
+    if not callable(close_event):
+        return f"expected a function, got {type(close_event).__name__}"
+    cases = [(f"{type(c).__name__}({c})", c) for c in _close_cases()]
+    cases += [(f"the {name!r} close ({closed})", closed) for name, closed in real.items()]
+    for name, closed in cases:
+        expected = browser_event(closed)
+        try:
+            got = close_event(closed)
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            return f"for {name} it raised {describe(error)}"
         if got != expected:
-            return (
-                f"for {type(closed).__name__}({closed}) it returned {got!r}, expected {expected!r}"
-            )
+            return f"for {name} it {_field_problem(got, expected, closed)}"
     return None
 
 
-def check_close_event(close_event: Callable[[ConnectionClosed], Any]) -> Verdict:
+def check_close_event(
+    close_event: Callable[[ConnectionClosed], Any],
+    closes: Mapping[str, ConnectionClosed] | None = None,
+) -> Verdict:
     """Grade ``close_event(closed) -> {"code", "reason", "wasClean"}``, the browser's
-    ``CloseEvent`` made from a ``ConnectionClosed`` exception."""
-    return grade("close_event", lambda: _close_event_problem(close_event), CLOSE_EVENT_HINT)
+    ``CloseEvent`` made from a ``ConnectionClosed`` exception, on made-up cases and on
+    ``closes``, real exceptions by name; when right, show what it gives for those."""
+    real = dict(closes or {})
+    verdict = grade(
+        "close_event",
+        lambda: _close_event_problem(close_event, real),
+        CLOSE_EVENT_HINT,
+        CLOSE_EVENT_NUDGE,
+    )
+    if not verdict.passed or not real:
+        return verdict
+    width = max(len(name) for name in real)
+    lines = [f"   {name:{width}}  {browser_event(closed)}" for name, closed in real.items()]
+    return Verdict(True, "\n".join([f"{verdict.message}; what a browser reports:", *lines]))
