@@ -335,7 +335,10 @@ def _with_the_mask_key(n: int, masked: bool) -> bytes:
     return correct_frame_header(n, masked) + (b"\x37\xfa\x21\x3d" if masked else b"")
 
 
-SILENT = "it sent nothing back within 1 s: it is still waiting for what your header announced"
+SILENT = (
+    "it sent nothing back within 1 s: it is still waiting, for bytes your header announced "
+    "or for the rest of the message"
+)
 NON_MINIMAL = "it echoed it, though a sender must use the shortest length form"
 
 

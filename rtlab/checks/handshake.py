@@ -266,8 +266,8 @@ def _server_answer(host: str, port: int, header: bytes, n: int) -> str | None:
                 inbox += chunk
         except TimeoutError:
             return (
-                f"sent nothing back within {LIVE_TIMEOUT:g} s: it is still waiting for "
-                "what your header announced"
+                f"sent nothing back within {LIVE_TIMEOUT:g} s: it is still waiting, for "
+                "bytes your header announced or for the rest of the message"
             )
         except OSError as error:
             return f"dropped the connection ({type(error).__name__})"
