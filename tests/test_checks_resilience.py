@@ -498,3 +498,17 @@ def test_fresh_answers_that_are_not_lists_or_raise() -> None:
     assert "returned ['a', 'b']: expected a list" in str(
         check_fresh(lambda messages: [m["message"] for m in messages])
     )
+
+
+def test_fresh_that_never_returns_is_a_cross_in_bounded_time() -> None:
+    more = threading.Event()  # set at the end, so that the learner's thread ends too
+
+    def waits_for_more(messages: list[dict]) -> list[dict]:
+        more.wait()  # for a message that never comes
+        return messages
+
+    start = time.monotonic()
+    verdict = check_fresh(waits_for_more, timeout=0.5)
+    more.set()
+    assert time.monotonic() - start < 2
+    assert verdict.message == "fresh: did not return within 0.5 s: does a loop never end?"

@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 
 from rtlab.aio.proxy import Proxy
 from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.notebook.background import BackgroundLoop
 
 __all__ = ["check_fresh", "check_keep_asking"]
@@ -343,13 +344,29 @@ OLDER_HINT = (
 )
 
 
-def _fresh_problem(function: Callable[[list[dict[str, Any]]], Any]) -> Problem | None:
+def _kept(function: Callable[[list[dict[str, Any]]], Any], messages: list[dict[str, Any]]) -> Any:
+    """The texts of the messages ``function`` kept, or what it returned when not messages."""
+    got = function([dict(m) for m in messages])
+    try:
+        return [m["message"] for m in got]
+    except (TypeError, KeyError):
+        return _NotMessages(got)
+
+
+@dataclass(frozen=True)
+class _NotMessages:
+    returned: Any
+
+
+def _fresh_problem(
+    function: Callable[[list[dict[str, Any]]], Any], timeout: float
+) -> Problem | None:
     for messages, expected in FRESH_CASES:
-        got = function([dict(m) for m in messages])
-        try:
-            texts = [m["message"] for m in got]
-        except (TypeError, KeyError):
-            return f"returned {got!r:.80}: expected a list of the messages kept"
+        texts = call_within(lambda messages=messages: _kept(function, messages), timeout)
+        if texts is STILL_RUNNING:
+            return f"did not return within {timeout:g} s: does a loop never end?"
+        if isinstance(texts, _NotMessages):
+            return f"returned {texts.returned!r:.80}: expected a list of the messages kept"
         if texts != expected:
             arrived = [(m["roomId"], m["seq"]) for m in messages]
             problem = f"for arrivals (room, seq) {arrived} kept {texts}, expected {expected}"
@@ -358,6 +375,6 @@ def _fresh_problem(function: Callable[[list[dict[str, Any]]], Any]) -> Problem |
     return None
 
 
-def check_fresh(function: Callable[[list[dict[str, Any]]], Any]) -> Verdict:
+def check_fresh(function: Callable[[list[dict[str, Any]]], Any], timeout: float = 2.0) -> Verdict:
     """Grade ``fresh(messages)``: each message once, by room and seq, in arrival order."""
-    return grade("fresh", lambda: _fresh_problem(function), FRESH_HINT, FRESH_NUDGE)
+    return grade("fresh", lambda: _fresh_problem(function, timeout), FRESH_HINT, FRESH_NUDGE)
