@@ -7,11 +7,13 @@ The notebook-facing API in one place::
     server.echo_url                    # 'ws://127.0.0.1:PORT/echo'
     alice = rtlab.connect(server, "alice")  # an event client (await rtlab.aconnect in a cell)
     server.stop()
+    rtlab.hint()                       # the recipe of the exercise you checked last
 """
 
 from importlib.metadata import version
 
 from rtlab.aio.client import AckError, EventClient, OfflineQueueFull
+from rtlab.checks import hint
 from rtlab.core.backoff import Reconnection
 from rtlab.notebook.background import start_proxy, start_server
 from rtlab.notebook.chatpane import ChatPane, chat_panes
@@ -33,6 +35,7 @@ __all__ = [
     "aconnect",
     "chat_panes",
     "connect",
+    "hint",
     "page_url",
     "run",
     "shared_server",
