@@ -6,6 +6,7 @@ import base64
 import hashlib
 import struct
 import threading
+import time
 
 import pytest
 
@@ -276,7 +277,9 @@ def test_right_frame_headers_written_differently_pass_live(answer) -> None:
         "✅ frame_header: correct; a lab server echoed frames of "
         "0, 5, 125, 126, 65,535, 65,536 bytes"
     )
-    assert not [t for t in threading.enumerate() if t.name.startswith("rtlab-")]  # stopped
+    assert not [
+        t for t in threading.enumerate() if t.name in ("rtlab-server", "rtlab-proxy")
+    ]  # stopped
 
 
 def test_frame_header_not_done_yet_gets_the_nudge() -> None:
@@ -469,7 +472,9 @@ def test_wrong_frame_headers_fail_with_what_the_live_server_did(answer, message,
     assert not verdict.passed
     assert verdict.message == f"frame_header: {message}"
     assert verdict.hint == hint
-    assert not [t for t in threading.enumerate() if t.name.startswith("rtlab-")]  # stopped
+    assert not [
+        t for t in threading.enumerate() if t.name in ("rtlab-server", "rtlab-proxy")
+    ]  # stopped
 
 
 def test_frame_header_wrong_types_missing_return_and_not_callable() -> None:
@@ -488,3 +493,25 @@ def test_frame_header_wrong_types_missing_return_and_not_callable() -> None:
 
     verdict = check_frame_header(b"\x81\x85")  # type: ignore[arg-type]
     assert verdict.message == "frame_header: expected a function, got bytes"
+
+
+def test_answers_that_never_return_are_crosses_not_hung_cells() -> None:
+    def stuck_key(key: str) -> str:
+        time.sleep(3)  # as good as endless: longer than the check waits
+        return accept_key(key)
+
+    def stuck_header(n: int, masked: bool) -> bytes:
+        time.sleep(3)
+        return expected_header(n, masked)
+
+    started = time.monotonic()
+    verdict = check_accept_key(stuck_key)
+    assert verdict.message == (
+        f"accept_key: accept_key({RFC_KEY!r}) did not return within 2 s: does a loop never end?"
+    )
+    verdict = check_frame_header(stuck_header)
+    assert verdict.message == (
+        "frame_header: frame_header(5, masked=True) did not return within 2 s: "
+        "does a loop never end?"
+    )
+    assert time.monotonic() - started < 5.8

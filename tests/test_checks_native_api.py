@@ -434,3 +434,18 @@ def test_close_event_not_callable() -> None:
     verdict = check_close_event({"code": 1000})  # type: ignore[arg-type]
     assert verdict.message == "close_event: expected a function, got dict"
     assert verdict.hint == native_api.CLOSE_EVENT_HINT
+
+
+def test_a_close_event_that_never_returns_is_a_cross_not_a_hung_cell() -> None:
+    def stuck(closed: ConnectionClosed) -> dict:
+        time.sleep(3)  # as good as endless: longer than the check waits
+        return close_event_right(closed)
+
+    started = time.monotonic()
+    verdict = check_close_event(stuck)
+    assert time.monotonic() - started < 2.9
+    assert (
+        verdict.message
+        == f"close_event: for {OK_1000} it did not return within 2 s: does a loop never end?"
+    )
+    assert verdict.hint == CLOSE_EVENT_HINT

@@ -6,6 +6,7 @@ import math
 import re
 import sys
 import threading
+import time
 
 import pytest
 
@@ -29,7 +30,9 @@ def test_a_correct_answer_passes_and_says_what_a_live_poll_cost() -> None:
         r"so 100 ms freshness costs [\d,]+ B/s per client, [\d.]+ MB/s for 10,000 clients",
         str(verdict),
     )
-    assert not [t for t in threading.enumerate() if t.name.startswith("rtlab-")]  # all stopped
+    assert not [
+        t for t in threading.enumerate() if t.name in ("rtlab-server", "rtlab-proxy")
+    ]  # all stopped
 
 
 def test_a_live_idle_poll_costs_a_few_hundred_bytes_every_time() -> None:
@@ -183,3 +186,18 @@ def test_an_answer_that_exits_is_a_cross_too() -> None:
     verdict = check_idle_polling_cost(lambda latency, header: sys.exit())
     assert not verdict.passed
     assert verdict.message == "idle_polling_cost: raised SystemExit"
+
+
+def test_an_answer_that_never_returns_is_a_cross_not_a_hung_cell() -> None:
+    def stuck(latency_ms: float, header_bytes: float) -> float:
+        time.sleep(3)  # as good as endless: longer than the check waits
+        return header_bytes * 500 / latency_ms
+
+    started = time.monotonic()
+    verdict = check_idle_polling_cost(stuck)
+    assert time.monotonic() - started < 2.9
+    assert verdict.message == (
+        "idle_polling_cost: (latency_ms=100, header_bytes=300) did not return within 2 s: "
+        "does a loop never end?"
+    )
+    assert verdict.hint == HINT

@@ -23,6 +23,7 @@ import socket
 from collections.abc import Callable
 
 from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.core import frames
 from rtlab.core import handshake as core
 from rtlab.core.handshake import GUID
@@ -35,6 +36,7 @@ __all__ = ["check_accept_key", "check_frame_header"]
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 N_RANDOM_KEYS = 50
+LIMIT = 2.0  # seconds the learner's function may take for one case
 
 
 def _random_keys(n: int = N_RANDOM_KEYS, seed: int = 6455) -> tuple[str, ...]:
@@ -125,11 +127,13 @@ def check_accept_key(function: Callable[[str], str]) -> Verdict:
         for key in KEYS:
             call = f"accept_key({key!r})"
             try:
-                got = function(key)
+                got = call_within(lambda key=key: function(key), LIMIT)
             except NotImplementedError:
                 raise
             except Exception as error:
                 return f"{call} raised {describe(error)}"
+            if got is STILL_RUNNING:
+                return f"{call} did not return within {LIMIT:g} s: does a loop never end?"
             expected = reference_accept_key(key)
             if got == expected:
                 continue
@@ -285,11 +289,13 @@ def _header_problem(
 ) -> Problem | None:
     call = f"frame_header({n}, masked={masked})"
     try:
-        got = function(n, masked)
+        got = call_within(lambda: function(n, masked), LIMIT)
     except NotImplementedError:
         raise
     except Exception as error:
         return f"{call} raised {describe(error)}", f"{_length_rule(n)}. The rule: {FRAME_HINT}"
+    if got is STILL_RUNNING:
+        return f"{call} did not return within {LIMIT:g} s: does a loop never end?"
     if got is None:
         return f"{call} returned None: did you forget `return`?"
     if not isinstance(got, bytes | bytearray):

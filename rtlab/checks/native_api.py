@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 from collections.abc import Callable, Coroutine, Generator, Mapping
 from typing import Any
 
@@ -23,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedError, Conne
 from websockets.frames import Close
 
 from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.wait import until
 
@@ -37,6 +37,7 @@ ASK_CASES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 GRACE = 1.0  # seconds a cancelled coroutine, or the server, gets to finish
+LIMIT = 2.0  # seconds close_event may take for one case
 
 ASK_NUDGE = (
     "open a connection with `async with connect(url) as ws:`, then send and receive "
@@ -82,27 +83,6 @@ async def _settle(task: asyncio.Task[Any], timeout: float) -> bool:
     return False
 
 
-def _in_thread(function: Callable[[], Any], timeout: float) -> Any:
-    """Call a synchronous ``function`` in a daemon thread, waiting ``timeout`` at most."""
-    outcome: list[Any] = []
-
-    def run() -> None:
-        try:
-            outcome.append((True, function()))
-        except BaseException as error:  # handed to the caller
-            outcome.append((False, error))
-
-    worker = threading.Thread(target=run, name="rtlab-check-ask", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not outcome:
-        raise TimeoutError(f"did not return within {timeout:g} s")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
 async def _one_ask(
     ask: Callable[[str, str], Any], url: str, text: str, expected: str, timeout: float
 ) -> Problem | None:
@@ -110,9 +90,8 @@ async def _one_ask(
     if inspect.iscoroutinefunction(ask):
         result = ask(url, text)
     else:
-        try:
-            result = await asyncio.to_thread(_in_thread, lambda: ask(url, text), timeout)
-        except TimeoutError:
+        result = await asyncio.to_thread(call_within, lambda: ask(url, text), timeout)
+        if result is STILL_RUNNING:
             return f"{call} did not return within {timeout:g} s: define it with `async def`"
     if not inspect.isawaitable(result):
         return f"{call} returned {_shown(result)} at once: define it with `async def`"
@@ -284,11 +263,13 @@ def _close_event_problem(
     for name, closed in cases:
         expected = browser_event(closed)
         try:
-            got = close_event(closed)
+            got = call_within(lambda closed=closed: close_event(closed), LIMIT)
         except NotImplementedError:
             raise
         except Exception as error:
             return f"for {name} it raised {describe(error)}"
+        if got is STILL_RUNNING:
+            return f"for {name} it did not return within {LIMIT:g} s: does a loop never end?"
         if got != expected:
             return f"for {name} it {_field_problem(got, expected, closed)}"
     return None

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 from rtlab.checks import Problem, Verdict, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.notebook.background import start_proxy, start_server
 from rtlab.notebook.wait import wait_until
 
@@ -32,6 +33,7 @@ CASES: tuple[tuple[float, float], ...] = (
     (100, 0),  # free headers (they never are): free polling
 )
 
+LIMIT = 2.0  # seconds the learner's function may take for one case
 LIVE_POLLS = 3  # idle polls of a real lab server, to measure a poll's bytes
 LIVE_LATENCY_MS = 100
 
@@ -84,8 +86,10 @@ def _diagnose(got: float, latency_ms: float, header_bytes: float) -> str:
 def _grade_one(
     function: Callable[[float, float], float], latency_ms: float, header_bytes: float
 ) -> str | None:
-    got = function(latency_ms, header_bytes)
     args = f"latency_ms={latency_ms:g}, header_bytes={header_bytes:g}"
+    got = call_within(lambda: function(latency_ms, header_bytes), LIMIT)
+    if got is STILL_RUNNING:
+        return f"({args}) did not return within {LIMIT:g} s: does a loop never end?"
     if got is None:
         return f"({args}) returned None: did you forget `return`?"
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
