@@ -10,6 +10,7 @@ import json
 import statistics
 import struct
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -222,6 +223,19 @@ def test_wrong_samples_fail_with_their_hint(packer, unpacker, message, expected_
     assert verdict.hint == expected_hint
 
 
+def test_samples_endless_loop_is_a_cross(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(performance, "LEARNER_TIMEOUT", 0.2)
+
+    def slow_pack(samples):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)  # stands for a loop that never ends (which would keep a core busy)
+
+    verdict = check_binary_samples(slow_pack, unpack)
+    assert verdict.message == (
+        "binary samples: pack_samples did not return within 0.2 s: does a loop never end?"
+    )
+    assert verdict.hint == performance.SAMPLES_HINT
+
+
 def test_samples_not_functions() -> None:
     verdict = check_binary_samples(b"\x00", unpack)  # type: ignore[arg-type]
     assert verdict.message == (
@@ -369,6 +383,15 @@ def test_wrong_thresholds_fail_with_the_recipe(choose, message) -> None:  # type
     assert not verdict.passed
     assert verdict.message.startswith(f"choose_threshold: {message}"), verdict.message
     assert verdict.hint == performance.THRESHOLD_HINT
+
+
+def test_threshold_endless_loop_is_a_cross(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(performance, "LEARNER_TIMEOUT", 0.2)
+    verdict = check_threshold(lambda m: time.sleep(0.5))
+    assert verdict.message == (
+        "choose_threshold: mix 1: choose_threshold did not return within 0.2 s: "
+        "does a loop never end?"
+    )
 
 
 def test_threshold_crash_and_non_function() -> None:

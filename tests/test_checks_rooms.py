@@ -20,6 +20,9 @@ from rtlab.core.envelope import EnvelopeError, ErrorCode
 @pytest.fixture(autouse=True)
 def nothing_printed_and_no_server_left(capfd):
     yield
+    for thread in threading.enumerate():  # a server a stuck handler held stops in the background
+        if thread.name == rooms.STOPPER:
+            thread.join(10)
     assert capfd.readouterr() == ("", "")
     assert not [t for t in threading.enumerate() if t.name == "rtlab-server" and t.is_alive()]
 
@@ -311,6 +314,20 @@ def test_recipients_every_data_read_as_a_dict_is_explained() -> None:
         f"recipients: carol sends join-room (lobby) {LOBBY_KITCHEN}: raised TypeError: string "
     )
     assert verdict.hint == rooms.DATA_SHAPES
+
+
+def test_recipients_endless_loop_is_a_cross(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(rooms, "LEARNER_TIMEOUT", 0.2)
+
+    def recipients(rooms_, online, sender, event, data):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)  # stands for a loop that never ends (which would keep a core busy)
+
+    verdict = check_recipients(recipients)
+    assert verdict.message == (
+        f"recipients: alice sends send-message (lobby) {LOBBY_KITCHEN}: did not return "
+        "within 0.2 s: does a loop never end?"
+    )
+    assert verdict.hint == rooms.RECIPIENTS_HINT
 
 
 def test_recipients_wrong_types_are_explained() -> None:
@@ -676,6 +693,31 @@ def test_shout_wrong_answers_fail_with_their_hint(register, message, hint) -> No
         assert verdict.hint == hint
     else:
         assert "ErrorCode.NOT_MEMBER" in verdict.hint
+
+
+def test_shout_handler_that_holds_the_server_is_a_cross_at_once() -> None:
+    def register_shout(ns):  # type: ignore[no-untyped-def]
+        @ns.on("shout")
+        def shout(session, data):  # type: ignore[no-untyped-def]
+            time.sleep(5)  # stands for an endless loop: the server's loop is held
+
+    start = time.monotonic()
+    verdict = check_shout(register_shout)
+    assert verdict.message == "shout: alice's shout got no acknowledgement within 2 s"
+    assert verdict.hint == rooms.BLOCKING_HINT
+    assert time.monotonic() - start < 4.5  # not until the server is free again
+
+
+def test_shout_register_shout_that_never_returns(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(rooms, "LEARNER_TIMEOUT", 0.2)
+
+    def register_shout(ns):  # type: ignore[no-untyped-def]
+        time.sleep(0.5)
+
+    verdict = check_shout(register_shout)
+    assert verdict.message == (
+        "shout: register_shout(ns) did not return within 0.2 s: does a loop never end?"
+    )
 
 
 def test_shout_not_a_function() -> None:

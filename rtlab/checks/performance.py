@@ -29,6 +29,7 @@ from rtlab.aio.client import EventClient
 from rtlab.aio.compression import COMPRESS_SETTINGS, WINDOW_BITS
 from rtlab.aio.server import LabServer
 from rtlab.checks import Problem, Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.notebook.background import BackgroundLoop
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
 
 WORTH = 0.5  # compress a message when deflate saves at least half of its bytes
 SAMPLE_COUNT = 1000
+LEARNER_TIMEOUT = 5.0  # seconds the learner's function may take for one call
 FEW = [1.5, -2.0, 0.25]  # float32 holds these exactly
 
 SAMPLES_NUDGE = (
@@ -119,12 +121,17 @@ class _Raised(Exception):
 def _call(name: str, function: Callable[[Any], Any], argument: Any, when: str) -> Any:
     """``function(argument)``; what it raises becomes a :class:`_Raised` that says where."""
     try:
-        return function(argument)
+        result = call_within(lambda: function(argument), LEARNER_TIMEOUT)
     except NotImplementedError:
         raise
     except (Exception, SystemExit) as error:
         shown = f"struct.{describe(error)}" if isinstance(error, struct.error) else describe(error)
         raise _Raised(f"{name}{when} raised {shown}") from None
+    if result is STILL_RUNNING:
+        raise _Raised(
+            f"{name}{when} did not return within {LEARNER_TIMEOUT:g} s: does a loop never end?"
+        )
+    return result
 
 
 def _size_hint(raw: bytes, samples: Sequence[float]) -> str:
@@ -353,7 +360,12 @@ def check_threshold(
         if not callable(choose_threshold):
             return f"expected a function choose_threshold(messages), got {choose_threshold!r:.40}"
         for number, mix in enumerate(chosen, 1):
-            threshold = choose_threshold(list(mix))
+            threshold = call_within(lambda mix=mix: choose_threshold(list(mix)), LEARNER_TIMEOUT)
+            if threshold is STILL_RUNNING:
+                return (
+                    f"mix {number}: choose_threshold did not return within "
+                    f"{LEARNER_TIMEOUT:g} s: does a loop never end?"
+                )
             if threshold is None:
                 return "choose_threshold returned None: did you forget `return`?"
             problem = _threshold_problem(threshold, mix)

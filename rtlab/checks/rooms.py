@@ -15,14 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rtlab.aio.client import AckError
 from rtlab.aio.events import Namespace, Session
 from rtlab.checks import Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.core.envelope import EnvelopeError
 from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.clients import Client, connect
@@ -30,6 +33,10 @@ from rtlab.notebook.clients import Client, connect
 __all__ = ["check_recipients", "check_shout"]
 
 Problem = tuple[str, str]  # what went wrong, and the hint for it
+
+LEARNER_TIMEOUT = 2.0  # seconds the learner's function may take for one call
+ENDLESS = "did not return within {:g} s: does a loop never end?"
+STOPPER = "rtlab-check-stop"  # the thread that stops a server a stuck handler holds
 
 
 # -- exercise 1: recipients(rooms, online, sender, event, data) ----------------------------
@@ -218,11 +225,16 @@ def _recipients_problem(recipients: Callable[..., Any]) -> Problem | None:
         rooms = {room: set(members) for room, members in case.rooms.items()}  # theirs to change
         data = copy.deepcopy(case.data)
         try:
-            got = recipients(rooms, set(case.online), case.sender, case.event, data)
+            call = functools.partial(
+                recipients, rooms, set(case.online), case.sender, case.event, data
+            )
+            got = call_within(call, LEARNER_TIMEOUT)
         except NotImplementedError:
             raise
         except (Exception, SystemExit) as error:
             return f"{where}: raised {describe(error)}", _crash_hint(case, error)
+        if got is STILL_RUNNING:
+            return f"{where}: {ENDLESS.format(LEARNER_TIMEOUT)}", RECIPIENTS_HINT
         if got is None:
             return f"{where}: returned None; did you forget `return`?", RECIPIENTS_HINT
         if not isinstance(got, dict):
@@ -322,18 +334,34 @@ class _Watched:
             waiting.cancel()
 
 
-@contextlib.contextmanager
-def _room_of_four() -> Iterator[tuple[RunningServer, dict[str, Client]]]:
-    """A server and its clients, all closed at the end."""
-    server = start_server(ping_interval=None)
-    clients: dict[str, Client] = {}
-    try:
-        yield server, clients
-    finally:
-        for client in clients.values():
+@dataclass
+class _Lab:
+    """The check's server and clients. ``stuck``: the learner's handler holds the server's
+    loop (time.sleep, an endless loop), so it is stopped in the background, not waited for."""
+
+    server: RunningServer
+    clients: dict[str, Client] = field(default_factory=dict)
+    stuck: bool = False
+
+    def close(self) -> None:
+        for client in self.clients.values():
             with contextlib.suppress(Exception):
                 client.close()
-        server.stop()
+        with contextlib.suppress(Exception):
+            self.server.stop()
+
+
+@contextlib.contextmanager
+def _lab() -> Iterator[_Lab]:
+    """A server for the check, closed at the end, in the background if it is stuck."""
+    lab = _Lab(start_server(ping_interval=None))
+    try:
+        yield lab
+    finally:
+        if lab.stuck:
+            threading.Thread(target=lab.close, name=STOPPER, daemon=True).start()
+        else:
+            lab.close()
 
 
 def _round_trip(client: Client) -> None:
@@ -481,9 +509,12 @@ def _refused(
 def _shout_problem(register_shout: Callable[[Namespace], Any], timeout: float) -> Problem | None:
     if not callable(register_shout):
         return f"expected a function, got {type(register_shout).__name__}", SHOUT_HINT
-    with _room_of_four() as (server, clients):
+    with _lab() as lab:
+        server = lab.server
         ns = server.server.namespace("/")
-        register_shout(ns)  # before any client connects: no thread races with the server
+        # Before any client connects: no thread races with the server.
+        if call_within(lambda: register_shout(ns), LEARNER_TIMEOUT) is STILL_RUNNING:
+            return f"register_shout(ns) {ENDLESS.format(LEARNER_TIMEOUT)}", SHOUT_HINT
         if "shout" not in ns.handlers:
             return (
                 "register_shout(ns) registered no 'shout' handler",
@@ -493,9 +524,12 @@ def _shout_problem(register_shout: Callable[[Namespace], Any], timeout: float) -
         handler = _Watched(ns.handlers["shout"])
         ns.handlers["shout"] = handler
         try:
-            return _scenes(server, handler, clients, timeout)
+            return _scenes(server, handler, lab.clients, timeout)
         finally:
-            server.call(handler.abandon)
+            # Cancel what the handler still awaits, so the server can stop; a loop that
+            # does not answer is held by the handler itself.
+            freed = call_within(lambda: server.call(handler.abandon), LEARNER_TIMEOUT)
+            lab.stuck = freed is STILL_RUNNING
 
 
 def _scenes(
