@@ -76,7 +76,7 @@ def test_accept_key_not_done_yet_gets_the_nudge() -> None:
     verdict = check_accept_key(learner_copy)
     assert not verdict.passed
     assert str(verdict) == (
-        f"❌ accept_key: not done yet\n   Hint: {ACCEPT_NUDGE} (hint() shows the recipe)"
+        f"❌ accept_key: not done yet\n   Hint: {ACCEPT_NUDGE} (rtlab.hint() shows the recipe)"
     )
 
 
@@ -289,7 +289,7 @@ def test_frame_header_not_done_yet_gets_the_nudge() -> None:
     verdict = check_frame_header(learner_copy)
     assert not verdict.passed
     assert str(verdict) == (
-        f"❌ frame_header: not done yet\n   Hint: {FRAME_NUDGE} (hint() shows the recipe)"
+        f"❌ frame_header: not done yet\n   Hint: {FRAME_NUDGE} (rtlab.hint() shows the recipe)"
     )
 
 

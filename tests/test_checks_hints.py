@@ -17,9 +17,9 @@ def test_not_done_yet_gets_the_nudge_and_hint_gives_the_recipe():
     verdict = grade("shout", not_done, "the recipe: upper-case it", "start with str.upper")
     assert not verdict.passed
     assert str(verdict) == (
-        "❌ shout: not done yet\n   Hint: start with str.upper (hint() shows the recipe)"
+        "❌ shout: not done yet\n   Hint: start with str.upper (rtlab.hint() shows the recipe)"
     )
-    assert "recipe" not in verdict.hint.replace("hint() shows the recipe", "")
+    assert "recipe" not in verdict.hint.replace("rtlab.hint() shows the recipe", "")
     assert repr(hint()) == "💡 shout: the recipe: upper-case it"
     assert hint("shout").recipe == "the recipe: upper-case it"
 

@@ -91,7 +91,7 @@ def test_a_learner_copy_is_not_done_yet() -> None:
 
     verdict = check_limiter(Blank)
     assert verdict.message == "limiter: not done yet"
-    assert verdict.hint == f"{limits.NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{limits.NUDGE} (rtlab.hint() shows the recipe)"
 
 
 def test_the_scenarios_each_have_refusals_and_the_traffic_is_mixed() -> None:

@@ -233,7 +233,10 @@ def test_ask_not_done_yet_gets_the_nudge() -> None:
         raise NotImplementedError  # your code here
 
     verdict = run_check_ask(ask_not_done)
-    assert str(verdict) == f"❌ ask: not done yet\n   Hint: {ASK_NUDGE} (hint() shows the recipe)"
+    assert (
+        str(verdict)
+        == f"❌ ask: not done yet\n   Hint: {ASK_NUDGE} (rtlab.hint() shows the recipe)"
+    )
 
 
 def test_ask_check_without_await_says_so() -> None:
@@ -400,7 +403,8 @@ def test_close_event_not_done_yet_gets_the_nudge() -> None:
 
     verdict = check_close_event(close_event)
     assert str(verdict) == (
-        f"❌ close_event: not done yet\n   Hint: {CLOSE_EVENT_NUDGE} (hint() shows the recipe)"
+        f"❌ close_event: not done yet\n   Hint: {CLOSE_EVENT_NUDGE}"
+        " (rtlab.hint() shows the recipe)"
     )
 
 

@@ -250,7 +250,7 @@ def test_samples_not_done_yet_gets_the_nudge_then_hint_gives_the_recipe() -> Non
     verdict = check_binary_samples(pack, learner_copy)
     assert not verdict.passed
     assert verdict.message == "binary samples: not done yet"
-    assert verdict.hint == f"{performance.SAMPLES_NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{performance.SAMPLES_NUDGE} (rtlab.hint() shows the recipe)"
     assert hint().recipe == performance.SAMPLES_HINT
 
 
@@ -416,4 +416,4 @@ def test_threshold_not_done_yet_gets_the_nudge() -> None:
 
     verdict = check_threshold(learner_copy)
     assert verdict.message == "choose_threshold: not done yet"
-    assert verdict.hint == f"{performance.THRESHOLD_NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{performance.THRESHOLD_NUDGE} (rtlab.hint() shows the recipe)"

@@ -357,7 +357,7 @@ def test_recipients_not_done_yet_gets_the_nudge_then_hint_gives_the_recipe() -> 
     verdict = check_recipients(recipients)
     assert not verdict.passed
     assert verdict.message == "recipients: not done yet"
-    assert verdict.hint == f"{rooms.RECIPIENTS_NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{rooms.RECIPIENTS_NUDGE} (rtlab.hint() shows the recipe)"
     from rtlab.checks import hint
 
     assert hint().recipe == rooms.RECIPIENTS_HINT
@@ -745,7 +745,7 @@ def test_shout_not_done_yet_in_the_handler() -> None:
     verdict = check_shout(register_shout)
     assert not verdict.passed
     assert verdict.message == "shout: not done yet"
-    assert verdict.hint == f"{rooms.SHOUT_NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{rooms.SHOUT_NUDGE} (rtlab.hint() shows the recipe)"
 
 
 def test_shout_not_done_yet_in_register_shout() -> None:

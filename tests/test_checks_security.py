@@ -83,7 +83,7 @@ def test_origin_not_done_yet() -> None:
 
     verdict = check_origin_allowed(blank)
     assert verdict.message == "origin_allowed: not done yet"
-    assert verdict.hint == f"{security.ORIGIN_NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{security.ORIGIN_NUDGE} (rtlab.hint() shows the recipe)"
 
 
 def test_origin_refusing_non_browsers_fails_with_its_hint() -> None:
@@ -497,7 +497,7 @@ def test_verify_token_not_done_yet() -> None:
 
     verdict = check_verify_token(blank)
     assert verdict.message == "verify_token: not done yet"
-    assert verdict.hint == f"{security.TOKEN_NUDGE} (hint() shows the recipe)"
+    assert verdict.hint == f"{security.TOKEN_NUDGE} (rtlab.hint() shows the recipe)"
 
 
 def test_double_equals_gets_the_timing_hint() -> None:

@@ -69,7 +69,7 @@ def test_not_done_yet_gets_the_nudge() -> None:
     verdict = check_idle_polling_cost(learner_copy)
     assert not verdict.passed
     assert str(verdict) == (
-        f"❌ idle_polling_cost: not done yet\n   Hint: {NUDGE} (hint() shows the recipe)"
+        f"❌ idle_polling_cost: not done yet\n   Hint: {NUDGE} (rtlab.hint() shows the recipe)"
     )
 
 

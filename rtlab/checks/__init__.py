@@ -5,8 +5,8 @@ Each lesson's checks live in a module named after the lesson's topic. A check re
 
 Hints come in two steps. An exercise not done yet (its placeholder raises
 ``NotImplementedError``) gets a *nudge*: where to start. A wrong answer gets the
-*recipe*: the rule, spelled out. ``hint()`` shows the recipe of the last exercise
-checked (or ``hint("accept_key")`` of one by name) for a learner who wants it sooner.
+*recipe*: the rule, spelled out. ``rtlab.hint()`` shows the recipe of the last exercise
+checked (or ``rtlab.hint("accept_key")`` of one by name) for a learner who wants it sooner.
 Anything the learner's code raises is a ❌ naming the exception, never a traceback.
 """
 
@@ -92,7 +92,7 @@ def grade(
     try:
         problem = attempt()
     except NotImplementedError:
-        return Verdict(False, f"{name}: not done yet", f"{nudge} (hint() shows the recipe)")
+        return Verdict(False, f"{name}: not done yet", f"{nudge} (rtlab.hint() shows the recipe)")
     except (Exception, SystemExit) as error:
         problem = f"raised {describe(error)}"
     if problem is None:
