@@ -2,9 +2,9 @@
 
 The exit code is 0 when every check the lessons need passes (Python, the packages,
 the JupyterLab extensions, a loopback round trip). The programs only some parts use
-(``redis-server`` for lesson 09, ``node`` and ``npm`` for ``rtlab bench``'s Node peers)
+(``redis-server`` for lesson 10, ``node`` and ``npm`` for ``rtlab bench``'s Node peers)
 are checked too, ❌ with the command that installs them when missing, but do not
-change the exit code: lessons 00-08 run without them.
+change the exit code: lessons 00-09 run without them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ EXTENSIONS = (
 # Programs that only some parts of the course use: the row's name, the programs, what
 # needs them, and the packages that install them on Debian (apt-get) and with conda.
 TOOLS = (
-    ("redis-server", ("redis-server",), "lesson 09", "redis-server", "redis-server"),
+    ("redis-server", ("redis-server",), "lesson 10", "redis-server", "redis-server"),
     ("node", ("node", "npm"), "rtlab bench's Node peers", "nodejs npm", "nodejs"),
 )
 

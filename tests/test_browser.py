@@ -104,7 +104,7 @@ def test_chat_page_and_a_python_client_talk_in_one_room(browser, served):
     alice = rtlab.connect(ws_base(served), "alice")
     try:
         joined = alice.emit("join-room", "lobby", ack=True)
-        del joined["history"], joined["presence"]  # lesson 08's, tested in test_chat.py
+        del joined["history"], joined["presence"]  # lesson 09's, tested in test_chat.py
         assert joined == {
             "roomId": "lobby",
             "members": ["alice"],
@@ -187,7 +187,7 @@ def test_chat_page_shows_html_in_messages_as_text(browser, served):
     attack = "<img src=x onerror=alert(1)>"
     with rtlab.connect(ws_base(served), "alice") as alice:
         joined = alice.emit("join-room", "lobby", ack=True)
-        del joined["history"], joined["presence"]  # lesson 08's, tested in test_chat.py
+        del joined["history"], joined["presence"]  # lesson 09's, tested in test_chat.py
         assert joined == {"roomId": "lobby", "members": ["alice", "carol"], "seq": 0}
         sent = alice.emit("send-message", {"roomId": "lobby", "message": attack}, ack=True)
         assert sent == {"roomId": "lobby", "seq": 1, "delivered": 2}

@@ -1,4 +1,4 @@
-"""The checks of lesson 08 pass right answers written in different ways, fail realistic
+"""The checks of lesson 09 pass right answers written in different ways, fail realistic
 wrong ones with the hint for the mistake, say "not done yet" (with the nudge) to a learner
 copy, and turn whatever the learner's code raises into a cross naming it. The roster
 check runs on a live server of its own."""

@@ -1,4 +1,4 @@
-"""The check of lesson 06 passes right limiters written differently, fails the usual wrong
+"""The check of lesson 07 passes right limiters written differently, fails the usual wrong
 ones with the hint for their mistake (on scenarios, and on a real server flooded from two
 tabs), and says "not done yet" to a learner copy."""
 

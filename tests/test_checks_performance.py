@@ -1,4 +1,4 @@
-"""The checks of lesson 07 pass right answers written in different ways, fail realistic
+"""The checks of lesson 08 pass right answers written in different ways, fail realistic
 wrong ones with the message and hint the learner would see, and nudge a learner copy:
 binary samples sent for real, and a compression threshold."""
 

@@ -1,4 +1,4 @@
-"""Lesson 04's checks grade the idea: right answers written differently pass, and the
+"""Lesson 05's checks grade the idea: right answers written differently pass, and the
 realistic wrong ones fail with what the check saw (the message a learner reads)."""
 
 from __future__ import annotations

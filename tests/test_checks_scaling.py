@@ -1,4 +1,4 @@
-"""The checks of lesson 09 pass right answers written in different ways, fail realistic
+"""The checks of lesson 10 pass right answers written in different ways, fail realistic
 wrong ones with the hint for the mistake, say "not done yet" (with the nudge) to a
 learner copy, and turn whatever the learner's code raises into a cross naming it.
 ``catch_up`` is graded on two live lab servers over a real redis-server."""

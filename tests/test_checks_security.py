@@ -1,4 +1,4 @@
-"""The checks of lesson 05 pass right answers written differently, fail realistic wrong ones
+"""The checks of lesson 06 pass right answers written differently, fail realistic wrong ones
 with the hint for their mistake (the Origin check on a real server too), and say "not done
 yet" to a learner copy."""
 

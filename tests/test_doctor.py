@@ -24,8 +24,8 @@ def test_doctor_prints_a_table_and_passes():
         assert name in names
     assert "JupyterLab widgets extension" in names
     assert "sent 'ping', got 'Echo: ping'" in names
-    assert "redis-server 7" in names or "redis-server 8" in names  # lesson 09's
-    assert "(for lesson 09)" in names and "(for rtlab bench's Node peers)" in names
+    assert "redis-server 7" in names or "redis-server 8" in names  # lesson 10's
+    assert "(for lesson 10)" in names and "(for rtlab bench's Node peers)" in names
 
 
 def test_doctor_fails_when_a_check_the_lessons_need_fails(monkeypatch, capsys):
@@ -49,7 +49,7 @@ def without(*programs: str):  # type: ignore[no-untyped-def]
         (
             ("redis-server",),
             "❌ redis-server",
-            "redis-server not found, needed for lesson 09: sudo apt-get install redis-server "
+            "redis-server not found, needed for lesson 10: sudo apt-get install redis-server "
             "(Debian, Ubuntu) or conda install -c conda-forge redis-server",
         ),
         (
@@ -65,7 +65,7 @@ def test_a_missing_tool_is_a_cross_with_its_install_command_but_exit_code_0(
     monkeypatch, capsys, missing, row, install
 ):
     monkeypatch.setattr(doctor.shutil, "which", without(*missing))
-    assert doctor.main() == 0, "lessons 00-08 run without these tools"
+    assert doctor.main() == 0, "lessons 00-09 run without these tools"
     out = capsys.readouterr().out
     [line] = [line for line in out.splitlines() if line.startswith(row)]
     assert install in line

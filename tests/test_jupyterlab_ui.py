@@ -34,9 +34,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("RTLAB_ARTIFACTS") or ROOT / "test-artifacts")
-# Lesson 03 (rooms) and, once it exists, lesson 08 (the chat app): their ChatPanes live.
+# Lesson 03 (rooms) and, once it exists, lesson 09 (the chat app): their ChatPanes live.
 LESSONS = [
-    name for name in ("03_rooms.ipynb", "08_chat_app.ipynb") if (ROOT / "notebooks" / name).exists()
+    name for name in ("03_rooms.ipynb", "09_chat_app.ipynb") if (ROOT / "notebooks" / name).exists()
 ]
 TOKEN = "rtlab-ui-test"
 WAIT = 60_000  # ms: hang guards for a loaded 2-core machine, never speed claims

@@ -118,8 +118,8 @@ def test_join_room_since_replays_what_was_missed_in_order_before_the_ack(server)
             assert await say(bob, f"m{i}") == {"roomId": "lobby", "seq": i, "delivered": 1}
         alice = await EventClient.connect(server.url, "alice")
         answer = await alice.emit("join-room", {"roomId": "lobby", "since": 2}, ack=True)
-        assert [m["seq"] for m in answer.pop("history")] == [1, 2, 3, 4]  # lesson 08's
-        del answer["presence"]  # lesson 08's too (tests/test_chat.py)
+        assert [m["seq"] for m in answer.pop("history")] == [1, 2, 3, 4]  # lesson 09's
+        del answer["presence"]  # lesson 09's too (tests/test_chat.py)
         assert answer == {
             "roomId": "lobby",
             "members": ["alice", "bob"],

@@ -69,7 +69,7 @@ class Admission:
         self.secret = secret
         self.allow_anonymous = allow_anonymous
         self.origins = {o.rstrip("/") for o in origins} if origins is not None else None
-        self.origin_rule: OriginRule = origin_allowed  # lesson 05's exercise installs its own
+        self.origin_rule: OriginRule = origin_allowed  # lesson 06's exercise installs its own
         self.max_per_user = max_per_user
         self.max_per_address = max_per_address
         self.users: collections.Counter[str] = collections.Counter()

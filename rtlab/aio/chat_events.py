@@ -1,4 +1,4 @@
-"""The chat events (lesson 08): presence with last seen, typing, history on join, DMs.
+"""The chat events (lesson 09): presence with last seen, typing, history on join, DMs.
 
 ``join-room``       (the built-in one, extended) the ack gains ``history``, the room's
                     last 50 messages oldest first, and ``presence``, a list of

@@ -1,4 +1,4 @@
-"""Checks for lesson 08, the chat app: the presence rule, a live presence list, typing.
+"""Checks for lesson 09, the chat app: the presence rule, a live presence list, typing.
 
 Exercise 1: ``presence_changes(before, sessions)`` says who came online and who went
 offline in a room, given who was online before and the users of the sessions in it

@@ -1,4 +1,4 @@
-"""Checks for lesson 06, limits: the tutorial's rate limit, written as a Python class.
+"""Checks for lesson 07, limits: the tutorial's rate limit, written as a Python class.
 
 The exercise: a class whose ``allow(session, now) -> bool`` lets each *user*
 (``session.user``, whatever connection ``session`` is) send at most 10 events in any 60

@@ -1,4 +1,4 @@
-"""Checks for lesson 07, performance: binary attachments and a compression threshold.
+"""Checks for lesson 08, performance: binary attachments and a compression threshold.
 
 Exercise 1: ``pack_samples(samples) -> bytes`` packs float samples as little-endian
 float32 (4 bytes each), ``unpack_samples(raw) -> list[float]`` reads them back. The

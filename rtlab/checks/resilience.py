@@ -1,4 +1,4 @@
-"""Checks for lesson 04, resilience: a client that reconnects, and messages seen once.
+"""Checks for lesson 05, resilience: a client that reconnects, and messages seen once.
 
 Exercise 1: ``async def keep_asking(url, texts, delay, delay_max)`` sends each text to
 an echo server and returns the answers in order, through a fault proxy that the check

@@ -1,4 +1,4 @@
-"""Checks for lesson 09, scaling: who delivers what across servers, and catching up.
+"""Checks for lesson 10, scaling: who delivers what across servers, and catching up.
 
 Exercise 1: ``deliveries(where, members, room)`` says, for a message sent to ``room``,
 which users each server process writes ``receive-message`` to. With the Redis adapter

@@ -1,4 +1,4 @@
-"""Checks for lesson 05, security: an Origin check, and a token verified by hand.
+"""Checks for lesson 06, security: an Origin check, and a token verified by hand.
 
 Exercise 1: ``origin_allowed(origin, host, allow_list) -> bool``, the decision the lab
 server's admission makes about a handshake's ``Origin`` header
