@@ -9,6 +9,7 @@ Put it between a client and a server, then change its faults while traffic flows
     proxy.thaw()
     proxy.cut()               # close every connection, both sides
     proxy.cut_after = 100     # each connection carries 100 more bytes, then is cut
+    proxy.refuse_upgrades = True  # answer a WebSocket upgrade request 403, as some proxies do
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import time
 from dataclasses import dataclass
 
 CHUNK = 65536
+REFUSAL = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def asks_upgrade(data: bytes) -> bool:
+    """Whether a chunk from the client is an HTTP request to upgrade to WebSocket."""
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    return head.startswith(b"get ") and b"\r\nupgrade: websocket" in head
 
 
 @dataclass
@@ -61,6 +69,8 @@ class Proxy:
         self.traffic = Traffic()
         self.latency = 0.0  # seconds added each way
         self.bandwidth: float | None = None  # bytes per second, each way, per connection
+        self.refuse_upgrades = False  # answer WebSocket upgrade requests 403, then close
+        self.refused = 0  # upgrade requests refused so far
         self._cut_after: int | None = None
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -171,6 +181,11 @@ class Proxy:
             try:
                 while data := await reader.read(CHUNK):
                     await self._flowing.wait()
+                    if upstream and self.refuse_upgrades and asks_upgrade(data):
+                        self.refused += 1
+                        link.writers[0].write(REFUSAL)  # sent before the close below
+                        link.cut()
+                        break
                     due.put_nowait((time.monotonic() + self.latency, data))
             except ConnectionError:
                 pass

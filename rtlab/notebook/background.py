@@ -230,9 +230,11 @@ class RunningProxy(Running):
         latency: float | None = None,
         bandwidth: float | None = None,
         cut_after: int | None = None,
+        refuse_upgrades: bool | None = None,
     ) -> None:
         """Set faults while traffic flows: ``latency`` in seconds each way, ``bandwidth``
-        in bytes per second (0 lifts the cap), ``cut_after`` bytes per connection."""
+        in bytes per second (0 lifts the cap), ``cut_after`` bytes per connection,
+        ``refuse_upgrades`` to answer WebSocket upgrade requests 403 (plain HTTP passes)."""
 
         def apply() -> None:
             if latency is not None:
@@ -241,6 +243,8 @@ class RunningProxy(Running):
                 self.proxy.bandwidth = bandwidth or None
             if cut_after is not None:
                 self.proxy.cut_after = cut_after
+            if refuse_upgrades is not None:
+                self.proxy.refuse_upgrades = refuse_upgrades
 
         self._background.call(apply)
 
