@@ -107,3 +107,80 @@ def test_stop_cuts_open_connections(server):
 def test_start_proxy_refuses_a_url_without_a_port():
     with pytest.raises(ValueError, match="with a host and a port"):
         rtlab.start_proxy("ws://127.0.0.1")
+
+
+def test_capture_decodes_a_real_handshake_and_frames_both_ways(server):
+    with rtlab.start_proxy(server, capture=True) as proxy:
+        with connect(proxy.url + "/echo", compression=None) as ws:
+            ws.send("hello")
+            assert ws.recv(timeout=10) == "Echo: hello"
+            ws.send(b"\x00\x01")
+            assert ws.recv(timeout=10) == b"\x00\x01"
+        rtlab.wait_until(lambda: len(proxy.wire.records) == 8, what="both close frames")
+        assert proxy.wire.text() == (
+            "conn  dir  opcode  FIN  RSV1  MASK  length  data\n"
+            "   1  C→S  HTTP                          0  GET /echo HTTP/1.1\n"
+            "   1  S→C  HTTP                          0  HTTP/1.1 101 Switching Protocols\n"
+            "   1  C→S  TEXT    1    0     1          5  hello\n"
+            "   1  S→C  TEXT    1    0     0         11  Echo: hello\n"
+            "   1  C→S  BINARY  1    0     1          2  binary 00 01\n"
+            "   1  S→C  BINARY  1    0     0          2  binary 00 01\n"
+            "   1  C→S  CLOSE   1    0     1          2  1000\n"
+            "   1  S→C  CLOSE   1    0     0          2  1000"
+        )
+        times = [record.time for record in proxy.wire.records]
+        assert times == sorted(times) and times[0] >= 0
+
+
+def test_capture_inflates_what_permessage_deflate_compressed(server):
+    with rtlab.start_proxy(server, capture=True) as proxy:
+        with connect(proxy.url + "/echo") as ws:  # websockets offers permessage-deflate
+            ws.send("la " * 100)
+            ws.recv(timeout=10)
+        rtlab.wait_until(lambda: len(proxy.wire.records) >= 4, what="the text frames")
+        sent = proxy.wire.records[2]
+        assert (sent.opcode, sent.rsv1, sent.payload, sent.inflated) == (
+            "TEXT",
+            True,
+            "la " * 100,
+            300,
+        )
+        assert sent.length < 300
+
+
+def test_capture_keeps_decoding_many_connections_and_a_plain_page(server):
+    with rtlab.start_proxy(server, capture=True) as proxy:
+        for text in ("one", "two"):
+            assert echo(proxy.url, text) == f"Echo: {text}"
+        with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])), 5) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            while raw.recv(65536):
+                pass
+        rtlab.wait_until(lambda: len(proxy.wire.records) == 14, what="every record")
+        records = proxy.wire.records
+        assert [r.payload for r in records if r.opcode == "TEXT"] == [
+            "one",
+            "Echo: one",
+            "two",
+            "Echo: two",
+        ]
+        page = [r for r in records if r.conn == 3]
+        assert [r.line for r in page] == ["GET / HTTP/1.1", "HTTP/1.1 200 OK"]
+        assert page[1].length > 100 and "<html" in page[1].payload.lower()
+
+
+def test_a_cut_link_shows_no_close_frame_and_forwarding_is_unchanged(server):
+    with rtlab.start_proxy(server, capture=True) as proxy:
+        with connect(proxy.url + "/echo", compression=None) as ws:
+            ws.send("before")
+            assert ws.recv(timeout=10) == "Echo: before"
+            assert proxy.cut() == 1
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+        assert [r.opcode for r in proxy.wire.records] == ["", "", "TEXT", "TEXT"]
+        assert proxy.traffic.connections == 1
+
+
+def test_wire_needs_capture(proxy):
+    with pytest.raises(RuntimeError, match="start it with capture=True"):
+        proxy.wire  # noqa: B018

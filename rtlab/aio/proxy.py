@@ -19,6 +19,8 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+from rtlab.core.wirelog import CAP, TO_CLIENT, TO_SERVER, WireLog
+
 CHUNK = 65536
 REFUSAL = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
@@ -48,6 +50,7 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter, server: asyncio.StreamWriter) -> None:
         self.writers = (client, server)
         self.budget: int | None = None  # bytes left before a cut, when cut_after is set
+        self.conn = 0  # its number in the proxy's wire log, when capturing
 
     def cut(self, abort: bool = False) -> None:
         for writer in self.writers:
@@ -61,9 +64,18 @@ class Proxy:
     """Forwards ``host:port`` to ``target_host:target_port``; see the module's docstring."""
 
     def __init__(
-        self, target_host: str, target_port: int, host: str = "127.0.0.1", port: int = 0
+        self,
+        target_host: str,
+        target_port: int,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        capture: bool = False,
+        cap: int = CAP,
     ) -> None:
         self.target = (target_host, target_port)
+        self.wire = WireLog(cap) if capture else None  # what crossed, decoded
+        self._started = time.monotonic()
         self.host = host
         self.port = port
         self.traffic = Traffic()
@@ -155,6 +167,8 @@ class Proxy:
             return
         link = _Link(client_w, server_w)
         link.budget = self._cut_after
+        if self.wire is not None:
+            link.conn = self.wire.open()
         self._links.add(link)
         self.traffic.connections += 1
         try:
@@ -164,6 +178,8 @@ class Proxy:
             )
         finally:
             self._links.discard(link)
+            if self.wire is not None:
+                self.wire.close(link.conn)
 
     async def _pipe(
         self,
@@ -211,6 +227,9 @@ class Proxy:
                     else:
                         self.traffic.to_client += len(piece)
                     writer.write(piece)
+                    if self.wire is not None:
+                        at = time.monotonic() - self._started
+                        self.wire.feed(link.conn, TO_SERVER if upstream else TO_CLIENT, piece, at)
                     await writer.drain()
                     if self.bandwidth:
                         await asyncio.sleep(len(piece) / self.bandwidth)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from rtlab.aio.proxy import Proxy, Traffic
 from rtlab.aio.server import ClientInfo, LabServer, Update
+from rtlab.core.wirelog import WireLog
 from rtlab.notebook.nested import run
 
 T = TypeVar("T")
@@ -224,6 +225,21 @@ class RunningProxy(Running):
         """Connections open through the proxy right now."""
         return self._background.call(lambda: self.proxy.connections)
 
+    @property
+    def wire(self) -> WireLog:
+        """What crossed the proxy, decoded (``wire.text()``, ``wire.records``, ``wire.clear()``).
+
+        Records are added on the proxy's thread; reading them from a cell is safe.
+        """
+        if self.proxy.wire is None:
+            raise RuntimeError("this proxy does not capture: start it with capture=True")
+        return self.proxy.wire
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The proxy's event loop (where ``wire`` is fed), for live views."""
+        return self._background.loop
+
     def faults(
         self,
         *,
@@ -292,8 +308,14 @@ def start_server(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Runn
     return _start(make, "rtlab-server")
 
 
-def start_proxy(target: RunningServer | str, port: int = 0) -> RunningProxy:
-    """Start a byte-counting TCP proxy in front of ``target`` (a server or a ``ws://`` URL)."""
+def start_proxy(
+    target: RunningServer | str, port: int = 0, *, capture: bool = False
+) -> RunningProxy:
+    """Start a byte-counting TCP proxy in front of ``target`` (a server or a ``ws://`` URL).
+
+    ``capture=True`` also decodes what crosses it into ``proxy.wire`` (see
+    :mod:`rtlab.core.wirelog`; :func:`rtlab.wire_view` shows it live).
+    """
     text = target if isinstance(target, str) else target.url
     url = urlsplit(text)
     if url.hostname is None or url.port is None:
@@ -302,6 +324,7 @@ def start_proxy(target: RunningServer | str, port: int = 0) -> RunningProxy:
         )
 
     async def make(background: BackgroundLoop) -> RunningProxy:
-        return RunningProxy(await Proxy(url.hostname, url.port, port=port).start(), background)
+        proxy = Proxy(url.hostname, url.port, port=port, capture=capture)
+        return RunningProxy(await proxy.start(), background)
 
     return _start(make, "rtlab-proxy")
