@@ -21,6 +21,7 @@ from rtlab.notebook.clients import aconnect, connect
 from rtlab.notebook.nested import run
 from rtlab.notebook.page import page_url, show_page
 from rtlab.notebook.shared import SharedServer, shared_server
+from rtlab.notebook.socketio_lab import start_socketio
 from rtlab.notebook.wait import until, wait_until
 
 __version__ = version("rtlab")
@@ -42,6 +43,7 @@ __all__ = [
     "show_page",
     "start_proxy",
     "start_server",
+    "start_socketio",
     "until",
     "wait_until",
 ]
