@@ -8,12 +8,14 @@ The notebook-facing API in one place::
     alice = rtlab.connect(server, "alice")  # an event client (await rtlab.aconnect in a cell)
     server.stop()
     rtlab.hint()                       # the recipe of the exercise you checked last
+    rtlab.js_exercise(server, "browser_client", code)  # JavaScript, run in your browser tab
 """
 
 from importlib.metadata import version
 
 from rtlab.aio.client import AckError, EventClient, OfflineQueueFull
 from rtlab.checks import hint
+from rtlab.checks.browser import js_exercise
 from rtlab.core.backoff import Reconnection
 from rtlab.notebook.background import start_proxy, start_server
 from rtlab.notebook.chatpane import ChatPane, chat_panes
@@ -23,6 +25,7 @@ from rtlab.notebook.page import page_url, show_page
 from rtlab.notebook.shared import SharedServer, shared_server
 from rtlab.notebook.socketio_lab import start_socketio
 from rtlab.notebook.wait import until, wait_until
+from rtlab.notebook.wireview import WireView, wire_view
 
 __version__ = version("rtlab")
 __all__ = [
@@ -32,11 +35,13 @@ __all__ = [
     "OfflineQueueFull",
     "Reconnection",
     "SharedServer",
+    "WireView",
     "__version__",
     "aconnect",
     "chat_panes",
     "connect",
     "hint",
+    "js_exercise",
     "page_url",
     "run",
     "shared_server",
@@ -46,4 +51,5 @@ __all__ = [
     "start_socketio",
     "until",
     "wait_until",
+    "wire_view",
 ]
