@@ -13,6 +13,10 @@ the markers' indentation, so the exercise's check answers "not done yet". A code
 cell that had a solution loses its outputs (its check said ✅). Markdown cells may
 hide an answer the same way, between ``<!-- BEGIN SOLUTION -->`` and
 ``<!-- END SOLUTION -->`` lines (removed) or in a code sample with the code markers.
+JavaScript in a cell (the code of a ``rtlab.js_exercise`` box) marks its solution with
+``// BEGIN SOLUTION`` and ``// END SOLUTION``; it becomes
+``throw new Error("not done yet: your code here");``, which the exercise's check answers
+with "not done yet".
 A "predict, then run" cell (a code cell tagged ``predict`` in its metadata) loses
 its outputs too, so the learner predicts before seeing them. Everything else is
 copied unchanged.
@@ -26,10 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 PLACEHOLDER = "raise NotImplementedError  # your code here"
+JS_PLACEHOLDER = 'throw new Error("not done yet: your code here");'
 PREDICT = "predict"  # the cell tag of a "predict, then run" cell
 _MARKER = re.compile(
     r"^(?P<indent>[ \t]*)"
-    r"(?:# (?P<code>BEGIN|END) SOLUTION|<!-- (?P<html>BEGIN|END) SOLUTION -->)[ \t]*$"
+    r"(?:# (?P<code>BEGIN|END) SOLUTION|// (?P<js>BEGIN|END) SOLUTION"
+    r"|<!-- (?P<html>BEGIN|END) SOLUTION -->)[ \t]*$"
 )
 
 
@@ -70,8 +76,8 @@ def learner_source(source: str, where: str = "this cell") -> tuple[str, int]:
             if begun is None:
                 out.append(line)
             continue
-        edge = match["code"] or match["html"]
-        kind = "code" if match["code"] else "html"
+        kind = next(k for k in ("code", "js", "html") if match[k])
+        edge = match[kind]
         if edge == "BEGIN":
             if begun is not None:
                 raise SolutionError(
@@ -83,9 +89,15 @@ def learner_source(source: str, where: str = "this cell") -> tuple[str, int]:
         if begun is None:
             raise SolutionError(f"{where}: END SOLUTION on line {number} has no BEGIN SOLUTION")
         _, indent, begun_kind = begun
-        if begun_kind == "code":
+        if begun_kind != kind:
+            raise SolutionError(
+                f"{where}: the END SOLUTION on line {number} does not match its BEGIN SOLUTION"
+                f" on line {begun[0]}"
+            )
+        if begun_kind != "html":
             ending = "\n" if line.endswith("\n") else ""
-            out.append(f"{indent}{PLACEHOLDER}{ending}")
+            placeholder = PLACEHOLDER if begun_kind == "code" else JS_PLACEHOLDER
+            out.append(f"{indent}{placeholder}{ending}")
         begun = None
         count += 1
     if begun is not None:

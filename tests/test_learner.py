@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from rtlab import cli, handout
-from rtlab.learner import PLACEHOLDER, SolutionError, learner_notebook, learner_source
+from rtlab.learner import (
+    JS_PLACEHOLDER,
+    PLACEHOLDER,
+    SolutionError,
+    learner_notebook,
+    learner_source,
+)
 
 EXERCISE = """\
 def accept_key(key):
@@ -93,6 +99,50 @@ def test_several_solutions_in_one_cell_each_keep_their_indentation():
         PLACEHOLDER,
     ]
     compile(learner, "learner", "exec")  # still valid Python
+
+
+JS_EXERCISE = """\
+browser_client = \"\"\"
+const socket = new WebSocket(url);
+// BEGIN SOLUTION
+socket.addEventListener("open", () => socket.send("Hello Server!"));
+// END SOLUTION
+function later() {
+  // BEGIN SOLUTION
+  return 1;
+  // END SOLUTION
+}
+\"\"\"
+rtlab.js_exercise(server, "browser_client", browser_client)"""
+
+
+def test_a_javascript_solution_in_a_string_becomes_a_throw_at_its_indentation():
+    source, count = learner_source(JS_EXERCISE)
+    assert count == 2
+    assert source.splitlines() == [
+        'browser_client = """',
+        "const socket = new WebSocket(url);",
+        JS_PLACEHOLDER,
+        "function later() {",
+        f"  {JS_PLACEHOLDER}",
+        "}",
+        '"""',
+        'rtlab.js_exercise(server, "browser_client", browser_client)',
+    ]
+    compile(source, "learner", "exec")  # the Python around it still runs
+    assert "not done yet" in JS_PLACEHOLDER  # what the browser check answers with its nudge
+
+
+def test_the_exercise_cell_of_a_javascript_solution_loses_its_outputs():
+    copy_ = learner_notebook(notebook(code(JS_EXERCISE, result("<JavaScript exercise>"))))
+    assert copy_.exercises == [0]
+    assert copy_.notebook["cells"][0]["outputs"] == []
+    assert JS_PLACEHOLDER in "".join(copy_.notebook["cells"][0]["source"])
+
+
+def test_a_python_begin_does_not_end_with_a_javascript_end():
+    with pytest.raises(SolutionError, match="END SOLUTION on line 3 does not match"):
+        learner_source("# BEGIN SOLUTION\nx\n// END SOLUTION\n", "somewhere")
 
 
 def test_a_source_without_markers_is_unchanged():
