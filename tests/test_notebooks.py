@@ -38,7 +38,9 @@ def estimated_minutes(path: Path) -> float:
     """A learner's time for a lesson that reads every cell and does every exercise."""
     words = sum(len(text.split()) for text in cells(path, "markdown"))
     code = cells(path, "code")
-    exercises = sum(text.count("# BEGIN SOLUTION") for text in code)
+    exercises = sum(  # Python exercises, and JavaScript ones (rtlab.js_exercise)
+        text.count("# BEGIN SOLUTION") + text.count("// BEGIN SOLUTION") for text in code
+    )
     return (
         words / READING_WPM + len(code) * MINUTES_PER_CODE_CELL + exercises * MINUTES_PER_EXERCISE
     )
