@@ -185,8 +185,10 @@ class SocketIOChat:
     async def stop(self) -> None:
         """Close every session (a long-poll waiting for data too), then the HTTP server."""
         if self._runner is not None:
-            if self.sio.eio.sockets:  # asyncio.wait() refuses an empty set
-                await self.sio.eio.disconnect()
+            eio = self.sio.eio
+            for session in list(eio.sockets.values()):  # no wait: no GET may come to flush it
+                await session.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+            eio.sockets.clear()
             await self.sio.shutdown()
             await self._runner.cleanup()
             self._runner = None

@@ -1,0 +1,182 @@
+"""Check for lesson 04, Socket.IO on the wire: write an event packet, sent to a live server.
+
+``packet(event, data, ack_id=None)`` returns the text of a Socket.IO event inside an
+Engine.IO message, as it crosses the wire: ``42["send-message",{…}]``, with the ack id
+between ``42`` and the array when there is one (``421["join-room","lobby"]``). The check
+starts the tutorial's chat server (python-socketio), puts a python-socketio client in
+room ``lobby``, opens a long-polling session by hand and POSTs the learner's packets: the
+server's acks and what the room member receives decide, so any valid JSON spelling passes.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+from rtlab.checks import Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
+from rtlab.core.engineio import PacketError, parse
+from rtlab.notebook.longpoll import LongPolling
+from rtlab.notebook.socketio_lab import RunningSocketIO, start_socketio
+from rtlab.notebook.wait import wait_until
+
+__all__ = ["check_packet"]
+
+Problem = str | tuple[str, str]
+
+LEARNER_TIMEOUT = 2.0  # seconds packet() may take for one call
+WAIT = 3.0  # seconds to wait for the server's answer or the room member's message
+
+PACKET_NUDGE = (
+    "look at section 2's packets: what comes before the JSON array in "
+    '421["join-room","lobby"], and what does each character mean?'
+)
+PACKET_RECIPE = (
+    "'4' (Engine.IO: a message), '2' (Socket.IO: an event), the ack id when there is one, "
+    "then the JSON array [event, data]: "
+    "'42' + ('' if ack_id is None else str(ack_id)) + json.dumps([event, data])"
+)
+ENGINE_DIGIT = (
+    "every Socket.IO packet travels inside an Engine.IO message, type 4: a packet starts "
+    "with '4', then the Socket.IO type, '2' for an event"
+)
+SOCKET_DIGIT = "after Engine.IO's '4' comes Socket.IO's type: '2' for an event ('0' connects)"
+AN_ARRAY = (
+    "Socket.IO sends an event as a JSON array, [name, data], not an object with named "
+    "fields (that is the course's own /ws envelope)"
+)
+JSON = "the array is JSON: json.dumps([event, data]), with double quotes, not str() or repr()"
+ACK_PLACE = (
+    'the ack id goes between \'42\' and the array, as digits: 421["join-room","lobby"] '
+    "asks for ack 1, and 0 is an id like any other (socket.io-client's first): test "
+    "`ack_id is not None`, not `if ack_id`"
+)
+NAMESPACE = (
+    "the chat's handlers are in the default namespace, '/': a packet for it names no namespace "
+    "(42[...]); '42/chat,' would go to /chat, which this session never connected to (40/chat,)"
+)
+NO_ACK = "without an ack_id, no digits between '42' and the array: nobody waits for an answer"
+
+
+class _Member:
+    """A python-socketio client in room ``lobby``: what a learner's event reached."""
+
+    def __init__(self, url: str) -> None:
+        quiet = logging.getLogger("rtlab.checks.socketio.member")
+        quiet.propagate = False
+        quiet.addHandler(logging.NullHandler())
+        self.received: list[dict[str, Any]] = []
+        self.client = socketio.Client(reconnection=False, logger=quiet, engineio_logger=quiet)
+        self.client.on("receive-message", self.received.append)
+        self.client.connect(url, transports=["websocket"], wait_timeout=WAIT)
+        self.client.call("join-room", "lobby", timeout=WAIT)
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+def _answers(session: LongPolling, deadline: float) -> list[str]:
+    """The server's packets until ``deadline`` (answering its pings)."""
+    packets: list[str] = []
+    while time.monotonic() < deadline:
+        got = [p for p in session.get() if p]
+        if "2" in got:
+            session.post("3")
+        packets += [p for p in got if p != "2"]
+        if packets:
+            return packets
+    return packets
+
+
+def _diagnose(text: str, event: str, data: Any, ack_id: int | None) -> Problem | None:
+    """A hint for a packet the server would drop or misread, found before sending it."""
+    if not text.startswith("4"):
+        return f"{text[:40]!r} is not an Engine.IO message", ENGINE_DIGIT
+    if not text.startswith("42"):
+        return f"{text[:40]!r} is not a Socket.IO event", SOCKET_DIGIT
+    try:
+        parsed = parse(text)
+    except PacketError:
+        if ack_id is not None and text.rstrip().endswith(str(ack_id)):
+            return f"{text[:40]!r}: the ack id is after the array", ACK_PLACE
+        return f"{text[:40]!r}: what follows the header is not JSON", JSON
+    if not isinstance(parsed.data, list):
+        return f"{text[:40]!r}: the data is not a JSON array", AN_ARRAY
+    if parsed.data != [event, data]:
+        return f"{text[:40]!r} carries {parsed.data!r}, not [event, data]", JSON
+    if parsed.ack_id != ack_id:
+        if ack_id is None:
+            return f"{text[:40]!r} asks for ack {parsed.ack_id}", NO_ACK
+        return f"{text[:40]!r} asks for ack {parsed.ack_id}, not {ack_id}", ACK_PLACE
+    return None
+
+
+def _live_hint(text: str) -> str:
+    """The hint for a well-formed packet the server did not act on."""
+    return NAMESPACE if parse(text).ns != "/" else PACKET_RECIPE
+
+
+def _grade_packet(packet: Callable[..., Any]) -> Problem | None:
+    cases = [
+        ("join-room", "lobby", 0),
+        ("send-message", {"roomId": "lobby", "message": "héllo ✓ from a packet"}, None),
+        ("join-room", "kitchen", 12),
+    ]
+    texts: list[str] = []
+    for event, data, ack_id in cases:
+        where = f"packet({event!r}, {data!r}, ack_id={ack_id!r})"
+        got = call_within(
+            functools.partial(packet, event, copy.deepcopy(data), ack_id=ack_id), LEARNER_TIMEOUT
+        )
+        if got is STILL_RUNNING:
+            return f"{where} did not return within {LEARNER_TIMEOUT:g} s", PACKET_RECIPE
+        if not isinstance(got, str):
+            return f"{where} returned {type(got).__name__}, not str", PACKET_RECIPE
+        if (problem := _diagnose(got, event, data, ack_id)) is not None:
+            return f"{where}: {problem[0]}", problem[1]
+        texts.append(got)
+    chat: RunningSocketIO = start_socketio(ping_interval=1, ping_timeout=5)
+    member: _Member | None = None
+    try:
+        member = _Member(chat.url)
+        session = LongPolling(chat.url, timeout=WAIT)
+        session.open()
+        session.post("40")
+        _answers(session, time.monotonic() + WAIT)  # 40{"sid":…}: connected to /
+        for (event, data, ack_id), text in zip(cases, texts, strict=True):
+            where = f"packet({event!r}, {data!r}, ack_id={ack_id!r}) = {text[:50]!r}"
+            session.post(text)
+            if ack_id is None:
+                try:
+                    wait_until(lambda: member.received, timeout=WAIT, what="the message")
+                except TimeoutError:
+                    return f"{where}: the room member received nothing", _live_hint(text)
+                if member.received[0]["message"] != data["message"]:
+                    return f"{where}: the room member received {member.received[0]!r}"
+                continue
+            answers = _answers(session, time.monotonic() + WAIT)
+            acks = [p for p in answers if parse(p).socket == "ack"]
+            if not acks:
+                return f"{where}: the server sent no ack (it answered {answers!r})", _live_hint(
+                    text
+                )
+            if parse(acks[0]).ack_id != ack_id:
+                return f"{where}: the server acked {parse(acks[0]).ack_id}", ACK_PLACE
+    except TimeoutError as error:  # our own waits: the server never answered a request
+        return f"no answer from the server: {describe(error)}", PACKET_RECIPE
+    finally:
+        if member is not None:
+            member.close()
+        chat.stop()
+    return None
+
+
+def check_packet(packet: Callable[..., Any]) -> Verdict:
+    """Exercise 1: ``packet(event, data, ack_id=None)``, sent to a live python-socketio server."""
+    return grade("packet", lambda: _grade_packet(packet), PACKET_RECIPE, PACKET_NUDGE)
