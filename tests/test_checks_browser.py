@@ -240,6 +240,19 @@ def test_the_box_is_one_deterministic_line_and_stops_its_relay(server):
     assert not box.lab.recorder.running
 
 
+def test_a_learner_copys_box_says_not_done_yet_before_any_run(server):
+    placeholder = 'throw new Error("not done yet: your code here");'
+    box = browser.js_exercise(server, "browser_client", placeholder)
+    try:
+        assert repr(box) == (
+            "<JavaScript exercise browser_client: press Run to run it in this browser tab>\n"
+            f"❌ browser_client: not done yet\n   Hint: {browser.CLIENT_NUDGE}"
+            " (rtlab.hint() shows the recipe)"
+        )
+    finally:
+        box.close()
+
+
 def test_a_run_without_a_page_ends_in_a_verdict(server, short):
     """No browser renders the box (nbval, a closed tab): Run still ends, with a ❌."""
     box = browser.js_exercise(server, "browser_client", "const socket = new WebSocket(url);")

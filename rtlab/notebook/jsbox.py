@@ -238,4 +238,5 @@ class JsBox(anywidget.AnyWidget):
             self.attempt.report(str(content.get("kind")), str(content.get("text")))
 
     def __repr__(self) -> str:
-        return f"<JavaScript exercise {self.name}: press Run to run it in this browser tab>"
+        line = f"<JavaScript exercise {self.name}: press Run to run it in this browser tab>"
+        return f"{line}\n{self.verdict}" if self.verdict else line
