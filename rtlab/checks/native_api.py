@@ -7,19 +7,15 @@ worker thread, so that the learner's connections, which live on the cell's loop,
 can answer the server's closing handshake. Every wait is bounded: a coroutine that
 never returns, or even ignores its cancellation, is given up on.
 
-``check_close_event`` is a plain function: it grades ``close_event`` on made-up
-``ConnectionClosed`` exceptions and on real ones that the lesson caught.
+(Lesson 02's other exercise is in JavaScript, checked in browser.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Coroutine, Generator, Mapping
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
-
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from websockets.frames import Close
 
 from rtlab.checks import Problem, Verdict, describe, grade
 from rtlab.checks.bounded import STILL_RUNNING, call_within
@@ -37,7 +33,6 @@ ASK_CASES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 GRACE = 1.0  # seconds a cancelled coroutine, or the server, gets to finish
-LIMIT = 2.0  # seconds close_event may take for one case
 
 ASK_NUDGE = (
     "open a connection with `async with connect(url) as ws:`, then send and receive "
@@ -49,18 +44,6 @@ ASK_HINT = (
     "`await ws.send(text)`, then `return await ws.recv()`, the reply the server sent. "
     "Leaving the block closes the connection cleanly (code 1000), and a `return` "
     "inside it leaves the block too."
-)
-
-CLOSE_EVENT_NUDGE = (
-    "start with the close frame received, `closed.rcvd`: its `.code` and `.reason`, "
-    "or None when no close frame came in"
-)
-
-CLOSE_EVENT_HINT = (
-    "code and reason come from the close frame received, `closed.rcvd` "
-    "(no frame received: code 1006 and reason ''); wasClean is true when close "
-    "frames went both ways, `closed.rcvd` and `closed.sent` both set, "
-    "whatever the code."
 )
 
 
@@ -188,109 +171,3 @@ def check_ask(ask: Callable[[str, str], Any], timeout: float = 3.0) -> Pending:
     ``await check_ask(ask)`` gives a :class:`~rtlab.checks.Verdict`.
     """
     return Pending("ask", lambda: _check_ask(ask, timeout))
-
-
-# --------------------------------------------------------------------------
-# Exercise 2: close_event(closed)
-# --------------------------------------------------------------------------
-
-
-def _closed(kind: type[ConnectionClosed], rcvd: Close | None, sent: Close | None) -> Any:
-    order = None if rcvd is None or sent is None else True
-    return kind(rcvd, sent, order)
-
-
-def browser_event(closed: ConnectionClosed) -> dict[str, Any]:
-    """What a browser's ``close`` event carries for ``closed``: the reference answer."""
-    if closed.rcvd is None:
-        return {"code": 1006, "reason": "", "wasClean": False}
-    return {
-        "code": closed.rcvd.code,
-        "reason": closed.rcvd.reason,
-        "wasClean": closed.sent is not None,
-    }
-
-
-def _close_cases() -> list[ConnectionClosed]:
-    done, away = Close(1000, "done"), Close(1001, "server stopping")
-    too_big, empty = Close(1009, "message too big"), Close(1005, "")
-    return [
-        _closed(ConnectionClosedOK, done, done),
-        _closed(ConnectionClosedOK, away, away),
-        _closed(ConnectionClosedOK, empty, empty),
-        _closed(ConnectionClosedError, too_big, too_big),
-        _closed(ConnectionClosedError, None, None),
-        _closed(ConnectionClosedError, None, done),
-        _closed(ConnectionClosedError, away, None),  # the server's close came, ours never left
-    ]
-
-
-def _field_problem(got: Any, expected: dict[str, Any], closed: ConnectionClosed) -> str:
-    """What is wrong in ``got``, for a learner who knows the rules."""
-    if not isinstance(got, Mapping):
-        return f"returned {_shown(got)}: return a dict with 'code', 'reason' and 'wasClean'"
-    if set(got) != set(expected):
-        return f"returned keys {sorted(got)}, expected {sorted(expected)}"
-    if got["code"] != expected["code"]:
-        if closed.rcvd is None:
-            why = "no close frame came in, which a browser reports as 1006"
-        elif closed.rcvd.code == 1005:
-            why = "a close frame without a code is reported as 1005, not 1006"
-        else:
-            why = "the code is the one in the close frame received, closed.rcvd"
-        return f"code is {got['code']!r}, expected {expected['code']}: {why}"
-    if got["reason"] != expected["reason"]:
-        return (
-            f"reason is {got['reason']!r}, expected {expected['reason']!r}: the reason of "
-            "the close frame received, or '' when none came"
-        )
-    if got["wasClean"] is not expected["wasClean"]:
-        both = "close frames went both ways" if expected["wasClean"] else "not both ways"
-        return (
-            f"wasClean is {got['wasClean']!r}, expected {expected['wasClean']}: {both}, "
-            "whatever the code"
-        )
-    return f"returned {_shown(got, 80)}, expected {expected}"
-
-
-def _close_event_problem(
-    close_event: Callable[[ConnectionClosed], Any], real: Mapping[str, ConnectionClosed]
-) -> str | None:
-    if not callable(close_event):
-        return f"expected a function, got {type(close_event).__name__}"
-    cases = [(f"{type(c).__name__}({c})", c) for c in _close_cases()]
-    cases += [(f"the {name!r} close ({closed})", closed) for name, closed in real.items()]
-    for name, closed in cases:
-        expected = browser_event(closed)
-        try:
-            got = call_within(lambda closed=closed: close_event(closed), LIMIT)
-        except NotImplementedError:
-            raise
-        except Exception as error:
-            return f"for {name} it raised {describe(error)}"
-        if got is STILL_RUNNING:
-            return f"for {name} it did not return within {LIMIT:g} s: does a loop never end?"
-        if got != expected:
-            return f"for {name} it {_field_problem(got, expected, closed)}"
-    return None
-
-
-def check_close_event(
-    close_event: Callable[[ConnectionClosed], Any],
-    closes: Mapping[str, ConnectionClosed] | None = None,
-) -> Verdict:
-    """Grade ``close_event(closed) -> {"code", "reason", "wasClean"}``, the browser's
-    ``CloseEvent`` made from a ``ConnectionClosed`` exception, on made-up cases and on
-    ``closes``, real exceptions by name; when right, show what it gives for those."""
-    real = dict(closes or {})
-    verdict = grade(
-        "close_event",
-        lambda: _close_event_problem(close_event, real),
-        CLOSE_EVENT_HINT,
-        CLOSE_EVENT_NUDGE,
-    )
-    if not verdict.passed or not real:
-        return verdict
-    width = max(len(name) for name in real)
-    lines = [f"   {name:{width}}  {browser_event(closed)}" for name, closed in real.items()]
-    return Verdict(True, "\n".join([f"{verdict.message}; what a browser reports:", *lines]))
