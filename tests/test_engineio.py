@@ -75,24 +75,23 @@ def test_engineio_packets_are_named(packet, meaning):
 
 def test_an_event_and_its_ack_describe_what_they_do():
     assert (
-        describe('421["join-room","lobby"]') == '421["join-room","lobby"] event join-room (ack 1)'
+        describe('421["join-room","lobby"]') == 'event join-room (ack 1): 421["join-room","lobby"]'
     )
-    assert describe('431[{"roomId":"lobby"}]') == '431[{"roomId":"lobby"}] ack 1'
-    assert describe('42/chat,["hi"]') == '42/chat,["hi"] event hi in /chat'
-    assert describe("40") == "40 connect /"
-    assert describe(b"2") == "2 ping"
+    assert describe('431[{"roomId":"lobby"}]') == 'ack 1: 431[{"roomId":"lobby"}]'
+    assert describe('42/chat,["hi"]') == 'event hi in /chat: 42/chat,["hi"]'
+    assert describe("40") == "connect /: 40"
+    assert describe(b"2") == "ping: 2"
 
 
 def test_a_long_polling_body_is_split_into_its_packets():
     body = '40{"sid":"x"}\x1e42["user-joined","y"]'
     assert split(body) == ['40{"sid":"x"}', '42["user-joined","y"]']
-    assert describe(body) == '40{"sid":"x"} connect / ␞ 42["user-joined","y"] event user-joined'
+    assert describe(body) == 'connect /: 40{"sid":"x"} ␞ event user-joined: 42["user-joined","y"]'
 
 
 def test_long_packets_are_shortened_and_other_payloads_shown_as_they_are():
     long = '42["send-message",{"message":"' + "x" * 100 + '"}]'
-    shown = describe(long, width=30)
-    assert shown == long[:29] + "… event send-message"
+    assert describe(long, width=30) == "event send-message: " + long[:29] + "…"
     assert describe("ok") == "ok"  # the answer to a long-polling POST
     assert describe(b"\xff\x00\x01") == "<3 bytes, binary attachment>"
 

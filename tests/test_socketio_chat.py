@@ -88,3 +88,12 @@ def test_the_page_and_the_browser_client_are_served(chat):
         pytest.skip(str(missing))
     with urllib.request.urlopen(chat.url + "/socket.io.min.js", timeout=10) as bundle:
         assert bundle.read().startswith(b"/*!\n * Socket.IO v4.8.4")
+
+
+def test_numbered_ids_make_a_lessons_output_the_same_on_every_run(clients):
+    with rtlab.start_socketio(numbered_ids=True) as chat:
+        first = client(clients, chat.url)
+        assert (first.eio.sid, first.get_sid()) == ("s1", "s2")  # Engine.IO's, then the socket's
+        assert first.call("join-room", "lobby", timeout=10) == {"roomId": "lobby"}
+        assert chat.members("lobby") == ["s2"]
+        first.disconnect()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -96,7 +97,11 @@ class SocketIOChat:
         *,
         ping_interval: float = 25,
         ping_timeout: float = 20,
+        numbered_ids: bool = False,
     ) -> None:
+        """``numbered_ids``: sessions named s1, s2… (the same on every run, for a lesson's
+        output) instead of 20 random characters, which a real server must keep: whoever
+        knows a long-polling session's id can send and receive as that session."""
         self.host, self.port = host, port
         self.log: list[str] = []  # the tutorial's console.log lines, and errors: never printed
         logger = logging.getLogger(f"rtlab.socketio.{id(self):x}")
@@ -110,6 +115,9 @@ class SocketIOChat:
             logger=logger,
             engineio_logger=logger,
         )
+        if numbered_ids:
+            count = itertools.count(1)
+            self.sio.eio.generate_id = lambda: f"s{next(count)}"
         self.app = web.Application(middlewares=[self._count])
         self.sio.attach(self.app)
         self.app.router.add_get("/", self._page)

@@ -2,7 +2,7 @@
 
 Socket.IO rides on Engine.IO. An Engine.IO packet is one digit, its type, then its data::
 
-    0{"sid":"…","upgrades":["websocket"],"pingInterval":25000,…}   open
+    0{"sid":"…","upgrades":["websocket"],"pingInterval":25000,…}  open
     2 / 3                                                         ping / pong
     2probe / 3probe, then 5                                       the upgrade to WebSocket
     4…                                                            a message: a Socket.IO packet
@@ -118,10 +118,11 @@ def split(body: str) -> list[str]:
 
 
 def describe(payload: bytes | str, width: int = PREVIEW) -> str:
-    """What a payload means, one packet per line part: ``42["send-message",…] event send-message``.
+    """What a payload means, then the packet: ``event send-message: 42["send-message",…]``.
 
-    A long-polling body's packets are joined with `` ␞ ``. Bytes that are not UTF-8
-    (a binary attachment) show as their length; text that is no packet as itself.
+    The meaning comes first, so that a shortened preview keeps it. A long-polling body's
+    packets are joined with `` ␞ ``. Bytes that are not UTF-8 (a binary attachment) show
+    as their length; text that is no packet (``ok``, a POST's answer) as itself.
     """
     if isinstance(payload, bytes):
         try:
@@ -132,7 +133,7 @@ def describe(payload: bytes | str, width: int = PREVIEW) -> str:
     for text in split(payload):
         shown = text if len(text) <= width else text[: width - 1] + "…"
         try:
-            parts.append(f"{shown} {parse(text).meaning}")
+            parts.append(f"{parse(text).meaning}: {shown}")
         except PacketError:
             parts.append(shown)
     return " ␞ ".join(parts)
