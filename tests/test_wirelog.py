@@ -318,3 +318,29 @@ def test_preview_escapes_control_characters_and_cuts_long_payloads():
     assert preview("x" * 100, width=10) == "x" * 10 + "…"
     assert preview(b"\x00\xff") == "binary 00 ff"
     assert preview(b"") == ""
+
+
+def test_a_message_that_inflates_to_megabytes_is_counted_not_kept():
+    wire, conn = upgraded("permessage-deflate")
+    stream = zlib.compressobj(wbits=-15)
+    bomb = deflate(stream, "a" * 5_000_000)
+    after = deflate(stream, "next")
+    assert len(bomb) < 10_000
+    for payload in (bomb, after):
+        wire.feed(conn, TO_CLIENT, frames.encode(Frame(frames.Opcode.TEXT, payload, rsv1=True)), 1)
+    big, small = wire.records[2:]
+    assert (big.inflated, len(big.payload), big.truncated) == (5_000_000, KEEP, True)
+    assert (small.inflated, small.payload) == (4, "next")  # the stream stayed in step
+
+
+def test_a_listener_that_raises_is_dropped_and_decoding_goes_on():
+    wire = WireLog()
+
+    def broken(record):
+        raise RuntimeError("a view's bug")
+
+    wire.subscribe(broken)
+    conn = wire.open()
+    wire.feed(conn, TO_SERVER, REQUEST, 0)
+    wire.feed(conn, TO_CLIENT, SWITCH + b"\r\n", 0)
+    assert len(wire.records) == 2

@@ -51,6 +51,7 @@ ARROWS = {TO_SERVER: "C→S", TO_CLIENT: "S→C"}
 CAP = 1000  # records kept by default; older ones are dropped
 KEEP = 2048  # payload bytes kept per record
 PREVIEW = 60  # characters of payload shown in the text table
+STEP = 65536  # inflate at most this many bytes at a time
 MAX_HEAD = 65536  # an HTTP head longer than this is not HTTP worth decoding
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: removed by the sender, added back here
 
@@ -112,11 +113,23 @@ class _Inflater:
         self.reset_each_message = reset_each_message
         self._stream = zlib.decompressobj(-15)
 
-    def inflate(self, data: bytes, end: bool) -> bytes:
-        out = self._stream.decompress(data + (_DEFLATE_TAIL if end else b""))
+    def inflate(self, data: bytes, end: bool, room: int) -> tuple[bytes, int]:
+        """The first ``room`` bytes ``data`` inflates to, and how many it inflates to in all.
+
+        Inflating goes in steps of at most ``STEP`` bytes of output, so that a small
+        payload that inflates to gigabytes (a "zip bomb") never sits in memory.
+        """
+        stream = self._stream
+        out = stream.decompress(data + (_DEFLATE_TAIL if end else b""), STEP)
+        kept, total = out[: max(0, room)], len(out)
+        while True:  # what did not fit in STEP: input left over, or output held back
+            more = stream.decompress(stream.unconsumed_tail, STEP)
+            if not more and not stream.unconsumed_tail:
+                break
+            total += len(more)
         if end and self.reset_each_message:
             self._stream = zlib.decompressobj(-15)
-        return out
+        return kept, total
 
 
 class _Side:
@@ -259,7 +272,10 @@ class WireLog:
             self._dropped += 1
         self._records.append(record)
         for listener in list(self._listeners):
-            listener(record)
+            try:
+                listener(record)
+            except Exception:  # a broken view must not break what is being watched
+                self._listeners.remove(listener)
 
     def _error(self, conn: _Conn, side: _Side, at: float, why: str) -> None:
         self._emit(WireRecord(conn.number, side.direction, at, "error", line=why))
@@ -431,11 +447,12 @@ class WireLog:
         data_frame = header.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONTINUATION)
         if data_frame and side.compressed_message and side.inflater is not None:
             try:
-                chunk = side.inflater.inflate(chunk, end=done and header.fin)
+                end = done and header.fin
+                chunk, size = side.inflater.inflate(chunk, end, KEEP - len(side.kept))
             except zlib.error as error:
                 self._error(conn, side, at, f"compressed payload that does not inflate: {error}")
                 return False
-            side.inflated += len(chunk)
+            side.inflated += size
         side.kept += chunk[: max(0, KEEP - len(side.kept))]
         if not done:
             return n > 0
