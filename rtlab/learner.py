@@ -18,7 +18,8 @@ JavaScript in a cell (the code of a ``rtlab.js_exercise`` box) marks its solutio
 ``throw new Error("not done yet: your code here");``, which the exercise's check answers
 with "not done yet".
 A "predict, then run" cell (a code cell tagged ``predict`` in its metadata) loses
-its outputs too, so the learner predicts before seeing them. Everything else is
+its outputs too, so the learner predicts before seeing them. The notebook's saved
+widget state is dropped (a JavaScript box's code is in it). Everything else is
 copied unchanged.
 """
 
@@ -117,6 +118,9 @@ def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> Le
     JupyterLab shows them, with its id) when its markers do not pair.
     """
     copied = copy.deepcopy(notebook)
+    # Saved widget state (JupyterLab's "save widget state") holds what the widgets showed,
+    # a JavaScript exercise box's solution among it: the copy starts without it.
+    copied.get("metadata", {}).pop("widgets", None)
     exercises: list[int] = []
     predictions: list[int] = []
     solutions = 0

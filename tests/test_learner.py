@@ -140,6 +140,17 @@ def test_the_exercise_cell_of_a_javascript_solution_loses_its_outputs():
     assert JS_PLACEHOLDER in "".join(copy_.notebook["cells"][0]["source"])
 
 
+def test_saved_widget_state_which_holds_a_boxs_solution_is_dropped():
+    course = notebook(code(JS_EXERCISE, result("<JavaScript exercise>")))
+    state = {"state": {"m1": {"state": {"code": "// BEGIN SOLUTION\nsolution\n"}}}}
+    course["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": state}
+    copied = learner_notebook(course).notebook
+    assert "widgets" not in copied["metadata"]
+    assert "SOLUTION" not in json.dumps(copied)
+    assert copied["metadata"]["kernelspec"] == course["metadata"]["kernelspec"]
+    assert "widgets" in course["metadata"]  # the course notebook is not changed
+
+
 def test_a_python_begin_does_not_end_with_a_javascript_end():
     with pytest.raises(SolutionError, match="END SOLUTION on line 3 does not match"):
         learner_source("# BEGIN SOLUTION\nx\n// END SOLUTION\n", "somewhere")
