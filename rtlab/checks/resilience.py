@@ -6,6 +6,11 @@ cuts twice. After the first cut the server refuses a few connection attempts (HT
 as while it restarts); the check times those attempts: they must be spaced by waits that
 grow (exponential backoff), not a hot loop. Each text must be answered exactly once.
 
+The same client in JavaScript (:func:`js_keep_asking`, a box that runs it in the
+learner's browser tab) meets the same server, cuts and refusals, and is graded from what
+the server saw: browser handshakes (an ``Origin``), each text answered once, waits that
+grow (the same rule as above), and a close once every text has its answer.
+
 Exercise 2: ``fresh(messages)`` keeps, from ``receive-message`` data in the order it
 arrived, each message whose ``seq`` is newer than every one seen before in its
 room: what a client does with a replay after reconnecting, so that nothing shows twice.
@@ -15,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import inspect
 import itertools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, WebSocketException
@@ -29,9 +36,11 @@ from websockets.http11 import Request, Response
 from rtlab.aio.proxy import Proxy
 from rtlab.checks import Problem, Verdict, describe, grade
 from rtlab.checks.bounded import STILL_RUNNING, call_within
+from rtlab.checks.browser import NOT_DONE, browser_url, page_error
 from rtlab.notebook.background import BackgroundLoop
+from rtlab.notebook.jsbox import Attempt, JsBox
 
-__all__ = ["check_fresh", "check_keep_asking"]
+__all__ = ["check_fresh", "check_keep_asking", "js_keep_asking"]
 
 # -- keep_asking(url, texts, delay, delay_max) --------------------------------------------
 
@@ -77,6 +86,8 @@ class _Seen:
     connections: int = 0  # handshakes accepted
     refusals: list[float] = field(default_factory=list)  # when each refused attempt came
     outage: bool = False  # refusing handshakes now
+    origins: list[str | None] = field(default_factory=list)  # Origin of each accepted handshake
+    closes: list[int | None] = field(default_factory=list)  # close code the client sent, each
 
     def summary(self) -> str:
         answered = [text for text in TEXTS if self.answered[text]]
@@ -87,10 +98,14 @@ class _Seen:
 
 
 class _Scene:
-    """An echo server behind a fault proxy, on a loop of its own, cutting on cue."""
+    """An echo server behind a fault proxy, on a loop of its own, cutting on cue.
+
+    What it sees is kept per ``run`` (the query parameter a JavaScript box adds to the
+    URL), so that a browser's later attempt starts from a clean record.
+    """
 
     def __init__(self) -> None:
-        self.seen = _Seen()
+        self.runs: dict[str, _Seen] = {}
         self.background = BackgroundLoop(name="rtlab-check")
         self.server: Server | None = None
         self.proxy: Proxy | None = None
@@ -102,30 +117,48 @@ class _Scene:
         port = self.server.sockets[0].getsockname()[1]
         self.proxy = await Proxy("127.0.0.1", port).start()
 
+    @property
+    def seen(self) -> _Seen:
+        """What was seen of a run without a ``run`` parameter (the Python exercise)."""
+        return self.seen_of("")
+
+    def seen_of(self, run: str) -> _Seen:
+        return self.runs.setdefault(run, _Seen())
+
+    def _seen_by(self, request: Request) -> _Seen:
+        return self.seen_of(parse_qs(urlsplit(request.path).query).get("run", [""])[0])
+
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        if not self.seen.outage:
+        seen = self._seen_by(request)
+        if not seen.outage:
+            seen.origins.append(request.headers.get("Origin"))
             return None
-        self.seen.refusals.append(time.monotonic())
-        if len(self.seen.refusals) >= REFUSALS:
-            self.seen.outage = False  # the server is back for the next attempt
+        seen.refusals.append(time.monotonic())
+        if len(seen.refusals) >= REFUSALS:
+            seen.outage = False  # the server is back for the next attempt
         return connection.respond(503, "restarting, try again later\n")
 
     async def _echo(self, connection: ServerConnection) -> None:
-        self.seen.connections += 1
+        assert connection.request is not None
+        seen = self._seen_by(connection.request)
+        seen.connections += 1
         try:
             async for text in connection:
                 if not isinstance(text, str):
                     continue
-                self.seen.received.append(text)
-                if text in CUTS and self.seen.received.count(text) == 1:
-                    self.seen.outage = CUTS[text]
+                seen.received.append(text)
+                if text in CUTS and seen.received.count(text) == 1:
+                    seen.outage = CUTS[text]
                     assert self.proxy is not None
                     self.proxy.cut()  # before answering: this text's answer never comes
                     return
-                self.seen.answered[text] += 1
+                seen.answered[text] += 1
                 await connection.send(f"Echo: {text}")
         except ConnectionClosed:
             pass
+        finally:
+            received = connection.protocol.close_rcvd
+            seen.closes.append(received.code if received is not None else None)
 
     @property
     def url(self) -> str:
@@ -194,7 +227,8 @@ async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _
         await scene.stop()
 
 
-def _waits_problem(refusals: list[float]) -> Problem | None:
+def _waits_problem(refusals: list[float], hint: str = BACKOFF_HINT) -> Problem | None:
+    """A problem with the waits between refused attempts: none, too long, or not growing."""
     gaps = [later - earlier for earlier, later in itertools.pairwise(refusals)]
     shown = ", ".join(f"{gap:.2f}" for gap in gaps)
     span = refusals[-1] - refusals[0]
@@ -202,19 +236,19 @@ def _waits_problem(refusals: list[float]) -> Problem | None:
         return (
             f"the server refused {len(refusals)} attempts within {span:.3f} s: "
             "a hot loop, with no wait between attempts",
-            BACKOFF_HINT,
+            hint,
         )
     if max(gaps) > DELAY_MAX + SLACK:
         return (
             f"waits between refused attempts were {shown} s: one is longer than "
             f"delay_max={DELAY_MAX:g} s",
-            BACKOFF_HINT,
+            hint,
         )
     if gaps[-1] + gaps[-2] < GROWTH * (gaps[0] + gaps[1]):
         return (
             f"waits between refused attempts were {shown} s: they did not grow; "
             "double the wait after each failed attempt, up to delay_max",
-            BACKOFF_HINT,
+            hint,
         )
     return None
 
@@ -277,6 +311,126 @@ async def check_keep_asking(keep_asking: Callable[..., Any], timeout: float = 8.
         KEEP_ASKING_HINT,
         KEEP_ASKING_NUDGE,
     )
+
+
+# -- lesson 05's JavaScript exercise: the same client, in the learner's browser tab ----------
+
+JS_TIMEOUT = 10.0  # seconds the page has to get every answer and close (a hang guard)
+JS_SETTLE = 0.3  # seconds to watch after the last close, for a connection that comes after
+
+JS_NUDGE = (
+    "in connect(), open new WebSocket(url), send the first text without an answer on 'open', "
+    "push each answer on 'message'; then add a 'close' listener that calls connect() again"
+)
+JS_RECIPE = (
+    "connect(): const socket = new WebSocket(url); on 'open' set attempt = 0 and send "
+    "texts[answers.length]; on 'message' push event.data, then send the next text, or "
+    "socket.close(1000) once all are answered; on 'close', unless all are answered, "
+    "setTimeout(connect, wait) with wait = Math.min(delay * 2 ** attempt, delayMax), "
+    "jittered and capped again, and attempt += 1"
+)
+JS_BACKOFF_HINT = (
+    "in the 'close' listener wait before connecting again: setTimeout(connect, wait) with "
+    "wait = Math.min(delay * 2 ** attempt, delayMax) * (0.5 + Math.random()), capped again "
+    "at delayMax, then attempt += 1; after 'open', attempt = 0"
+)
+JS_RECONNECT_HINT = (
+    "a refused or cut connection ends with a 'close' event (after 'error'): call connect() "
+    "again from there, every time, until every text has its answer; no attempt limit"
+)
+JS_CLOSE_HINT = "once every text has its answer, socket.close(1000), and connect no more"
+JS_RESEND_HINT = (
+    "keep the answers in an array outside connect(); on 'open' send texts[answers.length], "
+    "the first text without an answer (the one in flight when the link dropped)"
+)
+
+
+def _js_problem(scene: _Scene, attempt: Attempt) -> Problem | None:
+    seen = scene.seen_of(attempt.run)
+
+    def done() -> bool:
+        answered = all(seen.answered[text] for text in TEXTS)
+        return answered and seen.connections > 0 and len(seen.closes) == seen.connections
+
+    finished = attempt.wait(done, JS_TIMEOUT)
+    connections = seen.connections
+    if finished:
+        attempt.wait(lambda: False, JS_SETTLE)  # anything after the end: another connection?
+    problem = page_error(attempt)
+    if problem is not None:
+        return f"{problem}; {seen.summary()}"
+    if not seen.connections and not seen.refusals:
+        return f"the server saw no connection in {JS_TIMEOUT:g} s", JS_NUDGE
+    if None in seen.origins:
+        return "a handshake had no Origin header: it did not come from a browser page"
+    twice = [text for text in TEXTS if seen.answered[text] > 1]
+    if twice:
+        return (
+            f"the server answered {twice[0]!r} {seen.answered[twice[0]]} times: "
+            "it was sent again after its answer had arrived",
+            JS_RESEND_HINT,
+        )
+    missing = [text for text in TEXTS if not seen.answered[text]]
+    if missing:
+        gave_up = seen.connections < 3 or 0 < len(seen.refusals) < REFUSALS
+        hint = JS_RECONNECT_HINT if gave_up else JS_RESEND_HINT
+        return f"after {JS_TIMEOUT:g} s {seen.summary()}; {missing[0]!r} got no answer", hint
+    if not finished:
+        return (
+            f"every text was answered, but after {JS_TIMEOUT:g} s a connection is still open",
+            JS_CLOSE_HINT,
+        )
+    if seen.connections > connections:
+        return f"it connected again after every text had its answer: {seen.summary()}"
+    if seen.closes[-1] not in (1000, 1005):
+        return f"the last connection ended with close code {seen.closes[-1]}", JS_CLOSE_HINT
+    return _waits_problem(seen.refusals, JS_BACKOFF_HINT)
+
+
+class _Exercise:
+    """The scene a JavaScript box connects to, and its grader."""
+
+    def __init__(self) -> None:
+        self.scene = _Scene()
+        self.scene.background.run(self.scene._start())
+
+    def grade(self, attempt: Attempt) -> Verdict:
+        verdict = grade(
+            "js_keep_asking", lambda: _js_problem(self.scene, attempt), JS_RECIPE, JS_NUDGE
+        )
+        if not verdict.passed:
+            return verdict
+        seen = self.scene.seen_of(attempt.run)
+        waits = [later - earlier for earlier, later in itertools.pairwise(seen.refusals)]
+        return Verdict(
+            True,
+            f"{verdict.message}; the server saw {seen.connections} connections from a browser, "
+            f"{len(seen.refusals)} refused attempts {', '.join(f'{w:.2f}' for w in waits)} s "
+            "apart, and answered each text once",
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.scene.background.run(self.scene._stop())
+        self.scene.background.close()
+
+
+def js_keep_asking(code: str) -> JsBox:
+    """Lesson 05's JavaScript exercise: ``code`` runs in this browser tab with ``url`` bound
+    to an echo server behind a fault proxy, which cuts the link twice and refuses attempts
+    for a while, as ``check_keep_asking`` does; graded from what the server saw.
+
+    (Firefox spaces failed connections by itself, network.websocket.delay-failed-reconnects:
+    there the waits measured are partly the browser's.)
+    """
+    exercise = _Exercise()
+    url = browser_url(exercise.scene.url)
+    box = JsBox("js_keep_asking", code, url, exercise.grade, on_close=exercise.stop)
+    if NOT_DONE in code:  # a learner copy's placeholder: its verdict is known before any run
+        placeholder = Attempt("placeholder", code)
+        placeholder.report("error", f"Error: {NOT_DONE}")
+        box.verdict = str(exercise.grade(placeholder))
+    return box
 
 
 # -- fresh(messages) ---------------------------------------------------------------------
