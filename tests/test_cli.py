@@ -273,7 +273,7 @@ def test_the_readme_tells_of_the_folders_and_options_rtlab_has():
     assert f"`{handout.FOLDER_VARIABLE}=" in readme and "`~/rtlab-learner`" in readme
     assert "`learner/`: your copies" in readme and "`rtlab lab --solutions`" in readme
     make = subprocess.run(
-        ["make", "-n", "lab", "learner"],
+        ["make", "-n", "--no-print-directory", "lab", "learner"],  # no make[1] lines
         cwd=ROOT,
         capture_output=True,
         text=True,
