@@ -55,7 +55,8 @@ def attempt_in_page(page, lab, code: str) -> Attempt:
         f"""([code, url]) => {{
             window.reports = [];
             {RUNNER}
-            runExercise(code, url, (kind, text) => window.reports.push([kind, text]));
+            window.stopRun = runExercise(
+                code, url, (kind, text) => window.reports.push([kind, text]));
         }}""",
         [code, url],
     )
@@ -177,6 +178,11 @@ WRONG = {
         "socket.onmessage = () => socket.close(4000, 'bye');" + LISTENERS,
         "the server received close 4000 'bye', not 1000 'done'",
     ),
+    "an error in a timer's callback": (
+        "const socket = new WebSocket(url);\n"
+        "socket.onopen = () => setTimeout(() => socket.sendText('Hello Server!'), 10);",
+        "your code threw TypeError: socket.sendText is not a function in the page",
+    ),
     "a code the browser refuses": (
         "const socket = new WebSocket(url);\n"
         "socket.onopen = () => socket.send('Hello Server!');\n"
@@ -208,6 +214,25 @@ def test_an_answer_that_never_closes_fails_after_the_timeout(page, lab, short):
         verdict.message
     )
     assert "socket.close(1000, 'done')" in verdict.hint
+
+
+def test_stopping_a_run_closes_its_sockets_and_cancels_its_timers(page, lab, short):
+    """A client that reconnects forever stops when its run is over (the box stops it)."""
+    code = (
+        "const open = () => { const s = new WebSocket(url);"
+        " s.onclose = () => setTimeout(open, 50); };\n"
+        "open();\nsetInterval(() => console.log('tick'), 20);"
+    )
+    attempt = attempt_in_page(page, lab, code)  # waits for its first close: none comes
+    recorder = lab[1].recorder
+    assert len(recorder.seen(attempt.run)) == 1
+    page.evaluate("window.stopRun()")
+    page.wait_for_timeout(300)  # a reconnection or a tick would come within this
+    seen = recorder.seen(attempt.run)
+    assert [(s.close_code, s.close_reason) for s in seen] == [(1000, "run stopped")]
+    ticks = page.evaluate("window.reports.filter(([kind]) => kind === 'log').length")
+    page.wait_for_timeout(100)
+    assert page.evaluate("window.reports.filter(([kind]) => kind === 'log').length") == ticks
 
 
 def test_a_stopped_lab_server_is_named(page, chromium_path):

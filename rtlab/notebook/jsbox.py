@@ -6,7 +6,8 @@ starts an :class:`Attempt` and answers with the URL to use; the page then runs t
 with ``url`` bound to it (:data:`RUNNER`), shows what the code logs, and reports to the
 kernel what it logged, each JavaScript error it threw (at the top level or in a
 ``WebSocket`` listener) and each ``close`` event. The kernel grades the attempt in a worker
-thread, with waits that all have a timeout, and shows the verdict under the code.
+thread, with waits that all have a timeout, shows the verdict under the code, and tells
+the page to stop the code (its timers and sockets).
 """
 
 from __future__ import annotations
@@ -21,17 +22,23 @@ import anywidget
 import traitlets
 
 # The page's side of a run, also used as is by tests that drive a page without JupyterLab:
-# runExercise(code, url, report) calls report(kind, text) with kind "log", "error" or "closed".
+# runExercise(code, url, report) calls report(kind, text) with kind "log", "error" or "closed",
+# and returns stop(): it cancels the code's timers and closes its sockets (a reconnecting
+# client would otherwise go on in the tab after its verdict).
 RUNNER = """
 function runExercise(code, url, report) {
+  let stopped = false;
+  const sockets = new Set();
+  const cancels = [];
+  const tell = (kind, text) => { if (!stopped) report(kind, text); };
   const show = (value) => {
     if (typeof value === "string") return value;
     if (value instanceof Event) return `[${value.constructor.name} ${value.type}]`;
     try { return JSON.stringify(value) ?? String(value); } catch { return String(value); }
   };
-  const failed = (error) => report("error", error instanceof Error
+  const failed = (error) => tell("error", error instanceof Error
     ? `${error.name}: ${error.message}` : `uncaught ${show(error)}`);
-  const say = (real) => (...args) => { real(...args); report("log", args.map(show).join(" ")); };
+  const say = (real) => (...args) => { real(...args); tell("log", args.map(show).join(" ")); };
   const pageConsole = { ...console, log: say(console.log), info: say(console.info),
     warn: say(console.warn), error: say(console.error) };
   const guarded = new WeakMap();
@@ -42,13 +49,21 @@ function runExercise(code, url, report) {
     });
     return guarded.get(listener);
   };
+  const timer = (start, clear) => (callback, ...rest) => {
+    if (stopped) return 0;
+    const id = start.call(window, guard(callback), ...rest);
+    cancels.push(() => clear.call(window, id));
+    return id;
+  };
   const Native = window.WebSocket;
   class WebSocket extends Native {
     constructor(...args) {
       super(...args);
+      sockets.add(this);
       // after the learner's own close listeners, which run in this same dispatch
-      super.addEventListener("close", (event) => setTimeout(() => report("closed",
+      super.addEventListener("close", (event) => setTimeout(() => tell("closed",
         `${event.code} ${event.reason}`)));
+      if (stopped) this.close(1000, "run stopped");
     }
     addEventListener(type, listener, options) {
       super.addEventListener(type, guard(listener), options);
@@ -64,10 +79,17 @@ function runExercise(code, url, report) {
     });
   }
   try {
-    new Function("url", "WebSocket", "console", code)(url, WebSocket, pageConsole);
+    new Function("url", "WebSocket", "console", "setTimeout", "setInterval", code)(
+      url, WebSocket, pageConsole, timer(setTimeout, clearTimeout),
+      timer(setInterval, clearInterval));
   } catch (error) {
     failed(error);
   }
+  return function stop() {  // the run is over: no more timers, reports or open sockets
+    stopped = true;
+    cancels.forEach((cancel) => cancel());
+    sockets.forEach((socket) => socket.close(1000, "run stopped"));
+  };
 }
 """
 
@@ -107,12 +129,17 @@ function render({ model, el }) {
     log.textContent = "";
     model.send({ event: "run", code: editor.value });  // the code travels with the click
   });
+  let stopRun = null;
+  let running = null;
   const command = (message) => {
+    if (message?.do === "stop" && message.run === running) stopRun?.();
     if (message?.do !== "run") return;
+    stopRun?.();
+    running = message.run;
     const address = new URL(message.url, location.href);
     address.protocol = address.protocol.replace(/^http/, "ws");
     address.searchParams.set("run", message.run);
-    runExercise(message.code, address.href, (kind, text) => {
+    stopRun = runExercise(message.code, address.href, (kind, text) => {
       if (kind !== "closed") log.textContent += (kind === "error" ? "✖ " : "") + text + "\\n";
       model.send({ event: "report", run: message.run, kind, text });
     });
@@ -121,6 +148,7 @@ function render({ model, el }) {
   model.on("msg:custom", command);
   show();
   return () => {
+    stopRun?.();
     model.off("change", show);
     model.off("msg:custom", command);
   };
@@ -223,6 +251,7 @@ class JsBox(anywidget.AnyWidget):
         if attempt is self.attempt:
             self.verdict = verdict
             self.running = False
+            self.send({"do": "stop", "run": attempt.run})  # the page stops the code
             self.graded.set()
 
     def _handle_message(self, _: Any, content: Any, buffers: Any) -> None:
