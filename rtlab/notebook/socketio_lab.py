@@ -22,6 +22,10 @@ class RunningSocketIO(Running):
         return self.chat.url
 
     @property
+    def port(self) -> int:
+        return self.chat.port
+
+    @property
     def http_url(self) -> str:
         """The chat page with the browser's ``socket.io-client``."""
         return self.chat.url + "/"
