@@ -7,19 +7,27 @@ import json
 import time
 
 import pytest
+import socketio
 
 from rtlab.checks import hint
 from rtlab.checks.socketio import (
     ACK_PLACE,
     AN_ARRAY,
+    CONNECT_FIRST,
     ENGINE_DIGIT,
     JSON,
     NAMESPACE,
     NO_ACK,
+    NO_SESSION,
     PACKET_RECIPE,
+    POLLING_ONLY,
+    RETURN_DATA,
+    SEND_IT,
     SOCKET_DIGIT,
+    check_join_by_polling,
     check_packet,
 )
+from rtlab.notebook.longpoll import LongPolling
 
 
 def tutorial_like(event, data, ack_id=None):
@@ -143,3 +151,135 @@ def test_a_crash_or_an_endless_loop_is_a_cross_not_a_traceback_or_a_hang():
     verdict = check_packet(endless)
     assert "did not return within 2 s" in verdict.message
     assert time.monotonic() - started < 5
+
+
+# -- exercise 2: join_by_polling(url, room, message) ---------------------------------------
+
+
+def by_hand(url, room, message):
+    session = LongPolling(url)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("421" + json.dumps(["join-room", room]))
+    while not (acks := [p for p in session.get() if p.startswith("431")]):
+        pass
+    session.post("42" + json.dumps(["send-message", {"roomId": room, "message": message}]))
+    return json.loads(acks[0][3:])[0]
+
+
+def batched(url, room, message):  # connect and join in one body, separated by \x1e
+    session = LongPolling(url)
+    session.open()
+    session.post("40", '421["join-room",' + json.dumps(room) + "]")
+    packets: list[str] = []
+    while not any(p.startswith("431") for p in packets):
+        packets += session.get()
+    body = {"message": message, "roomId": room}
+    session.post("42" + json.dumps(["send-message", body], ensure_ascii=False))
+    [ack] = [p for p in packets if p.startswith("431")]
+    return json.loads(ack[3:])[0]
+
+
+def library_on_polling(url, room, message):
+    client = socketio.Client(reconnection=False)
+    client.connect(url, transports=["polling"], wait_timeout=5)
+    ack = client.call("join-room", room, timeout=5)
+    client.emit("send-message", {"roomId": room, "message": message})
+    time.sleep(0.3)
+    client.disconnect()
+    return ack
+
+
+@pytest.mark.parametrize("join_by_polling", [by_hand, batched, library_on_polling])
+def test_polling_clients_written_differently_pass(join_by_polling):
+    verdict = check_join_by_polling(join_by_polling)
+    assert str(verdict) == "✅ join_by_polling: correct"
+
+
+def no_connect(url, room, message):
+    session = LongPolling(url, timeout=2)
+    session.open()
+    session.post("421" + json.dumps(["join-room", room]))
+    return session.get()
+
+
+def no_ack_id(url, room, message):
+    session = LongPolling(url, timeout=2)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("42" + json.dumps(["join-room", room]))
+    return session.get()  # a ping, a second later: no ack was asked for
+
+
+def returns_the_packet(url, room, message):
+    session = LongPolling(url)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("421" + json.dumps(["join-room", room]))
+    ack = session.get()[0]
+    session.post("42" + json.dumps(["send-message", {"roomId": room, "message": message}]))
+    return ack
+
+
+def forgets_to_send(url, room, message):
+    session = LongPolling(url)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("421" + json.dumps(["join-room", room]))
+    return json.loads(session.get()[0][3:])[0]
+
+
+def upgrades(url, room, message):
+    client = socketio.Client(reconnection=False)
+    client.connect(url, wait_timeout=5)
+    ack = client.call("join-room", room, timeout=5)
+    client.emit("send-message", {"roomId": room, "message": message})
+    time.sleep(0.3)
+    client.disconnect()
+    return ack
+
+
+def websocket_url(url, room, message):  # a ws:// URL: urllib cannot open it
+    return LongPolling(url.replace("http", "ws")).open()
+
+
+@pytest.mark.parametrize(
+    ("join_by_polling", "message", "expected_hint"),
+    [
+        (no_connect, "a session opened, but never connected to '/'", CONNECT_FIRST),
+        (no_ack_id, "the member there received []", SEND_IT),
+        (returns_the_packet, 'returned \'431[{"roomId":"kitchen"}]\'', RETURN_DATA),
+        (forgets_to_send, "the member there received []", SEND_IT),
+        (upgrades, "the client upgraded to WebSocket", POLLING_ONLY),
+        (websocket_url, "the server saw no long-polling request", NO_SESSION),
+    ],
+)
+def test_polling_mistakes_fail_with_what_the_server_saw(join_by_polling, message, expected_hint):
+    verdict = check_join_by_polling(join_by_polling)
+    assert not verdict.passed
+    assert message in verdict.message, verdict.message
+    assert verdict.hint == expected_hint
+
+
+def test_a_polling_client_that_never_returns_is_a_cross_within_the_time_limit():
+    def stuck(url, room, message):
+        while True:
+            time.sleep(0.01)
+
+    started = time.monotonic()
+    verdict = check_join_by_polling(stuck)
+    assert "did not return within 8 s" in verdict.message
+    assert time.monotonic() - started < 12
+
+
+def test_not_done_yet_nudges_to_the_first_step():
+    def join_by_polling(url, room, message):
+        raise NotImplementedError
+
+    verdict = check_join_by_polling(join_by_polling)
+    assert str(verdict).startswith("❌ join_by_polling: not done yet")
+    assert "start with the open" in verdict.hint

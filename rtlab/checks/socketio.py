@@ -1,15 +1,23 @@
-"""Check for lesson 04, Socket.IO on the wire: write an event packet, sent to a live server.
+"""Checks for lesson 04, Socket.IO on the wire, both graded by a live python-socketio server.
 
+Exercise 1:
 ``packet(event, data, ack_id=None)`` returns the text of a Socket.IO event inside an
 Engine.IO message, as it crosses the wire: ``42["send-message",{…}]``, with the ack id
 between ``42`` and the array when there is one (``421["join-room","lobby"]``). The check
 starts the tutorial's chat server (python-socketio), puts a python-socketio client in
 room ``lobby``, opens a long-polling session by hand and POSTs the learner's packets: the
 server's acks and what the room member receives decide, so any valid JSON spelling passes.
+
+Exercise 2: ``join_by_polling(url, room, message)`` is a Socket.IO client over HTTP
+long-polling: it connects, joins ``room`` with an ack, sends ``message`` there and returns
+the ack's data. The check runs it against a fresh server with a member in ``room``, and
+grades from the server's side: requests by transport, who connected and joined, what the
+member received, and what the function returned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
@@ -26,7 +34,7 @@ from rtlab.notebook.longpoll import LongPolling
 from rtlab.notebook.socketio_lab import RunningSocketIO, start_socketio
 from rtlab.notebook.wait import wait_until
 
-__all__ = ["check_packet"]
+__all__ = ["check_join_by_polling", "check_packet"]
 
 Problem = str | tuple[str, str]
 
@@ -65,17 +73,18 @@ NO_ACK = "without an ack_id, no digits between '42' and the array: nobody waits 
 
 
 class _Member:
-    """A python-socketio client in room ``lobby``: what a learner's event reached."""
+    """A python-socketio client in ``room``: what a learner's event reached."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, room: str = "lobby") -> None:
         quiet = logging.getLogger("rtlab.checks.socketio.member")
         quiet.propagate = False
-        quiet.addHandler(logging.NullHandler())
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
         self.received: list[dict[str, Any]] = []
         self.client = socketio.Client(reconnection=False, logger=quiet, engineio_logger=quiet)
         self.client.on("receive-message", self.received.append)
         self.client.connect(url, transports=["websocket"], wait_timeout=WAIT)
-        self.client.call("join-room", "lobby", timeout=WAIT)
+        self.client.call("join-room", room, timeout=WAIT)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -180,3 +189,96 @@ def _grade_packet(packet: Callable[..., Any]) -> Problem | None:
 def check_packet(packet: Callable[..., Any]) -> Verdict:
     """Exercise 1: ``packet(event, data, ack_id=None)``, sent to a live python-socketio server."""
     return grade("packet", lambda: _grade_packet(packet), PACKET_RECIPE, PACKET_NUDGE)
+
+
+# -- exercise 2: join_by_polling(url, room, message) -----------------------------------------
+
+POLL_TIMEOUT = 8.0  # seconds join_by_polling may take (LongPolling waits 5 s per request)
+POLL_ROOM, POLL_MESSAGE = "kitchen", "hello over long-polling ✓"
+POLL_NUDGE = (
+    "follow section 2 with LongPolling(url): open(), then post and get what each step needs; "
+    "start with the open and the connect to '/'"
+)
+POLL_RECIPE = (
+    "session = LongPolling(url); session.open(); session.post('40'); session.get() (the "
+    "40{sid} answer); post '421' + json.dumps(['join-room', room]); get() until a packet "
+    "starts with '431'; post '42' + json.dumps(['send-message', {'roomId': room, 'message': "
+    "message}]); return json.loads(ack[3:])[0]"
+)
+POLLING_ONLY = (
+    "stay on long-polling: LongPolling never upgrades (a python-socketio Client would need "
+    "transports=['polling'])"
+)
+NO_SESSION = "begin with the open: LongPolling(url).open() is the first GET, it makes the session"
+CONNECT_FIRST = (
+    "after the open, connect to the namespace '/': POST '40' (then a GET brings 40{sid}); "
+    "until then the server ignores your events and a GET waits for the next ping"
+)
+JOIN_WITH_ACK = (
+    "join with an ack id, '421' + json.dumps(['join-room', room]), then GET until the "
+    "packet '431[...]' arrives: without an id nothing answers, and the GET waits"
+)
+SEND_IT = (
+    "join with an ack id ('421' + json.dumps(['join-room', room])) and GET until '431[...]' "
+    "arrives; then POST the event '42' + json.dumps(['send-message', {'roomId': room, "
+    "'message': message}]): the server sends receive-message to the whole room"
+)
+RETURN_DATA = (
+    "return the ack's data, not the packet: '431[{\"roomId\":...}]' is '43', the id 1, "
+    "then a JSON array of the handler's return values; json.loads(packet[3:])[0]"
+)
+
+
+def _grade_join_by_polling(join_by_polling: Callable[..., Any]) -> Problem | None:
+    # Pings every second: a client library's pending GET comes back soon, so it can disconnect.
+    chat: RunningSocketIO = start_socketio(ping_interval=1, ping_timeout=5)
+    member: _Member | None = None
+    try:
+        member = _Member(chat.url, POLL_ROOM)
+        log_before, requests_before = len(chat.log), chat.requests
+        error: BaseException | None = None
+        try:
+            got = call_within(
+                lambda: join_by_polling(chat.url, POLL_ROOM, POLL_MESSAGE), POLL_TIMEOUT
+            )
+        except NotImplementedError:
+            raise
+        except (Exception, SystemExit) as raised:
+            error, got = raised, None
+        if got is STILL_RUNNING:
+            return f"join_by_polling did not return within {POLL_TIMEOUT:g} s", POLL_RECIPE
+        with contextlib.suppress(TimeoutError):  # the message may still be on its way
+            wait_until(lambda: member.received, timeout=1.0, what="the message")
+        used = chat.requests - requests_before
+        log = chat.log[log_before:]
+        said = f" (your function raised {describe(error)})" if error is not None else ""
+        if used["websocket GET"]:
+            return f"the client upgraded to WebSocket{said}", POLLING_ONLY
+        if not used["polling GET"]:
+            return f"the server saw no long-polling request{said}", NO_SESSION
+        if not any(line.startswith("User connected") for line in log):
+            return f"a session opened, but never connected to '/'{said}", CONNECT_FIRST
+        if not any(f"joined room {POLL_ROOM}" in line for line in log):
+            return f"connected, but never joined {POLL_ROOM!r}{said}", JOIN_WITH_ACK
+        if error is not None:
+            return f"joined {POLL_ROOM!r}, then raised {describe(error)}", JOIN_WITH_ACK
+        if [m["message"] for m in member.received] != [POLL_MESSAGE]:
+            heard = [m["message"] for m in member.received]
+            return f"joined {POLL_ROOM!r}; the member there received {heard!r}", SEND_IT
+        if got != {"roomId": POLL_ROOM}:
+            return f"returned {got!r:.60}, not the ack's data", RETURN_DATA
+        return None
+    finally:
+        if member is not None:
+            member.close()
+        chat.stop()
+
+
+def check_join_by_polling(join_by_polling: Callable[..., Any]) -> Verdict:
+    """Exercise 2: a Socket.IO client over long-polling, graded by a live server."""
+    return grade(
+        "join_by_polling",
+        lambda: _grade_join_by_polling(join_by_polling),
+        POLL_RECIPE,
+        POLL_NUDGE,
+    )
