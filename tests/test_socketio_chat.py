@@ -96,4 +96,6 @@ def test_numbered_ids_make_a_lessons_output_the_same_on_every_run(clients):
         assert (first.eio.sid, first.get_sid()) == ("s1", "s2")  # Engine.IO's, then the socket's
         assert first.call("join-room", "lobby", timeout=10) == {"roomId": "lobby"}
         assert chat.members("lobby") == ["s2"]
+        assert chat.sessions == 1
         first.disconnect()
+        rtlab.wait_until(lambda: chat.sessions == 0, timeout=10, what="the session to close")

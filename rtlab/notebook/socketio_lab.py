@@ -36,6 +36,11 @@ class RunningSocketIO(Running):
         return self._background.call(lambda: collections.Counter(self.chat.requests))
 
     @property
+    def sessions(self) -> int:
+        """Engine.IO sessions open right now (on either transport)."""
+        return self._background.call(lambda: len(self.chat.sio.eio.sockets))
+
+    @property
     def log(self) -> list[str]:
         return [*self.chat.log, *self._background.errors]
 
