@@ -4,6 +4,7 @@ realistic wrong ones fail with what the check saw (the message a learner reads).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import re
@@ -514,3 +515,13 @@ def test_fresh_that_never_returns_is_a_cross_in_bounded_time() -> None:
     more.set()
     assert time.monotonic() - start < 2
     assert verdict.message == "fresh: did not return within 0.5 s: does a loop never end?"
+
+
+def test_a_hot_loop_slowed_by_a_busy_machine_does_not_pass_as_backoff() -> None:
+    """Seen in JupyterLab under load: handshakes failing 10-70 ms apart, growing by chance."""
+    times = list(itertools.accumulate([0.0, 0.02, 0.01, 0.02, 0.04, 0.03, 0.07]))
+    problem = resilience._waits_problem(times)
+    assert problem is not None
+    assert "they did not grow" in problem[0]
+    doubling = list(itertools.accumulate([0.0, 0.02, 0.04, 0.08, 0.16, 0.32, 0.4]))
+    assert resilience._waits_problem([t * 0.6 for t in doubling]) is None  # jittered low
