@@ -525,3 +525,15 @@ def test_a_hot_loop_slowed_by_a_busy_machine_does_not_pass_as_backoff() -> None:
     assert "they did not grow" in problem[0]
     doubling = list(itertools.accumulate([0.0, 0.02, 0.04, 0.08, 0.16, 0.32, 0.4]))
     assert resilience._waits_problem([t * 0.6 for t in doubling]) is None  # jittered low
+
+
+def test_one_wait_stretched_by_a_busy_machine_is_not_a_missing_cap() -> None:
+    """Seen under make test on a loaded machine: a right answer's fifth wait took 0.66 s."""
+    stretched = list(itertools.accumulate([0.0, 0.04, 0.05, 0.08, 0.20, 0.66, 0.40]))
+    assert resilience._waits_problem(stretched) is None
+    no_cap = list(itertools.accumulate([0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64]))
+    problem = resilience._waits_problem(no_cap)
+    assert problem is not None
+    assert "longer than delay_max=0.4 s" in problem[0]
+    twice_over = list(itertools.accumulate([0.0, 0.05, 0.1, 0.2, 0.7, 0.9, 0.3]))
+    assert "longer than delay_max" in resilience._waits_problem(twice_over)[0]

@@ -242,7 +242,10 @@ def _waits_problem(
             "a hot loop, with no wait between attempts",
             hint,
         )
-    if max(gaps) > DELAY_MAX + slack:
+    # A no-cap answer's waits keep growing past delay_max; one late handshake on a busy
+    # machine stretches a single wait somewhere in the middle.
+    over = [gap for gap in gaps if gap > DELAY_MAX + slack]
+    if gaps[-1] > DELAY_MAX + slack or len(over) > 1:
         return (
             f"waits between refused attempts were {shown} s: one is longer than "
             f"delay_max={DELAY_MAX:g} s",
