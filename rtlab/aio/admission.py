@@ -10,12 +10,16 @@
   reason; without a secret, ``?user=NAME`` is taken at its word, from this machine
   only unless anonymous use is allowed.
 - **Limits**: connections per user and per address (429 beyond them).
+
+``GET /admission`` with a handshake's query string repeats the decision as JSON,
+for a browser page that cannot see why its WebSocket was refused.
 """
 
 from __future__ import annotations
 
 import collections
 import ipaddress
+import json
 import re
 import time
 import weakref
@@ -83,6 +87,39 @@ class Admission:
         self, connection: ServerConnection, request: Request, *, events: bool
     ) -> Response | None:
         """None to go on with the upgrade, or the refusal to send instead."""
+        decision = self._decide(connection, request, events=events)
+        if isinstance(decision, str):
+            self._admitted[connection] = decision
+            return None
+        return decision
+
+    def explain(self, connection: ServerConnection, request: Request) -> Response:
+        """``GET /admission?...``: what a handshake to ``/ws`` with this query would get.
+
+        A browser cannot read a refused handshake's status or body (its WebSocket
+        only sees code 1006), so the chat page asks here, with the same query string,
+        whether retrying can help (rtlab/core/refusal.py). Nothing is counted. A
+        foreign origin is told its own refusal and nothing else.
+        """
+        decision = self._decide(connection, request, events=True)
+        if decision is None or isinstance(decision, str):
+            answer = {"admitted": True, "status": 101, "reason": ""}
+        else:
+            reason = (decision.body or b"").decode(errors="replace").strip()
+            answer = {"admitted": False, "status": decision.status_code, "reason": reason}
+        response = connection.respond(HTTPStatus.OK, json.dumps(answer))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Cache-Control"] = "no-store"
+        origin = request.headers.get("Origin")
+        if origin is not None and answer["status"] == HTTPStatus.FORBIDDEN:
+            response.headers["Access-Control-Allow-Origin"] = origin
+        return response
+
+    def _decide(
+        self, connection: ServerConnection, request: Request, *, events: bool
+    ) -> Response | str | None:
+        """The refusal, or the admitted user (None for an endpoint without users)."""
         refusal = self._check_origin(connection, request)
         if refusal is not None or not events:
             return refusal
@@ -100,8 +137,7 @@ class Admission:
                 HTTPStatus.TOO_MANY_REQUESTS,
                 f"{self.max_per_address} connections are open from {address} already\n",
             )
-        self._admitted[connection] = user
-        return None
+        return user
 
     def enter(self, connection: ServerConnection) -> str:
         """The admitted user of an opened ``/ws`` connection; counted until :meth:`leave`."""

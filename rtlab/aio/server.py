@@ -305,6 +305,8 @@ class LabServer:
             return _response(HTTPStatus.OK, page, "text/html; charset=utf-8")
         if url.path == "/feed":
             return self._poll(url.query)
+        if url.path == "/admission":
+            return self.admission.explain(connection, request)
         if url.path in ("/echo", "/ws"):
             return connection.respond(
                 HTTPStatus.UPGRADE_REQUIRED, f"{url.path} is a WebSocket endpoint\n"
