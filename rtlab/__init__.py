@@ -13,7 +13,7 @@ The notebook-facing API in one place::
 
 from importlib.metadata import version
 
-from rtlab.aio.client import AckError, EventClient, OfflineQueueFull
+from rtlab.aio.client import AckError, EventClient, OfflineQueueFull, Refused
 from rtlab.checks import hint
 from rtlab.checks.browser import js_exercise
 from rtlab.core.backoff import Reconnection
@@ -34,6 +34,7 @@ __all__ = [
     "EventClient",
     "OfflineQueueFull",
     "Reconnection",
+    "Refused",
     "SharedServer",
     "WireView",
     "__version__",

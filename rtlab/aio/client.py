@@ -15,6 +15,9 @@ namespaces and rooms again, gets the room messages it missed (``since`` the last
 while offline wait in a bounded queue. Every event then carries a ``mid``, so the
 server delivers a resend once. Local events report it all: ``disconnect``,
 ``reconnect_attempt``, ``reconnect_error``, ``reconnect`` and ``reconnect_failed``.
+A refusal that retrying cannot change (401, 403, another 4xx but 429:
+rtlab/core/refusal.py) ends it at once: the client closes and raises :class:`Refused`
+with the server's reason.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.protocol import State
 
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, client_options
@@ -48,6 +51,7 @@ from rtlab.core.envelope import (
     decode_reply,
     encode_event,
 )
+from rtlab.core.refusal import advice, is_final
 
 ClientHandler = Callable[[Any], Any | Awaitable[Any]]
 KEPT_EVENTS = 10_000  # received events kept for inspection and waits
@@ -65,6 +69,28 @@ class AckError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class Refused(InvalidStatus):
+    """The server refused the handshake for good: ``status`` and ``reason`` (its body)
+    say why, and the message says what to do. Still an ``InvalidStatus``."""
+
+    def __init__(self, error: InvalidStatus) -> None:
+        super().__init__(error.response)
+        self.status = error.response.status_code
+        self.reason = bytes(error.response.body or b"").decode(errors="replace").strip()
+
+    def __str__(self) -> str:
+        return advice(self.status, self.reason)
+
+
+def final_refusal(error: BaseException) -> Refused | None:
+    """The :class:`Refused` a failed handshake amounts to, or None if retrying may help."""
+    if isinstance(error, Refused):
+        return error
+    if isinstance(error, InvalidStatus) and is_final(error.response.status_code):
+        return Refused(error)
+    return None
 
 
 class OfflineQueueFull(Exception):
@@ -134,6 +160,7 @@ class EventClient:
         self.received: collections.deque[Event] = collections.deque(maxlen=KEPT_EVENTS)
         self.errors: list[str] = []  # handler failures, kept instead of printed
         self.reconnects = 0
+        self.refusal: Refused | None = None  # why the server turned us away for good
         self.rate_limited = False  # the server has said "slow down": backlogs go paced
         self._retrying: asyncio.Future[None] | None = None
         self._options = connect_options or {}
@@ -166,6 +193,7 @@ class EventClient:
         token: str | None = None,
         ssl: Any = None,
         compression: Compression = DEFAULT_THRESHOLD,
+        origin: str | None = None,
     ) -> EventClient:
         """Connect as ``user`` to a server URL (``server.url`` or ``ws://HOST:PORT``), or to
         the first that answers of several servers sharing rooms (``rtlab serve --redis``).
@@ -175,7 +203,10 @@ class EventClient:
         answering pings is given up after about their sum. ``token``: for a server
         that requires one (it decides the user). ``ssl``: an SSLContext for ``wss://``.
         ``compression``: permessage-deflate ``"off"`` (or None: not offered), ``"on"``,
-        or on for messages of at least that many bytes (default 1024).
+        or on for messages of at least that many bytes (default 1024). ``origin``: an
+        ``Origin`` header to send, as a browser page would (none by default).
+
+        Raises :class:`Refused` when the server turns the handshake away for good.
         """
         options = {
             "open_timeout": open_timeout,
@@ -186,6 +217,8 @@ class EventClient:
         }
         if ssl is not None:
             options["ssl"] = ssl
+        if origin is not None:
+            options["origin"] = origin
         chosen = Reconnection() if reconnection is True else reconnection or None
         client = cls(
             url,
@@ -200,6 +233,11 @@ class EventClient:
             try:
                 client._adopt(await connect(url, **options))
                 break
+            except InvalidStatus as error:
+                refusal = final_refusal(error)
+                if refusal is not None:
+                    raise refusal from None
+                raise
             except OSError:
                 if url == client.urls[-1]:
                     raise
@@ -247,7 +285,7 @@ class EventClient:
         that timed out stays queued and is still delivered once the link is back.
         """
         if self.closed:
-            raise ConnectionError(f"{self.user}: the client is closed")
+            raise self.refusal or ConnectionError(f"{self.user}: the client is closed")
         if self.reconnection is None:
             if ns not in self._namespaces:
                 await self._request("connect", None, ns, timeout)
@@ -401,6 +439,8 @@ class EventClient:
                 f"{self.user}: {len(arrived())} of {count} {event!r} events within {timeout} s"
             ) from None
         if len(arrived()) < count:
+            if self.refusal is not None:
+                raise self.refusal
             raise ConnectionError(
                 f"{self.user}: connection closed after {len(arrived())} of {count} {event!r}"
             )
@@ -540,13 +580,15 @@ class EventClient:
                     return
                 await self._local("disconnect", {"code": self.close_code})
                 reading = await self._reconnect()
-            if not self._closing:  # the attempts ran out (close() is no failure)
-                await self._local("reconnect_failed", {"reconnects": self.reconnects})
+            if not self._closing:  # refused, or the attempts ran out (close() is no failure)
+                why = {"refused": str(self.refusal)} if self.refusal else {}
+                await self._local("reconnect_failed", {"reconnects": self.reconnects, **why})
         finally:
             self._resumed.clear()
             for entry in self._outbox.values():
                 if not entry.future.done():
-                    entry.future.set_exception(ConnectionError(f"{self.user}: client closed"))
+                    closed = ConnectionError(f"{self.user}: client closed")
+                    entry.future.set_exception(self.refusal or closed)
             await self._notify()
 
     async def _reconnect(self) -> asyncio.Task[None] | None:
@@ -560,6 +602,9 @@ class EventClient:
                 connection = await self._open(delay)
             except (OSError, InvalidHandshake, TimeoutError) as error:
                 await self._local("reconnect_error", {"attempt": attempt, "error": str(error)})
+                self.refusal = final_refusal(error)
+                if self.refusal is not None:
+                    return None  # retrying cannot change it: stop here
                 continue
             if connection is None:
                 return None  # close() was called

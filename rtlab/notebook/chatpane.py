@@ -588,6 +588,8 @@ class ChatPane(widgets.VBox):
             self._ended = True
             if self._connected:
                 self._add_line("system", "✖ disconnected")
+            if self._client.refusal is not None:  # no reconnecting: say why, and what to do
+                self._add_line("system", f"⛔ {self._client.refusal}")
             self._connected = False
             self._forget_room()
             if hasattr(self, "input"):  # not when the constructor failed before it

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
-from rtlab.aio.client import ClientHandler, EventClient
+from rtlab.aio.client import ClientHandler, EventClient, Refused
 from rtlab.core.envelope import DEFAULT_NAMESPACE, Event
 from rtlab.notebook.background import BackgroundLoop, RunningProxy, RunningServer
 from rtlab.notebook.shared import SharedServer
@@ -122,6 +122,11 @@ class Client:
     def reconnects(self) -> int:
         """How many times the client came back after a drop."""
         return self.inner.reconnects
+
+    @property
+    def refusal(self) -> Refused | None:
+        """Why the server turned the client away for good (it stopped reconnecting)."""
+        return self.inner.refusal
 
     def emit(
         self,
