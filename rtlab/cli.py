@@ -1,4 +1,4 @@
-"""The ``rtlab`` command: ``serve``, ``token``, ``lab`` and ``doctor``."""
+"""The rtlab command: the lab server, class tokens, your copies of the lessons, checks."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ import argparse
 import asyncio
 import os
 import signal
-import ssl
 import sys
 import time
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from rtlab import handout, workers
+from rtlab import cliargs, handout, tls, workers
 from rtlab.aio import compression
 from rtlab.aio.admission import USER, is_loopback
 from rtlab.aio.server import LabServer
 from rtlab.bench import cli as bench_cli
-from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
 from rtlab.handout import HandoutError, learner_folder, notebooks_folder
 
@@ -114,12 +113,20 @@ def lab(solutions: bool, extra: Sequence[str]) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="rtlab", description=__doc__)
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    """The whole command line; each subcommand reports its own usage errors."""
+    top = argparse.ArgumentParser(
+        prog="rtlab",
+        description=__doc__,
+        epilog="rtlab COMMAND --help shows a command's options.",
+    )
+    top.add_argument("--version", action="version", version=f"rtlab {version('rtlab')}")
+    commands = top.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
-    serve_ = commands.add_parser("serve", help="run the lab server standalone")
+    serve_ = commands.add_parser("serve", help="run the lab server for yourself or a class")
     serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve_.add_argument("--port", type=int, default=8765, help="port (default 8765, 0 = any)")
+    serve_.add_argument(
+        "--port", type=cliargs.port, default=8765, help="port (default 8765, 0 = any)"
+    )
     serve_.add_argument(
         "--anonymous",
         action="store_true",
@@ -137,26 +144,27 @@ def parser() -> argparse.ArgumentParser:
     )
     serve_.add_argument(
         "--rate-limit",
+        type=cliargs.rate_limit,
         default="10/50",
         help="events per second per user, and the burst allowed: RATE/BURST "
         "(default 10/50, a lively chat), or 'off'",
     )
     serve_.add_argument(
         "--handshake-timeout",
-        type=float,
+        type=cliargs.seconds,
         default=10,
         help="seconds a client has to finish its opening handshake (default 10)",
     )
     serve_.add_argument(
         "--max-connections-per-user",
-        type=int,
+        type=cliargs.at_least(1),
         default=8,
         metavar="N",
         help="open connections one user may have (tabs, devices; default 8)",
     )
     serve_.add_argument(
         "--max-connections-per-address",
-        type=int,
+        type=cliargs.at_least(1),
         default=256,
         metavar="N",
         help="open connections from one IP address (default 256); raise it for a class "
@@ -169,13 +177,13 @@ def parser() -> argparse.ArgumentParser:
     )
     serve_.add_argument(
         "--ping-interval",
-        type=float,
+        type=cliargs.seconds_or_off,
         default=20,
         help="seconds between protocol pings to each client (default 20; 0 turns them off)",
     )
     serve_.add_argument(
         "--ping-timeout",
-        type=float,
+        type=cliargs.seconds,
         default=20,
         help="seconds a client has to answer a ping before it is dropped (default 20)",
     )
@@ -187,13 +195,14 @@ def parser() -> argparse.ArgumentParser:
     )
     serve_.add_argument(
         "--workers",
-        type=int,
+        type=cliargs.at_least(1),
         default=1,
         help="server processes sharing the port (SO_REUSEPORT); more than 1 needs --redis",
     )
     serve_.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve_.add_argument(
         "--compression",
+        type=cliargs.compression_option,
         default=str(compression.DEFAULT_THRESHOLD),
         help="permessage-deflate: off, on (every message), or BYTES: only messages of at "
         f"least that size (default {compression.DEFAULT_THRESHOLD})",
@@ -202,8 +211,7 @@ def parser() -> argparse.ArgumentParser:
     lab_ = commands.add_parser(
         "lab",
         allow_abbrev=False,  # JupyterLab's options pass through whole
-        help="open JupyterLab on your own copies of the lessons (what `make lab` runs), "
-        "made on first use and never overwritten; other options go to JupyterLab",
+        help="open JupyterLab on your own copies of the lessons (make lab)",
         description="Open JupyterLab on 00_welcome.ipynb in your own copies of the lessons: "
         "learner/ beside a checkout's notebooks/, else ~/rtlab-learner, or $RTLAB_LEARNER_DIR. "
         "The first run makes them (solutions out); later runs add new lessons and update "
@@ -217,57 +225,37 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="check the installation and a loopback round trip")
 
-    token_ = commands.add_parser("token", help="print signed tokens, one per user")
+    token_ = commands.add_parser("token", help="print signed tokens for a class, one per user")
     token_.add_argument("--secret", help="the server's secret (or RTLAB_SECRET)")
     token_.add_argument(
         "--user", action="append", required=True, help="a user name; repeat for a class list"
     )
     token_.add_argument(
-        "--ttl", type=float, default=8 * 3600, help="seconds the token is valid (default 8 h)"
+        "--ttl",
+        type=cliargs.seconds,
+        default=8 * 3600,
+        help="seconds the token is valid (default 8 h)",
     )
     handout.add_parser(commands)  # rtlab learner
     bench_cli.add_parser(commands)  # rtlab bench
+    for command in commands.choices.values():
+        command.set_defaults(usage_error=command.error)  # "rtlab serve: error: ..."
     return top
 
 
-def rate_limit(text: str) -> TokenBucket | None:
-    """``RATE/BURST`` (events per second per user, burst) or ``off``."""
-    if text == "off":
-        return None
-    rate, _, burst = text.partition("/")
-    try:
-        return TokenBucket(float(rate), int(burst))
-    except ValueError:
-        raise ValueError(
-            f"--rate-limit must look like 10/50 (rate/burst) or off, got {text!r}"
-        ) from None
-
-
 def serve_command(args: argparse.Namespace) -> int:
-    if not 0 <= args.port <= 65535:
-        parser().error(f"--port must be between 0 and 65535, got {args.port}")
     if (args.certfile is None) != (args.keyfile is None):
-        parser().error("--certfile and --keyfile go together")
-    for flag in ("max_connections_per_user", "max_connections_per_address"):
-        if getattr(args, flag) < 1:
-            parser().error(f"--{flag.replace('_', '-')} must be at least 1")
+        args.usage_error("--certfile and --keyfile go together")
     if args.redis and not args.redis.startswith(("redis://", "rediss://", "unix://")):
-        parser().error(f"--redis must look like redis://HOST:PORT/DB, got {args.redis!r}")
+        args.usage_error(f"--redis must look like redis://HOST:PORT/DB, got {args.redis!r}")
     context = None
     if args.certfile:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
-            context.load_cert_chain(args.certfile, args.keyfile)
-        except (OSError, ssl.SSLError) as error:
-            print(f"rtlab serve: cannot load the certificate: {error}", file=sys.stderr)
-            return 1
-    try:
-        limit = rate_limit(args.rate_limit)
-        compression.threshold(args.compression)
-    except ValueError as error:
-        parser().error(str(error))
+            context = tls.context(args.certfile, args.keyfile)
+        except tls.TLSFileError as error:
+            args.usage_error(str(error))
     options = {
-        "rate_limit": limit,
+        "rate_limit": args.rate_limit,
         "handshake_timeout": args.handshake_timeout,
         "max_connections_per_user": args.max_connections_per_user,
         "max_connections_per_address": args.max_connections_per_address,
@@ -290,14 +278,18 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, extra = parser().parse_known_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if args.command is None:
+        top.print_help(sys.stderr)
+        return 2
     if args.command == "lab":
         return lab(args.solutions, extra)
     if extra:
-        parser().error(f"unrecognized arguments: {' '.join(extra)}")
+        args.usage_error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "serve" and args.workers != 1:
-        if args.workers < 1 or not args.redis:
-            parser().error("--workers N needs N >= 1 and --redis (else each has its own rooms)")
+        if not args.redis:
+            args.usage_error("--workers needs --redis (else each worker has its own rooms)")
         given = sys.argv[1:] if argv is None else argv
         return workers.run(given, args.workers, args.host, args.port)
     if args.command == "serve":

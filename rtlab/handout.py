@@ -58,8 +58,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``rtlab learner`` on the ``rtlab`` command's subparsers."""
     learner = commands.add_parser(
         "learner",
-        help="write learner copies of the notebooks, solutions replaced by "
-        "'raise NotImplementedError'",
+        help="write learner copies of the notebooks, solutions taken out",
     )
     learner.add_argument(
         "source",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
-from rtlab import cli, handout
+from rtlab import cli, handout, tls
 from rtlab.learner import PLACEHOLDER
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
@@ -88,7 +90,10 @@ def test_serve_rejects_a_bad_port():
         [*RTLAB, "serve", "--port", "70000"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert "--port must be between 0 and 65535" in result.stderr
+    assert result.stderr.startswith("usage: rtlab serve ")
+    assert "rtlab serve: error: argument --port: must be between 0 and 65535, got 70000" in (
+        result.stderr
+    )
 
 
 def get_json(url: str) -> dict:
@@ -322,4 +327,216 @@ def test_serve_rejects_a_connection_limit_below_one(flag):
         [*RTLAB, "serve", "--port", "0", flag, "0"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 2
-    assert f"{flag} must be at least 1" in result.stderr
+    assert f"rtlab serve: error: argument {flag}: must be at least 1, got 0" in result.stderr
+
+
+def run_rtlab(*args: str, module: str = "rtlab.cli") -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS`` to its end, in an 80-column terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+
+
+def test_python_m_rtlab_is_the_rtlab_command_and_tells_its_version():
+    result = run_rtlab("--version", module="rtlab")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"rtlab {importlib.metadata.version('rtlab')}\n"
+    assert run_rtlab("token", "--user", "ada", "--secret", "s", module="rtlab").returncode == 0
+
+
+COMMANDS = ("serve", "token", "lab", "doctor", "learner", "bench")
+
+
+def test_the_top_level_help_lists_every_command_on_one_plain_line():
+    result = run_rtlab("--help", module="rtlab")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    listed = {}
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
+        if match := re.fullmatch(r"    ([a-z]+) +(\S.*)", line):
+            assert not after.startswith("      "), f"{match[1]}'s description wraps: {after!r}"
+            listed[match[1]] = match[2]
+    assert sorted(listed) == sorted(COMMANDS)
+    assert set(cli.parser()._subparsers._group_actions[0].choices) == set(COMMANDS)  # type: ignore[union-attr]
+    assert "`" not in result.stdout, "help is plain text, not Markdown or reST"
+    assert "rtlab COMMAND --help" in result.stdout
+
+
+def test_no_command_prints_the_help_as_a_usage_error():
+    result = run_rtlab(module="rtlab")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("usage: rtlab ") and "    serve " in result.stderr
+
+
+def test_a_bad_ttl_is_a_usage_error_of_rtlab_token_not_a_traceback():
+    result = run_rtlab("token", "--secret", "s", "--user", "ada", "--ttl", "-1")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[0].startswith("usage: rtlab token ")
+    assert result.stderr.splitlines()[-1] == (
+        "rtlab token: error: argument --ttl: must be more than 0 seconds, got -1"
+    )
+
+
+# Every numeric option of every command, with values it must refuse and the reason given.
+BAD_NUMBERS = {
+    ("serve", "--port"): {"70000": "must be between 0 and 65535, got 70000",
+                          "-1": "must be between 0 and 65535, got -1",
+                          "http": "must be a whole number, got 'http'"},
+    ("serve", "--rate-limit"): {"junk": "must be RATE/BURST", "10": "must be RATE/BURST",
+                                "0/50": "must be RATE/BURST", "10/0": "must be RATE/BURST",
+                                "inf/5": "must be RATE/BURST"},
+    ("serve", "--workers"): {"0": "must be at least 1, got 0",
+                             "1.5": "must be a whole number, got '1.5'"},
+    ("serve", "--max-connections-per-user"): {"0": "must be at least 1, got 0"},
+    ("serve", "--max-connections-per-address"): {"-3": "must be at least 1, got -3"},
+    ("serve", "--handshake-timeout"): {"0": "must be more than 0 seconds, got 0",
+                                       "nan": "must be a finite number, got 'nan'"},
+    ("serve", "--ping-interval"): {"-1": "must be 0 (off) or more seconds, got -1",
+                                   "inf": "must be a finite number, got 'inf'"},
+    ("serve", "--ping-timeout"): {"0": "must be more than 0 seconds, got 0"},
+    ("serve", "--compression"): {"-5": "must be off, on or a size in bytes (0 or more)",
+                                 "big": "must be off, on or a size in bytes (0 or more)"},
+    ("token", "--ttl"): {"-1": "must be more than 0 seconds, got -1",
+                         "0": "must be more than 0 seconds, got 0",
+                         "1e999": "must be a finite number, got '1e999'"},
+    ("bench", "--workers"): {"0": "must be at least 1, got 0"},
+}  # fmt: skip
+REQUIRED = {"token": ["--user", "ada", "--secret", "s"]}
+
+
+def numeric_options() -> set[tuple[str, str]]:
+    """Every option of every command whose value is a number, or numbers (RATE/BURST)."""
+    commands = cli.parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    found = set()
+    for name, command in commands.items():
+        for action in command._actions:
+            numeric = action.type in (int, float) or getattr(action.type, "__module__", "") == (
+                "rtlab.cliargs"
+            )
+            if numeric and action.option_strings:
+                found.add((name, max(action.option_strings, key=len)))
+    return found
+
+
+def test_every_numeric_option_is_checked_as_it_is_parsed():
+    assert numeric_options() == set(BAD_NUMBERS), "add its bad values to BAD_NUMBERS"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "reason"),
+    [(c, f, v, r) for (c, f), bad in BAD_NUMBERS.items() for v, r in bad.items()],
+)
+def test_a_bad_number_is_a_usage_error_of_its_command(command, flag, value, reason, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main([command, *REQUIRED.get(command, []), f"{flag}={value}"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: rtlab {command} ")
+    assert f"rtlab {command}: error: argument {flag}: {reason}" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--shout"], "unrecognized arguments: --shout"),
+        (["serve", "--workers", "2"], "--workers needs --redis"),
+        (["serve", "--redis", "localhost:6379"], "--redis must look like redis://HOST:PORT/DB"),
+        (["serve", "--keyfile", "k.pem"], "--certfile and --keyfile go together"),
+        (["token", "--ttl", "60"], "the following arguments are required: --user"),
+        (
+            ["learner", "--update", "--force"],
+            "argument --force: not allowed with argument --update",
+        ),
+        (["doctor", "--now"], "unrecognized arguments: --now"),
+    ],
+)
+def test_errors_after_the_command_name_show_that_commands_usage(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        cli.main(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: rtlab {argv[0]} ")
+    assert f"rtlab {argv[0]}: error: {message}" in err
+
+
+def test_good_numbers_reach_the_server_as_numbers():
+    args = cli.parser().parse_args(
+        ["serve", "--port", "0", "--rate-limit", "2.5/7", "--ping-interval", "0",
+         "--compression", "on", "--workers", "3"]
+    )  # fmt: skip
+    assert (args.port, args.rate_limit.rate, args.rate_limit.burst) == (0, 2.5, 7)
+    assert (args.ping_interval, args.compression, args.workers) == (0, "on", 3)
+    assert cli.parser().parse_args(["serve", "--rate-limit", "off"]).rate_limit is None
+    assert cli.parser().parse_args(["serve"]).rate_limit.burst == 50  # the default, parsed
+
+
+@pytest.fixture
+def pem_files(tmp_path):
+    """A certificate, its key, another certificate's key, and an encrypted copy of the key."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    certificate.cert_chain_pems[0].write_to_path(tmp_path / "cert.pem")
+    certificate.private_key_pem.write_to_path(tmp_path / "key.pem")
+    authority.issue_cert("127.0.0.1").private_key_pem.write_to_path(tmp_path / "other-key.pem")
+    key = serialization.load_pem_private_key(certificate.private_key_pem.bytes(), None)
+    locked = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    (tmp_path / "locked-key.pem").write_bytes(locked)
+    (tmp_path / "notes.txt").write_text("not a certificate\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "message"),
+    [
+        ("missing.pem", "key.pem", "--certfile {d}/missing.pem: no such file"),
+        ("cert.pem", "missing.pem", "--keyfile {d}/missing.pem: no such file"),
+        (".", "key.pem", "--certfile {d}: is a folder, not a file"),
+        ("notes.txt", "key.pem", "--certfile {d}/notes.txt: not a PEM certificate: "
+         "no '-----BEGIN ...CERTIFICATE-----' line"),
+        ("key.pem", "cert.pem", "--certfile {d}/key.pem: not a PEM certificate: "
+         "no '-----BEGIN ...CERTIFICATE-----' line (it holds EC PRIVATE KEY)"),
+        ("cert.pem", "notes.txt", "--keyfile {d}/notes.txt: not a PEM private key: "
+         "no '-----BEGIN ...PRIVATE KEY-----' line"),
+        ("cert.pem", "other-key.pem", "--keyfile {d}/other-key.pem: not the private key of "
+         "the certificate in --certfile {d}/cert.pem"),
+        ("cert.pem", "locked-key.pem", "--keyfile {d}/locked-key.pem: the key is encrypted "
+         "with a passphrase; rtlab serve needs it unencrypted"),
+    ],
+)  # fmt: skip
+def test_a_tls_file_that_cannot_serve_is_named_with_the_reason(pem_files, cert, key, message):
+    with pytest.raises(tls.TLSFileError) as refused:
+        tls.context(str(pem_files / cert), str(pem_files / key))
+    assert str(refused.value).startswith(message.format(d=pem_files))
+
+
+def test_an_unreadable_tls_file_is_named(pem_files, monkeypatch):
+    def denied(path: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # chmod 000 does not stop root
+    with pytest.raises(tls.TLSFileError) as refused:
+        tls.context(str(pem_files / "cert.pem"), str(pem_files / "key.pem"))
+    reason = "cannot be read (Permission denied)"
+    assert str(refused.value) == f"--certfile {pem_files}/cert.pem: {reason}"
+
+
+def test_rtlab_serve_names_the_tls_file_as_a_usage_error_and_serves_a_good_pair(pem_files):
+    d = pem_files
+    result = run_rtlab("serve", "--certfile", f"{d}/cert.pem", "--keyfile", f"{d}/other-key.pem")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"rtlab serve: error: --keyfile {d}/other-key.pem: not the private key of the "
+        f"certificate in --certfile {d}/cert.pem"
+    )
+    assert isinstance(tls.context(f"{d}/cert.pem", f"{d}/key.pem"), ssl.SSLContext)

@@ -198,8 +198,8 @@ def test_serve_refuses_half_a_tls_configuration_and_missing_files(tmp_path):
         text=True,
         timeout=30,
     )
-    assert missing.returncode == 1
-    assert "cannot load the certificate" in missing.stderr
+    assert missing.returncode == 2
+    assert f"rtlab serve: error: --certfile {tmp_path / 'no.pem'}: no such file" in missing.stderr
 
 
 def test_rtlab_token_needs_a_secret_and_valid_names(monkeypatch):

@@ -80,7 +80,6 @@ def test_each_rtlab_command_parses(command, classroom):
     assert extra == [] or args.command == "lab", f"{command}: unknown {extra}"
     if args.command == "serve":
         assert (args.certfile is None) == (args.keyfile is None)
-        cli.rate_limit(args.rate_limit)
     if args.command == "token":
         assert args.user and all(cli.USER.fullmatch(user) for user in args.user)
 

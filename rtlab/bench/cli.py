@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
+from rtlab.cliargs import at_least
+
 if TYPE_CHECKING:
     from rtlab.bench.peers import Running
     from rtlab.bench.scenarios import Result
@@ -207,8 +209,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``rtlab bench`` on the ``rtlab`` command's subparsers."""
     bench = commands.add_parser(
         "bench",
-        help="measure rtlab's server side by side with raw websockets, python-socketio "
-        "and the tutorial's Node servers",
+        help="compare rtlab's server with websockets, Socket.IO and Node",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -225,7 +226,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated servers to measure (default {','.join(SERVERS)})",
     )
     bench.add_argument(
-        "--workers", type=int, default=2, help="load generator processes (default 2)"
+        "--workers", type=at_least(1), default=2, help="load generator processes (default 2)"
     )
     bench.add_argument(
         "--loop",
@@ -249,9 +250,6 @@ def main(args: argparse.Namespace) -> int:
             f"choose from {','.join(SERVERS)}",
             file=sys.stderr,
         )
-        return 2
-    if args.workers < 1:
-        print("rtlab bench: --workers must be 1 or more", file=sys.stderr)
         return 2
     sizes = QUICK if args.quick else FULL
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
