@@ -242,3 +242,23 @@ def test_admission_tells_a_foreign_origin_its_refusal_only():
         answer, headers = admission(server, "user=ann", origin="https://class.example.org")
         assert answer["admitted"] is True
         assert "Access-Control-Allow-Origin" not in headers
+
+
+def test_a_chat_pane_shows_the_refusal_instead_of_retrying(classroom):
+    with pytest.raises(Refused, match="your token was rejected: bad signature"):
+        rtlab.ChatPane(classroom, "ann", token=token()[:-1] + "x", reconnection=FAST)
+    port = int(classroom.url.rsplit(":", 1)[1])
+    pane = rtlab.ChatPane(classroom, "ann", token=token(), reconnection=FAST)
+    classroom.stop()
+    again = rtlab.start_server(port=port, secret="another-secret")
+    try:
+        rtlab.wait_until(lambda: pane.input.disabled, timeout=5, what="the pane to give up")
+        assert pane.lines[-2:] == [
+            "✖ disconnected",
+            "⛔ your token was rejected: bad signature: the token was not made with this"
+            " server's secret — ask your instructor for a new one",
+        ]
+        assert not pane.connected
+    finally:
+        pane.close()
+        again.stop()

@@ -660,7 +660,7 @@ class ChatPane(widgets.VBox):
                 client.emit("leave-room", self.room, ns=self.ns, ack=True, timeout=2.0)
             with contextlib.suppress(Exception):
                 client.close()
-        if hasattr(self, "_changed"):
+        if hasattr(self, "header"):  # not when the constructor failed before its widgets
             self._disconnected()
 
     def __repr__(self) -> str:
