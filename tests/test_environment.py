@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"redis": "redis-py"}  # where conda-forge names a package differently
@@ -18,7 +20,9 @@ def conda_packages() -> dict[str, str]:
     assert spec["channels"] == ["conda-forge"]
     packages = {}
     for entry in spec["dependencies"]:
-        if isinstance(entry, str):
+        if isinstance(entry, str) and (pin := re.fullmatch(r"python=(3\.\d+)", entry)):
+            packages["python"] = pin[1]  # conda's X.Y pin, not a PEP 508 requirement
+        elif isinstance(entry, str):
             requirement = Requirement(entry)
             packages[requirement.name] = str(requirement.specifier)
     return packages
@@ -43,7 +47,7 @@ def test_environment_yml_has_nothing_pyproject_does_not_know():
     known |= {Requirement(line).name for line in project["optional-dependencies"]["test"]}
     known = {CONDA_NAMES.get(name, name) for name in known}
     assert set(conda_packages()) - known == SYSTEM_PACKAGES
-    assert conda_packages()["python"] == project["requires-python"]
+    assert conda_packages()["python"] in SpecifierSet(project["requires-python"])
     assert conda_packages()["nbval"] == next(
         str(Requirement(line).specifier)
         for line in project["optional-dependencies"]["test"]
@@ -55,3 +59,11 @@ def test_environment_yml_installs_rtlab_itself():
     spec = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(entry["pip"] for entry in spec["dependencies"] if isinstance(entry, dict))
     assert pip == ["-e ."]
+
+
+def test_binder_reads_an_exact_python_version():
+    """repo2docker picks its base environment from ``python=X.Y`` only (no range)."""
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    entries = [e for e in spec["dependencies"] if isinstance(e, str)]
+    pythons = [e for e in entries if re.match(r"python(?![\w-])", e)]
+    assert pythons == [f"python={conda_packages()['python']}"]
