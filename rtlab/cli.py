@@ -67,13 +67,15 @@ def token(args: argparse.Namespace) -> int:
     """Print one token per ``--user``, as ``user<TAB>token`` lines for a class list."""
     secret = args.secret or os.environ.get("RTLAB_SECRET")
     if not secret:
-        print("rtlab token: give --secret (or set RTLAB_SECRET)", file=sys.stderr)
-        return 2
+        args.usage_error("give --secret (or set RTLAB_SECRET)")
+    for user in args.user:  # every name checked before any token is printed
+        if not USER.fullmatch(user):
+            args.usage_error(
+                f"not a valid user name: {user!r} (up to 32 letters, digits, _ . or -, "
+                "starting with a letter or digit)"
+            )
     now = time.time()
     for user in args.user:
-        if not USER.fullmatch(user):
-            print(f"rtlab token: not a valid user name: {user!r}", file=sys.stderr)
-            return 2
         print(
             f"{user}\t{issue(secret, user, args.ttl, now)}"
             if len(args.user) > 1

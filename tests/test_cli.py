@@ -452,15 +452,19 @@ def test_a_bad_number_is_a_usage_error_of_its_command(command, flag, value, reas
             "argument --force: not allowed with argument --update",
         ),
         (["doctor", "--now"], "unrecognized arguments: --now"),
+        (["token", "--user", "ada"], "give --secret (or set RTLAB_SECRET)"),
+        (["token", "--secret", "s", "--user", "ada", "--user", "a b"], "not a valid user name"),
     ],
 )
-def test_errors_after_the_command_name_show_that_commands_usage(argv, message, capsys):
+def test_errors_after_the_command_name_show_that_commands_usage(argv, message, capsys, monkeypatch):
+    monkeypatch.delenv("RTLAB_SECRET", raising=False)
     with pytest.raises(SystemExit) as exit:
         cli.main(argv)
     assert exit.value.code == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert err.startswith(f"usage: rtlab {argv[0]} ")
     assert f"rtlab {argv[0]}: error: {message}" in err
+    assert out == "", "nothing printed before the error (no token)"
 
 
 def test_good_numbers_reach_the_server_as_numbers():
