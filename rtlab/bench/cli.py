@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from rtlab.cliargs import at_least
-
 if TYPE_CHECKING:
     from rtlab.bench.peers import Running
     from rtlab.bench.scenarios import Result
@@ -226,7 +224,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated servers to measure (default {','.join(SERVERS)})",
     )
     bench.add_argument(
-        "--workers", type=at_least(1), default=2, help="load generator processes (default 2)"
+        "--workers", type=int, default=2, help="load generator processes (default 2)"
     )
     bench.add_argument(
         "--loop",
@@ -251,6 +249,8 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers < 1:  # usage_error: set by rtlab.cli, "rtlab bench: error: ..."
+        args.usage_error(f"argument --workers: must be at least 1, got {args.workers}")
     sizes = QUICK if args.quick else FULL
     if args.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         print("rtlab bench: --loop uvloop needs uvloop: pip install uvloop", file=sys.stderr)
