@@ -40,9 +40,7 @@ def estimated_minutes(path: Path) -> float:
     code = cells(path, "code")
     exercises = sum(text.count("# BEGIN SOLUTION") for text in code)
     return (
-        words / READING_WPM
-        + len(code) * MINUTES_PER_CODE_CELL
-        + exercises * MINUTES_PER_EXERCISE
+        words / READING_WPM + len(code) * MINUTES_PER_CODE_CELL + exercises * MINUTES_PER_EXERCISE
     )
 
 
