@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -238,3 +240,27 @@ def test_the_server_can_emit_and_run_code_on_its_own_thread(server):
         sessions = server.call(lambda: list(server.server.events.sessions.values()))
         assert server.call(sessions[0].emit, "just-you", 1) is True
         assert alice.wait_for("just-you") == [1]
+
+
+def test_a_cell_keeps_asyncios_own_tasks_until_a_wait_must_turn_its_loop():
+    """Starting, connecting and emitting from a cell need nothing from the cell's loop,
+    so nest_asyncio2 stays out (it swaps asyncio's C Task for the Python one); stopping
+    a server, whose clients on that loop answer its closing handshake, brings it in."""
+    script = """
+import asyncio, rtlab
+
+async def cell():
+    server = rtlab.start_server()
+    alice = rtlab.connect(server, "alice")
+    alice.emit("join-room", "lobby", ack=True)
+    alice.close()
+    print(asyncio.Task is asyncio.tasks._PyTask, hasattr(asyncio, "_nest_patched"))
+    server.stop()
+    print(asyncio.Task is asyncio.tasks._PyTask, hasattr(asyncio, "_nest_patched"))
+
+asyncio.run(cell())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split("\n")[:2] == ["False False", "True True"], result.stderr
