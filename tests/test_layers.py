@@ -1,4 +1,4 @@
-"""Imports point downward only: notebook layer -> asyncio layer -> pure core (DESIGN.md)."""
+"""Imports point downward only: notebook -> asyncio -> pure core (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -69,7 +69,8 @@ class Update:
 
 
 class _ListHandler(logging.Handler):
-    """Keeps log lines in a bounded list instead of printing them (see DESIGN.md)."""
+    """Keeps log lines in a bounded list instead of printing them (docs/architecture.md:
+    output from a background thread would land in whichever cell is running)."""
 
     def __init__(self, lines: collections.deque[str]) -> None:
         super().__init__(logging.INFO)
