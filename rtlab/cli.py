@@ -10,7 +10,6 @@ import ssl
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from rtlab import handout, workers
@@ -20,8 +19,7 @@ from rtlab.aio.server import LabServer
 from rtlab.bench import cli as bench_cli
 from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
-
-REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+from rtlab.course import notebooks_folder
 
 
 async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -> None:
@@ -80,14 +78,6 @@ def token(args: argparse.Namespace) -> int:
             else issue(secret, user, args.ttl, now)
         )
     return 0
-
-
-def notebooks_folder() -> Path:
-    """The course's notebooks: the checkout's ``notebooks/``, else the current folder's."""
-    for folder in (REPO_NOTEBOOKS, Path.cwd() / "notebooks"):
-        if folder.is_dir():
-            return folder
-    return Path.cwd()
 
 
 def lab(extra: Sequence[str]) -> int:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rtlab.course import notebooks_folder
 from rtlab.learner import LearnerNotebook, SolutionError, learner_notebook
 
 DEFAULT_OUT = "learner"
@@ -64,7 +65,6 @@ def _write(path: Path, notebook: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command: 0 when every copy was written, 1 on an error (nothing written)."""
-    from rtlab.cli import notebooks_folder  # here: cli imports this module
 
     def fail(message: str) -> int:
         print(f"rtlab learner: {message}", file=sys.stderr)
