@@ -34,7 +34,7 @@ def joined(server, user: str, room: str = "lobby") -> Client:
 
 def short_typing(server, seconds: float) -> None:
     """Typing indicators expire after ``seconds`` on this server (5 s normally)."""
-    server._background.call(setattr, server.server.events, "typing_expiry", seconds)
+    server._background.call(setattr, server.server.app, "typing_expiry", seconds)
 
 
 def refusal(client: Client, event: str, data) -> tuple[str, str]:

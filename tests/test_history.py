@@ -20,6 +20,7 @@ import rtlab
 from rtlab.aio.client import EventClient
 from rtlab.aio.events import EventHub
 from rtlab.aio.journal import FILENAME, Journal
+from rtlab.aio.lab_app import LabApp
 from rtlab.aio.server import LabServer
 from rtlab.core.history import History, Record
 
@@ -387,11 +388,10 @@ def test_history_size_and_window_limit_recovery_after_a_restart(tmp_path):
 
 
 def test_loading_the_journal_keeps_the_history_limits(tmp_path):
-    hub = EventHub(logging.getLogger("test"), history=History(2, 10.0, rooms=3), journal=None)
-    assert hub.load_journal() == 0  # no journal: nothing to do
-    hub = EventHub(
-        logging.getLogger("test"), history=History(2, 10.0, rooms=3), journal=Journal(tmp_path)
-    )
-    assert hub.load_journal() == 0
-    assert (hub.history.size, hub.history.window, hub.history.max_rooms) == (2, 10.0, 3)
-    hub.journal.close()
+    hub = EventHub(logging.getLogger("test"))
+    app = LabApp(history=History(2, 10.0, rooms=3), journal=None)
+    assert app.load_journal(hub) == 0  # no journal: nothing to do
+    app = LabApp(history=History(2, 10.0, rooms=3), journal=Journal(tmp_path))
+    assert app.load_journal(hub) == 0
+    assert (app.history.size, app.history.window, app.history.max_rooms) == (2, 10.0, 3)
+    app.journal.close()

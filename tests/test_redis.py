@@ -393,7 +393,7 @@ def test_typing_ends_at_once_when_the_typist_leaves_the_room_or_disconnects(redi
         one = await LabServer(redis=redis_server.url).start()
         two = await LabServer(redis=redis_server.url).start()
         for server in (one, two):
-            server.events.typing_expiry = 3600.0  # so only the leaving can end it here
+            server.app.typing_expiry = 3600.0  # so only the leaving can end it here
         alice = await EventClient.connect(one.url, "alice")
         bob = await EventClient.connect(two.url, "bob")  # on the other process
         carol = await EventClient.connect(one.url, "carol")  # on alice's

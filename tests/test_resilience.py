@@ -531,7 +531,7 @@ def test_a_lost_ack_is_resent_on_the_new_connection_and_delivered_once(server, p
         await usable(alice)
         assert said(bob) == ["once"]
         assert said(alice) == ["once"]  # her copy came back with the rejoin's replay
-        history = server.server.events.history
+        history = server.server.app.history
         assert await on_server(server, history.last_seq, "/", "lobby") == 1
         await alice.close()
         await bob.close()

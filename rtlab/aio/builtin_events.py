@@ -14,7 +14,10 @@
 Presence is per user: a user with two connections (a notebook and a browser tab)
 joins a room once and leaves it when the last of them leaves.
 
-A disconnecting user's rooms get ``user-left`` too (see events.py).
+A disconnecting user's rooms get ``user-left`` too (``BuiltinEvents.left``).
+
+:class:`BuiltinEvents` is a namespace class, as in python-socketio: one per namespace,
+a method per event; the chat events (chat_events.py) extend it by subclassing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 
 if TYPE_CHECKING:
-    from rtlab.aio.events import Namespace, Session
+    from rtlab.aio.events import Handler, Namespace, Session
+    from rtlab.aio.lab_app import LabApp
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MESSAGE = 500  # characters, as in the tutorial
@@ -60,11 +64,31 @@ def message_text(value: Any, field: str) -> str:
     return value
 
 
-def register(ns: Namespace) -> None:
-    """Give a namespace the built-in events."""
+class BuiltinEvents:
+    """The built-in events of one namespace, sharing the server's :class:`LabApp`."""
 
-    @ns.on("join-room")
-    def join_room(session: Session, data: Any) -> dict[str, Any]:
+    def __init__(self, ns: Namespace, app: LabApp) -> None:
+        self.ns = ns
+        self.app = app
+
+    def handlers(self) -> dict[str, Handler]:
+        """Event name -> the method that handles it (a subclass adds its own)."""
+        return {
+            "join-room": self.join_room,
+            "leave-room": self.leave_room,
+            "send-message": self.send_message,
+            "broadcast": self.broadcast,
+            "heartbeat": self.heartbeat,
+        }
+
+    def install(self) -> None:
+        """Register the handlers on the namespace, and ``left`` for disconnections."""
+        for event, handler in self.handlers().items():
+            self.ns.on(event)(handler)
+        self.ns.on_leave.append(self.left)
+
+    def join_room(self, session: Session, data: Any) -> Any:
+        ns = self.ns
         since, field = None, "data"
         if isinstance(data, dict):
             field = "roomId"
@@ -76,38 +100,47 @@ def register(ns: Namespace) -> None:
             data = data.get("roomId")
         room = room_id(data, field)
         mine = ns.rooms.rooms_of(session)
-        if room not in mine and len(mine) >= ns.hub.max_rooms:
+        if room not in mine and len(mine) >= self.app.max_rooms:
             raise EnvelopeError(
                 ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
             )
-        if ns.hub.adapter is not None:  # rooms across processes: a coroutine, awaited
-            return ns.hub.adapter.join_room(session, ns, room, since)
+        if self.app.adapter is not None:  # rooms across processes: a coroutine, awaited
+            return self.app.adapter.join_room(session, ns, room, since)
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
         answer: dict[str, Any] = {"roomId": room, "members": ns.users(room)}
-        answer["seq"] = ns.hub.history.last_seq(ns.name, room)
+        answer["seq"] = self.app.history.last_seq(ns.name, room)
         if since is not None:
             # Recovery: what the joiner missed, before anything new, in order.
-            missed, complete = ns.hub.history.since(ns.name, room, since, time.time())
+            missed, complete = self.app.history.since(ns.name, room, since, time.time())
             for payload in missed:
                 ns.hub.deliver([session], encode_event("receive-message", payload, ns.name))
             answer["recovered"] = complete
             answer["replayed"] = len(missed)
         return answer
 
-    @ns.on("leave-room")
-    def leave_room(session: Session, data: Any) -> dict[str, Any]:
+    def leave_room(self, session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
-        if ns.leave(session, room):
-            if ns.hub.adapter is not None:  # user-left if gone from every process
-                ns.hub.adapter.left(ns.name, room, session)
-            elif not ns.has_user(session.user, room):
-                ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+        if self.ns.leave(session, room):
+            if self.app.adapter is not None:  # user-left if gone from every process
+                self.app.adapter.left(self.ns.name, room, session)
+            else:
+                self.tell_left(session, room)
         return {"roomId": room}
 
-    @ns.on("send-message")
-    def send_message(session: Session, data: Any) -> dict[str, Any]:
+    def left(self, session: Session, room: str) -> None:
+        """A disconnecting ``session`` left ``room`` (with Redis, the adapter tells it)."""
+        if self.app.adapter is None:
+            self.tell_left(session, room)
+
+    def tell_left(self, session: Session, room: str) -> None:
+        """``user-left`` to ``room`` if no session of ``session``'s user is left in it."""
+        if not self.ns.has_user(session.user, room):
+            self.ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+
+    def send_message(self, session: Session, data: Any) -> Any:
+        ns = self.ns
         if not isinstance(data, dict):
             raise EnvelopeError(
                 ErrorCode.INVALID, 'data must be an object: {"roomId": ..., "message": ...}'
@@ -118,18 +151,16 @@ def register(ns: Namespace) -> None:
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
         payload = {"userId": session.user, "roomId": room, "message": text}
         payload["timestamp"] = timestamp()
-        if ns.hub.adapter is not None:  # numbered and kept in Redis: a coroutine, awaited
-            return ns.hub.adapter.send_message(session, ns.name, room, payload)
-        record = ns.hub.record(session, ns.name, room, payload)  # numbered, kept, on disk
+        if self.app.adapter is not None:  # numbered and kept in Redis: a coroutine, awaited
+            return self.app.adapter.send_message(session, ns.name, room, payload)
+        record = self.app.record(session, ns.name, room, payload)  # numbered, kept, on disk
         delivered = ns.emit("receive-message", record.payload, to=room)
         return {"roomId": room, "seq": record.seq, "delivered": delivered}
 
-    @ns.on("broadcast")
-    def broadcast(session: Session, data: Any) -> dict[str, Any]:
+    def broadcast(self, session: Session, data: Any) -> dict[str, Any]:
         text = message_text(data, "data")
         payload = {"userId": session.user, "message": text, "timestamp": timestamp()}
-        return {"delivered": ns.emit("broadcast-message", payload)}
+        return {"delivered": self.ns.emit("broadcast-message", payload)}
 
-    @ns.on("heartbeat")
-    def heartbeat(session: Session, data: Any) -> dict[str, Any]:
+    def heartbeat(self, session: Session, data: Any) -> dict[str, Any]:
         return {"time": timestamp()}

@@ -29,14 +29,12 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
 
-from rtlab.aio import builtin_events, chat_events
 from rtlab.aio.inline import InlineConnection
-from rtlab.aio.journal import Journal
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
     EnvelopeError,
@@ -47,13 +45,8 @@ from rtlab.core.envelope import (
     encode_ack_error,
     encode_event,
 )
-from rtlab.core.history import History, Record
-from rtlab.core.presence import TYPING_EXPIRY
 from rtlab.core.ratelimit import SlidingWindow, TokenBucket
 from rtlab.core.rooms import Rooms
-
-if TYPE_CHECKING:
-    from rtlab.aio.redis_adapter import RedisAdapter
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 Reply = str | bytes | None  # an acknowledgement to send back, or nothing
@@ -65,7 +58,6 @@ REMEMBERED_USERS = 10_000  # users whose mids are kept, the least recently activ
 SLOW_CLOSE_CODE = 1008
 MAX_REFUSALS = 30  # refused messages in REFUSAL_WINDOW seconds before a session is closed
 REFUSAL_WINDOW = 10.0
-MAX_ROOMS = 50
 UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 RateLimit = SlidingWindow | TokenBucket
 
@@ -87,6 +79,22 @@ _PLAIN = frozenset({type(None), dict, list, str, int, float, bool})
 def _awaitable(result: Any) -> bool:
     """``inspect.isawaitable``, without its slow check for the usual answers (JSON values)."""
     return type(result) not in _PLAIN and inspect.isawaitable(result)
+
+
+class Adapter(Protocol):
+    """What the hub asks of rooms that span processes (redis_adapter.py implements it)."""
+
+    def publish(
+        self, ns: str, frame: str | bytes, *, room: str | None = None, skip: Session | None = None
+    ) -> int: ...
+
+    def online(self, ns: str, user: str, delta: int) -> None: ...
+
+    def left(self, ns: str, room: str, session: Session) -> None: ...
+
+    def seen(self, user: str, key: str) -> Awaitable[tuple[bool, Any]]: ...
+
+    def remember(self, user: str, key: str, result: Any) -> None: ...
 
 
 class Session:
@@ -126,7 +134,8 @@ class Namespace:
         self.handlers: dict[str, Handler] = {}
         # An access rule: who may connect to this namespace (None: everyone).
         self.authorize: Callable[[Session], bool] | None = None
-        # Called as hook(session, room) after a disconnecting session left a room.
+        # Called as hook(session, room) after a disconnecting session left a room: where
+        # an app tells the room (the lab's user-left, presence).
         self.on_leave: list[Callable[[Session, str], None]] = []
 
     def on(self, event: str) -> Callable[[Handler], Handler]:
@@ -184,61 +193,31 @@ class EventHub:
         logger: logging.Logger,
         *,
         max_buffer: int = MAX_BUFFER,
-        history: History | None = None,
-        journal: Journal | None = None,
         rate_limit: RateLimit | None = None,
         max_refusals: int = MAX_REFUSALS,
-        max_rooms: int = MAX_ROOMS,
     ) -> None:
         """``rate_limit``: a policy per user, across their connections (None: no limit).
         ``max_refusals`` refused messages within ``REFUSAL_WINDOW`` seconds close the
-        connection with 1008. ``max_rooms``: rooms one connection may be in, per
-        namespace."""
+        connection with 1008."""
         self.logger = logger
         self.max_buffer = max_buffer
-        self.history = history or History()
-        self.journal = journal
         self.namespaces: dict[str, Namespace] = {}
         self.sessions: dict[int, Session] = {}
         self.dropped_slow = 0
         self.dropped_abusive = 0
         self.rate_limit = rate_limit
         self.max_refusals = max_refusals
-        self.max_rooms = max_rooms
-        self.typing_expiry = TYPING_EXPIRY  # seconds a typing=true lasts unless renewed
         self._handled = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
         self._corked: dict[Session, None] = {}  # sessions with frames queued, not yet written
         # Rooms, history and mids across processes (LabServer(redis=URL)); None: here only.
-        self.adapter: RedisAdapter | None = None
+        self.adapter: Adapter | None = None
+        self._setups: list[Callable[[Namespace], None]] = []
         self.namespace(DEFAULT_NAMESPACE)
 
-    # -- room history and resends ------------------------------------------------------
-
-    def load_journal(self) -> int:
-        """Reload the history kept on disk, and the mids it saw; how many messages."""
-        if self.journal is None:
-            return 0
-        # Into an empty history: the file has every message this one holds, and a
-        # journal loaded into a history that already had them (the same server
-        # started again) would compact them all away.
-        fresh = History(self.history.size, self.history.window, self.history.max_rooms)
-        loaded = self.journal.load(fresh)
-        self.history = fresh
-        for record, user, mid in loaded:
-            if user is not None and mid is not None:
-                self.remember(user, record.ns, mid, {"roomId": record.room, "seq": record.seq})
-        return len(loaded)
-
-    def record(self, session: Session, ns: str, room: str, payload: dict[str, Any]) -> Record:
-        """Number a room message and keep it (on disk first, when there is a journal)."""
-        record = self.history.append(ns, room, payload, time.time())
-        if self.journal is not None:
-            mid = session.event.mid if session.event is not None else None
-            self.journal.append(record, session.user, mid)
-        return record
+    # -- resends ------------------------------------------------------------------------
 
     def remember(self, user: str, ns: str, mid: str, result: Any) -> None:
         """Note that ``user`` sent ``mid`` and what it was acknowledged with."""
@@ -250,12 +229,19 @@ class EventHub:
         while len(self._mids) > REMEMBERED_USERS:
             del self._mids[next(iter(self._mids))]
 
+    def install(self, setup: Callable[[Namespace], None]) -> None:
+        """Call ``setup`` on every namespace, those there now and those made later: how
+        an app installs its handlers (the lab server installs the lab's events)."""
+        self._setups.append(setup)
+        for namespace in list(self.namespaces.values()):
+            setup(namespace)
+
     def namespace(self, name: str) -> Namespace:
-        """The namespace ``name``, made (with the built-in events) on first use."""
+        """The namespace ``name``, made (and set up by what was installed) on first use."""
         if name not in self.namespaces:
             self.namespaces[name] = namespace = Namespace(self, name)
-            builtin_events.register(namespace)
-            chat_events.register(namespace)
+            for setup in self._setups:
+                setup(namespace)
         return self.namespaces[name]
 
     # -- writing -----------------------------------------------------------------
@@ -398,10 +384,8 @@ class EventHub:
 
     def _disconnect(self, session: Session, namespace: Namespace) -> None:
         for room in namespace.rooms.leave_all(session):
-            if self.adapter is not None:  # user-left if gone from every process
+            if self.adapter is not None:  # counted out on every process
                 self.adapter.left(namespace.name, room, session)
-            elif not namespace.has_user(session.user, room):
-                namespace.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
             namespace.left(session, room)
         namespace.sessions.discard(session)
         if self.adapter is not None:

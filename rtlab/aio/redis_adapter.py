@@ -47,7 +47,6 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from rtlab.aio.chat_events import HISTORY
 from rtlab.core.backoff import Reconnection, backoff_delay
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 from rtlab.core.presence import iso
@@ -243,6 +242,7 @@ class RedisAdapter:
         prefix: str = PREFIX,
         history_size: int = 1000,
         history_window: float = 300.0,
+        recent: int = 50,
         heartbeat: float = HEARTBEAT,
         alive_ttl: float = ALIVE_TTL,
     ) -> None:
@@ -254,6 +254,7 @@ class RedisAdapter:
         self.uid = secrets.token_hex(6)  # this process, in keys and messages
         self.history_size = history_size
         self.history_window = history_window
+        self.recent = recent  # messages of a room sent with a join's acknowledgement
         self.heartbeat = heartbeat
         self.alive_ttl = alive_ttl
         self.available = False
@@ -692,7 +693,7 @@ class RedisAdapter:
             -1 if since is None else since,
             time.time(),
             self.history_window,
-            HISTORY,
+            self.recent,
         ]
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived

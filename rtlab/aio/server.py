@@ -32,10 +32,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.aio.admission import Admission
+from rtlab.aio.chat_events import HISTORY, ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
-from rtlab.aio.events import MAX_BUFFER, MAX_ROOMS, EventHub, Handler, Namespace, RateLimit
+from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
+from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.core.history import History
 
@@ -166,19 +168,23 @@ class LabServer:
         )
         self.handshake_timeout = handshake_timeout
         self.ssl_context = ssl_context
-        self.events = EventHub(
-            self.logger,
-            max_buffer=max_buffer,
+        self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
+        # The lab's events on the event framework, as an app installs its handlers.
+        self.app = LabApp(
             history=History(history_size, history_window),
             journal=Journal(data_dir) if data_dir is not None else None,
-            rate_limit=rate_limit,
             max_rooms=max_rooms,
         )
+        self.events.install(self._install_events)
         for name in NAMESPACES:
             self.events.namespace(name)
         if redis is not None:
-            self.events.adapter = RedisAdapter(
-                redis, self.events, history_size=history_size, history_window=history_window
+            self.events.adapter = self.app.adapter = RedisAdapter(
+                redis,
+                self.events,
+                history_size=history_size,
+                history_window=history_window,
+                recent=HISTORY,
             )
 
     # -- life cycle ------------------------------------------------------------
@@ -187,11 +193,9 @@ class LabServer:
         """Bind and start serving; ``self.port`` becomes the real port when 0 was asked."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
-        if self.events.journal is not None:
-            loaded = self.events.load_journal()
-            self.logger.info(
-                "history: %d messages loaded from %s", loaded, self.events.journal.path
-            )
+        if self.app.journal is not None:
+            loaded = self.app.load_journal(self.events)
+            self.logger.info("history: %d messages loaded from %s", loaded, self.app.journal.path)
         self._server = await serve(
             self._handle,
             self.host,
@@ -223,8 +227,8 @@ class LabServer:
         self._server = None
         if self.events.adapter is not None:
             await self.events.adapter.stop()
-        if self.events.journal is not None:
-            self.events.journal.close()
+        if self.app.journal is not None:
+            self.app.journal.close()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -267,6 +271,10 @@ class LabServer:
         return sorted(self._clients.values(), key=lambda c: c.id)
 
     # -- events ----------------------------------------------------------------------
+
+    def _install_events(self, namespace: Namespace) -> None:
+        """Give a namespace the built-in and chat events (chat_events.py)."""
+        ChatEvents(namespace, self.app).install()
 
     def namespace(self, name: str = "/") -> Namespace:
         """A namespace of ``/ws`` (made on first use, with the built-in events)."""
