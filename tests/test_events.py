@@ -39,6 +39,7 @@ import rtlab
 import rtlab.aio.events as events_module
 import rtlab.core.envelope as envelope_module
 from rtlab.aio.client import AckError, EventClient
+from rtlab.aio.corked_writes import CorkedWriter
 from rtlab.aio.events import Namespace, Session
 from rtlab.core.envelope import encode_event
 from rtlab.notebook.background import RunningServer
@@ -901,16 +902,15 @@ def shrink_send_buffer(server: Any, user: str) -> int:
 def measure_write_buffers(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
     """Wrap the hub's writes: the largest write buffer seen right after each, per connection."""
     peaks: dict[int, int] = {}
-    real = events_module.EventHub._flush
+    real = CorkedWriter.flush
 
-    def measuring_flush(hub: Any, session: Session) -> None:
-        real(hub, session)
-        connection = session.connection
+    def measuring_flush(writer: Any, session: Session, connection: Any) -> None:
+        real(writer, session, connection)
         if connection.transport is not None:
             size = connection.transport.get_write_buffer_size()
             peaks[id(connection)] = max(peaks.get(id(connection), 0), size)
 
-    monkeypatch.setattr(events_module.EventHub, "_flush", measuring_flush)
+    monkeypatch.setattr(CorkedWriter, "flush", measuring_flush)
     return peaks
 
 

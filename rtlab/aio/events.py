@@ -32,8 +32,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
 
+from rtlab.aio.corked_writes import CorkedWriter
 from rtlab.aio.inline import InlineConnection
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
@@ -200,7 +200,6 @@ class EventHub:
         ``max_refusals`` refused messages within ``REFUSAL_WINDOW`` seconds close the
         connection with 1008."""
         self.logger = logger
-        self.max_buffer = max_buffer
         self.namespaces: dict[str, Namespace] = {}
         self.sessions: dict[int, Session] = {}
         self.dropped_slow = 0
@@ -211,7 +210,7 @@ class EventHub:
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
-        self._corked: dict[Session, None] = {}  # sessions with frames queued, not yet written
+        self.writer: CorkedWriter[Session] = CorkedWriter(max_buffer, self._too_slow)
         # Rooms, history and mids across processes (LabServer(redis=URL)); None: here only.
         self.adapter: Adapter | None = None
         self._setups: list[Callable[[Namespace], None]] = []
@@ -257,55 +256,11 @@ class EventHub:
         for session in sessions:
             if session.id in self.sessions:
                 count += 1
-                self._write(session, data, text)
+                self.writer.write(session, session.connection, data, text)
         return count
 
-    def _write(self, session: Session, data: bytes, text: bool) -> None:
-        """Queue one frame; the frames queued in one turn of the loop go out in one write.
-
-        A connection that gets several messages in one turn (acks of events in flight,
-        a room's messages) gets them in one system call instead of one each (rtlab
-        bench: +50% round trips and fan-out deliveries per server CPU second). Frames
-        queue in the connection's own websockets buffer (the sans-I/O protocol), so
-        their order with every other write is kept. A connection that already has
-        bytes waiting in its transport gains nothing from waiting: it is written now,
-        and dropped at once if it is over ``max_buffer``."""
-        connection = session.connection
-        protocol = connection.protocol
-        if protocol.state is not State.OPEN:
-            return  # closing: as websockets.broadcast, skip it
-        # (rtlab never sends fragmented messages, which these frames would interleave)
-        if text:
-            protocol.send_text(data)
-        else:
-            protocol.send_binary(data)
-        if connection.transport.get_write_buffer_size():
-            self._flush(session)
-            return
-        if not self._corked:
-            asyncio.get_running_loop().call_soon(self._uncork)
-        self._corked[session] = None
-
-    def _uncork(self) -> None:
-        corked, self._corked = self._corked, {}
-        for session in corked:
-            self._flush(session)
-
-    def _flush(self, session: Session) -> None:
-        """Write what is queued for ``session`` in one go; drop it if it is over ``max_buffer``."""
-        connection = session.connection
-        chunks = connection.protocol.data_to_send()
-        if chunks and all(chunks):
-            connection.transport.write(b"".join(chunks))
-        elif chunks:  # an end of stream among them: as websockets writes it
-            for chunk in chunks:
-                if chunk:
-                    connection.transport.write(chunk)
-                elif connection.transport.can_write_eof():
-                    connection.transport.write_eof()
-        size = connection.transport.get_write_buffer_size()
-        if size > self.max_buffer and session.id in self.sessions:
-            self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
+    def _too_slow(self, session: Session) -> None:
+        self.drop(session, f"too slow: over {self.writer.max_buffer} bytes waiting to be sent")
 
     def drop(self, session: Session, reason: str, *, slow: bool = True) -> None:
         """Forget ``session`` now and close its connection with 1008."""
