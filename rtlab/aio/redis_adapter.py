@@ -6,7 +6,8 @@ there **once**; every process, the sender's included, writes each published even
 to its own members. Redis orders the channel, so every process delivers the same
 events in the same order, and a room's ``seq`` grows in delivery order everywhere.
 
-What must be global lives in Redis, changed by short Lua scripts (atomic there):
+What must be global lives in Redis, changed by short Lua scripts (atomic there; in
+rtlab/aio/lua/, package data):
 
 =====================================  ==============================================
 ``rtlab:members:NS:ROOM``  (hash)      user -> sessions in the room, all processes
@@ -42,6 +43,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -63,160 +65,16 @@ ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
-# KEYS: members, proc, seq, history, seen.  ARGV: field, user, channel, header and what to
-# announce (user-joined, presence), header alone, frame prefix, frame suffix, since (-1:
-# none), now, window, how many recent messages for the ack
-JOIN = """
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-if n == 1 then redis.call('HDEL', KEYS[5], ARGV[2]) end
-local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-local since = tonumber(ARGV[8])
-local now, window = tonumber(ARGV[9]), tonumber(ARGV[10])
-local lines, recent = {}, {}
-local first = last + 1
-for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
-  local seq, t, data = string.match(entry, '^(%d+) (%S+) (.*)$')
-  seq = tonumber(seq)
-  if now - tonumber(t) <= window then
-    if seq < first then first = seq end
-    if since >= 0 and seq > since then table.insert(lines, ARGV[6] .. data .. ARGV[7]) end
-    table.insert(recent, data)
-  end
-end
-while #recent > tonumber(ARGV[11]) do table.remove(recent, 1) end
-local message = ARGV[5]
-if n == 1 then message = ARGV[4] end
-if #lines > 0 then message = message .. '\\n' .. table.concat(lines, '\\n') end
-redis.call('PUBLISH', ARGV[3], message)
-local complete = 0
-if since >= last or since + 1 >= first then complete = 1 end
-return {n, redis.call('HKEYS', KEYS[1]), last, #lines, complete, recent,
-  redis.call('HGETALL', KEYS[5])}
-"""
 
-# KEYS: members, proc, seen.  ARGV: field, user, channel, message if the user is gone
-# (presence offline, user-left), now as ISO time
-LEAVE = """
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
-if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-end
-if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
-return n
-"""
+def _lua(name: str) -> str:
+    """A script of rtlab/aio/lua/ (package data), its KEYS and ARGV described at its top."""
+    return resources.files("rtlab.aio").joinpath("lua", f"{name}.lua").read_text()
 
-# KEYS: seq, history, mid, members.  ARGV: channel, header prefix, data head, frame prefix,
-# frame suffix, now, size, answer prefix, answer suffix, mid ttl
-SEND = """
-if KEYS[3] ~= '' then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then return {0, seen} end
-end
-local seq = redis.call('INCR', KEYS[1])
-local data = ARGV[3] .. seq .. '}'
-redis.call('RPUSH', KEYS[2], seq .. ' ' .. ARGV[6] .. ' ' .. data)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
-if KEYS[3] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[8] .. seq .. ARGV[9], 'EX', tonumber(ARGV[10]))
-end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\\n' .. ARGV[4] .. data .. ARGV[5])
-local sessions = 0
-for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
-return {seq, sessions}
-"""
 
-# Count a user's sessions in a namespace (the pseudo-room "*": who is online, for DMs).
-# KEYS: members of "*", proc.  ARGV: field, user, +1 or -1
-COUNT = """
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], tonumber(ARGV[3]))
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[2]) end
-if redis.call('HINCRBY', KEYS[2], ARGV[1], tonumber(ARGV[3])) <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-return n
-"""
-
-# A direct message to every session of a user, and to the sender's other sessions.
-# KEYS: members of "*".  ARGV: to, sender, channel, message to them, message to the sender's
-DIRECT = """
-local to = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if to <= 0 then return -1 end
-local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '1')
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-redis.call('PUBLISH', ARGV[3], ARGV[5])
-return to + mine - 1
-"""
-
-# What a room hears when a process taken for dead had the last sessions of a user in it
-# (names are safe: letters, digits, _.-): typing=false first, as a user's typing ends
-# when they leave (the dead process kept their typing state, and its expiry timer).
-GONE = """
-local function gone_message(ns, room, user, iso)
-  return '{"o":"","ns":"' .. ns .. '","room":"' .. room .. '"}\\n'
-    .. '{"event":"typing","data":{"roomId":"' .. room .. '","userId":"' .. user
-    .. '","typing":false},"ns":"' .. ns .. '"}\\n'
-    .. '{"event":"presence","data":{"roomId":"' .. room .. '","userId":"' .. user
-    .. '","online":false,"lastSeen":"' .. iso .. '"},"ns":"' .. ns .. '"}\\n'
-    .. '{"event":"user-left","data":{"userId":"' .. user .. '","roomId":"' .. room
-    .. '"},"ns":"' .. ns .. '"}'
-end
-"""
-
-# Take the sessions of one process out of every room.  KEYS: proc.  ARGV: prefix, channel,
-# publish (1/0), now as ISO time.  Returns the "NS ROOM USER" entries whose user is gone.
-REAP_BODY = """
-local gone = {}
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  local ns, room, user = string.match(entries[i], '^(%S+) (%S+) (%S+)$')
-  local members = ARGV[1] .. ':members:' .. ns .. ':' .. room
-  if redis.call('HINCRBY', members, user, -tonumber(entries[i + 1])) <= 0 then
-    redis.call('HDEL', members, user)
-    table.insert(gone, entries[i])
-    if ARGV[3] == '1' and room ~= '*' then
-      redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
-      redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
-    end
-  end
-end
-redis.call('DEL', KEYS[1])
-"""
-REAP = GONE + REAP_BODY + "return gone\n"
-
-# This process's sessions written back after Redis was away (it may have lost them all),
-# and its rooms' numbering kept from going back.  KEYS: proc.  ARGV: prefix, channel, "0",
-# now as ISO time, count of entries, entries and their session counts, then "NS ROOM" and
-# the last seq seen here.
-RESYNC = (
-    GONE
-    + REAP_BODY
-    + """
-local n = tonumber(ARGV[5])
-for i = 6, 5 + 2 * n, 2 do
-  local ns, room, user = string.match(ARGV[i], '^(%S+) (%S+) (%S+)$')
-  redis.call('HINCRBY', ARGV[1] .. ':members:' .. ns .. ':' .. room, user, tonumber(ARGV[i + 1]))
-  redis.call('HINCRBY', KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
-end
-for i = 6 + 2 * n, #ARGV, 2 do
-  local ns, room = string.match(ARGV[i], '^(%S+) (%S+)$')
-  local key = ARGV[1] .. ':seq:' .. ns .. ':' .. room
-  if tonumber(redis.call('GET', key) or '0') < tonumber(ARGV[i + 1]) then
-    redis.call('SET', key, ARGV[i + 1])
-  end
-end
-for _, entry in ipairs(gone) do
-  local ns, room, user = string.match(entry, '^(%S+) (%S+) (%S+)$')
-  if room ~= '*' and not redis.call('HGET', ARGV[1] .. ':members:' .. ns .. ':' .. room, user) then
-    redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
-    redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
-  end
-end
-return #gone
-"""
-)
+# Both the reaper and the resync take a dead process's sessions out (reap.lua), telling
+# the rooms it leaves (gone.lua); the resync then writes this process's back (resync.lua).
+REAP = _lua("gone") + _lua("reap") + "return gone\n"
+RESYNC = _lua("gone") + _lua("reap") + _lua("resync")
 
 
 def _json(value: Any) -> str:
@@ -285,14 +143,8 @@ class RedisAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._scripts = {
-            name: self._redis.register_script(text)
-            for name, text in (
-                ("join", JOIN),
-                ("leave", LEAVE),
-                ("send", SEND),
-                ("count", COUNT),
-                ("direct", DIRECT),
-            )
+            name: self._redis.register_script(_lua(name))
+            for name in ("join", "leave", "send", "count", "direct")
         }
         self._reap = self._redis.register_script(REAP)
         self._resync = self._redis.register_script(RESYNC)
