@@ -147,7 +147,7 @@ def test_a_resend_to_another_process_is_acknowledged_not_delivered(serve_redis):
         again = await EventClient.connect(b, "alice")  # came back on the other process
         await again.emit("join-room", "lobby", ack=True)
         resent = await again.emit("send-message", data, ack=True, mid="alice-1")
-        assert resent["seq"] == answer["seq"] == 1
+        assert resent == answer == {"roomId": "lobby", "seq": 1, "delivered": 2}
         after = await again.emit("send-message", {"roomId": "lobby", "message": "next"}, ack=True)
         assert after["seq"] == 2
         await bob.wait_for("receive-message", 2, timeout=GUARD)
@@ -156,6 +156,29 @@ def test_a_resend_to_another_process_is_acknowledged_not_delivered(serve_redis):
         await again.close()
 
     run(scenario())
+
+
+def test_a_room_message_with_a_mid_costs_one_redis_round_trip(redis_server):
+    """Its one script numbers, keeps, checks and notes the mid, and publishes it."""
+
+    async def scenario() -> list[object]:
+        server = await LabServer(redis=redis_server.url).start()
+        alice = await EventClient.connect(server.url, "alice")
+        try:
+            await alice.emit("join-room", "lobby", ack=True)
+            adapter = server.events.adapter
+            operations: list[object] = []
+            submit = adapter._submit
+            adapter._submit = lambda operation: operations.append(operation) or submit(operation)
+            data = {"roomId": "lobby", "message": "once"}
+            await alice.emit("send-message", data, ack=True, mid="m1")
+            await alice.emit("send-message", data, ack=True, mid="m1")  # known here: none
+            return list(operations)  # before closing, which counts alice out
+        finally:
+            await alice.close()
+            await server.stop()
+
+    assert len(run(scenario())) == 1
 
 
 def test_a_killed_process_clients_move_to_another_and_lose_nothing(serve_redis, redis_server):

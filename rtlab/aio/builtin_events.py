@@ -84,7 +84,8 @@ class BuiltinEvents:
     def install(self) -> None:
         """Register the handlers on the namespace, and ``left`` for disconnections."""
         for event, handler in self.handlers().items():
-            self.ns.on(event)(handler)
+            # With Redis, a room message's mid is checked and kept by its one script.
+            self.ns.on(event, checks_mid=event == "send-message")(handler)
         self.ns.on_leave.append(self.left)
 
     def join_room(self, session: Session, data: Any) -> Any:

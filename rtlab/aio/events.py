@@ -137,12 +137,22 @@ class Namespace:
         # Called as hook(session, room) after a disconnecting session left a room: where
         # an app tells the room (the lab's user-left, presence).
         self.on_leave: list[Callable[[Session, str], None]] = []
+        # Events whose handler checks and keeps their mid across processes itself.
+        self.checks_mid: set[str] = set()
 
-    def on(self, event: str) -> Callable[[Handler], Handler]:
-        """Decorator: handle ``event``; the handler's return value is the acknowledgement."""
+    def on(self, event: str, *, checks_mid: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator: handle ``event``; the handler's return value is the acknowledgement.
+
+        ``checks_mid``: with an adapter, the handler checks and keeps the event's mid for
+        every process itself, atomically with what it does (the lab's room messages, in
+        one Redis round trip), so the hub makes no check before and no note after."""
 
         def register(handler: Handler) -> Handler:
             self.handlers[event] = handler
+            if checks_mid:
+                self.checks_mid.add(event)
+            else:
+                self.checks_mid.discard(event)
             return handler
 
         return register
@@ -474,9 +484,9 @@ class EventHub:
             # A resend of something already handled: acknowledge again, deliver nothing.
             answer = self._mids[session.user][key]
             return _ack(event, answer)
-        if self.adapter is not None:  # handled by another process?
-            return self._call_unless_seen(session, event, handler, key)
-        return self._call(session, event, handler, key)
+        if self.adapter is None or event.event in namespace.checks_mid:
+            return self._call(session, event, handler, "")
+        return self._call_unless_seen(session, event, handler, key)  # by another process?
 
     async def _call_unless_seen(
         self, session: Session, event: Event, handler: Handler, key: str
@@ -513,8 +523,8 @@ class EventHub:
         """Remember what a mid was answered with; the acknowledgement, if one was asked for."""
         if event.mid is not None:
             self.remember(session.user, event.ns, event.mid, result)
-            if self.adapter is not None:
-                self.adapter.remember(session.user, key, result)
+        if key and self.adapter is not None:  # for every process: key is "NS MID"
+            self.adapter.remember(session.user, key, result)
         return _ack(event, result)
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:

@@ -602,7 +602,7 @@ class RedisAdapter:
             time.time(),
             self.history_size,
             answer_prefix,
-            "}",
+            ',"delivered":',
             MID_TTL,
         ]
         arrived = asyncio.get_running_loop().create_future()
