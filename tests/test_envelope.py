@@ -28,6 +28,7 @@ from rtlab.core.envelope import (
     encode_ack_error,
     encode_error,
     encode_event,
+    event_parts,
 )
 
 
@@ -458,6 +459,14 @@ def test_any_valid_event_round_trips(event):
     text = encode_event(event.event, event.data, event.ns, event.id, event.mid)
     assert decode_event(text) == event
     assert decode_event(text.encode("utf-8"), binary=False) == event
+
+
+@settings(max_examples=300)
+@given(events)
+def test_an_events_parts_wrap_its_data_encoded_elsewhere_as_encode_event_would(event):
+    prefix, suffix = event_parts(event.event, event.ns)
+    data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+    assert prefix + data + suffix == encode_event(event.event, event.data, event.ns)
 
 
 any_text = st.text(  # with lone surrogates, which st.text() leaves out by default

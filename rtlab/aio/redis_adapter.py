@@ -50,7 +50,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
-from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
+from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event, event_parts
 from rtlab.core.presence import iso
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class RedisAdapter:
         numbered; ``_deliver`` skips what this delivered already (seq not above the last).
         """
         for namespace in list(self.hub.namespaces.values()):
-            suffix = f',"ns":{_json(namespace.name)}}}'
+            prefix, suffix = event_parts("receive-message", namespace.name)
             for room in list(namespace.rooms):
                 key = (namespace.name, room)
                 history = self._key("history", namespace.name, room)
@@ -310,7 +310,7 @@ class RedisAdapter:
                     data = rest.partition(" ")[2]  # after the time
                     if int(seq) > self._last_seq.get(key, 0):
                         self._last_seq[key] = int(seq)
-                        frame = '{"event":"receive-message","data":' + data + suffix
+                        frame = prefix + data + suffix
                         self.hub.deliver(list(namespace.rooms.members(room)), frame)
 
     def _joined(self, namespace: Namespace, room: str, sid: Any, replay: list[str]) -> None:
@@ -526,7 +526,7 @@ class RedisAdapter:
         online["lastSeen"] = iso(time.time())
         said = [encode_event("user-joined", joined, ns), encode_event("presence", online, ns)]
         announce = "\n".join([_json({**header, "announce": len(said)}), *said])
-        prefix, suffix = '{"event":"receive-message","data":', f',"ns":{_json(ns)}}}'
+        prefix, suffix = event_parts("receive-message", ns)
         keys = [
             self._key("members", ns, room),
             self._key("proc", self.uid),
@@ -597,8 +597,7 @@ class RedisAdapter:
             self.channel,
             header,
             head,
-            '{"event":"receive-message","data":',
-            f',"ns":{_json(ns)}}}',
+            *event_parts("receive-message", ns),
             time.time(),
             self.history_size,
             answer_prefix,
