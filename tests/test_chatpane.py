@@ -22,7 +22,8 @@ import pytest
 import rtlab
 from rtlab import ChatPane, chat_panes
 from rtlab.core.backoff import Reconnection
-from rtlab.notebook.chatpane import LOG_LINES, PaneRow, typing_line
+from rtlab.notebook.chatpane import PaneRow
+from rtlab.notebook.room_view import LOG_LINES, typing_line
 
 ALL = ["alice", "bob", "carol"]
 
