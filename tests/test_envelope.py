@@ -362,13 +362,14 @@ def test_encoded_messages_are_valid_utf8_even_for_lone_surrogates_from_json_esca
     except EnvelopeError as error:  # refusing it is a fix too, if it says why
         assert error.code is ErrorCode.INVALID
         return
-    for text in (
-        encode_event("receive-message", event.data),
-        encode_ack(1, event.data),
-        encode_error(ErrorCode.INVALID, event.data["message"]),
+    for text, data in (
+        (encode_event("receive-message", event.data), event.data),
+        (encode_ack(1, event.data), event.data),
+        (encode_error(ErrorCode.INVALID, event.data["message"]), event.data["message"]),
     ):
         text.encode("utf-8")  # raises UnicodeEncodeError if the text holds a lone surrogate
-        assert json.loads(text) is not None
+        decoded = json.loads(text)["data"]
+        assert (decoded if isinstance(data, dict) else decoded["message"]) == data
 
 
 # -- properties -------------------------------------------------------------------------
@@ -491,7 +492,7 @@ def test_whatever_decode_event_accepts_encodes_back_to_utf8(data):
         assert error.code is ErrorCode.INVALID
         return
     for text in (encode_event("echo", event.data), encode_ack(1, event.data)):
-        assert json.loads(text.encode("utf-8")) is not None
+        assert json.loads(text.encode("utf-8"))["data"] == event.data  # the same data back
 
 
 @given(st.integers(min_value=0, max_value=MAX_ID), json_values, st.sampled_from(list(ErrorCode)))
