@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import rtlab
-from tests.test_cli import start, wait_for_line
+from tests.cli.test_cli import start, wait_for_line
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # Headless flags for a sandbox with no network beyond loopback (see the env notes).
 CHROMIUM_ARGS = [
     "--headless=new",

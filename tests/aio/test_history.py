@@ -290,7 +290,7 @@ def test_a_restarted_server_keeps_history_numbering_and_mids(tmp_path):
         # bob saw m1 and was away for m2 and m3 (say): he asks since 1.
         bob = await EventClient.connect(url, "bob")
         answer = await bob.emit("join-room", {"roomId": "lobby", "since": 1}, ack=True)
-        del answer["history"], answer["presence"]  # lesson 08's (tests/test_chat.py)
+        del answer["history"], answer["presence"]  # lesson 08's (tests/aio/test_chat.py)
         assert answer == {
             "roomId": "lobby",
             "members": ["bob"],

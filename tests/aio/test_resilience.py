@@ -119,7 +119,7 @@ def test_join_room_since_replays_what_was_missed_in_order_before_the_ack(server)
         alice = await EventClient.connect(server.url, "alice")
         answer = await alice.emit("join-room", {"roomId": "lobby", "since": 2}, ack=True)
         assert [m["seq"] for m in answer.pop("history")] == [1, 2, 3, 4]  # lesson 08's
-        del answer["presence"]  # lesson 08's too (tests/test_chat.py)
+        del answer["presence"]  # lesson 08's too (tests/aio/test_chat.py)
         assert answer == {
             "roomId": "lobby",
             "members": ["alice", "bob"],

@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 import rtlab
 from rtlab.notebook.shared import SharedServer, server_url
-from tests.test_cli import RTLAB, start, wait_for_line
+from tests.cli.test_cli import RTLAB, start, wait_for_line
 
 SECRET = "workshop-secret"
 

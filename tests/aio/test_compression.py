@@ -346,7 +346,7 @@ def test_events_cross_a_threshold_server_both_ways(servers):
 
 @pytest.mark.parametrize(("option", "offered"), [("off", False), ("on", True), ("2000", True)])
 def test_rtlab_serve_takes_the_option(option, offered):
-    from tests.test_cli import start, wait_for_line
+    from tests.cli.test_cli import start, wait_for_line
 
     process = start("serve", "--port", "0", "--compression", option)
     try:

@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 import rtlab
 from rtlab.aio.client import EventClient
 from rtlab.core.tokens import issue
-from tests.test_cli import RTLAB, start, wait_for_line
+from tests.cli.test_cli import RTLAB, start, wait_for_line
 
 SECRET = "classroom-secret"
 

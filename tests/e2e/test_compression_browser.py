@@ -7,7 +7,7 @@ import pytest
 import rtlab
 from rtlab.aio.compression import negotiated
 from rtlab.aio.server import LabServer
-from tests.test_browser import CHROMIUM_ARGS
+from tests.e2e.test_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 

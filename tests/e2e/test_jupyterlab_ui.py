@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM_ARGS
+from tests.e2e.test_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("RTLAB_ARTIFACTS") or ROOT / "test-artifacts")
 # Lesson 03 (rooms) and, once it exists, lesson 08 (the chat app): their ChatPanes live.
 LESSONS = [

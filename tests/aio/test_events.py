@@ -76,7 +76,7 @@ async def usable(client: EventClient, ns: str = "/") -> None:
 
 
 def builtin(answer: dict[str, Any]) -> dict[str, Any]:
-    """A join-room ack without lesson 08's history and presence (tests/test_chat.py)."""
+    """A join-room ack without lesson 08's history and presence (tests/aio/test_chat.py)."""
     return {k: v for k, v in answer.items() if k not in ("history", "presence")}
 
 

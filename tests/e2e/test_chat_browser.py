@@ -19,12 +19,12 @@ import pytest
 
 import rtlab
 from rtlab.core.tokens import issue
-from tests.test_browser import CHROMIUM_ARGS, ws_base
-from tests.test_cli import start, wait_for_line
+from tests.cli.test_cli import start, wait_for_line
+from tests.e2e.test_browser import CHROMIUM_ARGS, ws_base
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("RTLAB_ARTIFACTS") or ROOT / "test-artifacts")
 WAIT = 30_000  # ms: a hang guard for a loaded machine, never a speed claim
 PY_WAIT = 30.0  # s: the same for the Python client

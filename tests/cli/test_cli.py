@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = ["--IdentityProvider.token=t"]
 
 

@@ -17,7 +17,7 @@ import rtlab
 from rtlab import cli
 from rtlab.core.tokens import verify
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "workshop.md").read_text()
 BIN = str(Path(sys.executable).parent)  # where this environment's rtlab and python are
 NAMES = ["ann", "ben.k", "table3-cho"]

@@ -23,7 +23,7 @@ from nbclient import NotebookClient
 from rtlab import cli
 from rtlab.learner import learner_notebook
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("[0-9]*.ipynb"))
 CELL_TIMEOUT = 120  # a hang guard only: a lesson runs in well under 30 s
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 

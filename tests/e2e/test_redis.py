@@ -23,8 +23,8 @@ from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.server import LabServer
 from rtlab.core.backoff import Reconnection
 from rtlab.core.envelope import ErrorCode
-from tests.redis_server import RedisServer, free_port
-from tests.test_cli import RTLAB, start, wait_for_line
+from tests.cli.test_cli import RTLAB, start, wait_for_line
+from tests.e2e.redis_server import RedisServer, free_port
 
 GUARD = 30.0  # seconds: a hang guard, never a speed requirement
 FAST = Reconnection(delay=0.1, delay_max=0.5, randomization_factor=0.2)
