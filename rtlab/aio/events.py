@@ -81,20 +81,72 @@ def _awaitable(result: Any) -> bool:
     return type(result) not in _PLAIN and inspect.isawaitable(result)
 
 
-class Adapter(Protocol):
-    """What the hub asks of rooms that span processes (redis_adapter.py implements it)."""
+class Manager(Protocol):
+    """Where a namespace's emits go and what the hub tells of its sessions, as
+    python-socketio's client managers: :class:`LocalManager` keeps everything in this
+    process; redis_adapter.py's spans every process on one Redis."""
 
     def publish(
         self, ns: str, frame: str | bytes, *, room: str | None = None, skip: Session | None = None
-    ) -> int: ...
+    ) -> int:
+        """Deliver an encoded event to a room (or the namespace); to how many sessions here."""
+        ...
 
-    def online(self, ns: str, user: str, delta: int) -> None: ...
+    def online(self, ns: str, user: str, delta: int) -> None:
+        """A session of ``user`` connected to (+1) or left (-1) ``ns``."""
+        ...
 
-    def left(self, ns: str, room: str, session: Session) -> None: ...
+    def left(self, ns: str, room: str, session: Session) -> None:
+        """A disconnecting ``session`` is out of ``room``."""
+        ...
 
-    def seen(self, user: str, key: str) -> Awaitable[tuple[bool, Any]]: ...
+    def check_mid(self, user: str, key: str) -> Awaitable[tuple[bool, Any]] | None:
+        """Whether another process handled ``"NS MID"`` and its ack, or None: ask no one."""
+        ...
 
-    def remember(self, user: str, key: str, result: Any) -> None: ...
+    def remember(self, user: str, key: str, result: Any) -> None:
+        """Note a handled ``"NS MID"`` and its ack, for the processes ``check_mid`` asks."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class LocalManager:
+    """Rooms in this process only: an emit is delivered here, nothing is shared."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    def publish(
+        self, ns: str, frame: str | bytes, *, room: str | None = None, skip: Session | None = None
+    ) -> int:
+        namespace = self.hub.namespaces[ns]
+        targets: Iterable[Session] = (
+            namespace.rooms.members(room) if room is not None else namespace.sessions
+        )
+        if skip is not None:
+            targets = [s for s in targets if s is not skip]
+        return self.hub.deliver(targets, frame)
+
+    def online(self, ns: str, user: str, delta: int) -> None:
+        pass  # the namespace's own sessions say who is online here
+
+    def left(self, ns: str, room: str, session: Session) -> None:
+        pass  # the namespace's rooms have it out already
+
+    def check_mid(self, user: str, key: str) -> None:
+        return None  # no other process: the hub's own memory of mids is all there is
+
+    def remember(self, user: str, key: str, result: Any) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 class Session:
@@ -143,9 +195,10 @@ class Namespace:
     def on(self, event: str, *, checks_mid: bool = False) -> Callable[[Handler], Handler]:
         """Decorator: handle ``event``; the handler's return value is the acknowledgement.
 
-        ``checks_mid``: with an adapter, the handler checks and keeps the event's mid for
-        every process itself, atomically with what it does (the lab's room messages, in
-        one Redis round trip), so the hub makes no check before and no note after."""
+        ``checks_mid``: with a manager that spans processes, the handler checks and keeps
+        the event's mid for every process itself, atomically with what it does (the lab's
+        room messages, in one Redis round trip), so the hub makes no check before and no
+        note after."""
 
         def register(handler: Handler) -> Handler:
             self.handlers[event] = handler
@@ -183,13 +236,8 @@ class Namespace:
 
         Returns how many sessions it was written to.
         """
-        if self.hub.adapter is not None:  # every process delivers it (redis_adapter.py)
-            message = encode_event(event, data, self.name)
-            return self.hub.adapter.publish(self.name, message, room=to, skip=skip)
-        targets: Iterable[Session] = self.rooms.members(to) if to is not None else self.sessions
-        if skip is not None:
-            targets = [s for s in targets if s is not skip]
-        return self.hub.deliver(targets, encode_event(event, data, self.name))
+        message = encode_event(event, data, self.name)
+        return self.hub.manager.publish(self.name, message, room=to, skip=skip)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} {len(self.sessions)} sessions, {len(self.rooms)} rooms>"
@@ -221,8 +269,8 @@ class EventHub:
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
         self.writer: CorkedWriter[Session] = CorkedWriter(max_buffer, self._too_slow)
-        # Rooms, history and mids across processes (LabServer(redis=URL)); None: here only.
-        self.adapter: Adapter | None = None
+        # Rooms and mids in this process, or across processes (LabServer(redis=URL)).
+        self.manager: Manager = LocalManager(self)
         self._setups: list[Callable[[Namespace], None]] = []
         self.namespace(DEFAULT_NAMESPACE)
 
@@ -308,8 +356,7 @@ class EventHub:
         session.hub = self
         self.sessions[session.id] = session
         self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
-        if self.adapter is not None:  # who is online, for every process
-            self.adapter.online(DEFAULT_NAMESPACE, user, 1)
+        self.manager.online(DEFAULT_NAMESPACE, user, 1)
         if isinstance(connection, InlineConnection):
             connection.on_message = functools.partial(self._receive, session)
         try:
@@ -349,12 +396,10 @@ class EventHub:
 
     def _disconnect(self, session: Session, namespace: Namespace) -> None:
         for room in namespace.rooms.leave_all(session):
-            if self.adapter is not None:  # counted out on every process
-                self.adapter.left(namespace.name, room, session)
+            self.manager.left(namespace.name, room, session)
             namespace.left(session, room)
         namespace.sessions.discard(session)
-        if self.adapter is not None:
-            self.adapter.online(namespace.name, session.user, -1)
+        self.manager.online(namespace.name, session.user, -1)
         session.namespaces.discard(namespace.name)
 
     async def _handle(self, session: Session, message: str | bytes) -> None:
@@ -484,15 +529,22 @@ class EventHub:
             # A resend of something already handled: acknowledge again, deliver nothing.
             answer = self._mids[session.user][key]
             return _ack(event, answer)
-        if self.adapter is None or event.event in namespace.checks_mid:
+        shared = None
+        if event.event not in namespace.checks_mid:  # else the handler checks it itself
+            shared = self.manager.check_mid(session.user, key)  # by another process?
+        if shared is None:
             return self._call(session, event, handler, "")
-        return self._call_unless_seen(session, event, handler, key)  # by another process?
+        return self._call_unless_seen(session, event, handler, key, shared)
 
     async def _call_unless_seen(
-        self, session: Session, event: Event, handler: Handler, key: str
+        self,
+        session: Session,
+        event: Event,
+        handler: Handler,
+        key: str,
+        shared: Awaitable[tuple[bool, Any]],
     ) -> Reply:
-        assert self.adapter is not None
-        found, answer = await self.adapter.seen(session.user, key)
+        found, answer = await shared
         if found:
             return _ack(event, answer)
         reply = self._call(session, event, handler, key)
@@ -523,8 +575,8 @@ class EventHub:
         """Remember what a mid was answered with; the acknowledgement, if one was asked for."""
         if event.mid is not None:
             self.remember(session.user, event.ns, event.mid, result)
-        if key and self.adapter is not None:  # for every process: key is "NS MID"
-            self.adapter.remember(session.user, key, result)
+        if key:  # for the other processes: "NS MID", when the manager asked them
+            self.manager.remember(session.user, key, result)
         return _ack(event, result)
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:
@@ -534,8 +586,8 @@ class EventHub:
                     ErrorCode.FORBIDDEN, f"{session.user} may not connect to {namespace.name!r}"
                 )
             namespace.sessions.add(session)
-            if self.adapter is not None and namespace.name not in session.namespaces:
-                self.adapter.online(namespace.name, session.user, 1)
+            if namespace.name not in session.namespaces:
+                self.manager.online(namespace.name, session.user, 1)
             session.namespaces.add(namespace.name)
             return {"ns": namespace.name}
         if namespace.name == DEFAULT_NAMESPACE:

@@ -617,6 +617,10 @@ class RedisAdapter:
             self._waiting.pop(ref, None)
         return {"roomId": room, "seq": int(seq), "delivered": int(result)}
 
+    def check_mid(self, user: str, key: str) -> Awaitable[tuple[bool, Any]]:
+        """The hub asks, before handling an event with a ``mid``: see :meth:`seen`."""
+        return self.seen(user, key)
+
     async def seen(self, user: str, key: str) -> tuple[bool, Any]:
         """Whether ``user`` already sent this ``"NS MID"``, on any process, and its ack.
         While Redis is away, only this process's memory says (room messages are checked

@@ -178,8 +178,8 @@ class LabServer:
         self.events.install(self._install_events)
         for name in NAMESPACES:
             self.events.namespace(name)
-        if redis is not None:
-            self.events.adapter = self.app.adapter = RedisAdapter(
+        if redis is not None:  # the one place that picks the manager
+            self.events.manager = self.app.adapter = RedisAdapter(
                 redis,
                 self.events,
                 history_size=history_size,
@@ -214,8 +214,7 @@ class LabServer:
             **server_options(self.compression),
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        if self.events.adapter is not None:
-            await self.events.adapter.start()  # serves anyway if Redis is away
+        await self.events.manager.start()  # with Redis: serves anyway if Redis is away
         return self
 
     async def stop(self, code: int = 1001, reason: str = "server stopping") -> None:
@@ -225,8 +224,7 @@ class LabServer:
         self._server.close(code=code, reason=reason)
         await self._server.wait_closed()
         self._server = None
-        if self.events.adapter is not None:
-            await self.events.adapter.stop()
+        await self.events.manager.stop()
         if self.app.journal is not None:
             self.app.journal.close()
 

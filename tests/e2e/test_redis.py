@@ -20,6 +20,7 @@ import pytest
 
 import rtlab
 from rtlab.aio.client import AckError, EventClient
+from rtlab.aio.events import LocalManager
 from rtlab.aio.server import LabServer
 from rtlab.core.backoff import Reconnection
 from rtlab.core.envelope import ErrorCode
@@ -166,7 +167,7 @@ def test_a_room_message_with_a_mid_costs_one_redis_round_trip(redis_server):
         alice = await EventClient.connect(server.url, "alice")
         try:
             await alice.emit("join-room", "lobby", ack=True)
-            adapter = server.events.adapter
+            adapter = server.events.manager
             operations: list[object] = []
             submit = adapter._submit
             adapter._submit = lambda operation: operations.append(operation) or submit(operation)
@@ -239,7 +240,7 @@ def test_a_redis_restart_gives_clear_errors_then_normal_service(redis_server):
         await bob.wait_for("receive-message", 1, timeout=GUARD)
 
         redis_server.kill()
-        await until(lambda: not one.events.adapter.available, "server one notices")
+        await until(lambda: not one.events.manager.available, "server one notices")
         with pytest.raises(AckError) as refused:
             await probe.emit("send-message", {"roomId": "lobby", "message": "x"}, ack=True)
         assert refused.value.code == ErrorCode.UNAVAILABLE
@@ -251,8 +252,8 @@ def test_a_redis_restart_gives_clear_errors_then_normal_service(redis_server):
         assert any("unreachable" in line for line in one.log)
 
         redis_server.start()  # the same port, empty: nothing was saved
-        await until(lambda: one.events.adapter.available, "server one reconnects")
-        await until(lambda: two.events.adapter.available, "server two reconnects")
+        await until(lambda: one.events.manager.available, "server one reconnects")
+        await until(lambda: two.events.manager.available, "server two reconnects")
         got = await bob.wait_for("receive-message", 2, timeout=GUARD)
         assert [m["message"] for m in got] == ["before", "during"]
         assert got[1]["seq"] > got[0]["seq"]  # numbering never goes back
@@ -286,13 +287,13 @@ def test_messages_published_while_a_process_resubscribes_reach_its_members(redis
 
         # Cut server two's subscription only: it backs off before subscribing again.
         admin = redis_server.client()
-        name = f"rtlab-sub-{two.events.adapter.uid}"  # the adapter names its connections
+        name = f"rtlab-sub-{two.events.manager.uid}"  # the adapter names its connections
         (subscriber,) = [c for c in admin.client_list() if c["name"] == name]
         assert admin.client_kill_filter(_id=subscriber["id"]) == 1
-        await until(lambda: not two.events.adapter.available, "server two notices")
-        await until(lambda: one.events.adapter.available, "server one is still subscribed")
+        await until(lambda: not two.events.manager.available, "server two notices")
+        await until(lambda: one.events.manager.available, "server one is still subscribed")
         sent = await alice.emit("send-message", {"roomId": "lobby", "message": "gap"}, ack=True)
-        await until(lambda: two.events.adapter.available, "server two subscribes again")
+        await until(lambda: two.events.manager.available, "server two subscribes again")
         got = await bob.wait_for("receive-message", 2, timeout=GUARD)
         assert [m["message"] for m in got] == ["before", "gap"]
         assert got[1]["seq"] == sent["seq"]
@@ -308,10 +309,10 @@ def test_messages_published_while_a_process_resubscribes_reach_its_members(redis
     run(scenario())
 
 
-def test_without_redis_nothing_changes_and_adapter_is_off():
+def test_without_redis_nothing_changes_and_the_manager_is_local():
     async def scenario() -> None:
         async with LabServer() as server:
-            assert server.events.adapter is None
+            assert isinstance(server.events.manager, LocalManager)
             alice = await EventClient.connect(server.url, "alice")
             answer = await alice.emit("join-room", "lobby", ack=True)
             assert answer["members"] == ["alice"]
@@ -478,7 +479,7 @@ def test_a_process_taken_for_dead_writes_its_sessions_back(redis_server):
         alice = await EventClient.connect(server.url, "alice")
         await alice.emit("join-room", "lobby", ack=True)
         store = redis_server.client()
-        uid = server.events.adapter.uid
+        uid = server.events.manager.uid
         assert store.hgetall("rtlab:members:/:lobby") == {"alice": "1"}
         # What another process's heartbeat does to a process that stalled too long:
         store.delete(f"rtlab:proc:{uid}")
