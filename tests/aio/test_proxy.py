@@ -46,6 +46,7 @@ def test_latency_delays_each_way(proxy):
     assert took >= 0.3
 
 
+@pytest.mark.slow
 def test_bandwidth_cap_slows_a_large_message(proxy):
     with connect(proxy.url + "/echo") as ws:
         proxy.faults(bandwidth=100_000)

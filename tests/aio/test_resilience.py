@@ -355,6 +355,7 @@ def test_a_server_restarted_without_its_history_numbers_from_1_and_the_client_fo
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_drop_during_the_rejoin_fails_that_attempt_at_once(server, proxy):
     async def main() -> None:
         alice = await joined(proxy.url, "alice", "lobby")
@@ -401,6 +402,7 @@ def test_a_namespace_joined_as_the_link_drops_does_not_look_connected(server, pr
 # -- dead links: heartbeats on both sides ---------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_frozen_link_is_detected_by_the_client_and_by_the_server():
     ping, timeout, server_close = 0.3, 0.3, 0.5
     client_close = 2  # EventClient.connect's close_timeout
@@ -717,6 +719,7 @@ class ServerProcess:
             self.process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_proof_under_faults_every_message_once_and_in_order(tmp_path):
     """Three clients, each through its own proxy, send 1,000 messages to one room while
     links are cut and frozen at random and the server is killed (SIGKILL) twice and

@@ -145,6 +145,7 @@ def test_wss_with_a_local_certificate_authority():
             connect(server.echo_url, ssl=ssl.create_default_context(), open_timeout=5)
 
 
+@pytest.mark.slow
 def test_rtlab_token_and_serve_secret_end_to_end(tmp_path):
     made = subprocess.run(
         [*RTLAB, "token", "--secret", SECRET, "--user", "alice", "--user", "bob"],
@@ -167,6 +168,7 @@ def test_rtlab_token_and_serve_secret_end_to_end(tmp_path):
         assert process.wait(timeout=10) == 0
 
 
+@pytest.mark.slow
 def test_serve_with_tls_files(tmp_path):
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1")
@@ -186,6 +188,7 @@ def test_serve_with_tls_files(tmp_path):
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_serve_refuses_half_a_tls_configuration_and_missing_files(tmp_path):
     half = subprocess.run(
         [*RTLAB, "serve", "--certfile", "x.pem"], capture_output=True, text=True, timeout=30
@@ -202,6 +205,7 @@ def test_serve_refuses_half_a_tls_configuration_and_missing_files(tmp_path):
     assert "cannot load the certificate" in missing.stderr
 
 
+@pytest.mark.slow
 def test_rtlab_token_needs_a_secret_and_valid_names(monkeypatch):
     monkeypatch.delenv("RTLAB_SECRET", raising=False)
     none = subprocess.run([*RTLAB, "token", "--user", "a"], capture_output=True, text=True)

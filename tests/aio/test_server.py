@@ -218,6 +218,7 @@ def test_a_dropped_client_is_not_logged_as_a_server_error(server):
     assert any("left" in line for line in server.log)
 
 
+@pytest.mark.slow
 def test_stop_does_not_wait_for_a_client_that_never_answers_the_close():
     """A raw socket that never reads: stop() gives up on it after close_timeout."""
     server = rtlab.start_server()

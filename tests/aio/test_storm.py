@@ -69,6 +69,7 @@ from rtlab.core.envelope import (
 )
 from rtlab.core.frames import Frame, Opcode
 
+pytestmark = pytest.mark.slow  # a server process, thousands of inputs, property tests
 REPO = Path(__file__).resolve().parents[2]
 MAX_SIZE = 2**20  # the server's default max_size
 HANDSHAKE_TIMEOUT = 1.0  # rtlab serve --handshake-timeout (the default, 10 s, is for people)

@@ -110,6 +110,7 @@ def test_doctor_fails_when_a_check_fails(monkeypatch, capsys):
     assert "pip install no-such-package-rtlab" in out
 
 
+@pytest.mark.slow
 def test_lab_starts_jupyterlab_on_the_notebooks(tmp_path):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "BROWSER": "true"}
     options = ["--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", *TOKEN]

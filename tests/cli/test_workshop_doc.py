@@ -85,6 +85,7 @@ def test_each_rtlab_command_parses(command, classroom):
         assert args.user and all(cli.USER.fullmatch(user) for user in args.user)
 
 
+@pytest.mark.slow
 def test_the_class_list_commands_make_a_token_per_student(classroom):
     tokens = [b for b in blocks("bash") if "RTLAB_SECRET" in b or "rtlab token" in b]
     secret_block, token_block, ttl_block = tokens

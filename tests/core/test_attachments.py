@@ -89,6 +89,7 @@ def as_bytes(value: object) -> object:
     return value
 
 
+@pytest.mark.slow
 @settings(max_examples=200)
 @given(nested)
 def test_any_nested_data_with_bytes_round_trips(data):
@@ -108,6 +109,7 @@ def test_events_and_acks_with_bytes_go_binary_and_come_back_the_same(data, id):
     assert decode_reply(answer) == Ack(id, as_bytes(data), None)
 
 
+@pytest.mark.slow
 @settings(max_examples=100)
 @given(nested.filter(lambda d: not has_bytes(d)))
 def test_data_without_bytes_stays_text(data):

@@ -421,6 +421,7 @@ def test_decode_event_raises_only_envelope_error_on_any_text(text):
         assert isinstance(event, Event)
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(json_values | envelope_like)
 def test_decode_event_raises_only_envelope_error_on_any_json_value(value):
@@ -454,6 +455,7 @@ events = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(events)
 def test_any_valid_event_round_trips(event):
@@ -462,6 +464,7 @@ def test_any_valid_event_round_trips(event):
     assert decode_event(text.encode("utf-8"), binary=False) == event
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(events)
 def test_an_events_parts_wrap_its_data_encoded_elsewhere_as_encode_event_would(event):

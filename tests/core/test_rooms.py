@@ -213,6 +213,7 @@ class RoomDelivery(RuleBasedStateMachine):
 
 RoomDelivery.TestCase.settings = settings(max_examples=200, stateful_step_count=40)
 TestRoomDelivery = RoomDelivery.TestCase
+TestRoomDelivery.pytestmark = [pytest.mark.slow]
 
 
 Op = tuple[str, str, str]  # (what, member, room)
@@ -245,6 +246,7 @@ def simulate(sequence: list[Op]) -> tuple[dict[str, list[tuple[str, int]]], list
     return inbox, sends
 
 
+@pytest.mark.slow
 @settings(max_examples=300)
 @given(ops)
 def test_sequences_deliver_to_exactly_the_members_at_send_time(sequence):

@@ -456,6 +456,7 @@ CELLS = [
 ]
 
 
+@pytest.mark.slow
 def test_a_notebook_shows_only_the_deterministic_reprs(capfd):
     from nbclient import NotebookClient
 

@@ -15,6 +15,8 @@ import rtlab
 from rtlab.notebook.shared import SharedServer, server_url
 from tests.cli.test_cli import RTLAB, start, wait_for_line
 
+pytestmark = pytest.mark.slow  # rtlab serve processes, with tokens and TLS
+
 SECRET = "workshop-secret"
 
 
