@@ -87,6 +87,7 @@ class BuiltinEvents:
             # With Redis, a room message's mid is checked and kept by its one script.
             self.ns.on(event, checks_mid=event == "send-message")(handler)
         self.ns.on_leave.append(self.left)
+        self.ns.on_gone.append(self.gone)
 
     def join_room(self, session: Session, data: Any) -> Any:
         ns = self.ns
@@ -139,6 +140,11 @@ class BuiltinEvents:
         """``user-left`` to ``room`` if no session of ``session``'s user is left in it."""
         if not self.ns.has_user(session.user, room):
             self.ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+
+    def gone(self, room: str, user: str, when: str) -> None:
+        """``user`` left ``room`` with a process that died: ``user-left`` to its members here."""
+        left = encode_event("user-left", {"userId": user, "roomId": room}, self.ns.name)
+        self.ns.hub.deliver(list(self.ns.rooms.members(room)), left)
 
     def send_message(self, session: Session, data: Any) -> Any:
         ns = self.ns

@@ -146,6 +146,16 @@ class ChatEvents(BuiltinEvents):
         super().left(session, room)
         self.chat.sync(room)
 
+    def gone(self, room: str, user: str, when: str) -> None:
+        """A dead process's user: their typing ends and they go offline, then user-left
+        (as when a user leaves), to this process's members of the room."""
+        members = list(self.ns.rooms.members(room))
+        ended = {"roomId": room, "userId": user, "typing": False}
+        offline = {"roomId": room, "userId": user, "online": False, "lastSeen": when}
+        self.ns.hub.deliver(members, encode_event("typing", ended, self.ns.name))
+        self.ns.hub.deliver(members, encode_event("presence", offline, self.ns.name))
+        super().gone(room, user, when)
+
     def send_message(self, session: Session, data: Any) -> Any:
         # No coroutine on the hot path (every chat message) unless the built-in
         # handler returned one (with Redis).

@@ -189,6 +189,10 @@ class Namespace:
         # Called as hook(session, room) after a disconnecting session left a room: where
         # an app tells the room (the lab's user-left, presence).
         self.on_leave: list[Callable[[Session, str], None]] = []
+        # Called as hook(room, user, when) when the manager says that ``user`` is gone from
+        # ``room`` with a process that died (ISO time): where an app tells this process's
+        # members of that room.
+        self.on_gone: list[Callable[[str, str, str], None]] = []
         # Events whose handler checks and keeps their mid across processes itself.
         self.checks_mid: set[str] = set()
 
@@ -220,6 +224,11 @@ class Namespace:
         """Tell the ``on_leave`` hooks that ``session`` is out of ``room``."""
         for hook in self.on_leave:
             hook(session, room)
+
+    def gone(self, room: str, user: str, when: str) -> None:
+        """Tell the ``on_gone`` hooks that ``user`` left ``room`` with a dead process."""
+        for hook in self.on_gone:
+            hook(room, user, when)
 
     def users(self, room: str) -> list[str]:
         """Who is in ``room``, sorted: a user with several sessions (tabs) counts once."""

@@ -262,6 +262,9 @@ class RedisAdapter:
                     self._answer(header["ref"], 0)
                 return
             self._last_seq[key] = seq
+        if header.get("kind") == "gone":  # a dead process's user, gone from the room
+            namespace.gone(room, header["user"], header["at"])
+            return
         if header.get("kind") == "join":
             frames = rest.split("\n") if rest else []
             count = int(header.get("announce", 0))  # user-joined and presence lead

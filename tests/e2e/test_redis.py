@@ -467,6 +467,8 @@ def test_typing_ends_when_the_typists_process_dies(serve_redis):
         assert left == {"userId": "alice", "roomId": "lobby"}
         (offline,) = await bob.wait_for("presence", 1, timeout=GUARD)  # alice was there first
         assert (offline["userId"], offline["online"]) == ("alice", False)
+        said = [e.event for e in bob.events() if e.event in ("typing", "presence", "user-left")]
+        assert said[-3:] == ["typing", "presence", "user-left"]  # as when a user leaves
         await bob.close()
         await alice.close()
 
