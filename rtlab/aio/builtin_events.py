@@ -32,6 +32,7 @@ from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
     from rtlab.aio.lab_app import LabApp
+    from rtlab.aio.redis_adapter import Joined
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MESSAGE = 500  # characters, as in the tutorial
@@ -87,6 +88,7 @@ class BuiltinEvents:
             # With Redis, a room message's mid is checked and kept by its one script.
             self.ns.on(event, checks_mid=event == "send-message")(handler)
         self.ns.on_leave.append(self.left)
+        self.ns.on_joined.append(self.joined)
         self.ns.on_gone.append(self.gone)
 
     def join_room(self, session: Session, data: Any) -> Any:
@@ -107,7 +109,7 @@ class BuiltinEvents:
                 ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
             )
         if self.app.adapter is not None:  # rooms across processes: a coroutine, awaited
-            return self.app.adapter.join_room(session, ns, room, since)
+            return self._join_everywhere(session, room, since)
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
@@ -121,6 +123,24 @@ class BuiltinEvents:
             answer["recovered"] = complete
             answer["replayed"] = len(missed)
         return answer
+
+    async def _join_everywhere(
+        self, session: Session, room: str, since: int | None
+    ) -> dict[str, Any]:
+        assert self.app.adapter is not None
+        return self.joined_answer(await self.app.adapter.join_room(session, self.ns, room, since))
+
+    def joined_answer(self, joined: Joined) -> dict[str, Any]:
+        """The ack of a join across processes, from what Redis said."""
+        return joined.answer
+
+    def joined(self, room: str, user: str, when: str) -> None:
+        """``user``'s first session entered ``room`` (on any process): ``user-joined`` to
+        its members here."""
+        data = {"userId": user, "roomId": room}
+        self.ns.hub.deliver(
+            list(self.ns.rooms.members(room)), encode_event("user-joined", data, self.ns.name)
+        )
 
     def leave_room(self, session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
@@ -141,8 +161,9 @@ class BuiltinEvents:
         if not self.ns.has_user(session.user, room):
             self.ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
 
-    def gone(self, room: str, user: str, when: str) -> None:
-        """``user`` left ``room`` with a process that died: ``user-left`` to its members here."""
+    def gone(self, room: str, user: str, when: str, died: bool) -> None:
+        """``user`` is out of ``room`` on every process (left, or their process died):
+        ``user-left`` to its members here."""
         left = encode_event("user-left", {"userId": user, "roomId": room}, self.ns.name)
         self.ns.hub.deliver(list(self.ns.rooms.members(room)), left)
 

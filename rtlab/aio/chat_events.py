@@ -37,6 +37,7 @@ from rtlab.core.presence import Presence, Typing, iso
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
     from rtlab.aio.lab_app import LabApp
+    from rtlab.aio.redis_adapter import Joined
 
 HISTORY = 50  # messages of a room sent with the join's acknowledgement
 MAX_USER = 64  # characters of a user name
@@ -146,15 +147,40 @@ class ChatEvents(BuiltinEvents):
         super().left(session, room)
         self.chat.sync(room)
 
-    def gone(self, room: str, user: str, when: str) -> None:
-        """A dead process's user: their typing ends and they go offline, then user-left
-        (as when a user leaves), to this process's members of the room."""
+    def joined_answer(self, joined: Joined) -> dict[str, Any]:
+        """The ack gains the room's history and presence, from Redis: every process's."""
+        answer = super().joined_answer(joined)
+        if joined.history is None or joined.offline is None:
+            return answer  # already in the room: as the built-in ack
+        members = answer["members"]
+        presence = [{"userId": u, "online": True, "lastSeen": None} for u in members]
+        presence += [
+            {"userId": u, "online": False, "lastSeen": t}
+            for u, t in joined.offline.items()
+            if u not in members
+        ]
+        answer["history"] = joined.history
+        answer["presence"] = sorted(presence, key=lambda entry: entry["userId"])
+        return answer
+
+    def joined(self, room: str, user: str, when: str) -> None:
+        """After ``user-joined``, the room's members here see the user online."""
+        super().joined(room, user, when)
+        online = {"roomId": room, "userId": user, "online": True, "lastSeen": when}
+        self.ns.hub.deliver(
+            list(self.ns.rooms.members(room)), encode_event("presence", online, self.ns.name)
+        )
+
+    def gone(self, room: str, user: str, when: str, died: bool) -> None:
+        """Before ``user-left``, the user goes offline; a dead process's user stops typing
+        first (that process kept their typing and its timer)."""
         members = list(self.ns.rooms.members(room))
-        ended = {"roomId": room, "userId": user, "typing": False}
+        if died:
+            ended = {"roomId": room, "userId": user, "typing": False}
+            self.ns.hub.deliver(members, encode_event("typing", ended, self.ns.name))
         offline = {"roomId": room, "userId": user, "online": False, "lastSeen": when}
-        self.ns.hub.deliver(members, encode_event("typing", ended, self.ns.name))
         self.ns.hub.deliver(members, encode_event("presence", offline, self.ns.name))
-        super().gone(room, user, when)
+        super().gone(room, user, when, died)
 
     def send_message(self, session: Session, data: Any) -> Any:
         # No coroutine on the hot path (every chat message) unless the built-in

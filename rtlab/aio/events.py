@@ -189,10 +189,12 @@ class Namespace:
         # Called as hook(session, room) after a disconnecting session left a room: where
         # an app tells the room (the lab's user-left, presence).
         self.on_leave: list[Callable[[Session, str], None]] = []
-        # Called as hook(room, user, when) when the manager says that ``user`` is gone from
-        # ``room`` with a process that died (ISO time): where an app tells this process's
-        # members of that room.
-        self.on_gone: list[Callable[[str, str, str], None]] = []
+        # Called as hook(room, user, when) when the manager says that ``user``, on another
+        # process or this one, is the first in ``room`` (joined) or gone from it (gone,
+        # with died=True when their process died), at ``when`` (ISO time): where an app
+        # tells this process's members of that room.
+        self.on_joined: list[Callable[[str, str, str], None]] = []
+        self.on_gone: list[Callable[[str, str, str, bool], None]] = []
         # Events whose handler checks and keeps their mid across processes itself.
         self.checks_mid: set[str] = set()
 
@@ -225,10 +227,15 @@ class Namespace:
         for hook in self.on_leave:
             hook(session, room)
 
-    def gone(self, room: str, user: str, when: str) -> None:
-        """Tell the ``on_gone`` hooks that ``user`` left ``room`` with a dead process."""
-        for hook in self.on_gone:
+    def joined(self, room: str, user: str, when: str) -> None:
+        """Tell the ``on_joined`` hooks that ``user`` is in ``room`` now, on some process."""
+        for hook in self.on_joined:
             hook(room, user, when)
+
+    def gone(self, room: str, user: str, when: str, *, died: bool) -> None:
+        """Tell the ``on_gone`` hooks that ``user`` is out of ``room`` on every process."""
+        for hook in self.on_gone:
+            hook(room, user, when, died)
 
     def users(self, room: str) -> list[str]:
         """Who is in ``room``, sorted: a user with several sessions (tabs) counts once."""

@@ -21,12 +21,14 @@ rtlab/aio/lua/, package data):
 
 A room message is numbered, kept, deduplicated by ``mid`` and published by one
 script, so a message is either published once or not at all, whichever process a
-resend reaches. A join is counted and published (``user-joined`` only when the
-user's first session enters) by one script whose marker, read back from the
-channel, is the moment this process adds the session locally and replays what it
-missed: nothing is delivered twice or skipped between replay and live delivery.
-A process that dies stops renewing ``alive``; another one reaps its sessions and
-tells their rooms ``user-left``. While Redis is unreachable, events that need it
+resend reaches. A join is counted and published by one script whose marker, read
+back from the channel, is the moment this process adds the session locally and
+replays what it missed: nothing is delivered twice or skipped between replay and
+live delivery. A user's first session in a room, and a user gone from it on every
+process (who left, or whose process died: another one reaps its sessions), are
+markers too, which every process hands to its namespace's ``on_joined`` and
+``on_gone`` hooks: the app that installed them (chat_events.py) says what they mean.
+This module names no chat event. While Redis is unreachable, events that need it
 are refused with ``unavailable`` (and ``retryAfter``), the server goes on serving,
 and the adapter reconnects with backoff, then writes its sessions back.
 """
@@ -43,6 +45,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +53,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
-from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event, event_parts
+from rtlab.core.envelope import EnvelopeError, ErrorCode, event_parts
 from rtlab.core.presence import iso
 
 if TYPE_CHECKING:
@@ -77,6 +80,16 @@ REAP = _lua("gone") + _lua("reap") + "return gone\n"
 RESYNC = _lua("gone") + _lua("reap") + _lua("resync")
 
 
+@dataclass(frozen=True)
+class Joined:
+    """What a join learnt from Redis: the ack's data, and the first time in the room, its
+    recent history (oldest first) and who left it when (user -> ISO time)."""
+
+    answer: dict[str, Any]
+    history: list[Any] | None = None
+    offline: dict[str, str] | None = None
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -100,6 +113,7 @@ class RedisAdapter:
         prefix: str = PREFIX,
         history_size: int = 1000,
         history_window: float = 300.0,
+        history_event: str,
         recent: int = 50,
         heartbeat: float = HEARTBEAT,
         alive_ttl: float = ALIVE_TTL,
@@ -112,6 +126,7 @@ class RedisAdapter:
         self.uid = secrets.token_hex(6)  # this process, in keys and messages
         self.history_size = history_size
         self.history_window = history_window
+        self.history_event = history_event  # the event a room's numbered messages go as
         self.recent = recent  # messages of a room sent with a join's acknowledgement
         self.heartbeat = heartbeat
         self.alive_ttl = alive_ttl
@@ -262,19 +277,13 @@ class RedisAdapter:
                     self._answer(header["ref"], 0)
                 return
             self._last_seq[key] = seq
-        if header.get("kind") == "gone":  # a dead process's user, gone from the room
-            namespace.gone(room, header["user"], header["at"])
+        if header.get("kind") in ("left", "gone"):  # out of the room on every process
+            namespace.gone(room, header["user"], header["at"], died=header["kind"] == "gone")
             return
         if header.get("kind") == "join":
-            frames = rest.split("\n") if rest else []
-            count = int(header.get("announce", 0))  # user-joined and presence lead
-            announce, frames = frames[:count], frames[count:]
-            if announce:  # user-joined and presence, to the others in the room
-                targets = list(namespace.rooms.members(room))
-                if mine:
-                    targets = [s for s in targets if s.id != header.get("sid")]
-                for frame in announce:
-                    self.hub.deliver(targets, frame)
+            frames = rest.split("\n") if rest else []  # what the joiner missed, if asked
+            if header.get("first"):  # the user's first session in the room, anywhere
+                namespace.joined(room, header["user"], header["at"])
             if mine:
                 self._joined(namespace, room, header.get("sid"), frames)
         else:
@@ -304,7 +313,7 @@ class RedisAdapter:
         numbered; ``_deliver`` skips what this delivered already (seq not above the last).
         """
         for namespace in list(self.hub.namespaces.values()):
-            prefix, suffix = event_parts("receive-message", namespace.name)
+            prefix, suffix = event_parts(self.history_event, namespace.name)
             for room in list(namespace.rooms):
                 key = (namespace.name, room)
                 history = self._key("history", namespace.name, room)
@@ -465,10 +474,8 @@ class RedisAdapter:
 
     def _leave(self, ns: str, room: str, user: str) -> None:
         now = iso(time.time())
-        offline = {"roomId": room, "userId": user, "online": False, "lastSeen": now}
-        left = encode_event("user-left", {"userId": user, "roomId": room}, ns)
-        header = _json({"o": self.uid, "ns": ns, "room": room})
-        message = f"{header}\n{encode_event('presence', offline, ns)}\n{left}"
+        header = {"o": self.uid, "ns": ns, "room": room, "kind": "left", "user": user}
+        message = _json({**header, "at": now})
         keys = [
             self._key("members", ns, room),
             self._key("proc", self.uid),
@@ -501,16 +508,17 @@ class RedisAdapter:
         return {"delivered": int(delivered)}
 
     def left(self, ns: str, room: str, session: Session) -> None:
-        """``session`` left ``room`` here; the room hears ``user-left`` if the user is gone
-        from it on every process."""
+        """``session`` left ``room`` here; every process hears the room's ``left`` marker if
+        the user is gone from it on every process."""
         if self.available:
             self._leave(ns, room, session.user)
 
     async def join_room(
         self, session: Session, namespace: Namespace, room: str, since: int | None
-    ) -> dict[str, Any]:
-        """The whole ``join-room``: count the session in, tell the room if the user is
-        new there, replay what was missed, and answer with the global members and seq."""
+    ) -> Joined:
+        """Count the session in, tell every process if the user is new there (their
+        namespace's ``on_joined``), replay what was missed; the global members and seq,
+        with the room's recent history and who was in it (the first time)."""
         self._check()
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
@@ -520,16 +528,12 @@ class RedisAdapter:
             answer = {"roomId": room, "members": sorted(members), "seq": int(last or 0)}
             if since >= 0:
                 answer.update(recovered=True, replayed=0)
-            return answer
+            return Joined(answer)
         ref = f"{self.uid}-{next(self._refs)}"
-        joined = {"userId": session.user, "roomId": room}
         header = {"o": self.uid, "ns": ns, "room": room, "kind": "join", "sid": session.id}
         header["ref"] = ref
-        online = {"roomId": room, "userId": session.user, "online": True}
-        online["lastSeen"] = iso(time.time())
-        said = [encode_event("user-joined", joined, ns), encode_event("presence", online, ns)]
-        announce = "\n".join([_json({**header, "announce": len(said)}), *said])
-        prefix, suffix = event_parts("receive-message", ns)
+        first = {**header, "first": True, "user": session.user, "at": iso(time.time())}
+        prefix, suffix = event_parts(self.history_event, ns)
         keys = [
             self._key("members", ns, room),
             self._key("proc", self.uid),
@@ -541,7 +545,7 @@ class RedisAdapter:
             f"{ns} {room} {session.user}",
             session.user,
             self.channel,
-            announce,
+            _json(first),
             _json(header),
             prefix,
             suffix,
@@ -566,17 +570,8 @@ class RedisAdapter:
         if since is not None:
             answer["recovered"] = bool(complete)
             answer["replayed"] = int(replayed)
-        # What the chat events (chat_events.py) add to the ack, from Redis: every process's.
-        answer["history"] = [json.loads(data) for data in recent]
-        offline = dict(zip(seen[::2], seen[1::2], strict=True))
-        presence = [{"userId": u, "online": True, "lastSeen": None} for u in members]
-        presence += [
-            {"userId": u, "online": False, "lastSeen": t}
-            for u, t in offline.items()
-            if u not in members
-        ]
-        answer["presence"] = sorted(presence, key=lambda entry: entry["userId"])
-        return answer
+        history = [json.loads(data) for data in recent]
+        return Joined(answer, history, dict(zip(seen[::2], seen[1::2], strict=True)))
 
     async def send_message(
         self, session: Session, ns: str, room: str, payload: dict[str, Any]
@@ -600,7 +595,7 @@ class RedisAdapter:
             self.channel,
             header,
             head,
-            *event_parts("receive-message", ns),
+            *event_parts(self.history_event, ns),
             time.time(),
             self.history_size,
             answer_prefix,
@@ -615,7 +610,7 @@ class RedisAdapter:
                 return json.loads(result)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ANSWER_TIMEOUT):
-                    await arrived  # our own copy delivered here: receive-message before the ack
+                    await arrived  # our own copy delivered here: the message before the ack
         finally:
             self._waiting.pop(ref, None)
         return {"roomId": room, "seq": int(seq), "delivered": int(result)}

@@ -1,6 +1,6 @@
--- KEYS: members, proc, seq, history, seen.  ARGV: field, user, channel, header and what to
--- announce (user-joined, presence), header alone, frame prefix, frame suffix, since (-1:
--- none), now, window, how many recent messages for the ack
+-- KEYS: members, proc, seq, history, seen.  ARGV: field, user, channel, header for the
+-- user's first session (every process tells its members), header alone, frame prefix,
+-- frame suffix, since (-1: none), now, window, how many recent messages for the ack
 local n = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 if n == 1 then redis.call('HDEL', KEYS[5], ARGV[2]) end

@@ -1,5 +1,5 @@
--- KEYS: members, proc, seen.  ARGV: field, user, channel, message if the user is gone
--- (presence offline, user-left), now as ISO time
+-- KEYS: members, proc, seen.  ARGV: field, user, channel, the marker if the user is gone
+-- (every process tells its members), now as ISO time
 local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[2])
