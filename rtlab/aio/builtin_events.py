@@ -32,7 +32,6 @@ from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
     from rtlab.aio.lab_app import LabApp
-    from rtlab.aio.redis_adapter import Joined
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MESSAGE = 500  # characters, as in the tutorial
@@ -66,7 +65,9 @@ def message_text(value: Any, field: str) -> str:
 
 
 class BuiltinEvents:
-    """The built-in events of one namespace, sharing the server's :class:`LabApp`."""
+    """The built-in events of one namespace, in this process, sharing the server's
+    :class:`LabApp`. Where rooms span processes, a subclass (redis_events.py) replaces
+    what enters, leaves and sends: ``enter``, ``left`` and ``send``."""
 
     def __init__(self, ns: Namespace, app: LabApp) -> None:
         self.ns = ns
@@ -88,11 +89,8 @@ class BuiltinEvents:
             # With Redis, a room message's mid is checked and kept by its one script.
             self.ns.on(event, checks_mid=event == "send-message")(handler)
         self.ns.on_leave.append(self.left)
-        self.ns.on_joined.append(self.joined)
-        self.ns.on_gone.append(self.gone)
 
     def join_room(self, session: Session, data: Any) -> Any:
-        ns = self.ns
         since, field = None, "data"
         if isinstance(data, dict):
             field = "roomId"
@@ -103,13 +101,17 @@ class BuiltinEvents:
                 )
             data = data.get("roomId")
         room = room_id(data, field)
-        mine = ns.rooms.rooms_of(session)
+        mine = self.ns.rooms.rooms_of(session)
         if room not in mine and len(mine) >= self.app.max_rooms:
             raise EnvelopeError(
                 ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
             )
-        if self.app.adapter is not None:  # rooms across processes: a coroutine, awaited
-            return self._join_everywhere(session, room, since)
+        return self.enter(session, room, since)
+
+    def enter(self, session: Session, room: str, since: int | None) -> Any:
+        """Put ``session`` in ``room``: ``user-joined`` to the others if its user is new
+        there, what it missed since ``since`` replayed; the join's ack."""
+        ns = self.ns
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
@@ -124,65 +126,35 @@ class BuiltinEvents:
             answer["replayed"] = len(missed)
         return answer
 
-    async def _join_everywhere(
-        self, session: Session, room: str, since: int | None
-    ) -> dict[str, Any]:
-        assert self.app.adapter is not None
-        return self.joined_answer(await self.app.adapter.join_room(session, self.ns, room, since))
-
-    def joined_answer(self, joined: Joined) -> dict[str, Any]:
-        """The ack of a join across processes, from what Redis said."""
-        return joined.answer
-
-    def joined(self, room: str, user: str, when: str) -> None:
-        """``user``'s first session entered ``room`` (on any process): ``user-joined`` to
-        its members here."""
-        data = {"userId": user, "roomId": room}
-        self.ns.hub.deliver(
-            list(self.ns.rooms.members(room)), encode_event("user-joined", data, self.ns.name)
-        )
-
     def leave_room(self, session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
-        if self.ns.leave(session, room):
-            if self.app.adapter is not None:  # user-left if gone from every process
-                self.app.adapter.left(self.ns.name, room, session)
-            else:
-                self.tell_left(session, room)
+        if self.ns.leave(session, room):  # then as a disconnection leaves it (events.py)
+            self.ns.hub.manager.left(self.ns.name, room, session)
+            self.left(session, room)
         return {"roomId": room}
 
     def left(self, session: Session, room: str) -> None:
-        """A disconnecting ``session`` left ``room`` (with Redis, the adapter tells it)."""
-        if self.app.adapter is None:
-            self.tell_left(session, room)
-
-    def tell_left(self, session: Session, room: str) -> None:
-        """``user-left`` to ``room`` if no session of ``session``'s user is left in it."""
+        """``session`` is out of ``room``: ``user-left`` if no session of its user is."""
         if not self.ns.has_user(session.user, room):
             self.ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
 
-    def gone(self, room: str, user: str, when: str, died: bool) -> None:
-        """``user`` is out of ``room`` on every process (left, or their process died):
-        ``user-left`` to its members here."""
-        left = encode_event("user-left", {"userId": user, "roomId": room}, self.ns.name)
-        self.ns.hub.deliver(list(self.ns.rooms.members(room)), left)
-
     def send_message(self, session: Session, data: Any) -> Any:
-        ns = self.ns
         if not isinstance(data, dict):
             raise EnvelopeError(
                 ErrorCode.INVALID, 'data must be an object: {"roomId": ..., "message": ...}'
             )
         room = room_id(data.get("roomId"), "roomId")
         text = message_text(data.get("message"), "message")
-        if not ns.rooms.is_member(session, room):
+        if not self.ns.rooms.is_member(session, room):
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
         payload = {"userId": session.user, "roomId": room, "message": text}
         payload["timestamp"] = timestamp()
-        if self.app.adapter is not None:  # numbered and kept in Redis: a coroutine, awaited
-            return self.app.adapter.send_message(session, ns.name, room, payload)
-        record = self.app.record(session, ns.name, room, payload)  # numbered, kept, on disk
-        delivered = ns.emit("receive-message", record.payload, to=room)
+        return self.send(session, room, payload)
+
+    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Any:
+        """Number, keep (on disk first, with a journal) and deliver a room message; the ack."""
+        record = self.app.record(session, self.ns.name, room, payload)
+        delivered = self.ns.emit("receive-message", record.payload, to=room)
         return {"roomId": room, "seq": record.seq, "delivered": delivered}
 
     def broadcast(self, session: Session, data: Any) -> dict[str, Any]:

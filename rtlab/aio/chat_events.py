@@ -37,7 +37,6 @@ from rtlab.core.presence import Presence, Typing, iso
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
     from rtlab.aio.lab_app import LabApp
-    from rtlab.aio.redis_adapter import Joined
 
 HISTORY = 50  # messages of a room sent with the join's acknowledgement
 MAX_USER = 64  # characters of a user name
@@ -55,17 +54,19 @@ class Chat:
 
     def sync(self, room: str, skip: Session | None = None) -> None:
         """Bring ``room``'s presence up to date with its members; tell the room what changed."""
-        if self.app.adapter is not None:  # across processes, Redis tells (redis_adapter.py)
-            for user in self.typing.typing(room):  # but typing started here ends here
-                if not self.ns.has_user(user, room):
-                    self.stop_typing(room, user)
-            return
         for change in self.presence.update(room, self.ns.users(room), time.time()):
             if not change.online:
                 self.stop_typing(room, change.user)
             data = {"roomId": room, "userId": change.user, "online": change.online}
             data["lastSeen"] = iso(change.time)
             self.ns.emit("presence", data, to=room, skip=skip)
+
+    def end_typing_of_the_absent(self, room: str) -> None:
+        """Typing started here ends here when its user is no longer in ``room`` here (with
+        Redis, which tells presence itself)."""
+        for user in self.typing.typing(room):
+            if not self.ns.has_user(user, room):
+                self.stop_typing(room, user)
 
     def presence_list(self, room: str) -> list[dict[str, Any]]:
         """What the join's acknowledgement says about who is (and was) in ``room``."""
@@ -128,59 +129,16 @@ class ChatEvents(BuiltinEvents):
             "direct-message": self.direct_message,
         }
 
-    def join_room(self, session: Session, data: Any) -> Any:
-        answer = super().join_room(session, data)
-        if self.app.adapter is not None:  # history and presence come from Redis (a coroutine)
-            return answer
-        room = answer["roomId"]
+    def enter(self, session: Session, room: str, since: int | None) -> Any:
+        answer = super().enter(session, room, since)
         self.chat.sync(room, skip=session)
         answer["history"] = self.app.history.recent(self.ns.name, room, HISTORY, time.time())
         answer["presence"] = self.chat.presence_list(room)
         return answer
 
-    def leave_room(self, session: Session, data: Any) -> dict[str, Any]:
-        answer = super().leave_room(session, data)
-        self.chat.sync(answer["roomId"])
-        return answer
-
     def left(self, session: Session, room: str) -> None:
         super().left(session, room)
         self.chat.sync(room)
-
-    def joined_answer(self, joined: Joined) -> dict[str, Any]:
-        """The ack gains the room's history and presence, from Redis: every process's."""
-        answer = super().joined_answer(joined)
-        if joined.history is None or joined.offline is None:
-            return answer  # already in the room: as the built-in ack
-        members = answer["members"]
-        presence = [{"userId": u, "online": True, "lastSeen": None} for u in members]
-        presence += [
-            {"userId": u, "online": False, "lastSeen": t}
-            for u, t in joined.offline.items()
-            if u not in members
-        ]
-        answer["history"] = joined.history
-        answer["presence"] = sorted(presence, key=lambda entry: entry["userId"])
-        return answer
-
-    def joined(self, room: str, user: str, when: str) -> None:
-        """After ``user-joined``, the room's members here see the user online."""
-        super().joined(room, user, when)
-        online = {"roomId": room, "userId": user, "online": True, "lastSeen": when}
-        self.ns.hub.deliver(
-            list(self.ns.rooms.members(room)), encode_event("presence", online, self.ns.name)
-        )
-
-    def gone(self, room: str, user: str, when: str, died: bool) -> None:
-        """Before ``user-left``, the user goes offline; a dead process's user stops typing
-        first (that process kept their typing and its timer)."""
-        members = list(self.ns.rooms.members(room))
-        if died:
-            ended = {"roomId": room, "userId": user, "typing": False}
-            self.ns.hub.deliver(members, encode_event("typing", ended, self.ns.name))
-        offline = {"roomId": room, "userId": user, "online": False, "lastSeen": when}
-        self.ns.hub.deliver(members, encode_event("presence", offline, self.ns.name))
-        super().gone(room, user, when, died)
 
     def send_message(self, session: Session, data: Any) -> Any:
         # No coroutine on the hot path (every chat message) unless the built-in
@@ -229,9 +187,11 @@ class ChatEvents(BuiltinEvents):
         if to == session.user:
             raise EnvelopeError(ErrorCode.INVALID, "a direct message goes to someone else")
         payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
-        message = encode_event("direct-message", payload, ns.name)
-        if self.app.adapter is not None:  # USER's sessions on every process (redis_adapter.py)
-            return self.app.adapter.direct_message(session, ns.name, to, message)
+        return self.direct(session, to, encode_event("direct-message", payload, ns.name))
+
+    def direct(self, session: Session, to: str, message: str | bytes) -> Any:
+        """Write a direct message to every session of ``to`` and the sender's others."""
+        ns = self.ns
         recipients = [s for s in ns.sessions if s.user == to]
         if not recipients:
             raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected here")

@@ -17,13 +17,12 @@ from rtlab.core.presence import TYPING_EXPIRY
 
 if TYPE_CHECKING:
     from rtlab.aio.events import EventHub, Session
-    from rtlab.aio.redis_adapter import RedisAdapter
 
 MAX_ROOMS = 50  # rooms one connection may be in, per namespace
 
 
 class LabApp:
-    """The lab's shared state: history (on disk with a journal), limits, the Redis adapter."""
+    """The lab's shared state: history (on disk with a journal) and limits."""
 
     def __init__(
         self,
@@ -36,8 +35,6 @@ class LabApp:
         self.journal = journal
         self.max_rooms = max_rooms
         self.typing_expiry = TYPING_EXPIRY  # seconds a typing=true lasts unless renewed
-        # Rooms, history and presence across processes (LabServer(redis=URL)); None: here only.
-        self.adapter: RedisAdapter | None = None
 
     def load_journal(self, hub: EventHub) -> int:
         """Reload the history kept on disk, and the mids it saw into ``hub``; how many messages."""

@@ -13,6 +13,7 @@ Endpoints (see docs/protocol.md):
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import logging
@@ -39,6 +40,7 @@ from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.redis_adapter import RedisAdapter
+from rtlab.aio.redis_events import RedisChatEvents
 from rtlab.core.history import History
 
 LOG_LINES = 500
@@ -175,11 +177,12 @@ class LabServer:
             journal=Journal(data_dir) if data_dir is not None else None,
             max_rooms=max_rooms,
         )
-        self.events.install(self._install_events)
-        for name in NAMESPACES:
-            self.events.namespace(name)
-        if redis is not None:  # the one place that picks the manager
-            self.events.manager = self.app.adapter = RedisAdapter(
+        # The one place that picks the manager, and the lab's events that go with it.
+        self._events_for: Callable[[Namespace], ChatEvents] = functools.partial(
+            ChatEvents, app=self.app
+        )
+        if redis is not None:
+            adapter = RedisAdapter(
                 redis,
                 self.events,
                 history_size=history_size,
@@ -187,6 +190,11 @@ class LabServer:
                 history_event="receive-message",  # what the built-in events number
                 recent=HISTORY,
             )
+            self.events.manager = adapter
+            self._events_for = functools.partial(RedisChatEvents, app=self.app, adapter=adapter)
+        self.events.install(self._install_events)
+        for name in NAMESPACES:
+            self.events.namespace(name)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -272,8 +280,8 @@ class LabServer:
     # -- events ----------------------------------------------------------------------
 
     def _install_events(self, namespace: Namespace) -> None:
-        """Give a namespace the built-in and chat events (chat_events.py)."""
-        ChatEvents(namespace, self.app).install()
+        """Give a namespace the built-in and chat events (chat_events.py, redis_events.py)."""
+        self._events_for(namespace).install()
 
     def namespace(self, name: str = "/") -> Namespace:
         """A namespace of ``/ws`` (made on first use, with the built-in events)."""
