@@ -8,7 +8,9 @@ every other write is kept, and go out as websockets' ``Connection.send_data`` wr
 them (:func:`send_data`). A connection is skipped as ``websockets.broadcast`` skips it:
 when it is not open, or while it sends a fragmented message. A connection that already
 has bytes waiting in its transport gains nothing from waiting: it is written now, and
-reported to ``overflow`` once more than ``max_buffer`` bytes wait.
+reported to ``overflow`` once more than ``max_buffer`` bytes wait; so is one whose frames
+of this turn alone pass ``max_buffer`` (a burst to a reader that stopped), so that it is
+reported at most one message past the bound.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class CorkedWriter(Generic[K]):
     def __init__(self, max_buffer: int, overflow: Callable[[K], None]) -> None:
         self.max_buffer = max_buffer
         self.overflow = overflow
-        self._corked: dict[K, Connection] = {}  # frames queued, not yet written
+        self._corked: dict[K, tuple[Connection, int]] = {}  # frames queued: their bytes
 
     def write(self, owner: K, connection: Connection, data: bytes, text: bool) -> None:
         """Queue one frame; the frames queued in one turn of the loop go out in one write."""
@@ -74,13 +76,19 @@ class CorkedWriter(Generic[K]):
         if connection.transport.get_write_buffer_size():
             self.flush(owner, connection)
             return
+        corked = self._corked.get(owner)
+        queued = len(data) if corked is None else corked[1] + len(data)
+        if queued > self.max_buffer:  # this turn's frames alone pass the bound
+            self._corked.pop(owner, None)
+            self.flush(owner, connection)
+            return
         if not self._corked:
             asyncio.get_running_loop().call_soon(self._uncork)
-        self._corked[owner] = connection
+        self._corked[owner] = (connection, queued)
 
     def _uncork(self) -> None:
         corked, self._corked = self._corked, {}
-        for owner, connection in corked.items():
+        for owner, (connection, _) in corked.items():
             self.flush(owner, connection)
 
     def flush(self, owner: K, connection: Connection) -> None:

@@ -18,13 +18,16 @@ from rtlab.aio.corked_writes import CorkedWriter, send_data
 class Transport:
     """What CorkedWriter and send_data use of an asyncio transport, recorded."""
 
-    def __init__(self, *, tls: bool = False, buffered: int = 0) -> None:
+    def __init__(self, *, tls: bool = False, buffered: int = 0, stuck: bool = False) -> None:
         self.tls = tls
         self.buffered = buffered
+        self.stuck = stuck  # a peer that reads nothing: every byte written stays buffered
         self.calls: list[Any] = []
 
     def write(self, data: bytes) -> None:
         self.calls.append(bytes(data))
+        if self.stuck:
+            self.buffered += len(data)
 
     def can_write_eof(self) -> bool:
         return not self.tls  # asyncio's SSL transport cannot half-close
@@ -95,6 +98,26 @@ def test_frames_of_one_turn_go_out_in_one_write_and_the_overflowing_are_reported
     assert [f.data for f in frames(quiet[0])] == [b"1", b"2", b"3"] and len(quiet) == 1
     assert [f.opcode for f in frames(backed_up[0])] == [Opcode.BINARY]  # written at once
     assert over == ["backed up"]
+
+
+def test_a_burst_past_the_bound_in_one_turn_is_written_and_reported_at_once():
+    """Frames of one turn are corked, but not past max_buffer: the reader that stopped is
+    reported at the frame that passes the bound, not a turn's worth of frames later."""
+    over: list[int] = []
+
+    async def main() -> list[int]:
+        stuck = Connection(Transport(stuck=True))
+        queued: list[bytes] = []
+        writer = CorkedWriter[str](max_buffer=100, overflow=lambda _: over.append(len(queued)))
+        for _ in range(10):  # 40 bytes each: the third passes 100
+            queued.append(b"x" * 40)
+            writer.write("stuck", stuck, queued[-1], True)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        return [len(call) for call in stuck.transport.calls]
+
+    writes = asyncio.run(main())
+    assert over[0] == 3
+    assert writes[0] == 3 * 42  # the three frames, in one write
 
 
 def test_closing_connections_and_fragmented_sends_are_skipped_as_broadcast_skips_them():
