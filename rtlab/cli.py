@@ -41,7 +41,7 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
         if options.get("redis"):
-            away = "" if server.events.adapter.available else " (unreachable for now: retrying)"
+            away = "" if server.events.manager.available else " (unreachable for now: retrying)"
             print(f"Rooms span every server on Redis {options['redis']}.{away}", flush=True)
         if options.get("data_dir") is not None:
             print(f"Room history is kept in {options['data_dir']}.", flush=True)

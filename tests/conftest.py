@@ -47,4 +47,31 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+# Slow: what starts browsers, JupyterLab, Redis, runs notebooks or the bench (tests
+# marked @pytest.mark.slow one by one are the others). pytest -m "not slow": a minute.
+SLOW_FOLDERS = ("tests/e2e/", "notebooks/")
+SLOW_MODULES = {
+    "tests/cli/test_bench.py",
+    "tests/cli/test_learner_notebooks.py",
+    "tests/test_nbval_paths.py",  # runs pytest and a kernel three times
+    "tests/notebook/test_chatpane.py",
+    # checks graded against live servers, with learner code that hangs on purpose
+    "tests/checks/test_checks_handshake.py",
+    "tests/checks/test_checks_native_api.py",
+    "tests/checks/test_checks_performance.py",
+    "tests/checks/test_checks_resilience.py",
+    "tests/checks/test_checks_rooms.py",
+    "tests/checks/test_checks_scaling.py",
+    "tests/checks/test_checks_socketio.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(config.rootpath).as_posix()
+        slow = where.startswith(SLOW_FOLDERS) or where in SLOW_MODULES
+        if slow or item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 pytest_plugins = ["pytester"]

@@ -1,4 +1,4 @@
-"""Imports point downward only: notebook layer -> asyncio layer -> pure core (DESIGN.md)."""
+"""Imports point downward only: notebook -> asyncio -> pure core (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,57 @@ def test_pure_core_does_no_io():
     for path in (PACKAGE / "core").glob("*.py"):
         used = {name.split(".")[0] for name in imports(path)}
         assert not used & NO_IO, f"{path.name} imports {used & NO_IO}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def imported_modules(name: str) -> set[str]:
+    """The rtlab modules ``name`` imports anywhere: top level, in functions, for typing."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in MODULES)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x, from ..core import y
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                if submodule in MODULES:
+                    found.add(submodule)
+                elif base in MODULES:
+                    found.add(base)
+    found.discard(name)
+    return found
+
+
+def test_no_import_cycle_anywhere():
+    """Every import is followed, within a layer too; a cycle is reported as its path."""
+    graph = {name: imported_modules(name) for name in MODULES}
+    assert graph["rtlab.cli"] >= {"rtlab.aio.server", "rtlab.handout"}  # the walk sees imports
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = [*path[path.index(name) :], name]
+            pytest.fail("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        for imported in sorted(graph[name]):
+            visit(imported, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
 
 
 def test_ruff_is_clean():

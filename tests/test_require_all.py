@@ -18,6 +18,7 @@ def test_passes():
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("required", ["1", ""])
 def test_skips_fail_only_when_everything_is_required(pytester, monkeypatch, required):
     monkeypatch.setenv("RTLAB_REQUIRE_ALL", required)

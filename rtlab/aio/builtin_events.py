@@ -14,7 +14,10 @@
 Presence is per user: a user with two connections (a notebook and a browser tab)
 joins a room once and leaves it when the last of them leaves.
 
-A disconnecting user's rooms get ``user-left`` too (see events.py).
+A disconnecting user's rooms get ``user-left`` too (``BuiltinEvents.left``).
+
+:class:`BuiltinEvents` is a namespace class, as in python-socketio: one per namespace,
+a method per event; the chat events (chat_events.py) extend it by subclassing.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 
 if TYPE_CHECKING:
-    from rtlab.aio.events import Namespace, Session
+    from rtlab.aio.events import Handler, Namespace, Session
+    from rtlab.aio.lab_app import LabApp
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MESSAGE = 500  # characters, as in the tutorial
@@ -60,11 +64,33 @@ def message_text(value: Any, field: str) -> str:
     return value
 
 
-def register(ns: Namespace) -> None:
-    """Give a namespace the built-in events."""
+class BuiltinEvents:
+    """The built-in events of one namespace, in this process, sharing the server's
+    :class:`LabApp`. Where rooms span processes, a subclass (redis_events.py) replaces
+    what enters, leaves and sends: ``enter``, ``left`` and ``send``."""
 
-    @ns.on("join-room")
-    def join_room(session: Session, data: Any) -> dict[str, Any]:
+    def __init__(self, ns: Namespace, app: LabApp) -> None:
+        self.ns = ns
+        self.app = app
+
+    def handlers(self) -> dict[str, Handler]:
+        """Event name -> the method that handles it (a subclass adds its own)."""
+        return {
+            "join-room": self.join_room,
+            "leave-room": self.leave_room,
+            "send-message": self.send_message,
+            "broadcast": self.broadcast,
+            "heartbeat": self.heartbeat,
+        }
+
+    def install(self) -> None:
+        """Register the handlers on the namespace, and ``left`` for disconnections."""
+        for event, handler in self.handlers().items():
+            # With Redis, a room message's mid is checked and kept by its one script.
+            self.ns.on(event, checks_mid=event == "send-message")(handler)
+        self.ns.on_leave.append(self.left)
+
+    def join_room(self, session: Session, data: Any) -> Any:
         since, field = None, "data"
         if isinstance(data, dict):
             field = "roomId"
@@ -75,61 +101,66 @@ def register(ns: Namespace) -> None:
                 )
             data = data.get("roomId")
         room = room_id(data, field)
-        mine = ns.rooms.rooms_of(session)
-        if room not in mine and len(mine) >= ns.hub.max_rooms:
+        mine = self.ns.rooms.rooms_of(session)
+        if room not in mine and len(mine) >= self.app.max_rooms:
             raise EnvelopeError(
                 ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
             )
-        if ns.hub.adapter is not None:  # rooms across processes: a coroutine, awaited
-            return ns.hub.adapter.join_room(session, ns, room, since)
+        return self.enter(session, room, since)
+
+    def enter(self, session: Session, room: str, since: int | None) -> Any:
+        """Put ``session`` in ``room``: ``user-joined`` to the others if its user is new
+        there, what it missed since ``since`` replayed; the join's ack."""
+        ns = self.ns
         already_there = ns.has_user(session.user, room)  # from another tab, say
         if ns.join(session, room) and not already_there:
             ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
         answer: dict[str, Any] = {"roomId": room, "members": ns.users(room)}
-        answer["seq"] = ns.hub.history.last_seq(ns.name, room)
+        answer["seq"] = self.app.history.last_seq(ns.name, room)
         if since is not None:
             # Recovery: what the joiner missed, before anything new, in order.
-            missed, complete = ns.hub.history.since(ns.name, room, since, time.time())
+            missed, complete = self.app.history.since(ns.name, room, since, time.time())
             for payload in missed:
                 ns.hub.deliver([session], encode_event("receive-message", payload, ns.name))
             answer["recovered"] = complete
             answer["replayed"] = len(missed)
         return answer
 
-    @ns.on("leave-room")
-    def leave_room(session: Session, data: Any) -> dict[str, Any]:
+    def leave_room(self, session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
-        if ns.leave(session, room):
-            if ns.hub.adapter is not None:  # user-left if gone from every process
-                ns.hub.adapter.left(ns.name, room, session)
-            elif not ns.has_user(session.user, room):
-                ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+        if self.ns.leave(session, room):  # then as a disconnection leaves it (events.py)
+            self.ns.hub.manager.left(self.ns.name, room, session)
+            self.left(session, room)
         return {"roomId": room}
 
-    @ns.on("send-message")
-    def send_message(session: Session, data: Any) -> dict[str, Any]:
+    def left(self, session: Session, room: str) -> None:
+        """``session`` is out of ``room``: ``user-left`` if no session of its user is."""
+        if not self.ns.has_user(session.user, room):
+            self.ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+
+    def send_message(self, session: Session, data: Any) -> Any:
         if not isinstance(data, dict):
             raise EnvelopeError(
                 ErrorCode.INVALID, 'data must be an object: {"roomId": ..., "message": ...}'
             )
         room = room_id(data.get("roomId"), "roomId")
         text = message_text(data.get("message"), "message")
-        if not ns.rooms.is_member(session, room):
+        if not self.ns.rooms.is_member(session, room):
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
         payload = {"userId": session.user, "roomId": room, "message": text}
         payload["timestamp"] = timestamp()
-        if ns.hub.adapter is not None:  # numbered and kept in Redis: a coroutine, awaited
-            return ns.hub.adapter.send_message(session, ns.name, room, payload)
-        record = ns.hub.record(session, ns.name, room, payload)  # numbered, kept, on disk
-        delivered = ns.emit("receive-message", record.payload, to=room)
+        return self.send(session, room, payload)
+
+    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Any:
+        """Number, keep (on disk first, with a journal) and deliver a room message; the ack."""
+        record = self.app.record(session, self.ns.name, room, payload)
+        delivered = self.ns.emit("receive-message", record.payload, to=room)
         return {"roomId": room, "seq": record.seq, "delivered": delivered}
 
-    @ns.on("broadcast")
-    def broadcast(session: Session, data: Any) -> dict[str, Any]:
+    def broadcast(self, session: Session, data: Any) -> dict[str, Any]:
         text = message_text(data, "data")
         payload = {"userId": session.user, "message": text, "timestamp": timestamp()}
-        return {"delivered": ns.emit("broadcast-message", payload)}
+        return {"delivered": self.ns.emit("broadcast-message", payload)}
 
-    @ns.on("heartbeat")
-    def heartbeat(session: Session, data: Any) -> dict[str, Any]:
+    def heartbeat(self, session: Session, data: Any) -> dict[str, Any]:
         return {"time": timestamp()}

@@ -11,13 +11,15 @@ leaving             (``leave-room``, disconnecting) when a user's last session l
 ``send-message``    (extended) the sender's typing in that room ends
 ``typing``          {"roomId", "typing": bool} -> the others in the room get ``typing``
                     {"roomId", "userId", "typing"}; a typing=true not renewed within
-                    ``hub.typing_expiry`` seconds (5) ends on its own
+                    ``LabApp.typing_expiry`` seconds (5) ends on its own
 ``direct-message``  {"to": USER, "message": TEXT} -> every session of USER and the
                     sender's other sessions get ``direct-message`` {"from", "to",
                     "message", "timestamp"}; ack {"delivered": sessions written to}
 
 The state is pure (rtlab/core/presence.py); this module adds the sockets and timers.
 Everything goes out through ``Namespace.emit`` or the hub's ``deliver``.
+:class:`ChatEvents` extends the built-in events by subclassing them: a handler it
+extends calls the built-in one with ``super()``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from rtlab.aio.builtin_events import message_text, room_id, timestamp
+from rtlab.aio.builtin_events import BuiltinEvents, message_text, room_id, timestamp
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 from rtlab.core.presence import Presence, Typing, iso
 
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
+    from rtlab.aio.lab_app import LabApp
 
 HISTORY = 50  # messages of a room sent with the join's acknowledgement
 MAX_USER = 64  # characters of a user name
@@ -42,25 +45,28 @@ MAX_USER = 64  # characters of a user name
 class Chat:
     """One namespace's presence table, typing indicators and their timers."""
 
-    def __init__(self, ns: Namespace) -> None:
+    def __init__(self, ns: Namespace, app: LabApp) -> None:
         self.ns = ns
+        self.app = app
         self.presence = Presence()
         self.typing = Typing()
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
 
     def sync(self, room: str, skip: Session | None = None) -> None:
         """Bring ``room``'s presence up to date with its members; tell the room what changed."""
-        if self.ns.hub.adapter is not None:  # across processes, Redis tells (redis_adapter.py)
-            for user in self.typing.typing(room):  # but typing started here ends here
-                if not self.ns.has_user(user, room):
-                    self.stop_typing(room, user)
-            return
         for change in self.presence.update(room, self.ns.users(room), time.time()):
             if not change.online:
                 self.stop_typing(room, change.user)
             data = {"roomId": room, "userId": change.user, "online": change.online}
             data["lastSeen"] = iso(change.time)
             self.ns.emit("presence", data, to=room, skip=skip)
+
+    def end_typing_of_the_absent(self, room: str) -> None:
+        """Typing started here ends here when its user is no longer in ``room`` here (with
+        Redis, which tells presence itself)."""
+        for user in self.typing.typing(room):
+            if not self.ns.has_user(user, room):
+                self.stop_typing(room, user)
 
     def presence_list(self, room: str) -> list[dict[str, Any]]:
         """What the join's acknowledgement says about who is (and was) in ``room``."""
@@ -77,10 +83,10 @@ class Chat:
         """``session``'s user types in ``room``: tell the others if new, (re)arm the timer."""
         loop = asyncio.get_running_loop()
         key = (room, session.user)
-        if self.typing.start(room, session.user, loop.time(), self.ns.hub.typing_expiry):
+        if self.typing.start(room, session.user, loop.time(), self.app.typing_expiry):
             self._tell(room, session.user, True, session)
         self._cancel(key)
-        self.timers[key] = loop.call_later(self.ns.hub.typing_expiry, self._expire, room, key[1])
+        self.timers[key] = loop.call_later(self.app.typing_expiry, self._expire, room, key[1])
 
     def stop_typing(self, room: str, user: str, skip: Session | None = None) -> None:
         """``user`` stopped typing in ``room`` (said so, sent, left): tell the room if so."""
@@ -109,53 +115,46 @@ class Chat:
         )
 
 
-async def _answer(handler: Handler, session: Session, data: Any) -> Any:
-    result = handler(session, data)
-    return await result if inspect.isawaitable(result) else result
+class ChatEvents(BuiltinEvents):
+    """The built-in events of one namespace, extended, and the chat's own two."""
 
+    def __init__(self, ns: Namespace, app: LabApp) -> None:
+        super().__init__(ns, app)
+        self.chat = Chat(ns, app)
 
-def register(ns: Namespace) -> Chat:
-    """Give a namespace the chat events (after the built-in ones, which two of them extend)."""
-    chat = Chat(ns)
-    ns.on_leave.append(lambda session, room: chat.sync(room))
-    join_room = ns.handlers["join-room"]
-    leave_room = ns.handlers["leave-room"]
-    send_message = ns.handlers["send-message"]
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            **super().handlers(),
+            "typing": self.typing,
+            "direct-message": self.direct_message,
+        }
 
-    @ns.on("join-room")
-    async def join_with_presence(session: Session, data: Any) -> Any:
-        answer = await _answer(join_room, session, data)
-        if ns.hub.adapter is not None:  # history and presence came from Redis already
-            return answer
-        room = answer["roomId"]
-        chat.sync(room, skip=session)
-        answer["history"] = ns.hub.history.recent(ns.name, room, HISTORY, time.time())
-        answer["presence"] = chat.presence_list(room)
+    def enter(self, session: Session, room: str, since: int | None) -> Any:
+        answer = super().enter(session, room, since)
+        self.chat.sync(room, skip=session)
+        answer["history"] = self.app.history.recent(self.ns.name, room, HISTORY, time.time())
+        answer["presence"] = self.chat.presence_list(room)
         return answer
 
-    @ns.on("leave-room")
-    async def leave_with_presence(session: Session, data: Any) -> Any:
-        answer = await _answer(leave_room, session, data)
-        chat.sync(answer["roomId"])
-        return answer
+    def left(self, session: Session, room: str) -> None:
+        super().left(session, room)
+        self.chat.sync(room)
 
-    async def end_typing_after(pending: Awaitable[Any], session: Session) -> Any:
-        answer = await pending
-        chat.stop_typing(answer["roomId"], session.user, skip=session)
-        return answer
-
-    @ns.on("send-message")
-    def send_ending_typing(session: Session, data: Any) -> Any:
-        # A plain function, not a coroutine: the hot path (every chat message) makes
-        # no coroutine unless the built-in handler returned one (with Redis).
-        answer = send_message(session, data)
+    def send_message(self, session: Session, data: Any) -> Any:
+        # No coroutine on the hot path (every chat message) unless the built-in
+        # handler returned one (with Redis).
+        answer = super().send_message(session, data)
         if inspect.isawaitable(answer):
-            return end_typing_after(answer, session)
-        chat.stop_typing(answer["roomId"], session.user, skip=session)
+            return self._end_typing_after(answer, session)
+        self.chat.stop_typing(answer["roomId"], session.user, skip=session)
         return answer
 
-    @ns.on("typing")
-    def typing(session: Session, data: Any) -> dict[str, Any]:
+    async def _end_typing_after(self, pending: Awaitable[Any], session: Session) -> Any:
+        answer = await pending
+        self.chat.stop_typing(answer["roomId"], session.user, skip=session)
+        return answer
+
+    def typing(self, session: Session, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise EnvelopeError(
                 ErrorCode.INVALID, 'data must be an object: {"roomId": ..., "typing": true|false}'
@@ -164,16 +163,16 @@ def register(ns: Namespace) -> Chat:
         on = data.get("typing")
         if not isinstance(on, bool):
             raise EnvelopeError(ErrorCode.INVALID, f"typing must be true or false, got {on!r:.40}")
-        if not ns.rooms.is_member(session, room):
+        if not self.ns.rooms.is_member(session, room):
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before typing in it")
         if on:
-            chat.start_typing(room, session)
+            self.chat.start_typing(room, session)
         else:
-            chat.stop_typing(room, session.user, skip=session)
+            self.chat.stop_typing(room, session.user, skip=session)
         return {"roomId": room, "typing": on}
 
-    @ns.on("direct-message")
-    def direct_message(session: Session, data: Any) -> dict[str, Any]:
+    def direct_message(self, session: Session, data: Any) -> Any:
+        ns = self.ns
         if not isinstance(data, dict):
             raise EnvelopeError(
                 ErrorCode.INVALID, 'data must be an object: {"to": USER, "message": TEXT}'
@@ -187,16 +186,14 @@ def register(ns: Namespace) -> Chat:
         text = message_text(data.get("message"), "message")
         if to == session.user:
             raise EnvelopeError(ErrorCode.INVALID, "a direct message goes to someone else")
-        if ns.hub.adapter is not None:  # USER's sessions on every process (redis_adapter.py)
-            payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
-            message = encode_event("direct-message", payload, ns.name)
-            return ns.hub.adapter.direct_message(session, ns.name, to, message)
+        payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
+        return self.direct(session, to, encode_event("direct-message", payload, ns.name))
+
+    def direct(self, session: Session, to: str, message: str | bytes) -> Any:
+        """Write a direct message to every session of ``to`` and the sender's others."""
+        ns = self.ns
         recipients = [s for s in ns.sessions if s.user == to]
         if not recipients:
             raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected here")
         mine = [s for s in ns.sessions if s.user == session.user and s is not session]
-        payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
-        message = encode_event("direct-message", payload, ns.name)
         return {"delivered": ns.hub.deliver(recipients + mine, message)}
-
-    return chat

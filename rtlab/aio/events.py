@@ -29,14 +29,12 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
-from websockets.protocol import State
 
-from rtlab.aio import builtin_events, chat_events
+from rtlab.aio.corked_writes import CorkedWriter
 from rtlab.aio.inline import InlineConnection
-from rtlab.aio.journal import Journal
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
     EnvelopeError,
@@ -47,13 +45,8 @@ from rtlab.core.envelope import (
     encode_ack_error,
     encode_event,
 )
-from rtlab.core.history import History, Record
-from rtlab.core.presence import TYPING_EXPIRY
 from rtlab.core.ratelimit import SlidingWindow, TokenBucket
 from rtlab.core.rooms import Rooms
-
-if TYPE_CHECKING:
-    from rtlab.aio.redis_adapter import RedisAdapter
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 Reply = str | bytes | None  # an acknowledgement to send back, or nothing
@@ -65,7 +58,6 @@ REMEMBERED_USERS = 10_000  # users whose mids are kept, the least recently activ
 SLOW_CLOSE_CODE = 1008
 MAX_REFUSALS = 30  # refused messages in REFUSAL_WINDOW seconds before a session is closed
 REFUSAL_WINDOW = 10.0
-MAX_ROOMS = 50
 UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 RateLimit = SlidingWindow | TokenBucket
 
@@ -87,6 +79,74 @@ _PLAIN = frozenset({type(None), dict, list, str, int, float, bool})
 def _awaitable(result: Any) -> bool:
     """``inspect.isawaitable``, without its slow check for the usual answers (JSON values)."""
     return type(result) not in _PLAIN and inspect.isawaitable(result)
+
+
+class Manager(Protocol):
+    """Where a namespace's emits go and what the hub tells of its sessions, as
+    python-socketio's client managers: :class:`LocalManager` keeps everything in this
+    process; redis_adapter.py's spans every process on one Redis."""
+
+    def publish(
+        self, ns: str, frame: str | bytes, *, room: str | None = None, skip: Session | None = None
+    ) -> int:
+        """Deliver an encoded event to a room (or the namespace); to how many sessions here."""
+        ...
+
+    def online(self, ns: str, user: str, delta: int) -> None:
+        """A session of ``user`` connected to (+1) or left (-1) ``ns``."""
+        ...
+
+    def left(self, ns: str, room: str, session: Session) -> None:
+        """A disconnecting ``session`` is out of ``room``."""
+        ...
+
+    def check_mid(self, user: str, key: str) -> Awaitable[tuple[bool, Any]] | None:
+        """Whether another process handled ``"NS MID"`` and its ack, or None: ask no one."""
+        ...
+
+    def remember(self, user: str, key: str, result: Any) -> None:
+        """Note a handled ``"NS MID"`` and its ack, for the processes ``check_mid`` asks."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class LocalManager:
+    """Rooms in this process only: an emit is delivered here, nothing is shared."""
+
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    def publish(
+        self, ns: str, frame: str | bytes, *, room: str | None = None, skip: Session | None = None
+    ) -> int:
+        namespace = self.hub.namespaces[ns]
+        targets: Iterable[Session] = (
+            namespace.rooms.members(room) if room is not None else namespace.sessions
+        )
+        if skip is not None:
+            targets = [s for s in targets if s is not skip]
+        return self.hub.deliver(targets, frame)
+
+    def online(self, ns: str, user: str, delta: int) -> None:
+        pass  # the namespace's own sessions say who is online here
+
+    def left(self, ns: str, room: str, session: Session) -> None:
+        pass  # the namespace's rooms have it out already
+
+    def check_mid(self, user: str, key: str) -> None:
+        return None  # no other process: the hub's own memory of mids is all there is
+
+    def remember(self, user: str, key: str, result: Any) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
 
 
 class Session:
@@ -126,14 +186,32 @@ class Namespace:
         self.handlers: dict[str, Handler] = {}
         # An access rule: who may connect to this namespace (None: everyone).
         self.authorize: Callable[[Session], bool] | None = None
-        # Called as hook(session, room) after a disconnecting session left a room.
+        # Called as hook(session, room) after a disconnecting session left a room: where
+        # an app tells the room (the lab's user-left, presence).
         self.on_leave: list[Callable[[Session, str], None]] = []
+        # Called as hook(room, user, when) when the manager says that ``user``, on another
+        # process or this one, is the first in ``room`` (joined) or gone from it (gone,
+        # with died=True when their process died), at ``when`` (ISO time): where an app
+        # tells this process's members of that room.
+        self.on_joined: list[Callable[[str, str, str], None]] = []
+        self.on_gone: list[Callable[[str, str, str, bool], None]] = []
+        # Events whose handler checks and keeps their mid across processes itself.
+        self.checks_mid: set[str] = set()
 
-    def on(self, event: str) -> Callable[[Handler], Handler]:
-        """Decorator: handle ``event``; the handler's return value is the acknowledgement."""
+    def on(self, event: str, *, checks_mid: bool = False) -> Callable[[Handler], Handler]:
+        """Decorator: handle ``event``; the handler's return value is the acknowledgement.
+
+        ``checks_mid``: with a manager that spans processes, the handler checks and keeps
+        the event's mid for every process itself, atomically with what it does (the lab's
+        room messages, in one Redis round trip), so the hub makes no check before and no
+        note after."""
 
         def register(handler: Handler) -> Handler:
             self.handlers[event] = handler
+            if checks_mid:
+                self.checks_mid.add(event)
+            else:
+                self.checks_mid.discard(event)
             return handler
 
         return register
@@ -148,6 +226,16 @@ class Namespace:
         """Tell the ``on_leave`` hooks that ``session`` is out of ``room``."""
         for hook in self.on_leave:
             hook(session, room)
+
+    def joined(self, room: str, user: str, when: str) -> None:
+        """Tell the ``on_joined`` hooks that ``user`` is in ``room`` now, on some process."""
+        for hook in self.on_joined:
+            hook(room, user, when)
+
+    def gone(self, room: str, user: str, when: str, *, died: bool) -> None:
+        """Tell the ``on_gone`` hooks that ``user`` is out of ``room`` on every process."""
+        for hook in self.on_gone:
+            hook(room, user, when, died)
 
     def users(self, room: str) -> list[str]:
         """Who is in ``room``, sorted: a user with several sessions (tabs) counts once."""
@@ -164,13 +252,8 @@ class Namespace:
 
         Returns how many sessions it was written to.
         """
-        if self.hub.adapter is not None:  # every process delivers it (redis_adapter.py)
-            message = encode_event(event, data, self.name)
-            return self.hub.adapter.publish(self.name, message, room=to, skip=skip)
-        targets: Iterable[Session] = self.rooms.members(to) if to is not None else self.sessions
-        if skip is not None:
-            targets = [s for s in targets if s is not skip]
-        return self.hub.deliver(targets, encode_event(event, data, self.name))
+        message = encode_event(event, data, self.name)
+        return self.hub.manager.publish(self.name, message, room=to, skip=skip)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name} {len(self.sessions)} sessions, {len(self.rooms)} rooms>"
@@ -184,61 +267,30 @@ class EventHub:
         logger: logging.Logger,
         *,
         max_buffer: int = MAX_BUFFER,
-        history: History | None = None,
-        journal: Journal | None = None,
         rate_limit: RateLimit | None = None,
         max_refusals: int = MAX_REFUSALS,
-        max_rooms: int = MAX_ROOMS,
     ) -> None:
         """``rate_limit``: a policy per user, across their connections (None: no limit).
         ``max_refusals`` refused messages within ``REFUSAL_WINDOW`` seconds close the
-        connection with 1008. ``max_rooms``: rooms one connection may be in, per
-        namespace."""
+        connection with 1008."""
         self.logger = logger
-        self.max_buffer = max_buffer
-        self.history = history or History()
-        self.journal = journal
         self.namespaces: dict[str, Namespace] = {}
         self.sessions: dict[int, Session] = {}
         self.dropped_slow = 0
         self.dropped_abusive = 0
         self.rate_limit = rate_limit
         self.max_refusals = max_refusals
-        self.max_rooms = max_rooms
-        self.typing_expiry = TYPING_EXPIRY  # seconds a typing=true lasts unless renewed
         self._handled = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
-        self._corked: dict[Session, None] = {}  # sessions with frames queued, not yet written
-        # Rooms, history and mids across processes (LabServer(redis=URL)); None: here only.
-        self.adapter: RedisAdapter | None = None
+        self.writer: CorkedWriter[Session] = CorkedWriter(max_buffer, self._too_slow)
+        # Rooms and mids in this process, or across processes (LabServer(redis=URL)).
+        self.manager: Manager = LocalManager(self)
+        self._setups: list[Callable[[Namespace], None]] = []
         self.namespace(DEFAULT_NAMESPACE)
 
-    # -- room history and resends ------------------------------------------------------
-
-    def load_journal(self) -> int:
-        """Reload the history kept on disk, and the mids it saw; how many messages."""
-        if self.journal is None:
-            return 0
-        # Into an empty history: the file has every message this one holds, and a
-        # journal loaded into a history that already had them (the same server
-        # started again) would compact them all away.
-        fresh = History(self.history.size, self.history.window, self.history.max_rooms)
-        loaded = self.journal.load(fresh)
-        self.history = fresh
-        for record, user, mid in loaded:
-            if user is not None and mid is not None:
-                self.remember(user, record.ns, mid, {"roomId": record.room, "seq": record.seq})
-        return len(loaded)
-
-    def record(self, session: Session, ns: str, room: str, payload: dict[str, Any]) -> Record:
-        """Number a room message and keep it (on disk first, when there is a journal)."""
-        record = self.history.append(ns, room, payload, time.time())
-        if self.journal is not None:
-            mid = session.event.mid if session.event is not None else None
-            self.journal.append(record, session.user, mid)
-        return record
+    # -- resends ------------------------------------------------------------------------
 
     def remember(self, user: str, ns: str, mid: str, result: Any) -> None:
         """Note that ``user`` sent ``mid`` and what it was acknowledged with."""
@@ -250,12 +302,19 @@ class EventHub:
         while len(self._mids) > REMEMBERED_USERS:
             del self._mids[next(iter(self._mids))]
 
+    def install(self, setup: Callable[[Namespace], None]) -> None:
+        """Call ``setup`` on every namespace, those there now and those made later: how
+        an app installs its handlers (the lab server installs the lab's events)."""
+        self._setups.append(setup)
+        for namespace in list(self.namespaces.values()):
+            setup(namespace)
+
     def namespace(self, name: str) -> Namespace:
-        """The namespace ``name``, made (with the built-in events) on first use."""
+        """The namespace ``name``, made (and set up by what was installed) on first use."""
         if name not in self.namespaces:
             self.namespaces[name] = namespace = Namespace(self, name)
-            builtin_events.register(namespace)
-            chat_events.register(namespace)
+            for setup in self._setups:
+                setup(namespace)
         return self.namespaces[name]
 
     # -- writing -----------------------------------------------------------------
@@ -271,55 +330,11 @@ class EventHub:
         for session in sessions:
             if session.id in self.sessions:
                 count += 1
-                self._write(session, data, text)
+                self.writer.write(session, session.connection, data, text)
         return count
 
-    def _write(self, session: Session, data: bytes, text: bool) -> None:
-        """Queue one frame; the frames queued in one turn of the loop go out in one write.
-
-        A connection that gets several messages in one turn (acks of events in flight,
-        a room's messages) gets them in one system call instead of one each (rtlab
-        bench: +50% round trips and fan-out deliveries per server CPU second). Frames
-        queue in the connection's own websockets buffer (the sans-I/O protocol), so
-        their order with every other write is kept. A connection that already has
-        bytes waiting in its transport gains nothing from waiting: it is written now,
-        and dropped at once if it is over ``max_buffer``."""
-        connection = session.connection
-        protocol = connection.protocol
-        if protocol.state is not State.OPEN:
-            return  # closing: as websockets.broadcast, skip it
-        # (rtlab never sends fragmented messages, which these frames would interleave)
-        if text:
-            protocol.send_text(data)
-        else:
-            protocol.send_binary(data)
-        if connection.transport.get_write_buffer_size():
-            self._flush(session)
-            return
-        if not self._corked:
-            asyncio.get_running_loop().call_soon(self._uncork)
-        self._corked[session] = None
-
-    def _uncork(self) -> None:
-        corked, self._corked = self._corked, {}
-        for session in corked:
-            self._flush(session)
-
-    def _flush(self, session: Session) -> None:
-        """Write what is queued for ``session`` in one go; drop it if it is over ``max_buffer``."""
-        connection = session.connection
-        chunks = connection.protocol.data_to_send()
-        if chunks and all(chunks):
-            connection.transport.write(b"".join(chunks))
-        elif chunks:  # an end of stream among them: as websockets writes it
-            for chunk in chunks:
-                if chunk:
-                    connection.transport.write(chunk)
-                elif connection.transport.can_write_eof():
-                    connection.transport.write_eof()
-        size = connection.transport.get_write_buffer_size()
-        if size > self.max_buffer and session.id in self.sessions:
-            self.drop(session, f"too slow: over {self.max_buffer} bytes waiting to be sent")
+    def _too_slow(self, session: Session) -> None:
+        self.drop(session, f"too slow: over {self.writer.max_buffer} bytes waiting to be sent")
 
     def drop(self, session: Session, reason: str, *, slow: bool = True) -> None:
         """Forget ``session`` now and close its connection with 1008."""
@@ -357,8 +372,7 @@ class EventHub:
         session.hub = self
         self.sessions[session.id] = session
         self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
-        if self.adapter is not None:  # who is online, for every process
-            self.adapter.online(DEFAULT_NAMESPACE, user, 1)
+        self.manager.online(DEFAULT_NAMESPACE, user, 1)
         if isinstance(connection, InlineConnection):
             connection.on_message = functools.partial(self._receive, session)
         try:
@@ -398,14 +412,10 @@ class EventHub:
 
     def _disconnect(self, session: Session, namespace: Namespace) -> None:
         for room in namespace.rooms.leave_all(session):
-            if self.adapter is not None:  # user-left if gone from every process
-                self.adapter.left(namespace.name, room, session)
-            elif not namespace.has_user(session.user, room):
-                namespace.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+            self.manager.left(namespace.name, room, session)
             namespace.left(session, room)
         namespace.sessions.discard(session)
-        if self.adapter is not None:
-            self.adapter.online(namespace.name, session.user, -1)
+        self.manager.online(namespace.name, session.user, -1)
         session.namespaces.discard(namespace.name)
 
     async def _handle(self, session: Session, message: str | bytes) -> None:
@@ -535,15 +545,22 @@ class EventHub:
             # A resend of something already handled: acknowledge again, deliver nothing.
             answer = self._mids[session.user][key]
             return _ack(event, answer)
-        if self.adapter is not None:  # handled by another process?
-            return self._call_unless_seen(session, event, handler, key)
-        return self._call(session, event, handler, key)
+        shared = None
+        if event.event not in namespace.checks_mid:  # else the handler checks it itself
+            shared = self.manager.check_mid(session.user, key)  # by another process?
+        if shared is None:
+            return self._call(session, event, handler, "")
+        return self._call_unless_seen(session, event, handler, key, shared)
 
     async def _call_unless_seen(
-        self, session: Session, event: Event, handler: Handler, key: str
+        self,
+        session: Session,
+        event: Event,
+        handler: Handler,
+        key: str,
+        shared: Awaitable[tuple[bool, Any]],
     ) -> Reply:
-        assert self.adapter is not None
-        found, answer = await self.adapter.seen(session.user, key)
+        found, answer = await shared
         if found:
             return _ack(event, answer)
         reply = self._call(session, event, handler, key)
@@ -574,8 +591,8 @@ class EventHub:
         """Remember what a mid was answered with; the acknowledgement, if one was asked for."""
         if event.mid is not None:
             self.remember(session.user, event.ns, event.mid, result)
-            if self.adapter is not None:
-                self.adapter.remember(session.user, key, result)
+        if key:  # for the other processes: "NS MID", when the manager asked them
+            self.manager.remember(session.user, key, result)
         return _ack(event, result)
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:
@@ -585,8 +602,8 @@ class EventHub:
                     ErrorCode.FORBIDDEN, f"{session.user} may not connect to {namespace.name!r}"
                 )
             namespace.sessions.add(session)
-            if self.adapter is not None and namespace.name not in session.namespaces:
-                self.adapter.online(namespace.name, session.user, 1)
+            if namespace.name not in session.namespaces:
+                self.manager.online(namespace.name, session.user, 1)
             session.namespaces.add(namespace.name)
             return {"ns": namespace.name}
         if namespace.name == DEFAULT_NAMESPACE:

@@ -55,7 +55,7 @@ class InlineConnection(ServerConnection):
 
     def _waiting(self) -> bool:
         """Whether the handler waits in ``recv()`` for a new message, none queued."""
-        try:  # the queue of websockets 14 to 17; tests/test_events.py notices a change
+        try:  # the queue of websockets 14 to 17; tests/aio/test_events.py notices a change
             frames = self.recv_messages.frames
             return frames.get_waiter is not None and not frames.queue
         except AttributeError:  # another websockets: every message takes its own path

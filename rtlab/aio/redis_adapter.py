@@ -6,7 +6,8 @@ there **once**; every process, the sender's included, writes each published even
 to its own members. Redis orders the channel, so every process delivers the same
 events in the same order, and a room's ``seq`` grows in delivery order everywhere.
 
-What must be global lives in Redis, changed by short Lua scripts (atomic there):
+What must be global lives in Redis, changed by short Lua scripts (atomic there; in
+rtlab/aio/lua/, package data):
 
 =====================================  ==============================================
 ``rtlab:members:NS:ROOM``  (hash)      user -> sessions in the room, all processes
@@ -20,12 +21,14 @@ What must be global lives in Redis, changed by short Lua scripts (atomic there):
 
 A room message is numbered, kept, deduplicated by ``mid`` and published by one
 script, so a message is either published once or not at all, whichever process a
-resend reaches. A join is counted and published (``user-joined`` only when the
-user's first session enters) by one script whose marker, read back from the
-channel, is the moment this process adds the session locally and replays what it
-missed: nothing is delivered twice or skipped between replay and live delivery.
-A process that dies stops renewing ``alive``; another one reaps its sessions and
-tells their rooms ``user-left``. While Redis is unreachable, events that need it
+resend reaches. A join is counted and published by one script whose marker, read
+back from the channel, is the moment this process adds the session locally and
+replays what it missed: nothing is delivered twice or skipped between replay and
+live delivery. A user's first session in a room, and a user gone from it on every
+process (who left, or whose process died: another one reaps its sessions), are
+markers too, which every process hands to its namespace's ``on_joined`` and
+``on_gone`` hooks: the app that installed them (chat_events.py) says what they mean.
+This module names no chat event. While Redis is unreachable, events that need it
 are refused with ``unavailable`` (and ``retryAfter``), the server goes on serving,
 and the adapter reconnects with backoff, then writes its sessions back.
 """
@@ -42,14 +45,15 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from rtlab.aio.chat_events import HISTORY
 from rtlab.core.backoff import Reconnection, backoff_delay
-from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
+from rtlab.core.envelope import EnvelopeError, ErrorCode, event_parts
 from rtlab.core.presence import iso
 
 if TYPE_CHECKING:
@@ -64,160 +68,26 @@ ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 
-# KEYS: members, proc, seq, history, seen.  ARGV: field, user, channel, header and what to
-# announce (user-joined, presence), header alone, frame prefix, frame suffix, since (-1:
-# none), now, window, how many recent messages for the ack
-JOIN = """
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-if n == 1 then redis.call('HDEL', KEYS[5], ARGV[2]) end
-local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-local since = tonumber(ARGV[8])
-local now, window = tonumber(ARGV[9]), tonumber(ARGV[10])
-local lines, recent = {}, {}
-local first = last + 1
-for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
-  local seq, t, data = string.match(entry, '^(%d+) (%S+) (.*)$')
-  seq = tonumber(seq)
-  if now - tonumber(t) <= window then
-    if seq < first then first = seq end
-    if since >= 0 and seq > since then table.insert(lines, ARGV[6] .. data .. ARGV[7]) end
-    table.insert(recent, data)
-  end
-end
-while #recent > tonumber(ARGV[11]) do table.remove(recent, 1) end
-local message = ARGV[5]
-if n == 1 then message = ARGV[4] end
-if #lines > 0 then message = message .. '\\n' .. table.concat(lines, '\\n') end
-redis.call('PUBLISH', ARGV[3], message)
-local complete = 0
-if since >= last or since + 1 >= first then complete = 1 end
-return {n, redis.call('HKEYS', KEYS[1]), last, #lines, complete, recent,
-  redis.call('HGETALL', KEYS[5])}
-"""
 
-# KEYS: members, proc, seen.  ARGV: field, user, channel, message if the user is gone
-# (presence offline, user-left), now as ISO time
-LEAVE = """
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], -1)
-if n <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[2])
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-end
-if redis.call('HINCRBY', KEYS[2], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
-return n
-"""
+def _lua(name: str) -> str:
+    """A script of rtlab/aio/lua/ (package data), its KEYS and ARGV described at its top."""
+    return resources.files("rtlab.aio").joinpath("lua", f"{name}.lua").read_text()
 
-# KEYS: seq, history, mid, members.  ARGV: channel, header prefix, data head, frame prefix,
-# frame suffix, now, size, answer prefix, answer suffix, mid ttl
-SEND = """
-if KEYS[3] ~= '' then
-  local seen = redis.call('GET', KEYS[3])
-  if seen then return {0, seen} end
-end
-local seq = redis.call('INCR', KEYS[1])
-local data = ARGV[3] .. seq .. '}'
-redis.call('RPUSH', KEYS[2], seq .. ' ' .. ARGV[6] .. ' ' .. data)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
-if KEYS[3] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[8] .. seq .. ARGV[9], 'EX', tonumber(ARGV[10]))
-end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\\n' .. ARGV[4] .. data .. ARGV[5])
-local sessions = 0
-for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
-return {seq, sessions}
-"""
 
-# Count a user's sessions in a namespace (the pseudo-room "*": who is online, for DMs).
-# KEYS: members of "*", proc.  ARGV: field, user, +1 or -1
-COUNT = """
-local n = redis.call('HINCRBY', KEYS[1], ARGV[2], tonumber(ARGV[3]))
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[2]) end
-if redis.call('HINCRBY', KEYS[2], ARGV[1], tonumber(ARGV[3])) <= 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-return n
-"""
+# Both the reaper and the resync take a dead process's sessions out (reap.lua), telling
+# the rooms it leaves (gone.lua); the resync then writes this process's back (resync.lua).
+REAP = _lua("gone") + _lua("reap") + "return gone\n"
+RESYNC = _lua("gone") + _lua("reap") + _lua("resync")
 
-# A direct message to every session of a user, and to the sender's other sessions.
-# KEYS: members of "*".  ARGV: to, sender, channel, message to them, message to the sender's
-DIRECT = """
-local to = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if to <= 0 then return -1 end
-local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '1')
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-redis.call('PUBLISH', ARGV[3], ARGV[5])
-return to + mine - 1
-"""
 
-# What a room hears when a process taken for dead had the last sessions of a user in it
-# (names are safe: letters, digits, _.-): typing=false first, as a user's typing ends
-# when they leave (the dead process kept their typing state, and its expiry timer).
-GONE = """
-local function gone_message(ns, room, user, iso)
-  return '{"o":"","ns":"' .. ns .. '","room":"' .. room .. '"}\\n'
-    .. '{"event":"typing","data":{"roomId":"' .. room .. '","userId":"' .. user
-    .. '","typing":false},"ns":"' .. ns .. '"}\\n'
-    .. '{"event":"presence","data":{"roomId":"' .. room .. '","userId":"' .. user
-    .. '","online":false,"lastSeen":"' .. iso .. '"},"ns":"' .. ns .. '"}\\n'
-    .. '{"event":"user-left","data":{"userId":"' .. user .. '","roomId":"' .. room
-    .. '"},"ns":"' .. ns .. '"}'
-end
-"""
+@dataclass(frozen=True)
+class Joined:
+    """What a join learnt from Redis: the ack's data, and the first time in the room, its
+    recent history (oldest first) and who left it when (user -> ISO time)."""
 
-# Take the sessions of one process out of every room.  KEYS: proc.  ARGV: prefix, channel,
-# publish (1/0), now as ISO time.  Returns the "NS ROOM USER" entries whose user is gone.
-REAP_BODY = """
-local gone = {}
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-  local ns, room, user = string.match(entries[i], '^(%S+) (%S+) (%S+)$')
-  local members = ARGV[1] .. ':members:' .. ns .. ':' .. room
-  if redis.call('HINCRBY', members, user, -tonumber(entries[i + 1])) <= 0 then
-    redis.call('HDEL', members, user)
-    table.insert(gone, entries[i])
-    if ARGV[3] == '1' and room ~= '*' then
-      redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
-      redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
-    end
-  end
-end
-redis.call('DEL', KEYS[1])
-"""
-REAP = GONE + REAP_BODY + "return gone\n"
-
-# This process's sessions written back after Redis was away (it may have lost them all),
-# and its rooms' numbering kept from going back.  KEYS: proc.  ARGV: prefix, channel, "0",
-# now as ISO time, count of entries, entries and their session counts, then "NS ROOM" and
-# the last seq seen here.
-RESYNC = (
-    GONE
-    + REAP_BODY
-    + """
-local n = tonumber(ARGV[5])
-for i = 6, 5 + 2 * n, 2 do
-  local ns, room, user = string.match(ARGV[i], '^(%S+) (%S+) (%S+)$')
-  redis.call('HINCRBY', ARGV[1] .. ':members:' .. ns .. ':' .. room, user, tonumber(ARGV[i + 1]))
-  redis.call('HINCRBY', KEYS[1], ARGV[i], tonumber(ARGV[i + 1]))
-end
-for i = 6 + 2 * n, #ARGV, 2 do
-  local ns, room = string.match(ARGV[i], '^(%S+) (%S+)$')
-  local key = ARGV[1] .. ':seq:' .. ns .. ':' .. room
-  if tonumber(redis.call('GET', key) or '0') < tonumber(ARGV[i + 1]) then
-    redis.call('SET', key, ARGV[i + 1])
-  end
-end
-for _, entry in ipairs(gone) do
-  local ns, room, user = string.match(entry, '^(%S+) (%S+) (%S+)$')
-  if room ~= '*' and not redis.call('HGET', ARGV[1] .. ':members:' .. ns .. ':' .. room, user) then
-    redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
-    redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
-  end
-end
-return #gone
-"""
-)
+    answer: dict[str, Any]
+    history: list[Any] | None = None
+    offline: dict[str, str] | None = None
 
 
 def _json(value: Any) -> str:
@@ -243,6 +113,8 @@ class RedisAdapter:
         prefix: str = PREFIX,
         history_size: int = 1000,
         history_window: float = 300.0,
+        history_event: str,
+        recent: int = 50,
         heartbeat: float = HEARTBEAT,
         alive_ttl: float = ALIVE_TTL,
     ) -> None:
@@ -254,6 +126,8 @@ class RedisAdapter:
         self.uid = secrets.token_hex(6)  # this process, in keys and messages
         self.history_size = history_size
         self.history_window = history_window
+        self.history_event = history_event  # the event a room's numbered messages go as
+        self.recent = recent  # messages of a room sent with a join's acknowledgement
         self.heartbeat = heartbeat
         self.alive_ttl = alive_ttl
         self.available = False
@@ -284,14 +158,8 @@ class RedisAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._scripts = {
-            name: self._redis.register_script(text)
-            for name, text in (
-                ("join", JOIN),
-                ("leave", LEAVE),
-                ("send", SEND),
-                ("count", COUNT),
-                ("direct", DIRECT),
-            )
+            name: self._redis.register_script(_lua(name))
+            for name in ("join", "leave", "send", "count", "direct")
         }
         self._reap = self._redis.register_script(REAP)
         self._resync = self._redis.register_script(RESYNC)
@@ -409,16 +277,13 @@ class RedisAdapter:
                     self._answer(header["ref"], 0)
                 return
             self._last_seq[key] = seq
+        if header.get("kind") in ("left", "gone"):  # out of the room on every process
+            namespace.gone(room, header["user"], header["at"], died=header["kind"] == "gone")
+            return
         if header.get("kind") == "join":
-            frames = rest.split("\n") if rest else []
-            count = int(header.get("announce", 0))  # user-joined and presence lead
-            announce, frames = frames[:count], frames[count:]
-            if announce:  # user-joined and presence, to the others in the room
-                targets = list(namespace.rooms.members(room))
-                if mine:
-                    targets = [s for s in targets if s.id != header.get("sid")]
-                for frame in announce:
-                    self.hub.deliver(targets, frame)
+            frames = rest.split("\n") if rest else []  # what the joiner missed, if asked
+            if header.get("first"):  # the user's first session in the room, anywhere
+                namespace.joined(room, header["user"], header["at"])
             if mine:
                 self._joined(namespace, room, header.get("sid"), frames)
         else:
@@ -448,7 +313,7 @@ class RedisAdapter:
         numbered; ``_deliver`` skips what this delivered already (seq not above the last).
         """
         for namespace in list(self.hub.namespaces.values()):
-            suffix = f',"ns":{_json(namespace.name)}}}'
+            prefix, suffix = event_parts(self.history_event, namespace.name)
             for room in list(namespace.rooms):
                 key = (namespace.name, room)
                 history = self._key("history", namespace.name, room)
@@ -457,7 +322,7 @@ class RedisAdapter:
                     data = rest.partition(" ")[2]  # after the time
                     if int(seq) > self._last_seq.get(key, 0):
                         self._last_seq[key] = int(seq)
-                        frame = '{"event":"receive-message","data":' + data + suffix
+                        frame = prefix + data + suffix
                         self.hub.deliver(list(namespace.rooms.members(room)), frame)
 
     def _joined(self, namespace: Namespace, room: str, sid: Any, replay: list[str]) -> None:
@@ -609,10 +474,8 @@ class RedisAdapter:
 
     def _leave(self, ns: str, room: str, user: str) -> None:
         now = iso(time.time())
-        offline = {"roomId": room, "userId": user, "online": False, "lastSeen": now}
-        left = encode_event("user-left", {"userId": user, "roomId": room}, ns)
-        header = _json({"o": self.uid, "ns": ns, "room": room})
-        message = f"{header}\n{encode_event('presence', offline, ns)}\n{left}"
+        header = {"o": self.uid, "ns": ns, "room": room, "kind": "left", "user": user}
+        message = _json({**header, "at": now})
         keys = [
             self._key("members", ns, room),
             self._key("proc", self.uid),
@@ -645,16 +508,17 @@ class RedisAdapter:
         return {"delivered": int(delivered)}
 
     def left(self, ns: str, room: str, session: Session) -> None:
-        """``session`` left ``room`` here; the room hears ``user-left`` if the user is gone
-        from it on every process."""
+        """``session`` left ``room`` here; every process hears the room's ``left`` marker if
+        the user is gone from it on every process."""
         if self.available:
             self._leave(ns, room, session.user)
 
     async def join_room(
         self, session: Session, namespace: Namespace, room: str, since: int | None
-    ) -> dict[str, Any]:
-        """The whole ``join-room``: count the session in, tell the room if the user is
-        new there, replay what was missed, and answer with the global members and seq."""
+    ) -> Joined:
+        """Count the session in, tell every process if the user is new there (their
+        namespace's ``on_joined``), replay what was missed; the global members and seq,
+        with the room's recent history and who was in it (the first time)."""
         self._check()
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
@@ -664,16 +528,12 @@ class RedisAdapter:
             answer = {"roomId": room, "members": sorted(members), "seq": int(last or 0)}
             if since >= 0:
                 answer.update(recovered=True, replayed=0)
-            return answer
+            return Joined(answer)
         ref = f"{self.uid}-{next(self._refs)}"
-        joined = {"userId": session.user, "roomId": room}
         header = {"o": self.uid, "ns": ns, "room": room, "kind": "join", "sid": session.id}
         header["ref"] = ref
-        online = {"roomId": room, "userId": session.user, "online": True}
-        online["lastSeen"] = iso(time.time())
-        said = [encode_event("user-joined", joined, ns), encode_event("presence", online, ns)]
-        announce = "\n".join([_json({**header, "announce": len(said)}), *said])
-        prefix, suffix = '{"event":"receive-message","data":', f',"ns":{_json(ns)}}}'
+        first = {**header, "first": True, "user": session.user, "at": iso(time.time())}
+        prefix, suffix = event_parts(self.history_event, ns)
         keys = [
             self._key("members", ns, room),
             self._key("proc", self.uid),
@@ -685,14 +545,14 @@ class RedisAdapter:
             f"{ns} {room} {session.user}",
             session.user,
             self.channel,
-            announce,
+            _json(first),
             _json(header),
             prefix,
             suffix,
             -1 if since is None else since,
             time.time(),
             self.history_window,
-            HISTORY,
+            self.recent,
         ]
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived
@@ -710,17 +570,8 @@ class RedisAdapter:
         if since is not None:
             answer["recovered"] = bool(complete)
             answer["replayed"] = int(replayed)
-        # What the chat events (chat_events.py) add to the ack, from Redis: every process's.
-        answer["history"] = [json.loads(data) for data in recent]
-        offline = dict(zip(seen[::2], seen[1::2], strict=True))
-        presence = [{"userId": u, "online": True, "lastSeen": None} for u in members]
-        presence += [
-            {"userId": u, "online": False, "lastSeen": t}
-            for u, t in offline.items()
-            if u not in members
-        ]
-        answer["presence"] = sorted(presence, key=lambda entry: entry["userId"])
-        return answer
+        history = [json.loads(data) for data in recent]
+        return Joined(answer, history, dict(zip(seen[::2], seen[1::2], strict=True)))
 
     async def send_message(
         self, session: Session, ns: str, room: str, payload: dict[str, Any]
@@ -744,12 +595,11 @@ class RedisAdapter:
             self.channel,
             header,
             head,
-            '{"event":"receive-message","data":',
-            f',"ns":{_json(ns)}}}',
+            *event_parts(self.history_event, ns),
             time.time(),
             self.history_size,
             answer_prefix,
-            "}",
+            ',"delivered":',
             MID_TTL,
         ]
         arrived = asyncio.get_running_loop().create_future()
@@ -760,10 +610,14 @@ class RedisAdapter:
                 return json.loads(result)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ANSWER_TIMEOUT):
-                    await arrived  # our own copy delivered here: receive-message before the ack
+                    await arrived  # our own copy delivered here: the message before the ack
         finally:
             self._waiting.pop(ref, None)
         return {"roomId": room, "seq": int(seq), "delivered": int(result)}
+
+    def check_mid(self, user: str, key: str) -> Awaitable[tuple[bool, Any]]:
+        """The hub asks, before handling an event with a ``mid``: see :meth:`seen`."""
+        return self.seen(user, key)
 
     async def seen(self, user: str, key: str) -> tuple[bool, Any]:
         """Whether ``user`` already sent this ``"NS MID"``, on any process, and its ack.

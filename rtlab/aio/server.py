@@ -13,6 +13,7 @@ Endpoints (see docs/protocol.md):
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import logging
@@ -32,11 +33,14 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.aio.admission import Admission
+from rtlab.aio.chat_events import HISTORY, ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
-from rtlab.aio.events import MAX_BUFFER, MAX_ROOMS, EventHub, Handler, Namespace, RateLimit
+from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
+from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.redis_adapter import RedisAdapter
+from rtlab.aio.redis_events import RedisChatEvents
 from rtlab.core.history import History
 
 LOG_LINES = 500
@@ -69,7 +73,8 @@ class Update:
 
 
 class _ListHandler(logging.Handler):
-    """Keeps log lines in a bounded list instead of printing them (see DESIGN.md)."""
+    """Keeps log lines in a bounded list instead of printing them (docs/architecture.md:
+    output from a background thread would land in whichever cell is running)."""
 
     def __init__(self, lines: collections.deque[str]) -> None:
         super().__init__(logging.INFO)
@@ -165,20 +170,31 @@ class LabServer:
         )
         self.handshake_timeout = handshake_timeout
         self.ssl_context = ssl_context
-        self.events = EventHub(
-            self.logger,
-            max_buffer=max_buffer,
+        self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
+        # The lab's events on the event framework, as an app installs its handlers.
+        self.app = LabApp(
             history=History(history_size, history_window),
             journal=Journal(data_dir) if data_dir is not None else None,
-            rate_limit=rate_limit,
             max_rooms=max_rooms,
         )
+        # The one place that picks the manager, and the lab's events that go with it.
+        self._events_for: Callable[[Namespace], ChatEvents] = functools.partial(
+            ChatEvents, app=self.app
+        )
+        if redis is not None:
+            adapter = RedisAdapter(
+                redis,
+                self.events,
+                history_size=history_size,
+                history_window=history_window,
+                history_event="receive-message",  # what the built-in events number
+                recent=HISTORY,
+            )
+            self.events.manager = adapter
+            self._events_for = functools.partial(RedisChatEvents, app=self.app, adapter=adapter)
+        self.events.install(self._install_events)
         for name in NAMESPACES:
             self.events.namespace(name)
-        if redis is not None:
-            self.events.adapter = RedisAdapter(
-                redis, self.events, history_size=history_size, history_window=history_window
-            )
 
     # -- life cycle ------------------------------------------------------------
 
@@ -186,11 +202,9 @@ class LabServer:
         """Bind and start serving; ``self.port`` becomes the real port when 0 was asked."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
-        if self.events.journal is not None:
-            loaded = self.events.load_journal()
-            self.logger.info(
-                "history: %d messages loaded from %s", loaded, self.events.journal.path
-            )
+        if self.app.journal is not None:
+            loaded = self.app.load_journal(self.events)
+            self.logger.info("history: %d messages loaded from %s", loaded, self.app.journal.path)
         self._server = await serve(
             self._handle,
             self.host,
@@ -209,8 +223,7 @@ class LabServer:
             **server_options(self.compression),
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        if self.events.adapter is not None:
-            await self.events.adapter.start()  # serves anyway if Redis is away
+        await self.events.manager.start()  # with Redis: serves anyway if Redis is away
         return self
 
     async def stop(self, code: int = 1001, reason: str = "server stopping") -> None:
@@ -220,10 +233,9 @@ class LabServer:
         self._server.close(code=code, reason=reason)
         await self._server.wait_closed()
         self._server = None
-        if self.events.adapter is not None:
-            await self.events.adapter.stop()
-        if self.events.journal is not None:
-            self.events.journal.close()
+        await self.events.manager.stop()
+        if self.app.journal is not None:
+            self.app.journal.close()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
@@ -266,6 +278,10 @@ class LabServer:
         return sorted(self._clients.values(), key=lambda c: c.id)
 
     # -- events ----------------------------------------------------------------------
+
+    def _install_events(self, namespace: Namespace) -> None:
+        """Give a namespace the built-in and chat events (chat_events.py, redis_events.py)."""
+        self._events_for(namespace).install()
 
     def namespace(self, name: str = "/") -> Namespace:
         """A namespace of ``/ws`` (made on first use, with the built-in events)."""

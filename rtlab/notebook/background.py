@@ -27,6 +27,15 @@ R = TypeVar("R", bound="Running")
 TIMEOUT = 10.0
 
 
+def _kernel_loop_runs() -> bool:
+    """Whether an event loop runs in this thread (a notebook cell's, say)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class BackgroundLoop:
     """An asyncio event loop running in a daemon thread.
 
@@ -61,12 +70,20 @@ class BackgroundLoop:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = TIMEOUT) -> T:
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = TIMEOUT,
+        *,
+        turning: bool = False,
+    ) -> T:
         """Run ``coro`` on the background loop and wait for its result.
 
-        Called from a notebook cell, where the kernel's loop runs in this thread, the
-        wait keeps that loop turning (see :func:`rtlab.run`): clients living on it
-        can still answer the background server, for instance its closing handshake.
+        A plain blocking wait, unless ``turning``: then, called from a notebook cell
+        (where the kernel's loop runs in this thread), the wait keeps that loop turning
+        (see :func:`rtlab.run`), for waits that peers living on it must answer, such as
+        a server's closing handshakes. Only those waits make nest_asyncio2 patch asyncio,
+        so lessons measure on asyncio's own C tasks until then.
         """
         if threading.current_thread() is self._thread:
             coro.close()
@@ -75,11 +92,13 @@ class BackgroundLoop:
             coro.close()
             raise RuntimeError("the background loop is closed")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        if turning and _kernel_loop_runs():
+            return run(asyncio.wait_for(asyncio.wrap_future(future), timeout))
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
             return future.result(timeout)
-        return run(asyncio.wait_for(asyncio.wrap_future(future), timeout))
+        except TimeoutError:
+            future.cancel()  # as asyncio.wait_for would
+            raise
 
     def call(self, function: Callable[..., T], *args: Any, timeout: float = TIMEOUT) -> T:
         """Call a plain function on the loop's thread (where its objects live)."""
@@ -113,7 +132,9 @@ class Running:
         """Close every connection, free the port and end the thread."""
         if self._background.alive:
             try:
-                self._background.run(self._stop())
+                self._background.run(
+                    self._stop(), turning=True
+                )  # clients on the cell's loop answer
             finally:
                 self._background.close()
 

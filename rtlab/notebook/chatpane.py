@@ -19,18 +19,18 @@ Enter and Send carry the box's text in the same message (see
 :mod:`rtlab.notebook.chatinput`): what goes is what the box held, however busy the
 kernel is with the keys before it.
 
-Each pane owns a synchronous :class:`~rtlab.notebook.clients.Client`. Its event
-handlers run on the shared client loop's thread: they update the pane's plain state
-under a lock and then the widgets' traits, which ipykernel sends to the browser from
-any thread (its IOPub socket queues messages from every thread). Nothing here
-prints: output from another thread would land in whichever cell happens to run, so
-problems become lines in the pane's log instead.
+What a pane knows of its room is a :class:`~rtlab.notebook.room_view.RoomView`, plain
+data; the pane renders it as HTML. Each pane owns a synchronous
+:class:`~rtlab.notebook.clients.Client`. Its event handlers run on the shared client
+loop's thread: they update the view model under a lock and then the widgets' traits,
+which ipykernel sends to the browser from any thread (its IOPub socket queues messages
+from every thread). Nothing here prints: output from another thread would land in
+whichever cell happens to run, so problems become lines in the pane's log instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import html
@@ -46,10 +46,10 @@ from rtlab.core.envelope import DEFAULT_NAMESPACE
 from rtlab.core.presence import TYPING_IDLE, Debounce, Input, debounce
 from rtlab.notebook.chatinput import ChatInput
 from rtlab.notebook.clients import Client, Target, client_loop, connect
+from rtlab.notebook.room_view import Kind, Line, Presence, RoomView, typing_line
 
 CONNECTED = "🟢 connected"
 DISCONNECTED = "🔴 disconnected"
-LOG_LINES = 200  # the log keeps the last LOG_LINES lines
 SEND_TIMEOUT = 5.0  # seconds to wait for the server to acknowledge a message
 QUEUED_TIMEOUT = 3600.0  # a message queued offline: its ack comes after reconnecting
 PANE_WIDTH = "300px"
@@ -69,19 +69,22 @@ _LOG_STYLE = (
 # scroll box starts at its end each time the HTML is replaced.
 
 
-def typing_line(users: Iterable[str]) -> str:
-    """``'bob is typing…'``, ``'bob and carol are typing…'``, or ``''`` for nobody."""
-    names = sorted(users)
-    if not names:
-        return ""
-    if len(names) == 1:
-        return f"{names[0]} is typing…"
-    return f"{', '.join(names[:-1])} and {names[-1]} are typing…"
-
-
 def _clock(iso: Any) -> str:
     """``'04:41:07'`` from an ISO time (UTC), for "last seen"; ``'?'`` if unreadable."""
     return iso[11:19] if isinstance(iso, str) and len(iso) >= 19 else "?"
+
+
+def _markup(line: Line) -> str:
+    """A log line as HTML: a message in bold, history muted, notes in their colour."""
+    text = html.escape(line.text)
+    if line.user is not None:
+        said = f"<b>{html.escape(line.user)}</b>: {text}"
+        return f"<span style='{_MUTED}'>{said}</span>" if line.kind == "history" else said
+    if line.kind == "broadcast":
+        return f"<span style='color: var(--jp-info-color1, #0288d1)'>{text}</span>"
+    if line.kind == "direct":
+        return f"<span style='color: var(--jp-warn-color1, #f57c00)'>{text}</span>"
+    return f"<i style='{_MUTED}'>{text}</i>"
 
 
 def _reason(error: BaseException) -> str:
@@ -116,20 +119,10 @@ class ChatPane(widgets.VBox):
         self.room = room
         self.ns = ns
         self._changed = threading.Condition(threading.RLock())
-        self._messages: list[tuple[str, str]] = []
-        self._online: set[str] = set()
-        self._away: dict[str, str | None] = {}  # offline users: when last seen (ISO)
-        self._typing: set[str] = set()  # the others typing in the room
-        self._history: list[tuple[str, str]] = []  # the room's messages from before the join
-        self._direct: list[tuple[str, str, str]] = []  # direct messages: from, to, text
+        self.view = RoomView(user, room)  # what the pane shows, guarded by _changed
         self._debounce = Debounce()  # this pane's own typing, as told to the server
         self._tick: asyncio.TimerHandle | None = None
         self.typing_idle = TYPING_IDLE  # seconds without a key before "stopped typing"
-        self._lines: collections.deque[tuple[str, str]] = collections.deque(maxlen=LOG_LINES)
-        self._connected = False
-        self._ended = False
-        self._joined = False
-        self._early: list[tuple[str, Any]] = []  # presence events that beat the join's ack
         self._background = client_loop()
         # client_options go to rtlab.connect: reconnection=..., ping_interval=, ping_timeout=...
         self._client: Client = connect(server_or_url, user, **client_options)  # before widgets
@@ -173,7 +166,7 @@ class ChatPane(widgets.VBox):
             self._client.on("disconnect", self._on_drop)
             self._client.on("reconnect", self._on_back)
             with self._changed:
-                self._connected = True
+                self.view.connected = True
                 self._render()
             self._apply_join(self._client.emit("join-room", room, ns=ns, ack=True), first=True)
             self._watcher = asyncio.run_coroutine_threadsafe(
@@ -193,42 +186,42 @@ class ChatPane(widgets.VBox):
     def messages(self) -> list[tuple[str, str]]:
         """The room's messages received so far, as ``(user, text)``, in order."""
         with self._changed:
-            return list(self._messages)
+            return list(self.view.messages)
 
     @property
     def online(self) -> list[str]:
         """Who is in the room now, as far as this pane knows, sorted."""
         with self._changed:
-            return sorted(self._online)
+            return sorted(self.view.online)
 
     @property
     def offline(self) -> dict[str, str | None]:
         """Who was in the room and left, with when they were last seen (ISO, UTC)."""
         with self._changed:
-            return dict(sorted(self._away.items()))
+            return dict(sorted(self.view.away.items()))
 
     @property
     def typing(self) -> list[str]:
         """Who else is typing in the room now, as the server said, sorted."""
         with self._changed:
-            return sorted(self._typing)
+            return sorted(self.view.typing)
 
     @property
     def history(self) -> list[tuple[str, str]]:
         """The room's last messages from before this pane joined, as ``(user, text)``."""
         with self._changed:
-            return list(self._history)
+            return list(self.view.history)
 
     @property
     def direct(self) -> list[tuple[str, str, str]]:
         """Direct messages to this user (or from their other tabs): ``(from, to, text)``."""
         with self._changed:
-            return list(self._direct)
+            return list(self.view.direct)
 
     @property
     def connected(self) -> bool:
         with self._changed:
-            return self._connected
+            return self.view.connected
 
     @property
     def queued(self) -> int:
@@ -249,7 +242,7 @@ class ChatPane(widgets.VBox):
     def lines(self) -> list[str]:
         """What the log shows, as plain text, one line each (the last 200)."""
         with self._changed:
-            return [text for _, text in self._lines]
+            return [line.plain for line in self.view.lines]
 
     def wait_for_messages(self, n: int, timeout: float = 5.0) -> list[tuple[str, str]]:
         """Block until ``n`` messages arrived in all, then return :attr:`messages`.
@@ -258,19 +251,20 @@ class ChatPane(widgets.VBox):
         connection closes first, so that a cell never hangs.
         """
         deadline = time.monotonic() + timeout
+        messages = self.view.messages
         with self._changed:
-            while len(self._messages) < n and not self._ended:
+            while len(messages) < n and not self.view.ended:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(
-                        f"{self.user}: {len(self._messages)} of {n} messages within {timeout} s"
+                        f"{self.user}: {len(messages)} of {n} messages within {timeout} s"
                     )
                 self._changed.wait(left)
-            if len(self._messages) < n:
+            if len(messages) < n:
                 raise ConnectionError(
-                    f"{self.user}: disconnected after {len(self._messages)} of {n} messages"
+                    f"{self.user}: disconnected after {len(messages)} of {n} messages"
                 )
-            return list(self._messages)
+            return list(messages)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -324,7 +318,7 @@ class ChatPane(widgets.VBox):
     def _can_queue(self) -> bool:
         """Offline but not closed for good, with reconnection: the client queues."""
         with self._changed:
-            ended = self._ended
+            ended = self.view.ended
         return not ended and self._client.inner.reconnection is not None and not self._client.closed
 
     def _queue_offline(self, text: str) -> None:
@@ -358,8 +352,7 @@ class ChatPane(widgets.VBox):
             self._system(f"⚠ not sent: {_reason(error)}")
             raise
         with self._changed:
-            self._direct.append((self.user, user, text))
-            self._add_line("direct", f"✉ {self.user} → {user}: {text}")
+            self.view.direct_message(self.user, user, text)
             self._render_log()
             self._changed.notify_all()
         return answer
@@ -382,7 +375,7 @@ class ChatPane(widgets.VBox):
             self._debounce, signal = debounce(before, what, time.monotonic(), self.typing_idle)
             if self._debounce.typing and not before.typing:
                 self._arm(self.typing_idle)
-            connected = self._connected and not self._ended
+            connected = self.view.connected and not self.view.ended
         if signal is not None and connected:
             data = {"roomId": self.room, "typing": signal}
             with contextlib.suppress(ConnectionError):  # the client loop is gone: no typing
@@ -425,59 +418,29 @@ class ChatPane(widgets.VBox):
 
     def _apply_join(self, ack: Any, *, first: bool = False) -> None:
         """The join's answer: who is here and who was, and (the first time) the history."""
-        ack = ack if isinstance(ack, dict) else {}
-        members = ack.get("members", [])
-        presence = [p for p in ack.get("presence", []) if isinstance(p, dict)]
-        history = [m for m in ack.get("history", []) if isinstance(m, dict)] if first else []
         with self._changed:
-            self._online = {str(m) for m in members} | {self.user}
-            self._away = {
-                str(p.get("userId")): p.get("lastSeen")
-                for p in presence
-                if not p.get("online") and str(p.get("userId")) not in self._online
-            }
-            if history:
-                self._add_line("system", f"⋯ {len(history)} earlier messages")
-            for message in history:
-                user, text = str(message.get("userId", "?")), str(message.get("message", ""))
-                self._history.append((user, text))
-                markup = (
-                    f"<span style='{_MUTED}'><b>{html.escape(user)}</b>: {html.escape(text)}</span>"
-                )
-                self._lines.append((markup, f"{user}: {text}"))
-            self._joined = True
-            early, self._early = self._early, []
-            for kind, data in early:
-                self._presence(kind, data)
+            self.view.join(ack, first=first)
             self._render()
             self._changed.notify_all()
 
     def _on_message(self, data: Any) -> None:
-        if not isinstance(data, dict) or data.get("roomId") != self.room:
-            return
-        user, text = str(data.get("userId", "?")), str(data.get("message", ""))
         with self._changed:
-            self._messages.append((user, text))
-            if user in self._typing:  # the message ends the typing (the server says so too)
-                self._typing.discard(user)
+            if self.view.message(data):
                 self._render_typing()
-            markup = f"<b>{html.escape(user)}</b>: {html.escape(text)}"
-            self._lines.append((markup, f"{user}: {text}"))
-            self._render_log()
-            self._changed.notify_all()
+                self._render_log()
+                self._changed.notify_all()
 
     def _on_broadcast(self, data: Any) -> None:
-        if isinstance(data, dict):
-            self._system(f"📢 {data.get('userId', '?')}: {data.get('message', '')}", "broadcast")
+        with self._changed:
+            if self.view.broadcast(data):
+                self._render_log()
 
     def _on_direct(self, data: Any) -> None:
         if not isinstance(data, dict):
             return
         sender, to = str(data.get("from", "?")), str(data.get("to", "?"))
-        text = str(data.get("message", ""))
         with self._changed:
-            self._direct.append((sender, to, text))
-            self._add_line("direct", f"✉ {sender} → {to}: {text}")
+            self.view.direct_message(sender, to, str(data.get("message", "")))
             self._render_log()
             self._changed.notify_all()
 
@@ -493,70 +456,25 @@ class ChatPane(widgets.VBox):
     def _on_typing(self, data: Any) -> None:
         self._on_presence("typing", data)
 
-    def _on_presence(self, kind: str, data: Any) -> None:
-        if not isinstance(data, dict) or data.get("roomId") != self.room:
-            return
+    def _on_presence(self, kind: Presence, data: Any) -> None:
         with self._changed:
-            if not self._joined:
-                self._early.append((kind, data))
-                return
-            self._presence(kind, data)
-            self._render()
-            self._changed.notify_all()
-
-    def _presence(self, kind: str, data: dict[str, Any]) -> None:
-        user = str(data.get("userId", "?"))
-        if kind == "typing":
-            if user == self.user:
-                return  # this user's other tab: not news here
-            if data.get("typing") is True and user in self._online:
-                self._typing.add(user)
-            else:
-                self._typing.discard(user)
-        elif kind == "presence":
-            if data.get("online") is True:
-                self._online.add(user)
-                self._away.pop(user, None)
-            else:
-                self._online.discard(user)
-                self._typing.discard(user)
-                self._away[user] = data.get("lastSeen")
-        elif kind == "joined":
-            self._online.add(user)
-            self._away.pop(user, None)
-            self._add_line("system", f"→ {user} joined")
-        else:
-            self._online.discard(user)
-            self._typing.discard(user)
-            self._away.setdefault(user, None)  # when: the presence event that follows says
-            self._add_line("system", f"← {user} left")
+            if self.view.presence(kind, data):
+                self._render()
+                self._changed.notify_all()
 
     def _on_drop(self, _: Any) -> None:
         """The link dropped and the client reconnects: red until it is back."""
         with self._changed:
-            if self._ended or not self._connected:
-                return
-            self._add_line("system", "✖ disconnected")
-            self._connected = False
-            self._forget_room()
-            self._render()
-            self._changed.notify_all()
-
-    def _forget_room(self) -> None:
-        """Offline: who is there, who types, and this pane's own typing are unknown now."""
-        self._online.clear()
-        self._away.clear()
-        self._typing.clear()
-        self._debounce = Debounce()
+            if self.view.dropped():
+                self._debounce = Debounce()  # this pane's own typing is unknown now too
+                self._render()
+                self._changed.notify_all()
 
     def _on_back(self, _: Any) -> None:
         """Reconnected (the client joined the room again): green, and who is online now."""
         with self._changed:
-            if self._ended:
+            if not self.view.back():
                 return
-            self._connected = True
-            self._joined = False  # presence events wait for the member list, as at first
-            self._add_line("system", "✔ reconnected")
             self._render()
             self._changed.notify_all()
         # The client rejoined the room itself, but keeps the answer; joining again
@@ -572,7 +490,7 @@ class ChatPane(widgets.VBox):
         except Exception as error:  # shown in the log, never raised
             self._system(f"⚠ online list not refreshed: {_reason(error)}")
             with self._changed:
-                self._joined = True
+                self.view.joined = True
             return
         self._apply_join(ack)
 
@@ -583,15 +501,11 @@ class ChatPane(widgets.VBox):
 
     def _disconnected(self) -> None:
         with self._changed:
-            if self._ended:
+            if not self.view.end():
                 return
-            self._ended = True
-            if self._connected:
-                self._add_line("system", "✖ disconnected")
             if self._client.refusal is not None:  # no reconnecting: say why, and what to do
-                self._add_line("system", f"⛔ {self._client.refusal}")
-            self._connected = False
-            self._forget_room()
+                self.view.note(f"⛔ {self._client.refusal}")
+            self._debounce = Debounce()
             if hasattr(self, "input"):  # not when the constructor failed before it
                 self.input.disabled = True
             self._render()
@@ -599,51 +513,38 @@ class ChatPane(widgets.VBox):
 
     # -- drawing -------------------------------------------------------------------------
 
-    def _system(self, text: str, kind: str = "system") -> None:
+    def _system(self, text: str, kind: Kind = "system") -> None:
         with self._changed:
-            self._add_line(kind, text)
+            self.view.note(text, kind)
             self._render_log()
-
-    def _add_line(self, kind: str, text: str) -> None:
-        """A system line (muted) or a broadcast line (in colour), kept as HTML and text."""
-        if kind == "broadcast":
-            markup = (
-                f"<span style='color: var(--jp-info-color1, #0288d1)'>{html.escape(text)}</span>"
-            )
-        elif kind == "direct":
-            markup = (
-                f"<span style='color: var(--jp-warn-color1, #f57c00)'>{html.escape(text)}</span>"
-            )
-        else:
-            markup = f"<i style='{_MUTED}'>{html.escape(text)}</i>"
-        self._lines.append((markup, text))
 
     def _render(self) -> None:
         with self._changed:
-            light = CONNECTED if self._connected else DISCONNECTED
+            view = self.view
+            light = CONNECTED if view.connected else DISCONNECTED
             self.header.value = (
                 f"<div style='display: flex; justify-content: space-between'>"
                 f"<span><b>{html.escape(self.user)}</b> in <b>#{html.escape(self.room)}</b></span>"
                 f"<span>{light}</span></div>"
             )
-            names = ", ".join(f"{_ONLINE_DOT} {html.escape(u)}" for u in sorted(self._online))
+            names = ", ".join(f"{_ONLINE_DOT} {html.escape(u)}" for u in sorted(view.online))
             away = ", ".join(
                 f"{_OFFLINE_DOT} {html.escape(u)} <span style='{_MUTED}'>(seen {_clock(t)})</span>"
-                for u, t in sorted(self._away.items())
+                for u, t in sorted(view.away.items())
             )
             self.online_view.value = (
-                f"<span style='{_MUTED}'>online ({len(self._online)}):</span> {names or '—'}"
+                f"<span style='{_MUTED}'>online ({len(view.online)}):</span> {names or '—'}"
                 + (f"<br><span style='{_MUTED}'>offline:</span> {away}" if away else "")
             )
             self._render_log()
             self._render_typing()
 
     def _render_typing(self) -> None:
-        line = html.escape(typing_line(self._typing)) or "&nbsp;"
+        line = html.escape(typing_line(self.view.typing)) or "&nbsp;"
         self.typing_view.value = f"<i style='{_MUTED}; font-size: 12px'>{line}</i>"
 
     def _render_log(self) -> None:
-        lines = "".join(f"<div>{markup}</div>" for markup, _ in self._lines)
+        lines = "".join(f"<div>{_markup(line)}</div>" for line in self.view.lines)
         self.log_view.value = f"<div style='{_LOG_STYLE}'><div>{lines}</div></div>"
 
     # -- closing and showing -------------------------------------------------------------
@@ -665,16 +566,9 @@ class ChatPane(widgets.VBox):
 
     def __repr__(self) -> str:
         with self._changed:
-            extra = ""
-            if self._away:
-                extra += f", offline={sorted(self._away)!r}"
-            if self._typing:
-                extra += f", typing={sorted(self._typing)!r}"
-            if self._history:
-                extra += f", history={len(self._history)}"
             return (
                 f"ChatPane(user={self.user!r}, room={self.room!r}, status={self.status!r}, "
-                f"online={sorted(self._online)!r}, messages={len(self._messages)}{extra})"
+                f"{self.view.summary()})"
             )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:

@@ -1,0 +1,211 @@
+"""rtlab bench: every scenario, run for real at tiny sizes against every server under test.
+
+Nothing here judges speed (that is docs/benchmarks.md's job): the tests check that
+every message was counted back, every fan-out delivery arrived exactly once, and that
+the ratios and the JSON come from the measured values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from rtlab.bench import cli, peers, report, scenarios
+from rtlab.bench.cli import SCENARIOS, SERVERS, TINY
+from rtlab.core.stats import ratio
+
+ROOM_SCENARIOS = {"fanout", "slow", "class"}
+
+
+@pytest.fixture(scope="module")
+def run() -> cli.Run:
+    return cli.run(SERVERS, SCENARIOS, TINY, strict=True)
+
+
+def by(run: cli.Run, scenario: str) -> list[scenarios.Result]:
+    return [r for r in run.results if r.scenario == scenario]
+
+
+def test_every_server_runs_here(run):
+    # CI has node and the npm registry: the Node peers must really run, not be skipped.
+    assert run.peers == dict.fromkeys(SERVERS, "ok")
+    assert run.failures == []
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_each_scenario_measured_on_each_server(run, scenario):
+    servers = {r.server for r in by(run, scenario)}
+    wanted = {s for s in SERVERS if peers.PEERS[s].rooms or scenario not in ROOM_SCENARIOS}
+    assert servers == wanted
+    assert "node-ws" not in servers or scenario not in ROOM_SCENARIOS
+
+
+def test_echo_counts_every_round_trip_back_once(run):
+    results = by(run, "echo")
+    assert len(results) == len(SERVERS) * len(TINY.echo_connections)
+    for r in results:
+        per = TINY.echo_messages // r.details["connections"]
+        assert r.expected == per * r.details["connections"]
+        assert (r.server, r.messages, r.duplicates) == (r.server, r.expected, 0)
+        assert r.seconds > 0 and r.rate == r.messages / r.seconds
+
+
+def test_latency_has_one_sample_per_round_trip(run):
+    for r in by(run, "latency"):
+        assert r.complete, r
+        lat = r.latency_ms
+        assert lat["count"] == TINY.latency_messages
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+
+
+def test_fanout_delivers_each_message_to_each_member_exactly_once(run):
+    (members, messages), *_ = TINY.fanout
+    for r in by(run, "fanout"):
+        assert r.expected == members * messages
+        assert (r.server, r.messages, r.duplicates) == (r.server, r.expected, 0)
+        assert r.latency_ms["count"] == messages  # a last delivery for every message
+
+
+def test_slow_consumer_is_measured_against_the_same_room_without_it(run):
+    results = by(run, "slow")
+    for server in {r.server for r in results}:
+        alone, slowed = (r for r in results if r.server == server)
+        assert "not reading" not in alone.variant and "not reading" in slowed.variant
+        assert alone.complete and slowed.complete  # the others got everything
+        member = slowed.details["slow_member"]
+        assert member["of"] == TINY.slow_messages
+        assert 0 <= member["received"] <= member["of"]
+        assert member["closed"] is None or member["closed"] >= 1000  # a close code
+        assert "slow_member" not in alone.details
+
+
+def test_memory_counts_idle_connections_and_server_rss(run):
+    for r in by(run, "memory"):
+        assert r.messages == r.expected == TINY.memory_connections
+        grown = r.details["rss_with_connections"] - r.details["rss_before"]
+        assert r.rss_per_connection == grown / TINY.memory_connections
+        assert r.details["rss_before"] > 0
+
+
+def test_class_delivers_every_chat_message_to_its_table(run):
+    for r in by(run, "class"):
+        assert r.expected == TINY.class_students * TINY.class_messages * 10
+        assert (r.server, r.messages, r.duplicates) == (r.server, r.expected, 0)
+        assert r.latency_ms["count"] == r.expected
+        # At most a typing=true and its end per message and member (how many come depends
+        # on timing): a storm of typing events would break it.
+        assert r.details["typing_events_received"] <= 2 * r.expected
+
+
+def test_ratios_are_computed_from_the_measured_values(run):
+    rows = report.ratios(run.results)
+    assert rows
+    mine = {(r.scenario, r.variant): r for r in run.results if r.server == "rtlab"}
+    peers_ = {(r.scenario, r.variant, r.server): r for r in run.results}
+    for row in rows:
+        ours = mine[row["scenario"], row["variant"]]
+        theirs = peers_[row["scenario"], row["variant"], row["peer"]]
+        expected = ratio(ours.rate, theirs.rate)
+        assert row["rate"] == expected or (math.isnan(expected) and row["rate"] is None)
+        if theirs.latency_ms:
+            assert row["p99"] == ratio(ours.latency_ms["p99"], theirs.latency_ms["p99"])
+    peers_in_ratios = {row["peer"] for row in rows}
+    assert peers_in_ratios == set(SERVERS) - {"rtlab"}
+
+
+def test_targets_say_whether_each_holds(run):
+    rows = report.targets(run.results)
+    kinds = {(t["scenario"], t["peer"]) for t in rows}
+    assert ("echo", "websockets") in kinds and ("fanout", "node-socketio") in kinds
+    assert ("latency", "websockets") in kinds and ("memory", "websockets") in kinds
+    for t in rows:
+        bound = float(t["bound"].split()[1])
+        if t["ratio"] is None:
+            assert t["holds"] is False
+        elif t["bound"].startswith(">="):
+            assert t["holds"] == (t["ratio"] >= bound)
+        else:
+            assert t["holds"] == (t["ratio"] <= bound)
+
+
+def test_json_document_is_complete(run):
+    document = report.document(run.results, run.peers, {"preset": "tiny"}, "test")
+    text = json.dumps(document, allow_nan=False)  # strict JSON: no NaN or Infinity
+    data = json.loads(text)
+    assert data["schema"] == report.SCHEMA
+    assert set(data) >= {"command", "machine", "settings", "peers", "results", "ratios", "targets"}
+    assert data["machine"]["cpus"] >= 1
+    fields = {
+        "scenario",
+        "variant",
+        "server",
+        "messages",
+        "expected",
+        "duplicates",
+        "seconds",
+        "cpu_seconds",
+        "rate",
+        "rate_per_cpu",
+        "latency_ms",
+        "rss_per_connection",
+        "details",
+        "complete",
+    }
+    assert len(data["results"]) == len(run.results)
+    for row in data["results"]:
+        assert set(row) == fields
+        assert row["complete"] is True
+
+
+def test_table_names_every_server_and_the_plot_is_a_png(run, tmp_path):
+    text = report.table(run.results, run.peers)
+    for server in SERVERS:
+        assert server in text
+    assert "targets (issue 6.4)" in text
+    report.plot(run.results, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_node_peers_are_reported_not_installed_without_node(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node, no npm
+    outcome = cli.run(["rtlab", "node-ws", "node-socketio"], ["latency"], TINY, strict=True)
+    assert outcome.peers["rtlab"] == "ok"
+    for name in ("node-ws", "node-socketio"):
+        assert outcome.peers[name].startswith("not installed: node and npm not found")
+    assert [r.server for r in outcome.results] == ["rtlab"]
+    assert "node-ws: not installed" in report.table(outcome.results, outcome.peers)
+
+
+def test_rtlab_bench_quick_json_on_stdout():
+    # Two servers keep it short: every server already ran every scenario above.
+    command = ["bench", "--quick", "--json", "-", "--servers", "rtlab,websockets"]
+    done = subprocess.run(
+        [sys.executable, "-m", "rtlab.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
+    assert data["settings"]["preset"] == "quick"
+    assert {r["scenario"] for r in data["results"]} == set(SCENARIOS)
+    assert {r["server"] for r in data["results"]} == {"rtlab", "websockets"}
+    assert all(r["complete"] for r in data["results"])
+    assert {t["peer"] for t in data["targets"]} == {"websockets"}
+    assert data["failures"] == []
+    assert "round trips per server CPU second" in done.stderr  # the table, beside the JSON
+
+
+def test_unknown_server_is_refused():
+    done = subprocess.run(
+        [sys.executable, "-m", "rtlab.cli", "bench", "--servers", "rtlab,nginx"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown server nginx" in done.stderr
