@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from rtlab.bench.peers import NotInstalled, node_folder
+from rtlab.bench.peers import NotInstalled, node_folder, stop_process
 
 INSTALL = (
     "install Node.js 18 or newer with npm (Debian or Ubuntu: sudo apt install nodejs npm; "
@@ -43,13 +43,7 @@ class NodeServer:
         return list(self.output)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __repr__(self) -> str:
         state = "running" if self.process.poll() is None else "stopped"

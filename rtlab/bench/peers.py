@@ -91,6 +91,17 @@ def node_folder(log: bool = True) -> Path:
     return folder
 
 
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate ``process`` if it still runs, then kill it if it takes over 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Running:
     """A started server: its process (for CPU time and memory) and its base URL."""
@@ -118,13 +129,7 @@ class Running:
         return self.ps.memory_info().rss
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> Running:
         return self
