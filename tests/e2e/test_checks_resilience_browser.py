@@ -176,7 +176,9 @@ WRONG = {
     ),
     "reconnects at once: a hot loop": (
         listeners("connect();"),
-        "a hot loop, with no wait between attempts",
+        # A browser's refused handshake takes tens of ms on a busy machine: then the
+        # same hot loop reads as waits that do not grow. Either is the cross it earns.
+        ("a hot loop, with no wait between attempts", "they did not grow"),
     ),
     "the same wait every time": (
         listeners("setTimeout(connect, 60);"),
@@ -229,7 +231,9 @@ WRONG = {
 def test_wrong_answers_fail_with_what_the_server_saw(page, box, code, expected, short):
     verdict = check(page, box, code)
     assert not verdict.passed
-    assert expected in verdict.message + verdict.hint, verdict
+    said = verdict.message + verdict.hint
+    alternatives = expected if isinstance(expected, tuple) else (expected,)
+    assert any(e in said for e in alternatives), verdict
 
 
 def test_an_answer_that_never_closes_fails_after_the_timeout(page, box, short):
