@@ -539,3 +539,11 @@ def test_one_wait_stretched_by_a_busy_machine_is_not_a_missing_cap() -> None:
     assert "longer than delay_max=0.4 s" in problem[0]
     twice_over = list(itertools.accumulate([0.0, 0.05, 0.1, 0.2, 0.7, 0.9, 0.3]))
     assert "longer than delay_max" in resilience._waits_problem(twice_over)[0]
+
+
+def test_what_each_refused_attempt_costs_on_a_busy_machine_is_allowed_for() -> None:
+    """Seen in CI late in a long test run: every wait 0.1 s longer than the sleep in it."""
+    costly = list(itertools.accumulate([0.0, 0.10, 0.14, 0.17, 0.29, 0.33, 0.50]))
+    assert resilience._waits_problem(costly) is None
+    no_cap = list(itertools.accumulate([0.0, 0.11, 0.12, 0.14, 0.18, 0.26, 0.42, 0.74]))
+    assert "longer than delay_max" in resilience._waits_problem(no_cap)[0]
