@@ -5,6 +5,8 @@ check runs on a live server of its own."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -289,12 +291,18 @@ def test_roster_not_done_yet_shows_the_nudge():
 
 
 def test_a_roster_that_never_returns_fails_in_time():
+    done = threading.Event()  # set at the end: a loop left spinning would hold the GIL for
+    # the rest of the run and slow every timed check after it
+
     def loops(joined, events):  # type: ignore[no-untyped-def]
         people = {}
-        while joined:  # joined.pop(0) forgotten
+        while joined and not done.is_set():  # joined.pop(0) forgotten
             people[joined[0]["userId"]] = None
         return people
 
-    verdict = check_roster(loops, timeout=0.5)
+    try:
+        verdict = check_roster(loops, timeout=0.5)
+    finally:
+        done.set()
     assert verdict.message == "roster: roster did not return within 0.5 s: does a loop never end?"
     assert verdict.hint == chat.ROSTER_HINT
