@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from rtlab.aio.admission import USER
 from rtlab.aio.builtin_events import BuiltinEvents, message_text, room_id, timestamp
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 from rtlab.core.presence import Presence, Typing, iso
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from rtlab.aio.lab_app import LabApp
 
 HISTORY = 50  # messages of a room sent with the join's acknowledgement
-MAX_USER = 64  # characters of a user name
 
 
 class Chat:
@@ -178,10 +178,10 @@ class ChatEvents(BuiltinEvents):
                 ErrorCode.INVALID, 'data must be an object: {"to": USER, "message": TEXT}'
             )
         to = data.get("to")
-        if not isinstance(to, str) or not 0 < len(to) <= MAX_USER:
+        if not isinstance(to, str) or not USER.fullmatch(to):
             raise EnvelopeError(
                 ErrorCode.INVALID,
-                f"to must be a user name of 1 to {MAX_USER} characters, got {to!r:.40}",
+                f"to must be a user name: 1 to 32 letters, digits or _.- , got {to!r:.40}",
             )
         text = message_text(data.get("message"), "message")
         if to == session.user:

@@ -53,7 +53,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
-from rtlab.core.envelope import EnvelopeError, ErrorCode, event_parts
+from rtlab.core.envelope import JSON, JSON_ASCII, EnvelopeError, ErrorCode, event_parts
 from rtlab.core.presence import iso
 
 if TYPE_CHECKING:
@@ -91,7 +91,14 @@ class Joined:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON that Redis can take: UTF-8, so a lone surrogate (valid JSON, sent by a
+    client as "\\ud800") is escaped as JSON writes it, never an encoding error."""
+    text = JSON.encode(value)
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = JSON_ASCII.encode(value)
+    return text
 
 
 def unavailable(retry_after: float) -> EnvelopeError:
