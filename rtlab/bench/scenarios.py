@@ -8,6 +8,7 @@ A :class:`Result` carries the measured numbers; nothing here judges them.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +55,17 @@ class Result:
         return asdict(self) | {"complete": self.complete}
 
 
+# CPU time is counted in whole clock ticks (10 ms at Linux's usual 100 Hz): a rate per
+# CPU second needs 50 ticks or more to be within 2% (and a ratio of two within 4%).
+TICKS = 50
+CLOCK_TICK = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def long_enough(cpu_seconds: float) -> bool:
+    """Whether this much CPU time, read in clock ticks, gives a rate worth comparing."""
+    return cpu_seconds >= TICKS * CLOCK_TICK
+
+
 def _summary_ms(seconds: list[float]) -> dict[str, float] | None:
     if not seconds:
         return None
@@ -71,7 +83,7 @@ def _result(
         seconds=phase.seconds,
         cpu_seconds=phase.cpu_seconds,
         rate=rate(counted, phase.seconds),
-        rate_per_cpu=rate(counted, phase.cpu_seconds) if phase.cpu_seconds > 0 else None,
+        rate_per_cpu=rate(counted, phase.cpu_seconds) if long_enough(phase.cpu_seconds) else None,
         **kw,
     )
 
