@@ -7,17 +7,30 @@ to its own members. Redis orders the channel, so every process delivers the same
 events in the same order, and a room's ``seq`` grows in delivery order everywhere.
 
 What must be global lives in Redis, changed by short Lua scripts (atomic there; in
-rtlab/aio/lua/, package data):
+rtlab/aio/lua/, package data). Every key has a TTL or a cap (keep.lua); TTL is
+``key_ttl`` (``KEY_TTL``, 6 h, at least the history window), renewed by every use and,
+for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
 
-=====================================  ==============================================
-``rtlab:members:NS:ROOM``  (hash)      user -> sessions in the room, all processes
-``rtlab:proc:UID``         (hash)      "NS ROOM USER" -> sessions of process UID
-``rtlab:alive:UID``        (string)    set with a TTL, renewed by UID's heartbeat
-``rtlab:procs``            (set)       the processes that registered
-``rtlab:seq:NS:ROOM``      (counter)   the room's last message number (INCR)
-``rtlab:history:NS:ROOM``  (list)      "SEQ TIME DATA" of its last messages (capped)
-``rtlab:mid:USER:NS MID``  (string)    the ack of a handled ``mid``, for an hour
-=====================================  ==============================================
+=========================  =========  ===============================================
+``rtlab:members:NS:ROOM``  hash       user -> sessions in the room, all processes (TTL)
+``rtlab:members:NS:*``     hash       user -> sessions in the namespace (TTL)
+``rtlab:proc:UID``         hash       "NS ROOM USER" -> sessions of process UID (TTL)
+``rtlab:alive:UID``        string     renewed by UID's heartbeat (TTL ``alive_ttl``)
+``rtlab:procs``            set        the processes that registered (TTL)
+``rtlab:seq:NS:ROOM``      counter    the room's last message number (INCR; TTL)
+``rtlab:history:NS:ROOM``  list       "SEQ TIME DATA" of its last ``history_size``
+                                      messages (TTL)
+``rtlab:seen:NS:ROOM``     hash       user -> when they left, the last ``max_seen`` (TTL)
+``rtlab:rooms:NS``         zset       room -> last use; past ``max_rooms`` the least
+                                      recent loses its history, past twice as many its
+                                      numbering and last seen too (TTL)
+``rtlab:mids:USER``        hash       "NS MID" -> ack, and "#bytes": their size; the
+                                      last ``MIDS_PER_USER`` within ``MID_BYTES_PER_USER``
+                                      (TTL ``MID_TTL`` after the user's last mid)
+``rtlab:midorder:USER``    list       the user's mids, oldest first (same)
+``rtlab:midusers``         zset       user -> last mid; past ``MID_USERS`` the least
+                                      recent user's mids go (TTL ``MID_TTL``)
+=========================  =========  ===============================================
 
 A room message is numbered, kept, deduplicated by ``mid`` and published by one
 script, so a message is either published once or not at all, whichever process a
@@ -42,6 +55,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -54,7 +68,7 @@ from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
 from rtlab.core.envelope import JSON, JSON_ASCII, EnvelopeError, ErrorCode, event_parts
-from rtlab.core.presence import iso
+from rtlab.core.presence import MAX_SEEN, iso
 
 if TYPE_CHECKING:
     from rtlab.aio.events import EventHub, Namespace, Session
@@ -63,7 +77,13 @@ PREFIX = "rtlab"
 ONLINE = "*"  # a namespace's pseudo-room of connected users (no room id has a "*")
 HEARTBEAT = 1.0  # seconds between renewals of this process's alive key
 ALIVE_TTL = 5.0  # seconds without renewal after which a process counts as dead
-MID_TTL = 3600  # seconds a handled mid is remembered
+MID_TTL = 3600  # seconds a user's handled mids are remembered after their last one
+MIDS_PER_USER = 1000  # handled mids kept per user (as the one-process hub), oldest first out
+MID_BYTES_PER_USER = 256 * 2**10  # bytes of acks kept per user, oldest first out
+MID_USERS = 10_000  # users whose mids are kept, the least recently active forgotten
+KEY_TTL = 6 * 3600  # seconds a room's keys outlive its last use (at least the history window)
+ROOMS = 10_000  # rooms per namespace whose history is kept (as History), 2x their numbering
+ROOM_KEYS = ("members", "seq", "history", "seen")  # the keys of one room
 ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
@@ -76,8 +96,13 @@ def _lua(name: str) -> str:
 
 # Both the reaper and the resync take a dead process's sessions out (reap.lua), telling
 # the rooms it leaves (gone.lua); the resync then writes this process's back (resync.lua).
-REAP = _lua("gone") + _lua("reap") + "return gone\n"
-RESYNC = _lua("gone") + _lua("reap") + _lua("resync")
+REAP = _lua("gone") + _lua("keep") + _lua("reap") + "return gone\n"
+RESYNC = _lua("gone") + _lua("keep") + _lua("reap") + _lua("resync")
+# What keeps keys bounded (keep.lua), in front of every script that writes them.
+REMEMBER = (
+    _lua("keep") + "remember(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],"
+    " tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))\n"
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +149,8 @@ class RedisAdapter:
         recent: int = 50,
         heartbeat: float = HEARTBEAT,
         alive_ttl: float = ALIVE_TTL,
+        max_rooms: int = ROOMS,
+        max_seen: int = MAX_SEEN,
     ) -> None:
         self.url = url
         self.hub = hub
@@ -137,6 +164,13 @@ class RedisAdapter:
         self.recent = recent  # messages of a room sent with a join's acknowledgement
         self.heartbeat = heartbeat
         self.alive_ttl = alive_ttl
+        # Bounds (keep.lua): read at each use, so that a test may shorten them.
+        self.key_ttl = max(KEY_TTL, math.ceil(history_window))
+        self.max_rooms = max_rooms
+        self.max_seen = max_seen
+        self.mid_ttl = MID_TTL
+        self.mid_limits = (MIDS_PER_USER, MID_BYTES_PER_USER, MID_USERS)
+        self._refreshed = -math.inf  # when the keys of this process's rooms were last renewed
         self.available = False
         self.retry_after = BACKOFF.delay
         self.published = 0  # messages this process published
@@ -165,9 +199,10 @@ class RedisAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         self._scripts = {
-            name: self._redis.register_script(_lua(name))
+            name: self._redis.register_script(_lua("keep") + _lua(name))
             for name in ("join", "leave", "send", "count", "direct")
         }
+        self._remember = self._redis.register_script(REMEMBER)
         self._reap = self._redis.register_script(REAP)
         self._resync = self._redis.register_script(RESYNC)
 
@@ -209,8 +244,20 @@ class RedisAdapter:
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    def _reap_args(self, publish: bool) -> list[str]:
-        return [self.prefix, self.channel, "1" if publish else "0", iso(time.time())]
+    def _reap_args(self, publish: bool) -> list[Any]:
+        now = iso(time.time())
+        return [
+            self.prefix,
+            self.channel,
+            "1" if publish else "0",
+            now,
+            self.key_ttl,
+            self.max_seen,
+        ]
+
+    def _room_args(self, ns: str, room: str) -> list[Any]:
+        """What keep.lua's ``touch`` takes after the time: prefix, ns, room, ttl, cap."""
+        return [self.prefix, ns, room, self.key_ttl, self.max_rooms]
 
     def _lost(self, error: BaseException) -> None:
         if self.available:
@@ -388,6 +435,7 @@ class RedisAdapter:
     async def _register(self) -> None:
         await self._redis.set(self._key("alive", self.uid), "1", px=int(self.alive_ttl * 1000))
         await self._redis.sadd(self._key("procs"), self.uid)
+        await self._redis.expire(self._key("procs"), self.key_ttl)
 
     async def _beat(self) -> None:
         """Renew our alive key; reap the processes whose key expired."""
@@ -397,11 +445,13 @@ class RedisAdapter:
                 continue
             try:
                 await self._register()
+                if time.monotonic() - self._refreshed >= self.key_ttl / 4:
+                    await self._refresh()
                 if not await self._redis.exists(self._key("proc", self.uid)):
                     # Taken for dead (stalled longer than alive_ttl) and reaped: write our
                     # sessions back, in order with the operations queued before this.
                     args = self._resync_args()
-                    if args[4]:
+                    if args[6]:
                         keys = [self._key("proc", self.uid)]
                         self._submit(functools.partial(self._resync, keys=keys, args=args))
                 for uid in await self._redis.smembers(self._key("procs")):
@@ -418,6 +468,24 @@ class RedisAdapter:
                     )
             except FAILURES as error:
                 self._lost(error)
+
+    async def _refresh(self) -> None:
+        """Renew the keys of this process and of every room its sessions are in, however
+        quiet: a room in use never loses its history or numbering to a TTL."""
+        ttl, now = self.key_ttl, time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.expire(self._key("proc", self.uid), ttl)
+            for namespace in list(self.hub.namespaces.values()):
+                ns = namespace.name
+                pipe.expire(self._key("members", ns, ONLINE), ttl)
+                rooms = list(namespace.rooms)
+                for room in rooms:
+                    for kind in ROOM_KEYS:
+                        pipe.expire(self._key(kind, ns, room), ttl)
+                if rooms:  # in use: last in line to lose their history (keep.lua)
+                    pipe.zadd(self._key("rooms", ns), dict.fromkeys(rooms, now), xx=True)
+            await pipe.execute()
+        self._refreshed = time.monotonic()
 
     async def _resync_sessions(self) -> None:
         """Write this process's room members back (Redis may have restarted empty)."""
@@ -483,19 +551,16 @@ class RedisAdapter:
         now = iso(time.time())
         header = {"o": self.uid, "ns": ns, "room": room, "kind": "left", "user": user}
         message = _json({**header, "at": now})
-        keys = [
-            self._key("members", ns, room),
-            self._key("proc", self.uid),
-            self._key("seen", ns, room),
-        ]
+        keys = [self._key("members", ns, room), self._key("proc", self.uid)]
         args = [f"{ns} {room} {user}", user, self.channel, message, now]
+        args += [self.prefix, ns, room, time.time(), self.key_ttl, self.max_rooms, self.max_seen]
         self._submit(lambda: self._scripts["leave"](keys=keys, args=args))
 
     def online(self, ns: str, user: str, delta: int) -> None:
         """A session of ``user`` connected to (+1) or left (-1) namespace ``ns``."""
         if self.available:
             keys = [self._key("members", ns, ONLINE), self._key("proc", self.uid)]
-            args = [f"{ns} {ONLINE} {user}", user, delta]
+            args = [f"{ns} {ONLINE} {user}", user, delta, self.key_ttl]
             self._submit(lambda: self._scripts["count"](keys=keys, args=args))
 
     async def direct_message(
@@ -560,6 +625,7 @@ class RedisAdapter:
             time.time(),
             self.history_window,
             self.recent,
+            *self._room_args(ns, room),
         ]
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived
@@ -594,7 +660,7 @@ class RedisAdapter:
         keys = [
             self._key("seq", ns, room),
             self._key("history", ns, room),
-            self._key("mids", session.user, f"{ns} {mid}") if mid is not None else "",
+            self._key("mids", session.user) if mid is not None else "",
             self._key("members", ns, room),
         ]
         answer_prefix = _json({"roomId": room})[:-1] + ',"seq":'
@@ -607,7 +673,11 @@ class RedisAdapter:
             self.history_size,
             answer_prefix,
             ',"delivered":',
-            MID_TTL,
+            *self._room_args(ns, room),
+            session.user,
+            f"{ns} {mid}",
+            self.mid_ttl,
+            *self.mid_limits,
         ]
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived
@@ -632,19 +702,21 @@ class RedisAdapter:
         again, atomically, when they are numbered)."""
         if not self.available:
             return False, None
-        found = await self._submit(lambda: self._redis.get(self._key("mids", user, key)))
+        found = await self._submit(lambda: self._redis.hget(self._key("mids", user), key))
         return (False, None) if found is None else (True, json.loads(found))
 
     def remember(self, user: str, key: str, result: Any) -> None:
-        """Note a handled ``"NS MID"`` and its ack for every process, for an hour."""
+        """Note a handled ``"NS MID"`` and its ack for every process: the user's last
+        ``MIDS_PER_USER`` mids within ``MID_BYTES_PER_USER`` bytes, for ``MID_TTL`` seconds
+        after their last one (keep.lua's ``remember``)."""
         if not self.available:
             return
         try:
             text = _json(result)
         except (TypeError, ValueError):
             return
-        name = self._key("mids", user, key)
-        self._submit(lambda: self._redis.set(name, text, ex=MID_TTL))
+        args = [self.prefix, user, key, text, time.time(), self.mid_ttl, *self.mid_limits]
+        self._submit(lambda: self._remember(args=args))
 
     def __repr__(self) -> str:
         state = "connected" if self.available else "unavailable"

@@ -1,5 +1,6 @@
 -- Take the sessions of one process out of every room.  KEYS: proc.  ARGV: prefix, channel,
--- publish (1/0), now as ISO time.  Returns the "NS ROOM USER" entries whose user is gone.
+-- publish (1/0), now as ISO time, ttl, max_seen.  Returns the "NS ROOM USER" entries whose
+-- user is gone.
 local gone = {}
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
@@ -9,7 +10,7 @@ for i = 1, #entries, 2 do
     redis.call('HDEL', members, user)
     table.insert(gone, entries[i])
     if ARGV[3] == '1' and room ~= '*' then
-      redis.call('HSET', ARGV[1] .. ':seen:' .. ns .. ':' .. room, user, ARGV[4])
+      last_seen(ARGV[1], ns, room, user, ARGV[4], ARGV[5], tonumber(ARGV[6]))
       redis.call('PUBLISH', ARGV[2], gone_message(ns, room, user, ARGV[4]))
     end
   end

@@ -1,19 +1,23 @@
--- KEYS: seq, history, mid, members.  ARGV: channel, header prefix, data head, frame prefix,
--- frame suffix, now, size, answer prefix, answer middle, mid ttl.  The mid's answer is
--- the whole acknowledgement: a resend that reaches another process gets the same one.
+-- KEYS: seq, history, the user's mids ('' without a mid), members.  ARGV: channel, header
+-- prefix, data head, frame prefix, frame suffix, now, size, answer prefix, answer middle,
+-- then prefix, ns, room, ttl, cap, user, "NS MID", mid ttl, and the mids' max count,
+-- bytes and users (keep.lua).  The mid's answer is the whole acknowledgement: a resend
+-- that reaches another process gets the same one.
 if KEYS[3] ~= '' then
-  local seen = redis.call('GET', KEYS[3])
+  local seen = redis.call('HGET', KEYS[3], ARGV[16])
   if seen then return {0, seen} end
 end
 local seq = redis.call('INCR', KEYS[1])
 local data = ARGV[3] .. seq .. '}'
 redis.call('RPUSH', KEYS[2], seq .. ' ' .. ARGV[6] .. ' ' .. data)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+touch(ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], tonumber(ARGV[14]))
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\n' .. ARGV[4] .. data .. ARGV[5])
 local sessions = 0
 for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
 if KEYS[3] ~= '' then
   local answer = ARGV[8] .. seq .. ARGV[9] .. sessions .. '}'
-  redis.call('SET', KEYS[3], answer, 'EX', tonumber(ARGV[10]))
+  remember(ARGV[10], ARGV[15], ARGV[16], answer, ARGV[6], ARGV[17], tonumber(ARGV[18]),
+    tonumber(ARGV[19]), tonumber(ARGV[20]))
 end
 return {seq, sessions}

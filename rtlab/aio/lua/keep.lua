@@ -1,0 +1,70 @@
+-- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys): a room's keys
+-- live TTL seconds after its last use, a namespace keeps the history of its CAP most
+-- recently used rooms and the numbering of twice as many (as rtlab/core/history.py),
+-- a room remembers its MAX_SEEN most recent leavers (as rtlab/core/presence.py), and a
+-- user's handled mids are capped by count and by bytes, for the most recent users only.
+local function room_key(prefix, kind, ns, room)
+  return prefix .. ':' .. kind .. ':' .. ns .. ':' .. room
+end
+
+-- The room is used now: renew its keys; the room that just became the CAP+1-th most
+-- recently used loses its history, and one beyond twice CAP is forgotten altogether.
+local function touch(prefix, ns, room, now, ttl, cap)
+  for _, kind in ipairs({'members', 'seq', 'history', 'seen'}) do
+    redis.call('EXPIRE', room_key(prefix, kind, ns, room), ttl)
+  end
+  local rooms = prefix .. ':rooms:' .. ns
+  redis.call('ZADD', rooms, now, room)
+  redis.call('EXPIRE', rooms, ttl)
+  local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
+  if stale then redis.call('DEL', room_key(prefix, 'history', ns, stale)) end
+  while redis.call('ZCARD', rooms) > 2 * cap do
+    local old = redis.call('ZPOPMIN', rooms)[1]
+    redis.call('DEL', room_key(prefix, 'history', ns, old), room_key(prefix, 'seq', ns, old),
+      room_key(prefix, 'seen', ns, old))
+  end
+end
+
+-- ``user`` left ``room`` at ``iso``; past max_seen leavers the longest gone is forgotten
+-- (ISO times sort as text).
+local function last_seen(prefix, ns, room, user, iso, ttl, max_seen)
+  local key = room_key(prefix, 'seen', ns, room)
+  redis.call('HSET', key, user, iso)
+  redis.call('EXPIRE', key, ttl)
+  if redis.call('HLEN', key) > max_seen then
+    local entries = redis.call('HGETALL', key)
+    local oldest, when = nil, nil
+    for i = 1, #entries, 2 do
+      if when == nil or entries[i + 1] < when then oldest, when = entries[i], entries[i + 1] end
+    end
+    redis.call('HDEL', key, oldest)
+  end
+end
+
+-- Keep ``answer`` as the ack of ``user``'s mid ``field`` ("NS MID"): the user's oldest go
+-- past max_count mids or max_bytes bytes; past max_users users, the least recent user's.
+local function remember(prefix, user, field, answer, now, ttl, max_count, max_bytes, max_users)
+  local kept, order = prefix .. ':mids:' .. user, prefix .. ':midorder:' .. user
+  if redis.call('HSETNX', kept, field, answer) == 1 then
+    redis.call('RPUSH', order, field)
+    local size = redis.call('HINCRBY', kept, '#bytes', #field + #answer)
+    while size > max_bytes or redis.call('LLEN', order) > max_count do
+      local old = redis.call('LPOP', order)
+      if not old then break end
+      local value = redis.call('HGET', kept, old)
+      if value then
+        redis.call('HDEL', kept, old)
+        size = redis.call('HINCRBY', kept, '#bytes', -(#old + #value))
+      end
+    end
+  end
+  redis.call('EXPIRE', kept, ttl)
+  redis.call('EXPIRE', order, ttl)
+  local users = prefix .. ':midusers'
+  redis.call('ZADD', users, now, user)
+  redis.call('EXPIRE', users, ttl)
+  while redis.call('ZCARD', users) > max_users do
+    local gone = redis.call('ZPOPMIN', users)[1]
+    redis.call('DEL', prefix .. ':mids:' .. gone, prefix .. ':midorder:' .. gone)
+  end
+end
