@@ -41,7 +41,7 @@ from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.aio.redis_events import RedisChatEvents
-from rtlab.core.history import History
+from rtlab.core.history import MAX_BYTES, History
 
 LOG_LINES = 500
 FEED_LENGTH = 1000
@@ -124,6 +124,7 @@ class LabServer:
         data_dir: str | os.PathLike[str] | None = None,
         history_size: int = 1000,
         history_window: float = 300.0,
+        history_bytes: int = MAX_BYTES,
         compression: Compression = DEFAULT_THRESHOLD,
         redis: str | None = None,
         reuse_port: bool = False,
@@ -137,7 +138,8 @@ class LabServer:
         default, a lab server in a notebook has none. ``data_dir``: keep room history on
         disk there, so that it survives a restart (otherwise it lives in memory).
         ``history_size`` messages per room, at most ``history_window`` seconds old,
-        are kept for clients that come back. ``compression``: permessage-deflate
+        are kept for clients that come back, ``history_bytes`` in all (rtlab.core.history
+        counts them). ``compression``: permessage-deflate
         ``"off"`` (or None), ``"on"``, or on for messages of at least that many bytes
         (default 1024, see rtlab.aio.compression). ``redis``: a ``redis://HOST:PORT/DB``
         URL: rooms, history and resends span every server given the same one
@@ -173,8 +175,8 @@ class LabServer:
         self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
         # The lab's events on the event framework, as an app installs its handlers.
         self.app = LabApp(
-            history=History(history_size, history_window),
-            journal=Journal(data_dir) if data_dir is not None else None,
+            history=History(history_size, history_window, max_bytes=history_bytes),
+            journal=Journal(data_dir, logger=self.logger) if data_dir is not None else None,
             max_rooms=max_rooms,
         )
         # The one place that picks the manager, and the lab's events that go with it.

@@ -164,17 +164,21 @@ def lines(folder: Path) -> list[dict[str, Any]]:
 def test_a_journal_round_trip_keeps_records_users_and_mids(tmp_path):
     journal = Journal(tmp_path)
     with pytest.raises(RuntimeError, match="load"):
-        journal.append(Record("/", "r", 1, 1.0, {}), "alice", "m-1")
+        journal.append(Record("/", "r", 1, 1.0, {"seq": 1}, "alice", "m-1"))
     history = History()
     assert journal.load(history) == []  # no file yet: it is made
     assert (tmp_path / FILENAME).read_text() == ""
-    written = [
-        (history.append("/", "r", message(1), 1.0), "alice", "a-1"),
-        (history.append("/", "r", message(2), 2.0), "bob", None),  # sent without a mid
-        (history.append("/chat", "r", message(3), 3.0), "alice", "a-2"),
-    ]
-    for record, user, mid in written:
-        journal.append(record, user, mid)
+    first = history.number("/", "r", message(1), 1.0, "alice", "a-1")
+    assert history.number("/", "r", message(2), 2.0).seq == first.seq == 1  # not kept yet
+    written = []
+    for args in [
+        ("/", "r", message(1), 1.0, "alice", "a-1"),
+        ("/", "r", message(2), 2.0, "bob", None),
+        ("/chat", "r", message(3), 3.0, "alice", "a-2"),
+    ]:
+        record = history.number(*args)
+        journal.append(record)  # on disk first, then kept
+        written.append(history.add(record))
     journal.close()
     journal.close()  # twice is fine
     assert lines(tmp_path)[0] == {
@@ -189,36 +193,44 @@ def test_a_journal_round_trip_keeps_records_users_and_mids(tmp_path):
 
     again = History()
     loaded = Journal(tmp_path).load(again)
-    assert loaded == written
+    assert sorted(loaded, key=lambda r: r.ns) == written
+    assert [(r.user, r.mid) for r in again.records()] == [
+        ("alice", "a-1"),
+        ("bob", None),
+        ("alice", "a-2"),
+    ]
     assert again.records() == history.records()
     assert (again.last_seq("/", "r"), again.last_seq("/chat", "r")) == (2, 1)
+
+
+def appended(journal: Journal, history: History, count: int, room: str = "r") -> None:
+    """``count`` messages to ``room``, each on disk then kept, as the server does."""
+    for _ in range(count):
+        seq = history.last_seq("/", room) + 1
+        record = history.number("/", room, message(seq), float(seq), "alice", f"a-{seq}")
+        journal.append(record)
+        history.add(record)
 
 
 def test_loading_compacts_the_file_to_what_the_history_keeps(tmp_path):
     journal = Journal(tmp_path)
     journal.load(History())
-    source = filled(6)
-    for record in source.records():
-        journal.append(record, "alice", f"a-{record.seq}")
+    appended(journal, History(), 6)
     journal.close()
     assert len(lines(tmp_path)) == 6
 
     small = History(size=2)
     loaded = Journal(tmp_path).load(small)
-    assert [(r.seq, user, mid) for r, user, mid in loaded] == [
-        (5, "alice", "a-5"),
-        (6, "alice", "a-6"),
-    ]
+    assert [(r.seq, r.user, r.mid) for r in loaded] == [(5, "alice", "a-5"), (6, "alice", "a-6")]
     assert [line["seq"] for line in lines(tmp_path)] == [5, 6]
-    assert not (tmp_path / "history.tmp").exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / FILENAME]  # no temporary file left
 
 
 def test_a_line_cut_short_by_a_crash_is_skipped_and_appending_goes_on(tmp_path):
     journal = Journal(tmp_path)
     history = History()
     journal.load(history)
-    for i in (1, 2, 3):
-        journal.append(history.append("/", "r", message(i), float(i)), "alice", f"a-{i}")
+    appended(journal, history, 3)
     journal.close()
     path = tmp_path / FILENAME
     whole = path.read_text()
@@ -229,11 +241,11 @@ def test_a_line_cut_short_by_a_crash_is_skipped_and_appending_goes_on(tmp_path):
     restarted = History()
     journal = Journal(tmp_path)
     loaded = journal.load(restarted)
-    assert [(r.seq, mid) for r, _, mid in loaded] == [(1, "a-1"), (2, "a-2"), (3, "a-3")]
+    assert [(r.seq, r.mid) for r in loaded] == [(1, "a-1"), (2, "a-2"), (3, "a-3")]
     assert path.read_text() == whole  # compacted: the broken tail is gone
-    journal.append(restarted.append("/", "r", message(4), 4.0), "alice", "a-4")
+    appended(journal, restarted, 1)
     journal.close()
-    assert [r.seq for r, _, _ in Journal(tmp_path).load(History())] == [1, 2, 3, 4]
+    assert [r.seq for r in Journal(tmp_path).load(History())] == [1, 2, 3, 4]
 
 
 def test_unreadable_and_out_of_order_lines_are_skipped(tmp_path):
@@ -254,7 +266,7 @@ def test_unreadable_and_out_of_order_lines_are_skipped(tmp_path):
     )
     (tmp_path / FILENAME).write_text(text)
     loaded = Journal(tmp_path).load(History())
-    assert [(r.seq, user, mid) for r, user, mid in loaded] == [(1, "a", None), (2, None, None)]
+    assert [(r.seq, r.user, r.mid) for r in loaded] == [(1, "a", None), (2, None, None)]
     assert [line["seq"] for line in lines(tmp_path)] == [1, 2]
 
 
