@@ -15,7 +15,7 @@ from typing import Any
 
 from rtlab import cliargs, handout, tls, workers
 from rtlab.aio import compression
-from rtlab.aio.admission import USER, is_loopback
+from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, USER, is_loopback
 from rtlab.aio.server import LabServer
 from rtlab.bench import cli as bench_cli
 from rtlab.core.tokens import issue
@@ -40,6 +40,7 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         print(f"  events        {server.url}/ws?{who}", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
+        print(f"Serving {server.descriptors_said}.", flush=True)
         if options.get("redis"):
             away = "" if server.events.manager.available else " (unreachable for now: retrying)"
             print(f"Rooms span every server on Redis {options['redis']}.{away}", flush=True)
@@ -47,7 +48,9 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
             print(f"Room history is kept in {options['data_dir']}.", flush=True)
         if options.get("secret"):
             print(
-                "Tokens are required on /ws: ?token=... (make them with rtlab token).", flush=True
+                "Tokens are required on /ws, /echo and /feed: ?token=... "
+                "(make them with rtlab token).",
+                flush=True,
             )
         elif anonymous:
             print("Anyone who can reach this port may join as any ?user=NAME.", flush=True)
@@ -136,7 +139,8 @@ def parser() -> argparse.ArgumentParser:
     )
     serve_.add_argument(
         "--secret",
-        help="require tokens signed with this secret on /ws (make them with rtlab token); "
+        help="require tokens signed with this secret on /ws, /echo and /feed (make them "
+        "with rtlab token); "
         "RTLAB_SECRET works too",
     )
     serve_.add_argument(
@@ -171,6 +175,23 @@ def parser() -> argparse.ArgumentParser:
         metavar="N",
         help="open connections from one IP address (default 256); raise it for a class "
         "behind one NAT address",
+    )
+    serve_.add_argument(
+        "--max-handshakes-per-address",
+        type=cliargs.at_least(1),
+        default=MAX_HANDSHAKES_PER_ADDRESS,
+        metavar="N",
+        help="connections from one IP address still sending their request "
+        f"(default {MAX_HANDSHAKES_PER_ADDRESS}); one more is closed at once",
+    )
+    serve_.add_argument(
+        "--host-name",
+        action="append",
+        metavar="NAME",
+        help="a name browsers use to reach this server (the Host header), e.g. "
+        "class.example.org; repeat for more ('*': any, behind a proxy that checks). "
+        "Served anyway: localhost and loopback addresses; beyond 127.0.0.1 also IP "
+        "addresses and this machine's names; with TLS any name",
     )
     serve_.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// and https://")
     serve_.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
@@ -263,6 +284,8 @@ def serve_command(args: argparse.Namespace) -> int:
         "max_connections_per_address": args.max_connections_per_address,
         "secret": args.secret or os.environ.get("RTLAB_SECRET") or None,
         "origins": [o.strip() for o in args.origins.split(",")] if args.origins else None,
+        "hosts": args.host_name,
+        "max_handshakes_per_address": args.max_handshakes_per_address,
         "ssl_context": context,
         "data_dir": args.data_dir,
         "ping_interval": args.ping_interval or None,

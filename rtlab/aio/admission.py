@@ -1,15 +1,29 @@
-"""Who may open a WebSocket, decided during the handshake, before any upgrade.
+"""Who may talk to the server, decided before any upgrade, on every path.
 
+- **The request itself**: a header that must be unique (``Host``, ``Origin``,
+  ``Authorization``, ``Sec-WebSocket-Key``...) given twice is a 400 naming it.
+- **Host**: every request (pages, ``/feed``, ``/admission``, handshakes) must name this
+  server in its ``Host`` header, else 421. This defeats DNS rebinding: a page of
+  ``evil.example`` whose name is made to resolve to 127.0.0.1 still sends
+  ``Host: evil.example``. The names served: ``localhost`` and loopback addresses always;
+  when bound beyond loopback also any IP address, this machine's host names, and any
+  name with TLS (a rebinding page cannot pass the certificate check); plus the names
+  listed (``hosts``, ``rtlab serve --host-name``; ``"*"``: any).
 - **Origin**: a browser always says which page opened the socket. A page from
   another site must not ride on the user's network position or cookies
   (cross-site WebSocket hijacking), so a foreign ``Origin`` gets 403 unless it is
   in the allow-list (``"*"`` allows any); the server's own pages (same host) are
   always allowed, and clients that send no ``Origin`` (not browsers) too.
-- **Identity** on ``/ws``: with a secret, only a signed token (``?token=`` or
-  ``Authorization: Bearer``) says who you are, and a bad one gets 401 with the
-  reason; without a secret, ``?user=NAME`` is taken at its word, from this machine
-  only unless anonymous use is allowed.
-- **Limits**: connections per user and per address (429 beyond them).
+- **Identity**: with a secret, every WebSocket path (``/ws``, ``/echo``, ``/feed``)
+  needs a signed token (``?token=`` or ``Authorization: Bearer``), and a bad one gets
+  401 with the reason; on ``/ws`` the token says who you are. Without a secret,
+  ``/ws?user=NAME`` is taken at its word, from this machine only unless anonymous use is
+  allowed, and never when forwarding headers show that a proxy on this machine relayed
+  it (403), or with a page pass (``?pass=``) signed with the server's ``page_secret``:
+  what the pages a notebook shows through jupyter-server-proxy carry.
+- **Limits**: connections per user on ``/ws``, and per address on every path, counted
+  from the TCP accept to the close (429 beyond); unfinished handshakes per address are
+  capped too (the connection beyond the cap is closed at once).
 
 ``GET /admission`` with a handshake's query string repeats the decision as JSON,
 for a browser page that cannot see why its WebSocket was refused.
@@ -17,22 +31,53 @@ for a browser page that cannot see why its WebSocket was refused.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import ipaddress
 import json
+import logging
 import re
+import socket
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from rtlab.core.tokens import TokenError, verify
 
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+# Headers a request may carry once: a second one would let two parsers disagree.
+SINGLE = (
+    "Host",
+    "Origin",
+    "Authorization",
+    "Upgrade",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Content-Length",
+)
+# Headers that proxies add: a request carrying one was relayed, whatever its address.
+FORWARDING = (
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Prefix",
+    "X-Forwarded-Context",
+    "X-Real-IP",
+    "Via",
+)
+MAX_HANDSHAKES_PER_ADDRESS = 64  # accepted connections still sending their request
+PROXY_ADVICE = (
+    "?user=NAME came through a proxy ({names}), so its address proves nothing: "
+    "run the server with --secret and give each user a token (docs/protocol.md, Admission)\n"
+)
 
 OriginRule = Callable[[str | None, str, Iterable[str]], bool]  # (origin, host, allow-list)
 
@@ -44,22 +89,53 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def query_value(path: str, name: str) -> str | None:
-    """A query parameter of a request path, if it is there exactly once."""
-    values = parse_qs(urlsplit(path).query).get(name, [])
+def split_target(target: str) -> tuple[str, str]:
+    """A request target's path and query, taken apart literally (``//x/ws`` is no URL)."""
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def query_value(target: str, name: str) -> str | None:
+    """A query parameter of a request target, if it is there exactly once."""
+    values = parse_qs(split_target(target)[1]).get(name, [])
     return values[0] if len(values) == 1 else None
+
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header, without its port: ``[::1]:80`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, _, port = host.rpartition(":")
+    return name if name and port.isascii() and port.isdigit() else host
 
 
 def origin_allowed(origin: str | None, host: str, allow_list: Iterable[str]) -> bool:
     """The Origin rule: no Origin (not a browser), the server's own host, or listed."""
-    if origin is None or urlsplit(origin).netloc == host:
+    if origin is None:
         return True
+    try:
+        if urlsplit(origin).netloc == host:
+            return True
+    except ValueError:  # "http://[" is no URL: it names no host of ours
+        pass
     allowed = {entry.rstrip("/") for entry in allow_list}
     return bool({"*", origin.rstrip("/")} & allowed)
 
 
+def own_names(bound: str) -> set[str]:
+    """This machine's names, served by default when bound beyond loopback."""
+    names = {socket.gethostname(), socket.getfqdn(), f"{socket.gethostname()}.local", bound}
+    return {name.lower().rstrip(".") for name in names if name}
+
+
+def refuse(connection: ServerConnection, status: HTTPStatus, text: str) -> Response:
+    """A plain-text refusal; what a client sent is quoted safely (any byte, any length)."""
+    return connection.respond(status, text.encode("utf-8", "backslashreplace").decode())
+
+
 class Admission:
-    """The server's door policy; :meth:`check` answers a handshake request."""
+    """The server's door policy: :meth:`screen` every request, :meth:`check` handshakes."""
 
     def __init__(
         self,
@@ -69,6 +145,12 @@ class Admission:
         origins: Sequence[str] | None = None,
         max_per_user: int = 8,
         max_per_address: int = 256,
+        max_handshakes_per_address: int = MAX_HANDSHAKES_PER_ADDRESS,
+        bound: str = "127.0.0.1",
+        hosts: Sequence[str] | None = None,
+        tls: bool = False,
+        page_secret: str | None = None,
+        logger: logging.Logger | None = None,
     ) -> None:
         self.secret = secret
         self.allow_anonymous = allow_anonymous
@@ -76,12 +158,131 @@ class Admission:
         self.origin_rule: OriginRule = origin_allowed  # lesson 06's exercise installs its own
         self.max_per_user = max_per_user
         self.max_per_address = max_per_address
+        self.max_handshakes = max_handshakes_per_address
+        self.hosts = {host_name(h).rstrip(".") for h in hosts or ()}
+        self.local = is_loopback(bound)
+        self.tls = tls
+        if not self.local:
+            self.hosts |= own_names(bound)
+        self.page_secret = page_secret
+        self.logger = logger or logging.getLogger(__name__)
         self.users: collections.Counter[str] = collections.Counter()
+        self.refused: collections.Counter[int] = collections.Counter()  # by HTTP status
+        # Every TCP connection, from accept to close, by address; and those whose
+        # request has not arrived yet (unfinished handshakes).
         self.addresses: collections.Counter[str] = collections.Counter()
+        self.handshaking: collections.Counter[str] = collections.Counter()
+        self._address: dict[ServerConnection, str] = {}
+        self._waiting: set[ServerConnection] = set()
         # Admitted handshakes until their connection opens (a failed one just vanishes).
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, str] = (
             weakref.WeakKeyDictionary()
         )
+
+    # -- connections, from accept to close -----------------------------------------------
+
+    def counted(self, base: type[ServerConnection]) -> Callable[..., ServerConnection]:
+        """A ``create_connection`` for websockets' ``serve``: ``base`` connections that
+        this policy counts by address from the TCP accept until the close."""
+        admission = self
+
+        class Counted(base):  # type: ignore[valid-type, misc]
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                admission._arrived(self, transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                admission._gone(self)
+                super().connection_lost(exc)
+
+        Counted.__name__ = Counted.__qualname__ = f"Counted{base.__name__}"
+        return Counted
+
+    def _arrived(self, connection: ServerConnection, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if self.handshaking[address] >= self.max_handshakes:
+            self.logger.warning(
+                "closed a connection from %s: %d handshakes from it are unfinished",
+                address,
+                self.max_handshakes,
+            )
+            transport.abort()  # connection_lost follows; nothing was counted
+            return
+        self._address[connection] = address
+        self.addresses[address] += 1
+        self.handshaking[address] += 1
+        self._waiting.add(connection)
+
+    def _gone(self, connection: ServerConnection) -> None:
+        if connection not in self._address:
+            return  # closed at arrival: never counted
+        self._received(connection)
+        address = self._address.pop(connection)
+        self.addresses[address] -= 1
+        self.addresses += collections.Counter()  # drops the zeros
+
+    def _received(self, connection: ServerConnection) -> None:
+        if connection in self._waiting:
+            self._waiting.discard(connection)
+            address = self._address[connection]
+            self.handshaking[address] -= 1
+            self.handshaking += collections.Counter()
+
+    # -- every request -------------------------------------------------------------------
+
+    def screen(self, connection: ServerConnection, request: Request) -> Response | None:
+        """The refusal of a malformed or misdirected request (any path), or None."""
+        self._received(connection)
+        refusal = self._malformed(connection, request)
+        if refusal is not None:
+            self.refused[refusal.status_code] += 1
+        return refusal
+
+    def _malformed(self, connection: ServerConnection, request: Request) -> Response | None:
+        for name in SINGLE:
+            if len(request.headers.get_all(name)) > 1:
+                return refuse(
+                    connection, HTTPStatus.BAD_REQUEST, f"the request has more than one {name}\n"
+                )
+        host = request.headers.get("Host")
+        if host is None:
+            return refuse(connection, HTTPStatus.BAD_REQUEST, "the request has no Host header\n")
+        if self._host_served(host) or self._has_pass(request):
+            return None
+        return refuse(
+            connection,
+            HTTPStatus.MISDIRECTED_REQUEST,
+            f"this server does not serve the name {host[:100]!r}: open it by an address it "
+            "serves, or start it with --host-name NAME (docs/protocol.md, Admission)\n",
+        )
+
+    def _host_served(self, host: str) -> bool:
+        name = host_name(host).rstrip(".")
+        if "*" in self.hosts or name in self.hosts or is_loopback(name):
+            return True
+        if self.local:
+            return False
+        if self.tls:
+            return True  # the certificate binds the name: a rebinding page fails TLS
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True  # an address typed by hand: no name to rebind
+
+    def _has_pass(self, request: Request) -> bool:
+        """Whether the request carries a page pass signed with ``page_secret``."""
+        given = query_value(request.path, "pass")
+        if self.page_secret is None or not given:
+            return False
+        try:
+            checked(self.page_secret, given)
+        except TokenError:
+            return False
+        return True
+
+    # -- handshakes ----------------------------------------------------------------------
 
     def check(
         self, connection: ServerConnection, request: Request, *, events: bool
@@ -91,6 +292,8 @@ class Admission:
         if isinstance(decision, str):
             self._admitted[connection] = decision
             return None
+        if decision is not None:
+            self.refused[decision.status_code] += 1
         return decision
 
     def explain(self, connection: ServerConnection, request: Request) -> Response:
@@ -103,7 +306,7 @@ class Admission:
         """
         decision = self._decide(connection, request, events=True)
         if decision is None or isinstance(decision, str):
-            answer = {"admitted": True, "status": 101, "reason": ""}
+            answer: dict[str, Any] = {"admitted": True, "status": 101, "reason": ""}
         else:
             reason = (decision.body or b"").decode(errors="replace").strip()
             answer = {"admitted": False, "status": decision.status_code, "reason": reason}
@@ -121,79 +324,112 @@ class Admission:
     ) -> Response | str | None:
         """The refusal, or the admitted user (None for an endpoint without users)."""
         refusal = self._check_origin(connection, request)
-        if refusal is not None or not events:
+        if refusal is not None:
             return refusal
-        user = self._identify(connection, request)
+        if events:
+            user = self._identify(connection, request)
+        elif self.secret is not None:
+            user = self._token_user(connection, request)
+        else:
+            user = None
         if isinstance(user, Response):
             return user
         address = connection.remote_address[0]
-        if self.users[user] >= self.max_per_user:
-            return connection.respond(
+        if user is not None and events and self.users[user] >= self.max_per_user:
+            return refuse(
+                connection,
                 HTTPStatus.TOO_MANY_REQUESTS,
                 f"{user} already has {self.max_per_user} connections open\n",
             )
-        if self.addresses[address] >= self.max_per_address:
-            return connection.respond(
+        if self.addresses[address] > self.max_per_address:  # this one is counted too
+            return refuse(
+                connection,
                 HTTPStatus.TOO_MANY_REQUESTS,
                 f"{self.max_per_address} connections are open from {address} already\n",
             )
-        return user
+        return user if events else None
 
     def enter(self, connection: ServerConnection) -> str:
         """The admitted user of an opened ``/ws`` connection; counted until :meth:`leave`."""
         user = self._admitted.pop(connection)
         self.users[user] += 1
-        self.addresses[connection.remote_address[0]] += 1
         return user
 
     def leave(self, connection: ServerConnection, user: str) -> None:
         self.users[user] -= 1
-        self.addresses[connection.remote_address[0]] -= 1
         self.users += collections.Counter()  # drops the zeros
-        self.addresses += collections.Counter()
 
     def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
         host = request.headers.get("Host", "")
         if self.origin_rule(origin, host, self.origins or ()):
             return None
-        return connection.respond(
-            HTTPStatus.FORBIDDEN, f"origin {origin[:100]} is not allowed on this server\n"
+        return refuse(
+            connection,
+            HTTPStatus.FORBIDDEN,
+            f"origin {(origin or '')[:100]} is not allowed on this server\n",
         )
+
+    def _token_user(self, connection: ServerConnection, request: Request) -> str | Response:
+        """The user a valid token names (``?token=`` or ``Authorization: Bearer``)."""
+        assert self.secret is not None
+        token = query_value(request.path, "token")
+        authorization = request.headers.get("Authorization", "")
+        if authorization.startswith("Bearer "):
+            token = authorization.removeprefix("Bearer ").strip()
+        if not token:
+            return refuse(
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                "this server needs a token: ?token=... or Authorization: Bearer ...\n",
+            )
+        try:
+            user = checked(self.secret, token)
+        except TokenError as error:
+            return refuse(connection, HTTPStatus.UNAUTHORIZED, f"invalid token: {error}\n")
+        if not USER.fullmatch(user):
+            return refuse(
+                connection, HTTPStatus.UNAUTHORIZED, "invalid token: it names an invalid user\n"
+            )
+        return user
 
     def _identify(self, connection: ServerConnection, request: Request) -> str | Response:
         if self.secret is not None:
-            token = query_value(request.path, "token")
-            authorization = request.headers.get("Authorization", "")
-            if authorization.startswith("Bearer "):
-                token = authorization.removeprefix("Bearer ").strip()
-            if not token:
-                return connection.respond(
-                    HTTPStatus.UNAUTHORIZED,
-                    "this server needs a token: ?token=... or Authorization: Bearer ...\n",
-                )
-            try:
-                user = verify(self.secret, token, time.time())
-            except TokenError as error:
-                return connection.respond(HTTPStatus.UNAUTHORIZED, f"invalid token: {error}\n")
-            if not USER.fullmatch(user):
-                return connection.respond(
-                    HTTPStatus.UNAUTHORIZED, "invalid token: it names an invalid user\n"
-                )
-            return user  # a ?user= beside the token is ignored: the token decides
+            return self._token_user(connection, request)  # a ?user= beside it is ignored
         user = query_value(request.path, "user")
         if user is None:
-            return connection.respond(
-                HTTPStatus.BAD_REQUEST, "say who you are: add ?user=NAME to the URL\n"
+            return refuse(
+                connection, HTTPStatus.BAD_REQUEST, "say who you are: add ?user=NAME to the URL\n"
             )
         if not USER.fullmatch(user):
-            return connection.respond(
+            return refuse(
+                connection,
                 HTTPStatus.BAD_REQUEST,
                 f"user must be 1 to 32 letters, digits or _.- , got {user[:40]!r}\n",
             )
-        remote = connection.remote_address[0]
-        if self.allow_anonymous or (self.allow_anonymous is None and is_loopback(remote)):
+        if self.allow_anonymous or self._has_pass(request):
             return user
-        return connection.respond(
-            HTTPStatus.FORBIDDEN, "anonymous ?user=NAME is only accepted from this machine\n"
+        if self.allow_anonymous is None and is_loopback(connection.remote_address[0]):
+            relayed = forwarding(request.headers)
+            if not relayed:
+                return user
+            return refuse(
+                connection, HTTPStatus.FORBIDDEN, PROXY_ADVICE.format(names=", ".join(relayed))
+            )
+        return refuse(
+            connection,
+            HTTPStatus.FORBIDDEN,
+            "anonymous ?user=NAME is only accepted from this machine\n",
         )
+
+
+def checked(secret: str, token: str) -> str:
+    """The user a valid token names; :class:`TokenError` for anything else, any bytes."""
+    if not token.isascii():  # hmac.compare_digest refuses non-ASCII text with TypeError
+        raise TokenError("malformed token: tokens are ASCII (base64url and a dot)")
+    return verify(secret, token, time.time())
+
+
+def forwarding(headers: Headers) -> list[str]:
+    """The forwarding headers a request carries (a proxy relayed it), by name."""
+    return [name for name in FORWARDING if name in headers]

@@ -8,6 +8,11 @@ Endpoints (see docs/protocol.md):
 - ``ws://HOST:PORT/echo``: text ``m`` is answered ``Echo: m``, binary comes back as is;
 - ``ws://HOST:PORT/feed``: every update the server publishes, pushed as it happens;
 - ``GET /feed?after=N``: the same updates for HTTP polling, as JSON.
+
+Every request passes the door first (rtlab.aio.admission): its ``Host`` must be a name
+this server serves, and headers that must be unique are; every WebSocket path then
+gets the same tokens, Origin check and limits per address, counted from the TCP
+accept to the close.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -32,9 +38,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from rtlab.aio.admission import Admission
+from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, Admission, split_target
 from rtlab.aio.chat_events import HISTORY, ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
+from rtlab.aio.descriptors import raise_limit
 from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
@@ -117,6 +124,9 @@ class LabServer:
         max_connections_per_user: int = 8,
         max_connections_per_address: int = 256,
         handshake_timeout: float = 10,
+        max_handshakes_per_address: int = MAX_HANDSHAKES_PER_ADDRESS,
+        hosts: Sequence[str] | None = None,
+        page_secret: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         rate_limit: RateLimit | None = None,
         max_rooms: int = MAX_ROOMS,
@@ -129,10 +139,14 @@ class LabServer:
         redis: str | None = None,
         reuse_port: bool = False,
     ) -> None:
-        """``secret``: require tokens signed with it on ``/ws`` (see admission.py);
-        without one, ``allow_anonymous`` accepts ``?user=NAME`` from anywhere, and by
-        default (``None``) only from loopback addresses. ``origins``: the browser
-        origins allowed besides the server's own (``["*"]``: any). ``ssl_context``:
+        """``secret``: require tokens signed with it on every WebSocket path (see
+        admission.py); without one, ``allow_anonymous`` accepts ``?user=NAME`` from
+        anywhere, and by default (``None``) only from loopback addresses, not relayed by
+        a proxy. ``page_secret``: a page pass (``?pass=``) signed with it admits
+        ``?user=NAME`` whatever the address and ``Host`` (pages shown through a proxy).
+        ``hosts``: names served besides the default ones (``["*"]``: any). ``origins``:
+        the browser origins allowed besides the server's own (``["*"]``: any).
+        ``ssl_context``:
         serve ``wss://`` and ``https://``. ``rate_limit``: a policy per user (a
         :class:`~rtlab.core.ratelimit.TokenBucket`, say); ``rtlab serve`` sets one by
         default, a lab server in a notebook has none. ``data_dir``: keep room history on
@@ -169,7 +183,15 @@ class LabServer:
             origins=origins,
             max_per_user=max_connections_per_user,
             max_per_address=max_connections_per_address,
+            max_handshakes_per_address=max_handshakes_per_address,
+            bound=host,
+            hosts=hosts,
+            tls=ssl_context is not None,
+            page_secret=page_secret,
+            logger=self.logger,
         )
+        self.descriptors: int | None = None  # the open-file limit, once started
+        self.descriptors_said = ""  # ...and the sentence that says it (rtlab serve prints it)
         self.handshake_timeout = handshake_timeout
         self.ssl_context = ssl_context
         self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
@@ -204,6 +226,9 @@ class LabServer:
         """Bind and start serving; ``self.port`` becomes the real port when 0 was asked."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        self.descriptors, said = raise_limit()  # one per connection: 1,024 is a small class
+        self.logger.info("%s", said)
+        self.descriptors_said = said
         if self.app.journal is not None:
             loaded = self.app.load_journal(self.events)
             self.logger.info("history: %d messages loaded from %s", loaded, self.app.journal.path)
@@ -220,7 +245,8 @@ class LabServer:
             ssl=self.ssl_context,
             logger=self.logger,
             server_header="rtlab",
-            create_connection=InlineConnection,  # /ws events handled as they are read
+            # /ws events handled as they are read; every connection counted by address
+            create_connection=self.admission.counted(InlineConnection),
             reuse_port=self.reuse_port or None,
             **server_options(self.compression),
         )
@@ -312,29 +338,32 @@ class LabServer:
     # -- HTTP and WebSocket handlers ---------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
+        refusal = self.admission.screen(connection, request)  # Host, duplicate headers
+        if refusal is not None:
+            return refusal
+        path, query = split_target(request.path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
-        if upgrade and url.path in ("/ws", "/echo", "/feed"):
-            return self.admission.check(connection, request, events=url.path == "/ws")
+        if upgrade and path in ("/ws", "/echo", "/feed"):
+            return self.admission.check(connection, request, events=path == "/ws")
         if upgrade:
-            return connection.respond(HTTPStatus.NOT_FOUND, f"no WebSocket endpoint {url.path}\n")
-        if url.path in PAGES:
-            page = resources.files("rtlab").joinpath("static", PAGES[url.path]).read_bytes()
+            return connection.respond(HTTPStatus.NOT_FOUND, f"no WebSocket endpoint {path}\n")
+        if path in PAGES:
+            page = resources.files("rtlab").joinpath("static", PAGES[path]).read_bytes()
             return _response(HTTPStatus.OK, page, "text/html; charset=utf-8")
-        if url.path == "/feed":
-            return self._poll(url.query)
-        if url.path == "/admission":
+        if path == "/feed":
+            return self._poll(query)
+        if path == "/admission":
             return self.admission.explain(connection, request)
-        if url.path in ("/echo", "/ws"):
+        if path in ("/echo", "/ws"):
             return connection.respond(
-                HTTPStatus.UPGRADE_REQUIRED, f"{url.path} is a WebSocket endpoint\n"
+                HTTPStatus.UPGRADE_REQUIRED, f"{path} is a WebSocket endpoint\n"
             )
-        return connection.respond(HTTPStatus.NOT_FOUND, f"nothing at {url.path}\n")
+        return connection.respond(HTTPStatus.NOT_FOUND, f"nothing at {path}\n")
 
     def _poll(self, query: str) -> Response:
         after = parse_qs(query).get("after", ["0"])[0]
-        if not after.isdigit():
-            body = json.dumps({"error": f"after must be a whole number, got {after!r}"})
+        if not re.fullmatch(r"[0-9]{1,18}", after):  # isdigit() takes "²", which int() refuses
+            body = json.dumps({"error": f"after must be a whole number, got {after[:40]!r}"})
             return _response(HTTPStatus.BAD_REQUEST, body.encode(), "application/json")
         updates = [json.loads(u.to_json()) for u in self.updates_after(int(after))]
         return _response(HTTPStatus.OK, json.dumps(updates).encode(), "application/json")

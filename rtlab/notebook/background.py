@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import secrets
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 from rtlab.aio.proxy import Proxy, Traffic
 from rtlab.aio.server import ClientInfo, LabServer, Update
+from rtlab.core.tokens import issue
 from rtlab.core.wirelog import WireLog
 from rtlab.notebook.nested import run
 
@@ -25,6 +28,7 @@ T = TypeVar("T")
 R = TypeVar("R", bound="Running")
 
 TIMEOUT = 10.0
+PASS_TTL = 30 * 86400  # seconds a page pass is valid (the server's secret dies with it)
 
 
 def _kernel_loop_runs() -> bool:
@@ -174,6 +178,12 @@ class RunningServer(Running):
     def echo_url(self) -> str:
         return f"{self.url}/echo"
 
+    def page_pass(self) -> str | None:
+        """A pass for this server's pages (``?pass=``), signed with its own page secret:
+        it admits ``?user=NAME`` where the address proves nothing (through a proxy)."""
+        secret = self.server.admission.page_secret
+        return issue(secret, "page", PASS_TTL, time.time()) if secret else None
+
     @property
     def feed_url(self) -> str:
         return f"{self.url}/feed"
@@ -320,8 +330,11 @@ def start_server(host: str = "127.0.0.1", port: int = 0, **options: Any) -> Runn
 
     ``options`` go to :class:`~rtlab.aio.server.LabServer` (``max_size``, ``ping_interval``,
     ``compression="off"|"on"|BYTES``...).
-    Use it with ``with`` or call ``stop()`` when done.
+    Use it with ``with`` or call ``stop()`` when done. The server gets a random
+    ``page_secret`` of its own, so that the pages a notebook shows through a proxy
+    (JupyterHub, Binder) carry a pass instead of trusting the address (rtlab.notebook.page).
     """
+    options.setdefault("page_secret", secrets.token_urlsafe(32))
 
     async def make(background: BackgroundLoop) -> RunningServer:
         return RunningServer(await LabServer(host, port, **options).start(), background)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from urllib.parse import urlencode
 
 from IPython.display import IFrame
 
@@ -17,12 +18,16 @@ def page_url(server: RunningServer, path: str = "") -> str:
     On a laptop the browser reaches 127.0.0.1 directly. On JupyterHub or Binder the
     browser is elsewhere, so the page goes through jupyter-server-proxy's
     ``/proxy/PORT/`` on the notebook server (the page's WebSocket URLs are relative,
-    so they follow it).
+    so they follow it). Through the proxy every request comes from 127.0.0.1 and names
+    the hub's host, so the server cannot trust the address: the URL carries a pass
+    signed with the server's own page secret (``&pass=...``), which the page sends on.
     """
     path = path.lstrip("/")
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
     if prefix and importlib.util.find_spec("jupyter_server_proxy"):
-        return f"{prefix.rstrip('/')}/proxy/{server.port}/{path}"
+        url = f"{prefix.rstrip('/')}/proxy/{server.port}/{path}"
+        given = server.page_pass()
+        return f"{url}{'&' if '?' in url else '?'}{urlencode({'pass': given})}" if given else url
     return server.http_url + path
 
 

@@ -154,7 +154,7 @@ def test_capture_keeps_decoding_many_connections_and_a_plain_page(server):
         for text in ("one", "two"):
             assert echo(proxy.url, text) == f"Echo: {text}"
         with socket.create_connection(("127.0.0.1", int(proxy.url.rsplit(":", 1)[1])), 5) as raw:
-            raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             while raw.recv(65536):
                 pass
         rtlab.wait_until(lambda: len(proxy.wire.records) == 14, what="every record")

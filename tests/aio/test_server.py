@@ -171,7 +171,7 @@ def test_nothing_is_printed_from_the_background(capfd):
 
 def test_garbage_handshake_is_refused_and_others_still_served(server):
     with socket.create_connection((server.host, server.port)) as raw:
-        raw.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+        raw.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\r\n")
         answer = raw.recv(4096)
     assert answer.startswith(b"HTTP/1.1 426 Upgrade Required")
     assert b"missing Connection header" in answer
@@ -209,7 +209,7 @@ def test_stop_from_a_cell_while_a_client_on_the_cells_loop_is_connected():
 def test_a_dropped_client_is_not_logged_as_a_server_error(server):
     with socket.create_connection((server.host, server.port)) as raw:
         raw.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         assert raw.recv(4096).startswith(b"HTTP/1.1 101")
@@ -224,7 +224,7 @@ def test_stop_does_not_wait_for_a_client_that_never_answers_the_close():
     server = rtlab.start_server()
     with socket.create_connection((server.host, server.port)) as raw:
         raw.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         assert raw.recv(4096).startswith(b"HTTP/1.1 101")
