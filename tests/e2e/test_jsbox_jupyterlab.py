@@ -1,7 +1,7 @@
 """A JavaScript exercise in a real JupyterLab, run in Chromium as a learner runs it.
 
 JupyterLab runs headless on a free 127.0.0.1 port with a copy of notebooks/ (see
-test_jupyterlab_ui.py, whose helpers this reuses). The test opens lesson 02, clears its
+jupyterlab.py). The test opens lesson 02, clears its
 outputs, runs every cell above the clean-up cell, then presses Run in the exercise's box:
 the solution, in this very tab, talks to the lab server and the box shows ✅. Then it types
 wrong answers into the box and sees ❌ naming what the server saw, or the JavaScript error.
@@ -10,25 +10,16 @@ wrong answers into the box and sees ❌ naming what the server saw, or the JavaS
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM_ARGS
-from tests.e2e.test_jupyterlab_ui import (
+from tests.e2e.jupyterlab import (
     ARTIFACTS,
-    NOTEBOOK_JS,
-    ROOT,
     RUN_WAIT,
-    TOKEN,
-    WAIT,
-    click_menu,
     code_cells,
-    free_port,
-    kill_tree,
-    start_lab,
-    wait_for_cells,
-    wait_until_answering,
+    copy_notebooks,
+    lesson_page,
+    run_all_above,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
@@ -49,34 +40,13 @@ WRONG = {  # code typed into the box -> what its verdict must say
 def test_the_javascript_exercise_runs_in_the_learners_tab(tmp_path, chromium_path, capfd):
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
-    expect.set_options(timeout=WAIT)  # restored in the finally below
-    root = tmp_path / "notebooks"
-    shutil.copytree(ROOT / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    root = copy_notebooks(tmp_path)
     cleanup_cell = code_cells(root / LESSON)[-1][0]
     shot = ARTIFACTS / "jupyterlab-jsbox.png"
 
-    home = tmp_path / "lab"
-    home.mkdir()
-    port = free_port()
-    lab = start_lab(root, home, port)
     try:
-        wait_until_answering(lab, port, home / "jupyterlab.log")
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(WAIT)
-            page.goto(f"http://127.0.0.1:{port}/lab/tree/{LESSON}?token={TOKEN}")
-            page.wait_for_function(
-                f"window.jupyterapp && {NOTEBOOK_JS}?.content?.widgets?.length > {cleanup_cell}"
-            )
-            page.wait_for_function(
-                f"{NOTEBOOK_JS}.sessionContext.session?.kernel?.status === 'idle'",
-                timeout=RUN_WAIT,
-            )
-            click_menu(page, "Edit", "Clear Outputs of All Cells")
-            page.evaluate(f"{NOTEBOOK_JS}.content.activeCellIndex = {cleanup_cell}")
-            click_menu(page, "Run", "Run All Above Selected Cell")
-            wait_for_cells(page, cleanup_cell - 1)
+        with lesson_page(root, LESSON, cleanup_cell + 1, chromium_path) as page:
+            run_all_above(page, cleanup_cell)
 
             box = page.locator(".rtlab-jsbox")
             expect(box).to_have_count(1)
@@ -98,10 +68,7 @@ def test_the_javascript_exercise_runs_in_the_learners_tab(tmp_path, chromium_pat
                 run.click()
                 expect(verdict).to_contain_text(expected, timeout=RUN_WAIT)
                 expect(run).to_be_enabled()
-            browser.close()
     finally:
-        expect.set_options(timeout=None)
-        kill_tree(lab)
         capfd.readouterr()  # the kernel's and JupyterLab's own chatter
     with capfd.disabled():
         print(f"\nJupyterLab screenshot: {shot}")
