@@ -23,7 +23,8 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:seen:NS:ROOM``     hash       user -> when they left, the last ``max_seen`` (TTL)
 ``rtlab:rooms:NS``         zset       room -> last use; past ``max_rooms`` the least
                                       recent loses its history, past twice as many its
-                                      numbering and last seen too (TTL)
+                                      numbering and last seen too, unless someone is in
+                                      it (TTL)
 ``rtlab:mids:USER``        hash       "NS MID" -> ack, and "#bytes": their size; the
                                       last ``MIDS_PER_USER`` within ``MID_BYTES_PER_USER``
                                       (TTL ``MID_TTL`` after the user's last mid)
@@ -472,18 +473,15 @@ class RedisAdapter:
     async def _refresh(self) -> None:
         """Renew the keys of this process and of every room its sessions are in, however
         quiet: a room in use never loses its history or numbering to a TTL."""
-        ttl, now = self.key_ttl, time.time()
+        ttl = self.key_ttl
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.expire(self._key("proc", self.uid), ttl)
             for namespace in list(self.hub.namespaces.values()):
                 ns = namespace.name
                 pipe.expire(self._key("members", ns, ONLINE), ttl)
-                rooms = list(namespace.rooms)
-                for room in rooms:
+                for room in list(namespace.rooms):
                     for kind in ROOM_KEYS:
                         pipe.expire(self._key(kind, ns, room), ttl)
-                if rooms:  # in use: last in line to lose their history (keep.lua)
-                    pipe.zadd(self._key("rooms", ns), dict.fromkeys(rooms, now), xx=True)
             await pipe.execute()
         self._refreshed = time.monotonic()
 

@@ -1,14 +1,21 @@
 -- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys): a room's keys
 -- live TTL seconds after its last use, a namespace keeps the history of its CAP most
--- recently used rooms and the numbering of twice as many (as rtlab/core/history.py),
+-- recently used rooms and the numbering of twice as many (as rtlab/core/history.py), and
+-- of every room someone is in (bounded by the rooms a connection may join),
 -- a room remembers its MAX_SEEN most recent leavers (as rtlab/core/presence.py), and a
 -- user's handled mids are capped by count and by bytes, for the most recent users only.
 local function room_key(prefix, kind, ns, room)
   return prefix .. ':' .. kind .. ':' .. ns .. ':' .. room
 end
 
+local function empty(prefix, ns, room)
+  return redis.call('EXISTS', room_key(prefix, 'members', ns, room)) == 0
+end
+
 -- The room is used now: renew its keys; the room that just became the CAP+1-th most
--- recently used loses its history, and one beyond twice CAP is forgotten altogether.
+-- recently used loses its history, and one beyond twice CAP is forgotten altogether,
+-- unless someone is in it (then its keys live on, renewed by their processes, until
+-- the next use puts it first again).
 local function touch(prefix, ns, room, now, ttl, cap)
   for _, kind in ipairs({'members', 'seq', 'history', 'seen'}) do
     redis.call('EXPIRE', room_key(prefix, kind, ns, room), ttl)
@@ -17,11 +24,15 @@ local function touch(prefix, ns, room, now, ttl, cap)
   redis.call('ZADD', rooms, now, room)
   redis.call('EXPIRE', rooms, ttl)
   local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
-  if stale then redis.call('DEL', room_key(prefix, 'history', ns, stale)) end
+  if stale and empty(prefix, ns, stale) then
+    redis.call('DEL', room_key(prefix, 'history', ns, stale))
+  end
   while redis.call('ZCARD', rooms) > 2 * cap do
     local old = redis.call('ZPOPMIN', rooms)[1]
-    redis.call('DEL', room_key(prefix, 'history', ns, old), room_key(prefix, 'seq', ns, old),
-      room_key(prefix, 'seen', ns, old))
+    if empty(prefix, ns, old) then
+      redis.call('DEL', room_key(prefix, 'history', ns, old), room_key(prefix, 'seq', ns, old),
+        room_key(prefix, 'seen', ns, old))
+    end
   end
 end
 

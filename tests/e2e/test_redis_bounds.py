@@ -1,0 +1,249 @@
+"""Every Redis key rtlab writes has a TTL or a cap (rtlab/aio/lua/keep.lua).
+
+A real redis-server, real lab servers sharing it and real clients: a class comes and goes
+and leaves nothing behind; a room in use keeps its history however quiet; one client
+making rooms as fast as the rate limit allows leaves a bounded number of keys; a room's
+last seen and a user's mids stay under their caps. TTLs are shortened for the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from rtlab.aio.client import AckError, EventClient
+from rtlab.aio.redis_adapter import RedisAdapter
+from rtlab.aio.server import LabServer
+from rtlab.core.ratelimit import TokenBucket
+from tests.e2e.redis_server import RedisServer
+
+TTL = 3  # seconds: every key's TTL in these tests (the heartbeat renews rooms every 1 s)
+GUARD = 30.0  # seconds: a hang guard, never a speed requirement
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def run(coro, timeout: float = 120):  # type: ignore[no-untyped-def]
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def adapter(server: LabServer) -> RedisAdapter:
+    manager = server.events.manager
+    assert isinstance(manager, RedisAdapter)
+    return manager
+
+
+async def started(url: str, **options) -> LabServer:  # type: ignore[no-untyped-def]
+    """A lab server on Redis ``url`` whose keys live ``TTL`` seconds after their last use."""
+    server = LabServer(redis=url, **options)
+    adapter(server).key_ttl = TTL
+    adapter(server).mid_ttl = TTL
+    return await server.start()
+
+
+def keys(store: redis.Redis) -> list[str]:
+    return sorted(store.scan_iter("rtlab:*", count=1000))
+
+
+def assert_all_expire(store: redis.Redis) -> list[str]:
+    """Every rtlab key has a TTL, at most the longest configured (5 s: a process's alive)."""
+    found = keys(store)
+    for key in found:
+        ttl = store.ttl(key)
+        assert ttl != -1, f"{key} never expires"
+        assert ttl <= max(TTL, 5), f"{key} expires in {ttl} s"
+    return found
+
+
+def family(key: str) -> str:
+    return key.split(":")[1]
+
+
+async def until_gone(store: redis.Redis, keep: set[str], what: str) -> None:
+    """Wait (hang guard) until the rtlab keys are exactly ``keep``."""
+    deadline = time.monotonic() + TTL + GUARD
+    while set(keys(store)) != keep:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: still {sorted(set(keys(store)) - keep)[:10]}")
+        await asyncio.sleep(0.2)
+
+
+def test_a_class_comes_and_goes_and_leaves_no_key_behind(redis_server):
+    store = redis_server.client()
+    users = [f"u{i:02}" for i in range(30)]
+
+    def rooms_of(i: int) -> list[str]:
+        return sorted({f"room{(i + step) % 10}" for step in (0, 3, 7)})
+
+    async def scenario() -> None:
+        servers = [await started(redis_server.url), await started(redis_server.url)]
+        clients = [
+            await EventClient.connect(servers[i % 2].url, user) for i, user in enumerate(users)
+        ]
+
+        async def attend(i: int, client: EventClient) -> None:
+            mine = rooms_of(i)
+            for room in mine:
+                await client.emit("join-room", room, ack=True)
+            await client.emit("connect", ns="/chat", ack=True)
+            await client.emit("join-room", "corridor", ns="/chat", ack=True)
+            for n, room in enumerate(mine):
+                text = {"roomId": room, "message": f"{client.user} says {n}"}
+                await client.emit("send-message", text, ack=True, mid=f"m{n}")
+            await client.emit("typing", {"roomId": mine[0], "typing": True}, ack=True)
+            await client.emit("heartbeat", ack=True, mid="beat")
+            neighbour = users[(i + 1) % len(users)]
+            await client.emit("direct-message", {"to": neighbour, "message": "hi"}, ack=True)
+            await client.emit("typing", {"roomId": mine[0], "typing": False}, ack=True)
+
+        await asyncio.gather(*(attend(i, c) for i, c in enumerate(clients)))
+        in_class = assert_all_expire(store)
+        assert {family(k) for k in in_class} >= {
+            "members", "proc", "alive", "procs", "seq", "history", "rooms", "mids", "midorder",
+            "midusers",
+        }  # fmt: skip
+
+        # A quiet room in use outlives its TTL: its history is still there for a newcomer.
+        await asyncio.sleep(2 * TTL)
+        late = await EventClient.connect(servers[0].url, "late")
+        answer = await late.emit("join-room", "room0", ack=True)
+        sent = sum("room0" in rooms_of(i) for i in range(len(users)))  # one each
+        assert answer["seq"] == len(answer["history"]) == sent > 0
+        await late.close()
+
+        # Half leave their rooms, half just go; some leave seen hashes behind, with TTLs.
+        for i, client in enumerate(clients):
+            if i % 2:
+                for room in rooms_of(i):
+                    await client.emit("leave-room", room, ack=True)
+            await client.close()
+        assert "seen" in {family(k) for k in assert_all_expire(store)}
+
+        # Once the TTLs pass, only the running processes' own keys are left ...
+        alive = {f"rtlab:alive:{adapter(s).uid}" for s in servers}
+        await until_gone(store, alive | {"rtlab:procs"}, "the class has gone")
+        assert_all_expire(store)
+        # ... and nothing at all once they stop.
+        for server in servers:
+            await server.stop()
+        await until_gone(store, set(), "the servers have stopped")
+
+    run(scenario())
+
+
+def test_one_client_making_rooms_as_fast_as_allowed_leaves_a_bounded_number_of_keys(
+    redis_server,
+):
+    store = redis_server.client()
+    cap = 6  # rooms per namespace whose history Redis keeps (RedisAdapter.max_rooms)
+    per_connection = 5  # rooms one connection may be in (LabServer max_rooms)
+
+    async def scenario() -> None:
+        server = await started(
+            redis_server.url, rate_limit=TokenBucket(40, 50), max_rooms=per_connection
+        )
+        adapter(server).max_rooms = cap
+        bob = await EventClient.connect(server.url, "bob")  # in a quiet class room
+        await bob.emit("join-room", "class", ack=True)
+        await bob.emit("send-message", {"roomId": "class", "message": "notes"}, ack=True)
+        eve = await EventClient.connect(server.url, "eve")
+
+        async def insist(event: str, data: object) -> object:
+            while True:
+                try:
+                    return await eve.emit(event, data, ack=True)
+                except AckError as error:
+                    if error.code != "rate_limited":
+                        raise
+                    await asyncio.sleep(0.05)
+
+        # The rooms a connection may be in: as in one process.
+        for n in range(per_connection):
+            await insist("join-room", f"held{n}")
+        with pytest.raises(AckError) as refused:
+            await insist("join-room", "one-too-many")
+        assert refused.value.code == "limit_exceeded"
+        for n in range(per_connection):
+            await insist("leave-room", f"held{n}")
+
+        # Then a new room every time: join, write, leave, for a bounded time.
+        made, deadline = 0, time.monotonic() + 4
+        while time.monotonic() < deadline:
+            room = f"spam{made}"
+            await insist("join-room", room)
+            await insist("send-message", {"roomId": room, "message": "x"})
+            await insist("leave-room", room)
+            made += 1
+        assert made > 4 * cap  # the caps had work to do
+
+        found = assert_all_expire(store)
+        count = {kind: sum(family(k) == kind for k in found) for kind in map(family, found)}
+        # History of the cap's most recent rooms and of rooms someone is in (class);
+        # numbering and last seen of twice as many; per namespace, one registry each.
+        assert count["history"] <= cap + 1
+        assert count["seq"] <= 2 * cap + 1
+        assert count.get("seen", 0) <= 2 * cap + 1
+        assert len(found) <= 5 * cap + 12, found  # + members, proc, alive, procs, rooms...
+
+        late = await EventClient.connect(server.url, "late")  # class kept its history
+        answer = await late.emit("join-room", "class", ack=True)
+        assert [m["message"] for m in answer["history"]] == ["notes"]
+        for client in (bob, eve, late):
+            await client.close()
+        await server.stop()
+        await until_gone(store, set(), "the attack has gone")
+
+    run(scenario())
+
+
+def test_a_rooms_last_seen_and_a_users_mids_stay_under_their_caps(redis_server):
+    store = redis_server.client()
+
+    async def scenario() -> None:
+        server = await started(redis_server.url)
+        manager = adapter(server)
+        manager.max_seen = 3
+        manager.mid_limits = (4, 600, 2)  # mids per user, their bytes, users
+        leavers = [f"left{n}" for n in range(6)]
+        for user in leavers:
+            client = await EventClient.connect(server.url, user)
+            await client.emit("join-room", "hall", ack=True)
+            await client.emit("leave-room", "hall", ack=True)
+            await client.close()
+        seen = store.hgetall("rtlab:seen:/:hall")
+        assert sorted(seen) == leavers[-3:]  # the longest gone forgotten first
+
+        alice = await EventClient.connect(server.url, "alice")
+        await alice.emit("join-room", "hall", ack=True)
+        for n in range(10):
+            data = {"roomId": "hall", "message": f"m{n}"}
+            await alice.emit("send-message", data, ack=True, mid=f"a{n}")
+            await alice.emit("heartbeat", ack=True, mid=f"h{n}")
+            kept = store.hgetall("rtlab:mids:alice")
+            size = int(kept.pop("#bytes"))
+            assert len(kept) <= 4 and store.llen("rtlab:midorder:alice") == len(kept)
+            assert size == sum(len(k) + len(v) for k, v in kept.items()) <= 600
+        assert "/ h9" in kept  # the newest are kept
+
+        for user in ("carol", "dave"):  # past two users, the least recent user's go
+            client = await EventClient.connect(server.url, user)
+            await client.emit("heartbeat", ack=True, mid="x")
+            await client.close()
+        assert store.zrange("rtlab:midusers", 0, -1) == ["carol", "dave"]
+        assert not store.exists("rtlab:mids:alice", "rtlab:midorder:alice")
+        assert_all_expire(store)
+        await alice.close()
+        await server.stop()
+
+    run(scenario())
