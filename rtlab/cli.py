@@ -18,7 +18,7 @@ from rtlab.aio import compression
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, USER, is_loopback
 from rtlab.aio.server import LabServer
 from rtlab.bench import cli as bench_cli
-from rtlab.core.tokens import issue
+from rtlab.core.tokens import ROLES, issue
 from rtlab.handout import HandoutError, learner_folder, notebooks_folder
 
 FIRST_LESSON = "00_welcome.ipynb"  # what rtlab lab opens
@@ -80,9 +80,9 @@ def token(args: argparse.Namespace) -> int:
     now = time.time()
     for user in args.user:
         print(
-            f"{user}\t{issue(secret, user, args.ttl, now)}"
+            f"{user}\t{issue(secret, user, args.ttl, now, args.role)}"
             if len(args.user) > 1
-            else issue(secret, user, args.ttl, now)
+            else issue(secret, user, args.ttl, now, args.role)
         )
     return 0
 
@@ -258,6 +258,12 @@ def parser() -> argparse.ArgumentParser:
         type=cliargs.seconds,
         default=8 * 3600,
         help="seconds the token is valid (default 8 h)",
+    )
+    token_.add_argument(
+        "--role",
+        choices=ROLES,
+        default=ROLES[0],
+        help="student (default), or instructor: the one who may open /teacher",
     )
     handout.add_parser(commands)  # rtlab learner
     bench_cli.add_parser(commands)  # rtlab bench

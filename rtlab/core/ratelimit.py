@@ -41,6 +41,12 @@ class SlidingWindow:
         for key in [k for k, t in self._times.items() if not t or now - t[-1] >= self.window]:
             del self._times[key]
 
+    def limited(self, now: float) -> list[str]:
+        """The keys refused if they sent an event ``now``, sorted."""
+        return sorted(
+            k for k, t in self._times.items() if sum(now - x < self.window for x in t) >= self.limit
+        )
+
     def __len__(self) -> int:
         return len(self._times)
 
@@ -71,6 +77,10 @@ class TokenBucket:
         ]
         for key in full:
             del self._buckets[key]
+
+    def limited(self, now: float) -> list[str]:
+        """The keys refused if they sent an event ``now``, sorted."""
+        return sorted(k for k, (t, at) in self._buckets.items() if t + (now - at) * self.rate < 1)
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -1,0 +1,175 @@
+"""A class's progress through the exercises: students by exercises, bounded.
+
+Every check a student runs with a class server set reports ``{lesson, exercise, passed,
+attempt, run}`` (rtlab/notebook/progress_report.py); the server keeps them here. A cell
+(one student, one exercise) is *not tried*, *failing* with the attempts so far, or
+*passed*. Passed stays passed: a later wrong try counts as an attempt but does not undo
+that the student got there.
+
+``run`` names the kernel that reported and ``attempt`` counts its tries of that exercise,
+so a cell's attempts are the sum, over runs, of the highest attempt each reported. A
+report delivered twice, or read again from disk, changes nothing; one lost in between
+is made up by the next (attempt 3 says there were 3); a restarted kernel counts on.
+
+Bounds, so that nobody can fill the server's memory by reporting:
+
+- ``max_students``: a report from one student more evicts the student whose last report
+  is the oldest (counted in ``evicted``);
+- ``max_exercises``: a report of one exercise more is ignored (counted in ``ignored``):
+  the course has a few dozen, so a column never seen before past the bound is noise;
+- per cell, the last ``MAX_RUNS`` runs; older ones are folded into a base count.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+NOT_TRIED = "not tried"
+FAILING = "failing"
+PASSED = "passed"
+MAX_STUDENTS = 500
+MAX_EXERCISES = 200
+MAX_RUNS = 8  # runs (kernels) remembered per cell
+MAX_ATTEMPT = 1_000_000
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")  # a lesson or an exercise
+RUN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """One verdict a student's check reported."""
+
+    user: str
+    lesson: str
+    exercise: str
+    passed: bool
+    attempt: int
+    run: str
+
+    @property
+    def key(self) -> str:
+        """The grid's column: ``lesson/exercise``."""
+        return f"{self.lesson}/{self.exercise}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "lesson": self.lesson,
+            "exercise": self.exercise,
+            "passed": self.passed,
+            "attempt": self.attempt,
+            "run": self.run,
+        }
+
+
+def parse_report(user: str, data: Any) -> Report:
+    """The report ``user`` sent as ``data``; ``ValueError`` saying what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("a report is an object: {lesson, exercise, passed, attempt, run}")
+    unknown = sorted(set(data) - {"lesson", "exercise", "passed", "attempt", "run"})
+    if unknown:
+        raise ValueError(f"unexpected field {unknown[0]!r}")
+    lesson, exercise = data.get("lesson"), data.get("exercise")
+    for what, value in (("lesson", lesson), ("exercise", exercise)):
+        if not isinstance(value, str) or not NAME.fullmatch(value):
+            raise ValueError(f"{what} must be 1 to 64 letters, digits or _. - , got {value!r}")
+    passed, attempt, run = data.get("passed"), data.get("attempt"), data.get("run")
+    if not isinstance(passed, bool):
+        raise ValueError(f"passed must be true or false, got {passed!r}")
+    if type(attempt) is not int or not 1 <= attempt <= MAX_ATTEMPT:
+        raise ValueError(f"attempt must be a whole number from 1 to {MAX_ATTEMPT}, got {attempt!r}")
+    if not isinstance(run, str) or not RUN.fullmatch(run):
+        raise ValueError(f"run must be 1 to 32 letters, digits, _ or -, got {run!r}")
+    return Report(user, lesson, exercise, passed, attempt, run)
+
+
+@dataclass
+class Cell:
+    """One student's record of one exercise."""
+
+    passed: bool = False
+    base: int = 0  # attempts of runs no longer remembered one by one
+    runs: dict[str, int] = field(default_factory=dict)  # run -> its highest attempt
+
+    @property
+    def attempts(self) -> int:
+        return self.base + sum(self.runs.values())
+
+    @property
+    def state(self) -> str:
+        return PASSED if self.passed else FAILING if self.attempts else NOT_TRIED
+
+    def add(self, report: Report) -> bool:
+        """Count ``report``; False when it says nothing new (a duplicate, an older attempt)."""
+        before = (self.passed, self.attempts)
+        if report.run in self.runs:
+            self.runs[report.run] = max(self.runs[report.run], report.attempt)
+        else:
+            self.runs[report.run] = report.attempt
+            if len(self.runs) > MAX_RUNS:
+                oldest = next(iter(self.runs))
+                self.base += self.runs.pop(oldest)
+        self.passed = self.passed or report.passed
+        return (self.passed, self.attempts) != before
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "attempts": self.attempts}
+
+
+class ClassProgress:
+    """The grid: students by exercises; :meth:`record` a report, :meth:`grid` to show."""
+
+    def __init__(self, max_students: int = MAX_STUDENTS, max_exercises: int = MAX_EXERCISES):
+        self.max_students = max_students
+        self.max_exercises = max_exercises
+        # user -> exercise key -> cell; the student whose last report is oldest first
+        self._students: collections.OrderedDict[str, dict[str, Cell]] = collections.OrderedDict()
+        self._exercises: set[str] = set()
+        self.evicted = 0  # students forgotten to make room
+        self.ignored = 0  # reports of exercises past max_exercises
+
+    def record(self, report: Report) -> Cell | None:
+        """Count ``report``; its cell when that changed, None when nothing did."""
+        if report.key not in self._exercises:
+            if len(self._exercises) >= self.max_exercises:
+                self.ignored += 1
+                return None
+            self._exercises.add(report.key)
+        cells = self._students.pop(report.user, None)
+        if cells is None:
+            cells = {}
+            while len(self._students) >= self.max_students:
+                self._students.popitem(last=False)
+                self.evicted += 1
+        self._students[report.user] = cells  # most recent last
+        cell = cells.setdefault(report.key, Cell())
+        return cell if cell.add(report) else None
+
+    def cell(self, user: str, key: str) -> Cell:
+        """The cell of ``user`` and ``key`` (an empty one, not tried, when there is none)."""
+        return self._students.get(user, {}).get(key) or Cell()
+
+    @property
+    def students(self) -> list[str]:
+        return sorted(self._students)
+
+    @property
+    def exercises(self) -> list[str]:
+        return sorted(self._exercises)
+
+    def grid(self) -> dict[str, Any]:
+        """``{"exercises": [...], "students": {user: {key: {"state", "attempts"}}}}``,
+        with only the cells tried (the others are not tried)."""
+        return {
+            "exercises": self.exercises,
+            "students": {
+                user: {key: cell.to_json() for key, cell in sorted(self._students[user].items())}
+                for user in self.students
+            },
+        }
+
+    def __len__(self) -> int:
+        return len(self._students)
