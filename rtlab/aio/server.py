@@ -46,6 +46,7 @@ from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
+from rtlab.aio.progress_events import ProgressEvents
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.aio.redis_events import RedisChatEvents
 from rtlab.core.history import MAX_BYTES, History
@@ -54,7 +55,12 @@ LOG_LINES = 500
 FEED_LENGTH = 1000
 NAMESPACES = ("/", "/chat", "/notifications")
 # The static pages: URL path -> file in rtlab/static/.
-PAGES = {"/": "index.html", "/index.html": "index.html", "/echo.html": "echo.html"}
+PAGES = {
+    "/": "index.html",
+    "/index.html": "index.html",
+    "/echo.html": "echo.html",
+    "/teacher": "teacher.html",  # the instructor's view of the class (progress_events.py)
+}
 
 
 @dataclass(frozen=True)
@@ -219,6 +225,8 @@ class LabServer:
         self.events.install(self._install_events)
         for name in NAMESPACES:
             self.events.namespace(name)
+        # /progress: the checks' reports and the instructor's view (/teacher).
+        self.progress = ProgressEvents(self.events, self.admission)
 
     # -- life cycle ------------------------------------------------------------
 

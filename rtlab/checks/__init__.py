@@ -8,12 +8,16 @@ Hints come in two steps. An exercise not done yet (its placeholder raises
 *recipe*: the rule, spelled out. ``rtlab.hint()`` shows the recipe of the last exercise
 checked (or ``rtlab.hint("accept_key")`` of one by name) for a learner who wants it sooner.
 Anything the learner's code raises is a ❌ naming the exception, never a traceback.
+With a class server set, each verdict is also reported to it (``progress_report``).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from rtlab.notebook import progress_report
 
 Problem = str | tuple[str, str]  # a failure message, or a message and a hint of its own
 
@@ -95,6 +99,10 @@ def grade(
         return Verdict(False, f"{name}: not done yet", f"{nudge} (rtlab.hint() shows the recipe)")
     except (Exception, SystemExit) as error:
         problem = f"raised {describe(error)}"
+    # To the class server, if one is set (rtlab/notebook/progress_report.py): the topic
+    # of the check module that called, the exercise, the verdict. Never waits or raises.
+    topic = sys._getframe(1).f_globals.get("__name__", "").rpartition(".")[2]
+    progress_report.report(topic, name, problem is None)
     if problem is None:
         return Verdict(True, f"{name}: correct")
     message, specific = problem if isinstance(problem, tuple) else (problem, recipe)

@@ -1,0 +1,152 @@
+"""The class's progress on the lab server: namespace ``/progress`` of ``/ws``.
+
+- A student's checks ``report`` each verdict (rtlab/notebook/progress_report.py); the
+  server keeps it in a :class:`~rtlab.core.progress.ClassProgress` and tells the
+  instructors watching at once (``progress``).
+- An instructor (a token made with ``rtlab token --role instructor``) may ``subscribe``:
+  the ack is the class as it is now (``class_view``) and their session joins the room
+  the ``progress`` events go to; ``snapshot`` answers the class again (who is online,
+  rooms, refusals change without a report); ``announce`` sends a message to every
+  connection of the server. Anyone else asking for these is refused with ``forbidden``
+  and a message saying how to get an instructor's token.
+
+The page ``/teacher`` (rtlab/static/teacher.html) is this namespace's instructor client.
+Tokens are read to learn a role, never logged, kept or shown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rtlab.aio.admission import Admission, query_value
+from rtlab.aio.events import EventHub, Namespace, Session
+from rtlab.core.envelope import DEFAULT_NAMESPACE, EnvelopeError, ErrorCode
+from rtlab.core.progress import ClassProgress, Report, parse_report
+from rtlab.core.tokens import TokenError, verify_claims
+
+NAMESPACE = "/progress"
+INSTRUCTORS = "instructors"  # the room of /progress where instructors' sessions watch
+MAX_ANNOUNCEMENT = 500  # characters, as a chat message
+MAX_ROOMS_SHOWN = 200  # rooms listed in a class view
+NOT_AN_INSTRUCTOR = (
+    "the instructor's view needs an instructor's token: make one with "
+    "`rtlab token --role instructor --user NAME` and open /teacher with it"
+)
+
+
+def token_of(session: Session) -> str | None:
+    """The token ``session`` opened its connection with (``?token=`` or a Bearer header)."""
+    request = session.connection.request
+    if request is None:
+        return None
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        return authorization.removeprefix("Bearer ").strip()
+    return query_value(request.path, "token")
+
+
+class ProgressEvents:
+    """The ``/progress`` namespace's handlers and the class view they share."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        admission: Admission,
+        *,
+        progress: ClassProgress | None = None,
+        on_report: Callable[[Report], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``on_report``: called with each report that changed the grid (a journal)."""
+        self.hub = hub
+        self.admission = admission
+        self.progress = progress or ClassProgress()
+        self.on_report = on_report
+        self.clock = clock
+        # A namespace of its own, without the chat events every other namespace gets.
+        self.namespace = hub.namespaces.setdefault(NAMESPACE, Namespace(hub, NAMESPACE))
+        self.namespace.on("report")(self.report)
+        self.namespace.on("subscribe")(self.subscribe)
+        self.namespace.on("snapshot")(self.snapshot)
+        self.namespace.on("announce")(self.announce)
+
+    # -- who may watch --------------------------------------------------------------
+
+    def role(self, session: Session) -> str | None:
+        """``student`` or ``instructor`` from the session's token; None without one."""
+        token, secret = token_of(session), self.admission.secret
+        if not token or not secret:
+            return None
+        try:
+            return verify_claims(secret, token, self.clock()).role
+        except TokenError:
+            return None
+
+    def _instructor_only(self, session: Session) -> None:
+        if self.role(session) != "instructor":
+            raise EnvelopeError(ErrorCode.FORBIDDEN, NOT_AN_INSTRUCTOR)
+
+    # -- handlers ---------------------------------------------------------------------
+
+    def report(self, session: Session, data: Any) -> dict[str, Any]:
+        """A student's verdict: the ack is their cell as the server has it now."""
+        try:
+            report = parse_report(session.user, data)
+        except ValueError as error:
+            raise EnvelopeError(ErrorCode.INVALID, str(error)) from None
+        cell = self.progress.record(report)
+        if cell is not None:
+            if self.on_report is not None:
+                self.on_report(report)
+            update = {"user": report.user, "exercise": report.key, **cell.to_json()}
+            self.namespace.emit("progress", update, to=INSTRUCTORS)
+        return self.progress.cell(report.user, report.key).to_json()
+
+    def subscribe(self, session: Session, data: Any) -> dict[str, Any]:
+        self._instructor_only(session)
+        self.namespace.join(session, INSTRUCTORS)
+        return self.class_view()
+
+    def snapshot(self, session: Session, data: Any) -> dict[str, Any]:
+        self._instructor_only(session)
+        return self.class_view()
+
+    def announce(self, session: Session, data: Any) -> dict[str, Any]:
+        """Send ``{"message"}`` to every connection; the ack says to how many."""
+        self._instructor_only(session)
+        message = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(message, str) or not message.strip():
+            raise EnvelopeError(ErrorCode.INVALID, "announce needs {message: some text}")
+        if len(message) > MAX_ANNOUNCEMENT:
+            raise EnvelopeError(
+                ErrorCode.INVALID, f"an announcement is at most {MAX_ANNOUNCEMENT} characters"
+            )
+        announcement = {"from": session.user, "message": message, "time": self.clock()}
+        everyone = self.hub.namespaces[DEFAULT_NAMESPACE]  # every connection is in /
+        return {"delivered": everyone.emit("announcement", announcement)}
+
+    # -- what an instructor sees --------------------------------------------------------
+
+    def class_view(self) -> dict[str, Any]:
+        """The class now: students online, the grid, rooms, refusals, rate limits."""
+        watching = {s.user for s in self.namespace.rooms.members(INSTRUCTORS)}
+        online = sorted({s.user for s in self.hub.sessions.values()} - watching)
+        rooms = []
+        for name, namespace in sorted(self.hub.namespaces.items()):
+            if name == NAMESPACE:
+                continue
+            for room in sorted(namespace.rooms)[: MAX_ROOMS_SHOWN - len(rooms)]:
+                rooms.append({"ns": name, "room": room, "members": namespace.users(room)})
+        limit = self.hub.rate_limit
+        return {
+            "online": online,
+            **self.progress.grid(),
+            "rooms": rooms,
+            "refused": {str(status): n for status, n in sorted(self.admission.refused.items())},
+            "rateLimited": limit.limited(time.monotonic()) if limit is not None else [],
+            "dropped": {"slow": self.hub.dropped_slow, "abusive": self.hub.dropped_abusive},
+            "evicted": self.progress.evicted,
+            "ignored": self.progress.ignored,
+        }

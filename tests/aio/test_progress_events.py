@@ -1,0 +1,268 @@
+"""Namespace /progress on a real lab server: students report, instructors watch and announce,
+anyone else is refused; and the notebook's reporter (rtlab/notebook/progress_report.py)
+delivers each verdict once, queued while the server is away, and stops on a refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+import rtlab
+from rtlab.aio.client import AckError, EventClient
+from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
+from rtlab.aio.server import LabServer
+from rtlab.checks.handshake import check_accept_key
+from rtlab.core.handshake import accept_key
+from rtlab.core.tokens import issue
+from rtlab.notebook import progress_report
+from rtlab.notebook import shared as shared_module
+from rtlab.notebook.shared import SharedServer
+
+SECRET = "class-secret"
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def token(user: str, role: str = "student", ttl: float = 3600) -> str:
+    return issue(SECRET, user, ttl, time.time(), role)
+
+
+async def client(server: LabServer, user: str, role: str = "student") -> EventClient:
+    return await EventClient.connect(server.url, user, token=token(user, role))
+
+
+def report(exercise: str = "accept_key", passed: bool = False, attempt: int = 1, run: str = "k1"):
+    return {
+        "lesson": "handshake",
+        "exercise": exercise,
+        "passed": passed,
+        "attempt": attempt,
+        "run": run,
+    }
+
+
+def test_a_report_is_kept_and_an_instructor_watching_sees_it_at_once():
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            teacher = await client(server, "teach", "instructor")
+            view = await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            assert view["online"] == [] and view["students"] == {} and view["exercises"] == []
+            ann = await client(server, "ann")
+            ack = await ann.emit("report", report(attempt=1), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "failing", "attempts": 1}
+            ack = await ann.emit("report", report(passed=True, attempt=2), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "passed", "attempts": 2}
+            updates = await teacher.wait_for("progress", count=2, ns=NAMESPACE, timeout=5)
+            assert updates == [
+                {
+                    "user": "ann",
+                    "exercise": "handshake/accept_key",
+                    "state": "failing",
+                    "attempts": 1,
+                },
+                {
+                    "user": "ann",
+                    "exercise": "handshake/accept_key",
+                    "state": "passed",
+                    "attempts": 2,
+                },
+            ]
+            await ann.emit("join-room", "lobby", ack=True)
+            view = await teacher.emit("snapshot", ns=NAMESPACE, ack=True)
+            assert view["online"] == ["ann"]  # the instructor is not a student
+            assert view["exercises"] == ["handshake/accept_key"]
+            assert view["students"] == {
+                "ann": {"handshake/accept_key": {"state": "passed", "attempts": 2}}
+            }
+            assert view["rooms"] == [{"ns": "/", "room": "lobby", "members": ["ann"]}]
+            assert view["dropped"] == {"slow": 0, "abusive": 0}
+            await ann.close()
+            await teacher.close()
+
+    run(main())
+
+
+def test_a_report_sent_again_counts_once():
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            ann = await client(server, "ann")
+            for _ in range(2):  # the same mid: the hub answers from memory
+                ack = await ann.emit("report", report(), ns=NAMESPACE, ack=True, mid="p-k1-1")
+                assert ack == {"state": "failing", "attempts": 1}
+            # the same (run, attempt) under another mid, as after a server restart
+            ack = await ann.emit("report", report(), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "failing", "attempts": 1}
+            ack = await ann.emit("report", report(attempt=1, run="k2"), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "failing", "attempts": 2}  # a restarted kernel counts on
+            await ann.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("accept_key", "a report is an object: {lesson, exercise, passed, attempt, run}"),
+        ({**report(), "code": "x"}, "unexpected field 'code'"),
+        ({**report(), "attempt": 0}, "attempt must be a whole number from 1 to 1000000, got 0"),
+        ({**report(), "passed": "yes"}, "passed must be true or false, got 'yes'"),
+        (
+            {**report(), "exercise": "<b>"},
+            "exercise must be 1 to 64 letters, digits or _. - , got '<b>'",
+        ),
+    ],
+)
+def test_a_malformed_report_is_refused_with_the_reason(data, message):
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            ann = await client(server, "ann")
+            with pytest.raises(AckError) as refused:
+                await ann.emit("report", data, ns=NAMESPACE, ack=True)
+            assert (refused.value.code, refused.value.message) == ("invalid", message)
+            await ann.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("event", ["subscribe", "snapshot", "announce"])
+def test_only_an_instructor_may_watch_or_announce(event):
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            ann = await client(server, "ann")  # a student's token
+            with pytest.raises(AckError) as refused:
+                await ann.emit(event, {"message": "hi"}, ns=NAMESPACE, ack=True)
+            assert (refused.value.code, refused.value.message) == ("forbidden", NOT_AN_INSTRUCTOR)
+            await ann.close()
+        async with LabServer() as server:  # no secret: nobody is an instructor
+            anon = await EventClient.connect(server.url, "teach")
+            with pytest.raises(AckError, match="forbidden"):
+                await anon.emit(event, {"message": "hi"}, ns=NAMESPACE, ack=True)
+            await anon.close()
+
+    run(main())
+
+
+def test_an_announcement_reaches_every_connection():
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            teacher = await client(server, "teach", "instructor")
+            students = [await client(server, name) for name in ("ann", "bob")]
+            ack = await teacher.emit(
+                "announce", {"message": "break: back at 11"}, ns=NAMESPACE, ack=True
+            )
+            assert ack == {"delivered": 3}
+            for student in students:
+                [got] = await student.wait_for("announcement", count=1, timeout=5)
+                assert (got["from"], got["message"]) == ("teach", "break: back at 11")
+                await student.close()
+            with pytest.raises(AckError, match="at most 500 characters"):
+                await teacher.emit("announce", {"message": "x" * 501}, ns=NAMESPACE, ack=True)
+            await teacher.close()
+
+    run(main())
+
+
+def test_refused_handshakes_are_counted_by_status():
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            expired = issue(SECRET, "ann", 1, time.time() - 100)
+            for query in (f"token={expired}", "token=nonsense", ""):
+                with pytest.raises(InvalidStatus):
+                    await connect(f"{server.url}/ws?{query}")
+            teacher = await client(server, "teach", "instructor")
+            view = await teacher.emit("snapshot", ns=NAMESPACE, ack=True)
+            assert view["refused"] == {"401": 3}
+            await teacher.close()
+
+    run(main())
+
+
+# -- the reporter, from a check to the server ------------------------------------------------
+
+
+def wait_until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def grid(server) -> dict[str, Any]:
+    return server.call(lambda: server.server.progress.progress.grid())
+
+
+def test_a_check_reports_its_verdict_and_nothing_without_a_class_server(monkeypatch):
+    monkeypatch.delenv("RTLAB_SERVER", raising=False)
+    monkeypatch.delenv("RTLAB_TOKEN", raising=False)
+    monkeypatch.setattr(shared_module, "chosen", [])
+    before = dict(progress_report._reporters)
+    assert check_accept_key(accept_key)  # no class server: nothing made, nothing sent
+    assert progress_report._reporters == before
+    with rtlab.start_server(secret=SECRET) as server:
+        shared = SharedServer(server.url, token("ann"))
+        with progress_report.reporting_to(shared):
+            started = time.perf_counter()
+            assert not check_accept_key(lambda key: key)
+            assert check_accept_key(accept_key)
+            assert time.perf_counter() - started < 1.0
+        ann = progress_report.reporter(shared)
+        wait_until(lambda: ann.unsent == 0 and ann.handed == 2)
+        wait_until(lambda: grid(server)["students"] != {})
+        assert grid(server)["students"] == {
+            "ann": {"handshake/accept_key": {"state": "passed", "attempts": 2}}
+        }
+
+
+def test_a_shared_server_asked_for_in_a_cell_is_where_checks_report(monkeypatch):
+    monkeypatch.setattr(shared_module, "chosen", [])
+    monkeypatch.delenv("RTLAB_SERVER", raising=False)
+    assert progress_report.class_server() is None
+    without_token = rtlab.shared_server("ws://127.0.0.1:9")
+    assert progress_report.class_server() is None  # nobody to report as
+    with_token = rtlab.shared_server("ws://127.0.0.1:9", token=token("dan"))
+    assert progress_report.class_server() == with_token != without_token
+    monkeypatch.setenv("RTLAB_SERVER", "ws://127.0.0.1:10")
+    eve = token("eve")
+    monkeypatch.setenv("RTLAB_TOKEN", eve)
+    assert progress_report.class_server() == with_token  # the cell's choice wins
+    monkeypatch.setattr(shared_module, "chosen", [])
+    assert progress_report.class_server() == SharedServer("ws://127.0.0.1:10", eve)
+
+
+def test_reports_made_while_the_server_is_away_are_sent_when_it_is_back():
+    server = rtlab.start_server(secret=SECRET)
+    port = server.port
+    server.stop()
+    shared = SharedServer(f"ws://127.0.0.1:{port}", token("bob"))
+    bob = progress_report.reporter(shared)
+    with progress_report.reporting_to(shared):
+        for answer in (lambda key: key, lambda key: key, accept_key):
+            check_accept_key(answer)
+    assert bob.unsent == 3
+    with rtlab.start_server(port=port, secret=SECRET) as server:
+        wait_until(lambda: bob.unsent == 0, timeout=10)
+        assert grid(server)["students"] == {
+            "bob": {"handshake/accept_key": {"state": "passed", "attempts": 3}}
+        }
+
+
+def test_a_reporter_with_an_expired_token_stops_at_once_with_the_reason():
+    with rtlab.start_server(secret=SECRET) as server:
+        shared = SharedServer(server.url, issue(SECRET, "cat", 1, time.time() - 150))
+        with progress_report.reporting_to(shared):
+            assert not check_accept_key(lambda key: key)  # the check itself is unharmed
+        cat = progress_report.reporter(shared)
+        wait_until(lambda: cat.refusal is not None, timeout=1.0)
+        assert cat.refusal.startswith("your token was rejected: expired 2 min ago")
+        assert cat.refusal.endswith("ask your instructor for a new one")
+        assert cat.dropped == 1 and cat.unsent == 0
+        assert grid(server)["students"] == {}
