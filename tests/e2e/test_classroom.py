@@ -1,0 +1,212 @@
+"""A class of 30: students run real checks with the class server set, and the instructor's
+page (/teacher) in real Chromium shows exactly their grid, live; a message reaches the class;
+a student with an expired token stops within a second with the reason; a student's token
+cannot open the instructor's view. The screenshot is docs/teacher.png (docs/workshop.md)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import rtlab
+from rtlab.aio.progress_events import NOT_AN_INSTRUCTOR
+from rtlab.checks.handshake import check_accept_key, check_frame_header
+from rtlab.core.handshake import accept_key
+from rtlab.core.ratelimit import TokenBucket
+from rtlab.core.tokens import issue
+from rtlab.notebook import progress_report
+from rtlab.notebook.shared import SharedServer
+from tests.e2e.test_browser import CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+SECRET = "workshop-secret"
+STUDENTS = [f"student{i:02}" for i in range(30)]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "teacher.png"
+ACCEPT, FRAME = "handshake/accept_key", "handshake/frame_header"
+
+
+def frame_header(length: int, masked: bool) -> bytes:
+    """A right answer."""
+    head = bytes([0x81])
+    mask = 0x80 if masked else 0
+    if length < 126:
+        return head + bytes([mask | length])
+    if length < 2**16:
+        return head + bytes([mask | 126]) + length.to_bytes(2, "big")
+    return head + bytes([mask | 127]) + length.to_bytes(8, "big")
+
+
+def wrong_accept_key(key: str) -> str:
+    return key  # the key itself, not its hash
+
+
+def wrong_frame_header(length: int, masked: bool) -> bytes:
+    return bytes([0x81, min(length, 125)])  # never the extended lengths, never the mask bit
+
+
+def plan(i: int) -> tuple[list[tuple[object, object]], dict[str, dict[str, object]]]:
+    """Student i's checks, in order, and the cells the instructor should see."""
+    runs: list[tuple[object, object]] = []
+    cells: dict[str, dict[str, object]] = {}
+    if i % 3 == 0:  # wrong, then right
+        runs += [(check_accept_key, wrong_accept_key), (check_accept_key, accept_key)]
+        cells[ACCEPT] = {"state": "passed", "attempts": 2}
+    elif i % 3 == 1:  # right at once
+        runs += [(check_accept_key, accept_key)]
+        cells[ACCEPT] = {"state": "passed", "attempts": 1}
+    else:  # stuck
+        runs += [(check_accept_key, wrong_accept_key)] * 3
+        cells[ACCEPT] = {"state": "failing", "attempts": 3}
+    if i % 6 == 0:
+        runs += [(check_frame_header, frame_header)]
+        cells[FRAME] = {"state": "passed", "attempts": 1}
+    elif i % 6 == 1:
+        runs += [(check_frame_header, wrong_frame_header)]
+        cells[FRAME] = {"state": "failing", "attempts": 1}
+    return runs, cells
+
+
+def token(user: str, role: str = "student", ttl: float = 3600) -> str:
+    return issue(SECRET, user, ttl, time.time(), role)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.05)
+
+
+def grid_on_page(page) -> dict[str, dict[str, dict[str, object]]]:
+    """What the page shows: user -> exercise -> state and attempts (cells tried only)."""
+    cells = page.eval_on_selector_all(
+        "#grid tbody td",
+        """tds => tds.map(td => [td.parentElement.dataset.user, td.dataset.exercise,
+                                 td.dataset.state, Number(td.dataset.attempts), td.textContent])""",
+    )
+    shown: dict[str, dict[str, dict[str, object]]] = {}
+    for user, exercise, state, attempts, text in cells:
+        assert text == {"passed": f"✓ {attempts}", "failing": f"✗ {attempts}"}.get(state, "·")
+        if state != "not tried":
+            shown.setdefault(user, {})[exercise] = {"state": state, "attempts": attempts}
+    return shown
+
+
+@pytest.fixture
+def browser(chromium_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
+    monkeypatch.delenv("RTLAB_SERVER", raising=False)
+    # rtlab serve's rate limit per user (10 events/s, bursts of 50): a class server's
+    with rtlab.start_server(secret=SECRET, rate_limit=TokenBucket(10, 50)) as server:
+        expected: dict[str, dict[str, dict[str, object]]] = {}
+        shared = {user: SharedServer(server.url, token(user)) for user in STUDENTS}
+        failures: list[BaseException] = []
+
+        def student(i: int) -> None:
+            runs, cells = plan(i)
+            expected[STUDENTS[i]] = cells
+            try:
+                with progress_report.reporting_to(shared[STUDENTS[i]]):
+                    for check, answer in runs:
+                        check(answer)
+            except BaseException as error:  # the main thread reports it
+                failures.append(error)
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=student, args=(i,)) for i in range(len(STUDENTS))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not failures, failures
+        reporters = [progress_report.reporter(shared[user]) for user in STUDENTS]
+        total = sum(len(plan(i)[0]) for i in range(len(STUDENTS)))
+        wait_until(
+            lambda: (
+                sum(r.handed for r in reporters) == total and not any(r.unsent for r in reporters)
+            ),
+            15,
+            "every report acknowledged",
+        )
+        assert all(r.refusal is None and r.dropped == 0 for r in reporters)
+
+        # Three students at a table in the chat: the instructor sees the room.
+        chatting = [rtlab.connect(shared[user], user) for user in STUDENTS[:3]]
+        for client in chatting:
+            client.emit("join-room", "table-1", ack=True)
+
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{server.http_url}teacher#token={token('teach', 'instructor')}")
+        page.wait_for_selector("#status.open", timeout=10_000)
+        assert "token=" not in page.url  # taken out of the address bar at once
+        assert grid_on_page(page) == expected
+        online = page.locator("#online li").all_inner_texts()
+        assert online == STUDENTS  # each reporter stays connected; the instructor is not listed
+        rooms = page.locator("#rooms li").all_inner_texts()
+        assert rooms == ["table-1: student00, student01, student02"]
+
+        # Live: one more verdict shows without a reload.
+        with progress_report.reporting_to(shared["student02"]):
+            assert check_accept_key(accept_key)
+        expected["student02"][ACCEPT] = {"state": "passed", "attempts": 4}
+        page.wait_for_selector(
+            f'tr[data-user="student02"] td[data-exercise="{ACCEPT}"][data-state="passed"]',
+            timeout=5_000,
+        )
+        assert grid_on_page(page) == expected
+
+        # A message to the whole class: every student's connection gets it.
+        page.fill("#message", "10 minute break, back at 11:00")
+        page.click("#announce button")
+        page.wait_for_selector("#announced >> text=sent to 34 connection(s)", timeout=5_000)
+        wait_until(
+            lambda: all(
+                [a["message"] for a in r.announcements] == ["10 minute break, back at 11:00"]
+                for r in reporters
+            ),
+            5,
+            "the announcement at every student",
+        )
+
+        # An expired token: the student's reporter stops within a second, saying why;
+        # the instructor's page counts the refusal.
+        late = SharedServer(server.url, issue(SECRET, "late", 1, time.time() - 150))
+        with progress_report.reporting_to(late):
+            assert not check_accept_key(wrong_accept_key)  # the check itself is unharmed
+        refused_at = time.monotonic()
+        late_reporter = progress_report.reporter(late)
+        wait_until(lambda: late_reporter.refusal is not None, 1.0, "the expired token refused")
+        assert time.monotonic() - refused_at < 1.0
+        assert late_reporter.refusal == (
+            "your token was rejected: expired 2 min ago — ask your instructor for a new one"
+        )
+        page.wait_for_selector('dd[data-refusal="401 (token)"] >> text=1', timeout=5_000)
+        assert grid_on_page(page) == expected  # nothing of "late" reached the grid
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        # A student's token, or none, cannot open the instructor's view.
+        intruder = browser.new_page()
+        intruder.goto(f"{server.http_url}teacher#token={token('student05')}")
+        intruder.wait_for_selector("#refused:not([hidden])", timeout=10_000)
+        assert intruder.inner_text("#refused") == f"refused: {NOT_AN_INSTRUCTOR}"
+        assert intruder.locator("#grid tbody tr").count() == 0
+        anonymous = browser.new_page()
+        anonymous.goto(f"{server.http_url}teacher")
+        anonymous.click("#login button")
+        assert anonymous.inner_text("#refused").startswith("give an instructor's token")
+        page_text = page.content() + intruder.content()
+        assert token("teach", "instructor").partition(".")[0] not in page_text
+        for client in chatting:
+            client.close()
+        assert time.monotonic() - started < 60
