@@ -17,6 +17,12 @@ Every delivery is written without waiting: one JSON encoding per message, whatev
 the number of recipients, and one write per connection per turn of the event loop
 (``EventHub.deliver``). A recipient that stops reading cannot stall the others: once
 its unsent bytes pass ``max_buffer`` it is dropped with close code 1008.
+
+What a client can make the hub keep is bounded: the acks of handled ``mid`` s by count
+and by bytes, per user and in all (the least recently active users forgotten first,
+and every user idle for ``REMEMBERED_FOR`` seconds); ``connect``, ``disconnect`` and
+``heartbeat``, which the rate limit per user lets through, by a token bucket per
+session of their own.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Protocol
 from websockets.asyncio.server import ServerConnection
 
 from rtlab.aio.corked_writes import CorkedWriter
-from rtlab.aio.inline import InlineConnection
+from rtlab.aio.inline import MAX_BUFFER, InlineConnection
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
     EnvelopeError,
@@ -52,13 +58,22 @@ Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 Reply = str | bytes | None  # an acknowledgement to send back, or nothing
 Pending = Coroutine[Any, Any, None]  # the rest of handling an event, when it must wait
 
-MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
 REMEMBERED_MIDS = 1000  # per user: message ids already handled, for safe resends
 REMEMBERED_USERS = 10_000  # users whose mids are kept, the least recently active forgotten
+REMEMBERED_BYTES = 256 * 2**10  # per user: what their kept acks may take, mids included
+REMEMBERED_TOTAL = 32 * 2**20  # every user's kept acks together
+REMEMBERED_ACK = 16 * 2**10  # a bigger ack is kept as a marker: a resend gets DUPLICATE
+REMEMBERED_FOR = 3600.0  # seconds a user's mids are kept after their last one
+KEPT_OVERHEAD = 160  # bytes a kept ack costs besides its text: two strings, a dict slot
+DUPLICATE = '{"duplicate":true}'  # the ack data of a resend whose ack was too big to keep
 SLOW_CLOSE_CODE = 1008
 MAX_REFUSALS = 30  # refused messages in REFUSAL_WINDOW seconds before a session is closed
 REFUSAL_WINDOW = 10.0
-UNLIMITED_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
+# Not counted by the rate limit per user: a client needs them whatever it sent. They have
+# a token bucket per session of their own instead (when the hub has a rate limit).
+CONTROL_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
+CONTROL_RATE = 2.0  # control events per second per session, on average...
+CONTROL_BURST = 10  # ...and at once (a reconnection connects its namespaces together)
 RateLimit = SlidingWindow | TokenBucket
 
 
@@ -70,6 +85,50 @@ def _ack(event: Event, result: Any) -> Reply:
 def _later(reply: Any) -> bool:
     """Whether ``_dispatch`` gave something to await rather than an acknowledgement."""
     return reply is not None and not isinstance(reply, (str, bytes))
+
+
+def _data_text(reply: str | bytes, id: int) -> str | None:
+    """The ``data`` of an encoded ack as JSON text; None for a binary one (attachments)."""
+    if isinstance(reply, bytes):
+        return None
+    prefix = f'{{"ack":{id},"data":'
+    assert reply.startswith(prefix) and reply.endswith("}")
+    return reply[len(prefix) : -1]
+
+
+class _Kept:
+    """One user's kept acks, oldest first: ``"NS MID"`` to the ack's data as JSON text
+    (None: a marker), and what they take in bytes (text, plus ``KEPT_OVERHEAD`` each)."""
+
+    __slots__ = ("acks", "at", "bytes")
+
+    def __init__(self) -> None:
+        self.acks: collections.OrderedDict[str, str | None] = collections.OrderedDict()
+        self.bytes = 0
+        self.at = 0.0  # when the user's last mid was kept (time.monotonic)
+
+    @staticmethod
+    def cost(key: str, data: str | None) -> int:
+        if data is None:
+            return len(key) + KEPT_OVERHEAD
+        # A str takes 1 byte a character when all are ASCII (isascii is O(1)), else up to 4.
+        return len(key) + len(data) * (1 if data.isascii() else 4) + KEPT_OVERHEAD
+
+    def put(self, key: str, data: str | None) -> int:
+        """Keep ``data`` under ``key``; by how many bytes that grew what is kept."""
+        grown = self.cost(key, data)
+        if key in self.acks:
+            grown -= self.cost(key, self.acks.pop(key))
+        self.acks[key] = data
+        self.bytes += grown
+        return grown
+
+    def pop_oldest(self) -> int:
+        """Forget the oldest ack; how many bytes that freed."""
+        key, data = self.acks.popitem(last=False)
+        freed = self.cost(key, data)
+        self.bytes -= freed
+        return freed
 
 
 # What handlers usually answer: never awaitable, and inspect.isawaitable is slow to say so.
@@ -164,6 +223,7 @@ class Session:
         self.heeded = True  # whether the last refused event waited for that
         self.gate: str | None = None  # the mid refused for rate: nothing else passes first
         self.finishing: asyncio.Task[None] | None = None  # an event still being handled
+        self.control = (float(CONTROL_BURST), time.monotonic())  # control events' bucket
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
         """Send an event to this session only (Socket.IO's ``socket.emit``)."""
@@ -197,21 +257,28 @@ class Namespace:
         self.on_gone: list[Callable[[str, str, str, bool], None]] = []
         # Events whose handler checks and keeps their mid across processes itself.
         self.checks_mid: set[str] = set()
+        # Events a resend runs again: no ack of theirs is kept for their mid.
+        self.idempotent: set[str] = set()
 
-    def on(self, event: str, *, checks_mid: bool = False) -> Callable[[Handler], Handler]:
+    def on(
+        self, event: str, *, checks_mid: bool = False, idempotent: bool = False
+    ) -> Callable[[Handler], Handler]:
         """Decorator: handle ``event``; the handler's return value is the acknowledgement.
 
         ``checks_mid``: with a manager that spans processes, the handler checks and keeps
         the event's mid for every process itself, atomically with what it does (the lab's
         room messages, in one Redis round trip), so the hub makes no check before and no
-        note after."""
+        note after. ``idempotent``: running it twice does what running it once does (the
+        lab's join-room, whose ack carries the room's presence and history), so a resend
+        runs it again and the hub keeps nothing for its mid."""
 
         def register(handler: Handler) -> Handler:
             self.handlers[event] = handler
-            if checks_mid:
-                self.checks_mid.add(event)
-            else:
-                self.checks_mid.discard(event)
+            for flag, events in ((checks_mid, self.checks_mid), (idempotent, self.idempotent)):
+                if flag:
+                    events.add(event)
+                else:
+                    events.discard(event)
             return handler
 
         return register
@@ -283,7 +350,8 @@ class EventHub:
         self._handled = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
-        self._mids: dict[str, collections.OrderedDict[str, Any]] = {}
+        self._mids: dict[str, _Kept] = {}  # user: their kept acks, least recently active first
+        self.remembered_bytes = 0  # what every user's kept acks take (see _Kept)
         self.writer: CorkedWriter[Session] = CorkedWriter(max_buffer, self._too_slow)
         # Rooms and mids in this process, or across processes (LabServer(redis=URL)).
         self.manager: Manager = LocalManager(self)
@@ -294,13 +362,38 @@ class EventHub:
 
     def remember(self, user: str, ns: str, mid: str, result: Any) -> None:
         """Note that ``user`` sent ``mid`` and what it was acknowledged with."""
-        seen = self._mids.pop(user, None) or collections.OrderedDict()
-        self._mids[user] = seen  # most recently active users last
-        seen[f"{ns} {mid}"] = result
-        if len(seen) > REMEMBERED_MIDS:
-            seen.popitem(last=False)
-        while len(self._mids) > REMEMBERED_USERS:
-            del self._mids[next(iter(self._mids))]
+        self._keep(user, f"{ns} {mid}", _data_text(encode_ack(0, result), 0))
+
+    def _keep(self, user: str, key: str, data: str | None) -> None:
+        """Keep the ack ``data`` (JSON text) of ``key``; None or too big: a marker."""
+        now = time.monotonic()
+        kept = self._mids.pop(user, None) or _Kept()
+        self._mids[user] = kept  # most recently active users last
+        kept.at = now
+        if data is not None and len(data) > REMEMBERED_ACK:
+            data = None
+        self.remembered_bytes += kept.put(key, data)
+        while len(kept.acks) > REMEMBERED_MIDS or kept.bytes > REMEMBERED_BYTES:
+            self.remembered_bytes -= kept.pop_oldest()
+        while self._mids and (
+            len(self._mids) > REMEMBERED_USERS
+            or self.remembered_bytes > REMEMBERED_TOTAL
+            or now - next(iter(self._mids.values())).at > REMEMBERED_FOR
+        ):
+            self._forget_mids(next(iter(self._mids)))
+
+    def _forget_mids(self, user: str) -> None:
+        self.remembered_bytes -= self._mids.pop(user).bytes
+
+    def _resent(self, user: str, key: str) -> tuple[bool, str | None]:
+        """Whether ``user`` sent ``key`` before, and its kept ack data (None: a marker)."""
+        kept = self._mids.get(user)
+        if kept is None or key not in kept.acks:
+            return False, None
+        if time.monotonic() - kept.at > REMEMBERED_FOR:
+            self._forget_mids(user)
+            return False, None
+        return True, kept.acks[key]
 
     def install(self, setup: Callable[[Namespace], None]) -> None:
         """Call ``setup`` on every namespace, those there now and those made later: how
@@ -375,6 +468,8 @@ class EventHub:
         self.manager.online(DEFAULT_NAMESPACE, user, 1)
         if isinstance(connection, InlineConnection):
             connection.on_message = functools.partial(self._receive, session)
+            # Past max_buffer, whatever filled it (pongs too): dropped as a slow reader.
+            connection.on_overflow = functools.partial(self._too_slow, session)
         try:
             async for message in connection:
                 if session.finishing is not None:  # an earlier event first
@@ -387,6 +482,7 @@ class EventHub:
         finally:
             if isinstance(connection, InlineConnection):
                 connection.on_message = None
+                connection.on_overflow = None
             if session.finishing is not None:  # an async handler ends before its connection
                 await session.finishing
             if self.sessions.pop(session.id, None) is not None:
@@ -467,9 +563,12 @@ class EventHub:
         self._answer(session, self._refusal(event, failure))
 
     def _check_rate(self, session: Session, event: Event) -> None:
-        if self.rate_limit is None or event.event in UNLIMITED_EVENTS:
+        if self.rate_limit is None:
             return
         now = time.monotonic()
+        if event.event in CONTROL_EVENTS:
+            self._check_control(session, now)
+            return
         self._handled += 1
         if self._handled % 1000 == 0:
             self.rate_limit.forget_idle(now)  # keeps memory to the active users
@@ -494,6 +593,26 @@ class EventHub:
             )
         if event.mid is not None and event.mid == session.gate:
             session.gate = None
+
+    @staticmethod
+    def _check_control(session: Session, now: float) -> None:
+        """The control events' token bucket of ``session``: refused past it, and a
+        client that does not wait as told earns strikes (``_failed``), as for events."""
+        tokens, at = session.control
+        tokens = min(float(CONTROL_BURST), tokens + (now - at) * CONTROL_RATE)
+        if tokens >= 1:
+            session.control = (tokens - 1, now)
+            return
+        session.control = (tokens, now)
+        retry_after = (1 - tokens) / CONTROL_RATE
+        session.heeded = now >= session.retry_at
+        session.retry_at = now + retry_after
+        raise EnvelopeError(
+            ErrorCode.RATE_LIMITED,
+            f"slow down: at most {CONTROL_BURST} connect, disconnect and heartbeat at once, "
+            f"{CONTROL_RATE:g} a second; try again in {retry_after:.1f} s",
+            retry_after=retry_after,
+        )
 
     def _refuse(self, session: Session, answer: str, *, strike: bool = True) -> None:
         """Send a refusal; a session that keeps misbehaving is closed with 1008."""
@@ -540,11 +659,15 @@ class EventHub:
             )
         if event.mid is None:
             return self._call(session, event, handler, "")
+        if event.event in namespace.idempotent:  # a resend runs it again
+            return self._call(session, event, handler, "")
         key = f"{event.ns} {event.mid}"
-        if key in self._mids.get(session.user, {}):
+        seen, data = self._resent(session.user, key)
+        if seen:
             # A resend of something already handled: acknowledge again, deliver nothing.
-            answer = self._mids[session.user][key]
-            return _ack(event, answer)
+            if event.id is None:
+                return None
+            return f'{{"ack":{event.id},"data":{DUPLICATE if data is None else data}}}'
         shared = None
         if event.event not in namespace.checks_mid:  # else the handler checks it itself
             shared = self.manager.check_mid(session.user, key)  # by another process?
@@ -589,11 +712,16 @@ class EventHub:
 
     def _answered(self, session: Session, event: Event, result: Any, key: str) -> Reply:
         """Remember what a mid was answered with; the acknowledgement, if one was asked for."""
-        if event.mid is not None:
-            self.remember(session.user, event.ns, event.mid, result)
+        reply = _ack(event, result)
+        if event.mid is not None and event.event not in self.namespaces[event.ns].idempotent:
+            if reply is None:  # no ack asked for: kept all the same, for a resend that asks
+                self.remember(session.user, event.ns, event.mid, result)
+            else:  # the ack's own text, not a second encoding
+                assert event.id is not None
+                self._keep(session.user, f"{event.ns} {event.mid}", _data_text(reply, event.id))
         if key:  # for the other processes: "NS MID", when the manager asked them
             self.manager.remember(session.user, key, result)
-        return _ack(event, result)
+        return reply
 
     def _namespace_membership(self, session: Session, namespace: Namespace, what: str) -> Any:
         if what == "connect":

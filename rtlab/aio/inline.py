@@ -1,4 +1,5 @@
-"""A websockets server connection that hands each message over as soon as it is parsed.
+"""A websockets server connection that hands each message over as soon as it is parsed,
+and holds every client to the server's per-connection limits, on every path.
 
 ``websockets`` reads a message in three steps: ``data_received`` parses the frames and
 queues them (its ``Assembler``), wakes the task waiting in ``recv()``, and that task
@@ -11,24 +12,72 @@ to ``on_message`` from ``data_received``. Everything else takes websockets' own 
 fragmented messages, invalid UTF-8 (which websockets closes with 1007), and every
 message that arrives while earlier ones are still queued or being handled, so the order
 of messages is always kept.
+
+What a connection may cost (:class:`ConnectionLimits`, shared by a server's connections):
+
+- **Pings.** websockets answers every ping with a pong, also to a client that never
+  reads them. Pings are rate-limited per connection like events (a token bucket); past
+  it the connection closes with 1008 ``too many pings``.
+- **Unsent bytes.** Whatever fills the transport's buffer (pongs, echoes, the feed,
+  events), once more than ``max_buffer`` bytes wait the connection closes with 1008
+  ``too slow``, and is aborted if the peer has not finished closing ``close_timeout``
+  seconds later.
+- **Unread input.** websockets stops reading past its ``max_queue`` frames, but only
+  between reads: with permessage-deflate, one read of 256 KiB can hold hundreds of
+  frames that each inflate to ``max_size``. A compressed connection's reads are parsed
+  in slices of ``SLICE`` bytes, and what is left of a read waits, compressed, until the
+  queue has room again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import CloseCode, Frame, Opcode
-from websockets.protocol import Event
+from websockets.protocol import Event, State
 
 # Takes one message; False when it cannot take it now (it then goes through recv()).
 Receiver = Callable[[str | bytes], bool]
 
+MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
+PING_RATE = 2.0  # pings per second a client may send, on average...
+PING_BURST = 10  # ...and at once
+SLICE = 2048  # bytes of a compressed connection's read parsed at a time (see module)
+
+
+@dataclass
+class ConnectionLimits:
+    """What each connection of a server may cost, and how many were closed for it."""
+
+    max_buffer: int = MAX_BUFFER
+    ping_rate: float = PING_RATE
+    ping_burst: int = PING_BURST
+    dropped_slow: int = field(default=0, compare=False)  # closed: over max_buffer unsent
+    dropped_pings: int = field(default=0, compare=False)  # closed: too many pings
+
 
 class InlineConnection(ServerConnection):
-    """A ``ServerConnection`` whose complete messages may bypass ``recv()`` (see module)."""
+    """A ``ServerConnection`` whose complete messages may bypass ``recv()``, held to
+    ``limits`` (see module)."""
 
     on_message: Receiver | None = None
+    # Called instead of closing the connection when it passes max_buffer (the event hub
+    # drops its session: the rooms are told, the drop is counted there).
+    on_overflow: Callable[[], None] | None = None
+
+    def __init__(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self._pings = (float(self.limits.ping_burst), time.monotonic())  # tokens, at
+        self._over = False  # closed for a limit already: say it once
+        self._unread = bytearray()  # the rest of a compressed read, waiting for room
+        # websockets queues a pong as it parses a ping, before process_event sees it.
+        self._recv_frame = self.protocol.recv_frame
+        self.protocol.recv_frame = self._limited  # type: ignore[method-assign]
 
     def process_event(self, event: Event) -> None:
         if (
@@ -60,3 +109,74 @@ class InlineConnection(ServerConnection):
             return frames.get_waiter is not None and not frames.queue
         except AttributeError:  # another websockets: every message takes its own path
             return False
+
+    # -- limits -------------------------------------------------------------------------
+
+    def _limited(self, frame: Frame) -> None:
+        """The protocol's ``recv_frame``, but a ping past the bucket gets no pong: the
+        connection closes with 1008 instead (and reads nothing more)."""
+        if frame.opcode is Opcode.PING and not self._over:
+            tokens, at = self._pings
+            now = time.monotonic()
+            rate, burst = self.limits.ping_rate, self.limits.ping_burst
+            tokens = min(float(burst), tokens + (now - at) * rate)
+            if tokens < 1:
+                self.limits.dropped_pings += 1
+                self._close_for(f"too many pings: over {burst} at once, {rate:g} a second")
+                return
+            self._pings = (tokens - 1, now)
+        self._recv_frame(frame)
+
+    def send_data(self) -> None:
+        """websockets' ``send_data``, then the slow-consumer rule (see module)."""
+        super().send_data()
+        if self.transport.get_write_buffer_size() > self.limits.max_buffer and not self._over:
+            if self.on_overflow is not None:
+                self._over = True
+                self.on_overflow()
+                return
+            self.limits.dropped_slow += 1
+            self._close_for(f"too slow: over {self.limits.max_buffer} bytes waiting to be sent")
+
+    def _close_for(self, reason: str) -> None:
+        """Close with 1008 for a limit, logged once; abort if the peer does not finish."""
+        self._over = True
+        self.logger.warning("closed connection from %s: %s", self.remote_address, reason)
+        if self.protocol.state is State.OPEN:
+            self.protocol.fail(CloseCode.POLICY_VIOLATION, reason)
+            super().send_data()  # not ours: the rule that called us is not asked again
+        timeout = self.close_timeout if self.close_timeout is not None else 10.0
+        self.loop.call_later(timeout, self._abort)
+
+    def _abort(self) -> None:
+        if not self.connection_lost_waiter.done():
+            self.transport.abort()
+
+    # -- reading compressed input in slices ----------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.recv_messages.resume = self._resume
+
+    def data_received(self, data: bytes) -> None:
+        if self._unread or (len(data) > SLICE and self.protocol.extensions):
+            self._unread += data
+            self._feed()
+        else:
+            super().data_received(data)
+
+    def _feed(self) -> None:
+        """Parse the rest of a compressed read, a slice at a time, while the queue has room."""
+        while self._unread and not self.recv_messages.paused:
+            chunk = bytes(self._unread[:SLICE])
+            del self._unread[:SLICE]  # cheap: a bytearray drops its head in place
+            super().data_received(chunk)
+
+    def _resume(self) -> None:
+        """The queue has room again: the rest of the last read first, then the socket."""
+        self.loop.call_soon(self._resumed)
+
+    def _resumed(self) -> None:
+        self._feed()
+        if not self.recv_messages.paused and self.protocol.state is not State.CLOSED:
+            self.transport.resume_reading()

@@ -43,7 +43,7 @@ from rtlab.aio.chat_events import HISTORY, ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
 from rtlab.aio.descriptors import raise_limit
 from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
-from rtlab.aio.inline import InlineConnection
+from rtlab.aio.inline import ConnectionLimits, InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.progress_events import ProgressEvents
@@ -54,6 +54,9 @@ from rtlab.core.history import MAX_BYTES, History
 LOG_LINES = 500
 FEED_LENGTH = 1000
 NAMESPACES = ("/", "/chat", "/notifications")
+# Frames websockets queues per connection before it stops reading (its default is 16):
+# at most MAX_QUEUE messages of max_size wait unread on any path (inline.py, docs/protocol.md).
+MAX_QUEUE = 4
 # The static pages: URL path -> file in rtlab/static/.
 PAGES = {
     "/": "index.html",
@@ -201,6 +204,8 @@ class LabServer:
         self.handshake_timeout = handshake_timeout
         self.ssl_context = ssl_context
         self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
+        # Pings and unsent bytes, per connection on every path (inline.py).
+        self.limits = ConnectionLimits(max_buffer=max_buffer)
         # The lab's events on the event framework, as an app installs its handlers.
         self.app = LabApp(
             history=History(history_size, history_window, max_bytes=history_bytes),
@@ -253,8 +258,12 @@ class LabServer:
             ssl=self.ssl_context,
             logger=self.logger,
             server_header="rtlab",
-            # /ws events handled as they are read; every connection counted by address
-            create_connection=self.admission.counted(InlineConnection),
+            # /ws events handled as they are read; every connection counted by address,
+            # its pings and unsent bytes limited (inline.py)
+            create_connection=functools.partial(
+                self.admission.counted(InlineConnection), limits=self.limits
+            ),
+            max_queue=MAX_QUEUE,
             reuse_port=self.reuse_port or None,
             **server_options(self.compression),
         )
@@ -398,13 +407,17 @@ class LabServer:
             del self._clients[connection]
 
     async def _echo(self, connection: ServerConnection) -> None:
+        """Answer each message; while an answer waits for a client that does not read, the
+        echo reads nothing more (send waits), and websockets stops reading past MAX_QUEUE."""
         async for message in connection:
             await connection.send(f"Echo: {message}" if isinstance(message, str) else message)
 
     async def _follow(self, connection: ServerConnection) -> None:
+        """Push the feed; the feed is read-only: a client that sends to it is closed (1008)."""
         self._subscribers.add(connection)
         try:
-            await connection.wait_closed()
+            async for _ in connection:  # read, so that nothing queues unread
+                await connection.close(1008, "the feed is read-only")
         finally:
             self._subscribers.discard(connection)
 
