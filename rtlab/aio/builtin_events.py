@@ -86,8 +86,10 @@ class BuiltinEvents:
     def install(self) -> None:
         """Register the handlers on the namespace, and ``left`` for disconnections."""
         for event, handler in self.handlers().items():
-            # With Redis, a room message's mid is checked and kept by its one script.
-            self.ns.on(event, checks_mid=event == "send-message")(handler)
+            # With Redis, a room message's mid is checked and kept by its one script; a
+            # resent join-room joins again (its ack, presence and history, is not kept).
+            idempotent = event == "join-room"
+            self.ns.on(event, checks_mid=event == "send-message", idempotent=idempotent)(handler)
         self.ns.on_leave.append(self.left)
 
     def join_room(self, session: Session, data: Any) -> Any:
