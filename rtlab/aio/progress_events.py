@@ -22,8 +22,9 @@ from typing import Any
 
 from rtlab.aio.admission import Admission, query_value
 from rtlab.aio.events import EventHub, Namespace, Session
+from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.core.envelope import DEFAULT_NAMESPACE, EnvelopeError, ErrorCode
-from rtlab.core.progress import ClassProgress, Report, parse_report
+from rtlab.core.progress import ClassProgress, parse_report
 from rtlab.core.tokens import TokenError, verify_claims
 
 NAMESPACE = "/progress"
@@ -56,14 +57,16 @@ class ProgressEvents:
         admission: Admission,
         *,
         progress: ClassProgress | None = None,
-        on_report: Callable[[Report], None] | None = None,
+        journal: ProgressJournal | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``on_report``: called with each report that changed the grid (a journal)."""
+        """``journal``: keep the grid on disk (``--data-dir``), loaded now, so that it
+        survives a restart."""
         self.hub = hub
         self.admission = admission
         self.progress = progress or ClassProgress()
-        self.on_report = on_report
+        self.journal = journal
+        self.loaded = journal.load(self.progress) if journal is not None else 0
         self.clock = clock
         # A namespace of its own, without the chat events every other namespace gets.
         self.namespace = hub.namespaces.setdefault(NAMESPACE, Namespace(hub, NAMESPACE))
@@ -98,8 +101,8 @@ class ProgressEvents:
             raise EnvelopeError(ErrorCode.INVALID, str(error)) from None
         cell = self.progress.record(report)
         if cell is not None:
-            if self.on_report is not None:
-                self.on_report(report)
+            if self.journal is not None:
+                self.journal.append(report)  # on disk before any instructor sees it
             update = {"user": report.user, "exercise": report.key, **cell.to_json()}
             self.namespace.emit("progress", update, to=INSTRUCTORS)
         return self.progress.cell(report.user, report.key).to_json()

@@ -47,6 +47,7 @@ from rtlab.aio.inline import ConnectionLimits, InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.progress_events import ProgressEvents
+from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.aio.redis_events import RedisChatEvents
 from rtlab.core.history import MAX_BYTES, History
@@ -231,7 +232,11 @@ class LabServer:
         for name in NAMESPACES:
             self.events.namespace(name)
         # /progress: the checks' reports and the instructor's view (/teacher).
-        self.progress = ProgressEvents(self.events, self.admission)
+        self.progress = ProgressEvents(
+            self.events,
+            self.admission,
+            journal=ProgressJournal(data_dir) if data_dir is not None else None,
+        )
 
     # -- life cycle ------------------------------------------------------------
 

@@ -36,6 +36,7 @@ MAX_RUNS = 8  # runs (kernels) remembered per cell
 MAX_ATTEMPT = 1_000_000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")  # a lesson or an exercise
 RUN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+BASE_RUN = "_base"  # the runs a cell no longer remembers one by one, in reports()
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,17 @@ class ClassProgress:
                 for user in self.students
             },
         }
+
+    def reports(self) -> list[Report]:
+        """Reports that, recorded into an empty model, give this one's grid: each run's
+        highest attempt, and the folded runs as one run ``BASE_RUN`` (a journal compacted)."""
+        made = []
+        for user, cells in self._students.items():  # oldest first, so eviction order holds
+            for key, cell in cells.items():
+                lesson, _, exercise = key.partition("/")
+                runs = ([(BASE_RUN, cell.base)] if cell.base else []) + list(cell.runs.items())
+                made += [Report(user, lesson, exercise, cell.passed, n, r) for r, n in runs]
+        return made
 
     def __len__(self) -> int:
         return len(self._students)

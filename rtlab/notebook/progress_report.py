@@ -101,9 +101,9 @@ class Reporter:
 
     @property
     def unsent(self) -> int:
-        """Reports not yet acknowledged by the server."""
-        waiting = len(self._pending)
-        return waiting + (self._client.queued if self._client is not None else 0)
+        """Reports made and not yet acknowledged by the server (nor dropped)."""
+        queued = self._client.queued if self._client is not None else 0
+        return self._count - self.dropped - self.handed + queued
 
     # -- on the background loop -------------------------------------------------------
 

@@ -14,11 +14,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 import rtlab
+from rtlab.aio import progress_journal
 from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
 from rtlab.aio.server import LabServer
 from rtlab.checks.handshake import check_accept_key
 from rtlab.core.handshake import accept_key
+from rtlab.core.progress import ClassProgress, Report
 from rtlab.core.tokens import issue
 from rtlab.notebook import progress_report
 from rtlab.notebook import shared as shared_module
@@ -266,3 +268,51 @@ def test_a_reporter_with_an_expired_token_stops_at_once_with_the_reason():
         assert cat.refusal.endswith("ask your instructor for a new one")
         assert cat.dropped == 1 and cat.unsent == 0
         assert grid(server)["students"] == {}
+
+
+# -- the grid on disk (--data-dir) -----------------------------------------------------------
+
+
+def test_the_grid_survives_a_restart_with_a_data_dir_and_resends_still_count_once(tmp_path):
+    async def main() -> None:
+        async with LabServer(secret=SECRET, data_dir=tmp_path) as server:
+            ann = await client(server, "ann")
+            await ann.emit("report", report(attempt=1), ns=NAMESPACE, ack=True)
+            await ann.emit("report", report(passed=True, attempt=2), ns=NAMESPACE, ack=True)
+            await ann.close()
+        async with LabServer(secret=SECRET, data_dir=tmp_path) as server:
+            assert server.progress.loaded == 2
+            teacher = await client(server, "teach", "instructor")
+            view = await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            assert view["students"] == {
+                "ann": {"handshake/accept_key": {"state": "passed", "attempts": 2}}
+            }
+            ann = await client(server, "ann")  # the kernel resends attempt 2: no new attempt
+            ack = await ann.emit("report", report(passed=True, attempt=2), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "passed", "attempts": 2}
+            await ann.close()
+            await teacher.close()
+
+    run(main())
+
+
+def test_the_journal_is_compacted_to_the_grid_and_skips_a_torn_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(progress_journal, "MIN_LINES", 5)
+    journal = progress_journal.ProgressJournal(tmp_path)
+    progress = ClassProgress()
+    journal.load(progress)
+    for attempt in range(1, 13):  # one student trying again and again
+        made = Report("ann", "handshake", "accept_key", attempt == 12, attempt, "k1")
+        progress.record(made)
+        journal.append(made)
+    lines = journal.path.read_text().splitlines()
+    assert len(lines) < 12  # compacted on the way: the file stays near the grid's size
+    with journal.path.open("a") as out:
+        out.write('{"user":"bob","lesson":"hands')  # a crash in the middle of a line
+    again = ClassProgress()
+    progress_journal.ProgressJournal(tmp_path).load(again)
+    assert again.grid() == progress.grid()
+    assert journal.path.read_text().splitlines() == [
+        '{"user":"ann","lesson":"handshake","exercise":"accept_key","passed":true,'
+        '"attempt":12,"run":"k1"}'
+    ]

@@ -61,6 +61,20 @@ def test_old_runs_fold_into_a_base_count():
     assert cell.attempts == 2 * (MAX_RUNS + 3)
 
 
+def test_its_reports_rebuild_the_same_grid_in_the_same_eviction_order():
+    progress = ClassProgress(max_students=3)
+    for run in range(MAX_RUNS + 2):
+        progress.record(report("ann", attempt=3, run=f"k{run}"))
+    progress.record(report("bob", "frame_header", passed=True, attempt=2))
+    progress.record(report("cat", passed=False))
+    rebuilt = ClassProgress(max_students=3)
+    for made in progress.reports():
+        rebuilt.record(made)
+    assert rebuilt.grid() == progress.grid()
+    rebuilt.record(report("dan"))  # ann reported longest ago in both
+    assert rebuilt.students == ["bob", "cat", "dan"]
+
+
 def test_the_grid_lists_students_and_exercises_sorted_with_the_cells_tried():
     progress = ClassProgress()
     progress.record(report("bob", "frame_header", passed=True))
