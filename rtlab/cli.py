@@ -196,7 +196,9 @@ def parser() -> argparse.ArgumentParser:
     serve_.add_argument("--certfile", help="TLS certificate (PEM): serve wss:// and https://")
     serve_.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     serve_.add_argument(
-        "--data-dir", help="keep room history in this folder, so that it survives a restart"
+        "--data-dir",
+        help="keep room history (and, without --redis, the class's progress) in this folder, "
+        "so that it survives a restart",
     )
     serve_.add_argument(
         "--ping-interval",

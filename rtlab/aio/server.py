@@ -235,7 +235,8 @@ class LabServer:
         self.progress = ProgressEvents(
             self.events,
             self.admission,
-            journal=ProgressJournal(data_dir) if data_dir is not None else None,
+            # one file per server: processes sharing Redis (--workers) would share it
+            journal=ProgressJournal(data_dir) if data_dir is not None and redis is None else None,
         )
 
     # -- life cycle ------------------------------------------------------------
