@@ -23,8 +23,9 @@ is rewritten to what the history keeps. The snapshot is a list of references tak
 on the event loop; a thread encodes it to a temporary file and fsyncs it while appends
 go on to the old file and are noted; then, on the loop in one step, the noted lines
 are added and the temporary file replaces the old one. So the file stays under about
-``2 x what the history keeps + min_compaction``, and others wait only for the
-snapshot (tests/aio/test_journal.py measures it). A compaction that fails (a full
+``2 x what the history keeps + min_compaction`` plus what arrives during one
+compaction, and others wait only for the snapshot (tests/aio/test_journal.py
+measures it). A compaction that fails (a full
 disk) leaves the old file as it was and is tried again later.
 
 Read tolerantly: as bytes, line by line. A line that is not UTF-8 JSON with the
@@ -116,10 +117,11 @@ class Journal:
         for stale in self.path.parent.glob(f"{FILENAME}.*.tmp"):  # a compaction cut short
             stale.unlink(missing_ok=True)
         whole = self._read(history)
-        records, marks, floors = history.snapshot()
+        rooms, marks, floors = history.snapshot()
+        records = [record for room in rooms for record in room]
         temporary = self._temporary()
         try:
-            _write(temporary, records, marks, floors)
+            _write(temporary, rooms, marks, floors)
             temporary.replace(self.path)
         except OSError as error:
             temporary.unlink(missing_ok=True)
@@ -212,11 +214,11 @@ class Journal:
         if self._file is None or self._noted is not None:
             return False
         generation = self._generation
-        records, marks, floors = history.snapshot()
+        rooms, marks, floors = history.snapshot()
         self._noted = []
         temporary = self._temporary()
         try:
-            await asyncio.to_thread(_write, temporary, records, marks, floors)
+            written = await asyncio.to_thread(_write, temporary, rooms, marks, floors)
             if generation != self._generation:  # closed or loaded again meanwhile
                 return False
             with temporary.open("ab") as out:  # on the loop from here: no append between
@@ -237,6 +239,7 @@ class Journal:
             if generation == self._generation:
                 self._noted = None
         self._open()
+        self._kept = written  # what the history holds: the next threshold
         self.compactions += 1
         return True
 
@@ -293,17 +296,21 @@ def _write_all(file: io.FileIO, data: bytes) -> None:
 
 
 def _write(
-    path: Path, records: list[Record], marks: list[tuple[str, str, int]], floors: dict[int, int]
+    path: Path,
+    rooms: list[tuple[Record, ...]],
+    marks: list[tuple[str, str, int]],
+    floors: dict[int, int],
 ) -> int:
     """A compacted journal: floors, marks, then messages (in a thread, while running)."""
     entries: Iterator[dict[str, Any]] = itertools.chain(
         ({"floor": floor, "last": last} for floor, last in sorted(floors.items())),
         ({"ns": ns, "room": room, "last": last} for ns, room, last in marks),
-        (_message(record) for record in records),
+        (_message(record) for room in rooms for record in room),
     )
     with path.open("wb") as out:
-        while batch := list(itertools.islice(entries, BATCH)):
-            out.write(b"".join(_encode(entry) for entry in batch))
+        # One entry (a dict) alive at a time: nothing for the garbage collector to chase.
+        while chunk := b"".join(_encode(entry) for entry in itertools.islice(entries, BATCH)):
+            out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
         return out.tell()

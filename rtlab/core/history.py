@@ -79,8 +79,8 @@ class History:
         self.max_rooms = rooms  # beyond it, the least recently used room's history goes
         self.max_bytes = max_bytes
         self.bytes = 0  # what the kept messages count against max_bytes
-        # (ns, room) -> its messages with their cost, least recently used room first.
-        self._rooms: dict[tuple[str, str], collections.deque[tuple[int, Record]]] = {}
+        # (ns, room) -> its messages, least recently used room first.
+        self._rooms: dict[tuple[str, str], collections.deque[Record]] = {}
         self._last: dict[tuple[str, str], int] = {}
         self._floors: dict[int, int] = {}
 
@@ -116,10 +116,9 @@ class History:
             raise ValueError(f"seq {record.seq} in {key} is not after {self._last[key]}")
         kept = self._rooms.pop(key, None) or collections.deque()
         if len(kept) == self.size:
-            self.bytes -= kept.popleft()[0]
-        price = cost(record)
-        kept.append((price, record))
-        self.bytes += price
+            self.bytes -= cost(kept.popleft())
+        kept.append(record)
+        self.bytes += cost(record)
         self._rooms[key] = kept  # most recently used last
         self._note(key, record.seq)
         while len(self._rooms) > self.max_rooms:
@@ -127,7 +126,7 @@ class History:
         while self.bytes > self.max_bytes:
             oldest = next(iter(self._rooms))  # the least recently used room's oldest first
             messages = self._rooms[oldest]
-            self.bytes -= messages.popleft()[0]
+            self.bytes -= cost(messages.popleft())
             if not messages:
                 del self._rooms[oldest]
         return record
@@ -152,11 +151,11 @@ class History:
             self.raise_floor(floor_of(ns, room), last)
 
     def _drop_room(self, key: tuple[str, str]) -> None:
-        self.bytes -= sum(price for price, _ in self._rooms.pop(key))
+        self.bytes -= sum(cost(record) for record in self._rooms.pop(key))
 
     def since(self, ns: str, room: str, seq: int, now: float) -> tuple[list[dict[str, Any]], bool]:
         """The payloads after ``seq``, oldest first, and whether nothing in between is lost."""
-        kept = [r for _, r in self._rooms.get((ns, room), ()) if now - r.time <= self.window]
+        kept = [r for r in self._rooms.get((ns, room), ()) if now - r.time <= self.window]
         missed = [r.payload for r in kept if r.seq > seq]
         last = self.last_seq(ns, room)
         first_kept = kept[0].seq if kept else last + 1
@@ -166,22 +165,24 @@ class History:
     def recent(self, ns: str, room: str, count: int, now: float) -> list[dict[str, Any]]:
         """The last ``count`` payloads of a room within the window, oldest first."""
         kept = self._rooms.get((ns, room), ())
-        fresh = [r.payload for _, r in kept if now - r.time <= self.window]
+        fresh = [r.payload for r in kept if now - r.time <= self.window]
         return fresh[-count:] if count > 0 else []
 
     def records(self) -> list[Record]:
         """Everything kept, room by room in the rooms' order."""
-        return [r for key in sorted(self._rooms) for _, r in self._rooms[key]]
+        return [r for key in sorted(self._rooms) for r in self._rooms[key]]
 
-    def snapshot(self) -> tuple[list[Record], list[tuple[str, str, int]], dict[int, int]]:
-        """What a journal compacts to: the records (least recently used room first, so
-        reloading them keeps that order), the last number of every room remembered
-        whose newest message is not kept (those rooms have none), and the floors."""
-        records = [r for kept in self._rooms.values() for _, r in kept]
-        newest = {key: kept[-1][1].seq for key, kept in self._rooms.items()}
+    def snapshot(
+        self,
+    ) -> tuple[list[tuple[Record, ...]], list[tuple[str, str, int]], dict[int, int]]:
+        """What a journal compacts to, copied quickly (references only): each room's
+        records (least recently used room first, so reloading them keeps that order),
+        the last number of every room remembered whose newest message is not kept
+        (those rooms have none), and the floors."""
+        rooms = [tuple(kept) for kept in self._rooms.values()]
         marks = [
             (ns, room, last)
             for (ns, room), last in self._last.items()
-            if newest.get((ns, room)) != last
+            if (ns, room) not in self._rooms or self._rooms[ns, room][-1].seq != last
         ]
-        return records, marks, dict(self._floors)
+        return rooms, marks, dict(self._floors)

@@ -22,7 +22,7 @@ from rtlab.aio.events import EventHub
 from rtlab.aio.journal import FILENAME, Journal
 from rtlab.aio.lab_app import LabApp
 from rtlab.aio.server import LabServer
-from rtlab.core.history import History, Record
+from rtlab.core.history import RECORD_OVERHEAD, History, Record, cost, floor_of
 
 T = TypeVar("T")
 
@@ -152,6 +152,61 @@ def test_recent_gives_the_last_messages_within_the_window():
     assert history.recent("/", "r", -1, now=5.0) == []
     assert history.recent("/", "other", 3, now=5.0) == []
     assert history.recent("/", "r", 3, now=100.0) == []
+
+
+# -- History: memory bounds and numbers that never repeat ------------------------------
+
+
+def test_the_byte_budget_takes_the_least_recently_used_rooms_oldest_messages_first():
+    one = cost(Record("/", "a", 1, 0.0, {"m": "a1", "seq": 1}))  # every message costs this
+    assert one == len('{"m":"a1","seq":1}') + RECORD_OVERHEAD
+    history = History(max_bytes=4 * one)
+    for room in ("a", "b"):
+        for i in (1, 2):
+            history.append("/", room, {"m": f"{room}{i}"}, now=0)
+    assert history.bytes == 4 * one
+    history.append("/", "a", {"m": "a3"}, now=0)  # a is now the most recently used
+    assert [p["m"] for p in history.recent("/", "b", 9, now=0)] == ["b2"]  # b's oldest went
+    history.append("/", "c", {"m": "c1"}, now=0)
+    history.append("/", "c", {"m": "c2"}, now=0)  # b2, then a1
+    assert [(r.room, r.seq) for r in history.records()] == [("a", 2), ("a", 3), ("c", 1), ("c", 2)]
+    assert history.bytes == 4 * one
+    # Those whose messages went are told their recovery is incomplete.
+    assert history.since("/", "b", 0, now=0) == ([], False)
+    assert history.since("/", "b", 2, now=0) == ([], True)  # saw everything
+    assert history.since("/", "a", 0, now=0)[1] is False
+    assert history.since("/", "a", 1, now=0)[1] is True
+    assert (history.last_seq("/", "a"), history.last_seq("/", "b")) == (3, 2)
+
+
+def test_the_byte_budget_counts_what_size_and_rooms_limits_drop():
+    history = History(size=2, rooms=2)
+    for room in ("a", "a", "a", "b", "c"):  # a1 goes by size, then the whole of room a
+        history.append("/", room, {"m": "x" * 100}, now=0)
+    assert history.bytes == sum(cost(r) for r in history.records())
+    assert [r.room for r in history.records()] == ["b", "c"]
+    big = History(max_bytes=100)
+    big.append("/", "a", {"m": "x" * 200}, now=0)  # bigger than the whole budget
+    assert (big.records(), big.bytes, big.last_seq("/", "a")) == ([], 0, 1)
+    with pytest.raises(ValueError, match="need max_bytes >= 1, got 0"):
+        History(max_bytes=0)
+
+
+def test_a_forgotten_rooms_numbers_go_into_its_floor_and_never_come_back():
+    history = History(size=1, rooms=1)  # numbers of 2 rooms are remembered, then floors
+    for _ in range(5):
+        history.append("/", "old", {}, now=0)
+    for room in ("b", "c"):
+        history.append("/", room, {}, now=0)  # "old"'s number is forgotten now
+    assert history.last_seq("/", "old") == 5  # its floor holds it
+    assert history.append("/", "old", {}, now=0).seq == 6  # not 1 again
+    # A client that saw "old" up to 3 is told it missed something, not given seq 1.
+    assert history.since("/", "old", 3, now=0) == ([{"seq": 6}], False)
+    # Another room of the same floor, never used, starts above the floor too.
+    same = next(f"r{i}" for i in range(100_000) if floor_of("/", f"r{i}") == floor_of("/", "old"))
+    assert history.last_seq("/", same) == 5
+    assert history.append("/", same, {}, now=0).seq == 6
+    assert history.since("/", same, 0, now=0)[1] is False  # it cannot know: incomplete
 
 
 # -- Journal ------------------------------------------------------------------------------
