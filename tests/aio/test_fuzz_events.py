@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import secrets
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -314,6 +315,8 @@ def test_no_event_gets_internal_and_the_server_keeps_serving(lab):
 def test_a_lone_surrogate_is_delivered_intact(lab):
     """Valid JSON (``"\\ud800"``) that has no UTF-8 form: escaped on the way, never lost."""
     odd = "x\ud800y\udfff"
+    room = f"odd-{secrets.token_hex(4)}"  # a room of its own: Redis outlives one test
+    join = to_json({"event": "join-room", "data": room, "id": 1})
 
     def next_event(connection: ClientConnection, name: str) -> Any:
         while (message := json.loads(connection.recv(timeout=WAIT))).get("event") != name:
@@ -325,13 +328,13 @@ def test_a_lone_surrogate_is_delivered_intact(lab):
         connect(f"{lab.url}/ws?user=bob", open_timeout=WAIT) as bob,
     ):
         for client in (alice, bob):
-            client.send('{"event":"join-room","data":"lobby","id":1}')
+            client.send(join)
             assert "error" not in json.loads(client.recv(timeout=WAIT))
-        alice.send(to_json({"event": "send-message", "data": {"roomId": "lobby", "message": odd}}))
+        alice.send(to_json({"event": "send-message", "data": {"roomId": room, "message": odd}}))
         assert next_event(bob, "receive-message")["message"] == odd
         alice.send(to_json({"event": "direct-message", "data": {"to": "bob", "message": odd}}))
         assert next_event(bob, "direct-message")["message"] == odd
         with connect(f"{lab.url}/ws?user=carol", open_timeout=WAIT) as carol:
-            carol.send('{"event":"join-room","data":"lobby","id":1}')
+            carol.send(join)
             history = json.loads(carol.recv(timeout=WAIT))["data"]["history"]
             assert [m["message"] for m in history] == [odd]
