@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import subprocess
+import sys
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -268,6 +269,46 @@ def test_a_half_line_that_cannot_be_cut_at_once_is_cut_before_the_next(tmp_path,
     assert keep(journal, history, "r", "two").seq == 2
     journal.close()
     assert [r.payload["message"] for r in Journal(tmp_path).load(History())] == ["one", "two"]
+
+
+def test_a_file_size_limit_is_refused_as_file_too_large(tmp_path):
+    """EFBIG, for real: a process whose files may not grow past 8 KiB (RLIMIT_FSIZE)."""
+    script = f"""
+import resource, signal, time
+from rtlab.aio.journal import Journal, JournalError
+from rtlab.core.history import History
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error from write(), not a kill
+journal, history = Journal({str(tmp_path)!r}), History()
+journal.load(history)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8192, resource.RLIM_INFINITY))
+for _ in range(100):
+    record = history.number("/", "r", {{"message": "x" * 300}}, time.time())
+    try:
+        journal.append(record)
+    except JournalError as error:
+        print(f"{{error.reason}}|{{record.seq}}")
+        break
+    history.add(record)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    reason, refused = done.stdout.strip().split("|")
+    assert reason == "file too large"
+    data = (tmp_path / FILENAME).read_bytes()
+    assert len(data) <= 8192 and data.endswith(b"\n")
+    stored = [r.seq for r in Journal(tmp_path).load(History())]
+    assert stored == list(range(1, int(refused)))  # the refused one's number is free
+
+
+def test_a_lone_surrogate_is_stored_as_its_escape_and_comes_back(tmp_path):
+    journal, history = Journal(tmp_path), History()
+    journal.load(history)
+    keep(journal, history, "r", "half a pair: \ud800")
+    journal.close()
+    assert b"\\ud800" in (tmp_path / FILENAME).read_bytes()
+    loaded = Journal(tmp_path).load(History())
+    assert loaded[0].payload["message"] == "half a pair: \ud800"
 
 
 @contextlib.contextmanager
