@@ -25,8 +25,8 @@ go on to the old file and are noted; then, on the loop in one step, the noted li
 are added and the temporary file replaces the old one. So the file stays under about
 ``2 x what the history keeps + min_compaction`` plus what arrives during one
 compaction, and others wait only for the snapshot (tests/aio/test_journal.py
-measures it). A compaction that fails (a full
-disk) leaves the old file as it was and is tried again later.
+measures it). A compaction that fails (a full disk) leaves the old file as it was
+and is tried again :data:`RETRY_COMPACTION` seconds later.
 
 Read tolerantly: as bytes, line by line. A line that is not UTF-8 JSON with the
 right fields and types, longer than :data:`MAX_LINE`, out of order, or cut short by a
@@ -56,7 +56,7 @@ FILENAME = "history.jsonl"
 MAX_LINE = 4 * 2**20  # bytes; a longer line is skipped without being read whole
 MIN_COMPACTION = 4 * 2**20  # bytes appended before a compaction is worth it
 RETRY_COMPACTION = 30.0  # seconds after a failed compaction before the next try
-BATCH = 1000  # lines written at once by a compaction
+BATCH = 1000  # lines a compaction encodes and writes at once
 REASONS = {
     errno.ENOSPC: "disk full",
     errno.EDQUOT: "disk quota exceeded",
