@@ -10,6 +10,9 @@
   connection of the server. Anyone else asking for these is refused with ``forbidden``
   and a message saying how to get an instructor's token.
 
+The grid lives in this process (:class:`LocalProgress`, on disk too with ``--data-dir``)
+or in Redis (rtlab/aio/progress_redis.py, with ``--redis``), where every process sees it.
+
 The page ``/teacher`` (rtlab/static/teacher.html) is this namespace's instructor client.
 Tokens are read to learn a role, never logged, kept or shown.
 """
@@ -20,17 +23,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from rtlab.aio.admission import Admission, query_value
 from rtlab.aio.events import EventHub, Namespace, Session
 from rtlab.aio.progress_journal import ProgressJournal
+from rtlab.aio.progress_redis import RedisProgress
 from rtlab.core.envelope import DEFAULT_NAMESPACE, EnvelopeError, ErrorCode
-from rtlab.core.progress import ClassProgress, parse_report
+from rtlab.core.progress import ClassProgress, Report, parse_report
 from rtlab.core.tokens import TokenError, verify_claims
 
 NAMESPACE = "/progress"
 INSTRUCTORS = "instructors"  # the room of /progress where instructors' sessions watch
 MAX_ANNOUNCEMENT = 500  # characters, as a chat message
 MAX_ROOMS_SHOWN = 200  # rooms listed in a class view
+RETRY_AFTER = 1.0  # seconds, when Redis is away
 NOT_AN_INSTRUCTOR = (
     "the instructor's view needs an instructor's token: make one with "
     "`rtlab token --role instructor --user NAME` and open /teacher with it"
@@ -48,6 +55,31 @@ def token_of(session: Session) -> str | None:
     return query_value(request.path, "token")
 
 
+class LocalProgress:
+    """The grid in this process; with a journal, on disk too, loaded now."""
+
+    def __init__(
+        self, progress: ClassProgress | None = None, journal: ProgressJournal | None = None
+    ) -> None:
+        self.progress = progress or ClassProgress()
+        self.journal = journal
+        self.loaded = journal.load(self.progress) if journal is not None else 0
+
+    async def record(self, report: Report) -> tuple[bool, dict[str, Any]]:
+        """Count ``report``: whether its cell changed, and the cell now."""
+        changed = self.progress.record(report) is not None
+        if changed and self.journal is not None:
+            self.journal.append(report)  # on disk before any instructor sees it
+        return changed, self.progress.cell(report.user, report.key).to_json()
+
+    async def grid(self) -> dict[str, Any]:
+        evicted, ignored = self.progress.evicted, self.progress.ignored
+        return {**self.progress.grid(), "evicted": evicted, "ignored": ignored}
+
+    async def close(self) -> None:
+        pass
+
+
 class ProgressEvents:
     """The ``/progress`` namespace's handlers and the class view they share."""
 
@@ -55,18 +87,14 @@ class ProgressEvents:
         self,
         hub: EventHub,
         admission: Admission,
+        store: LocalProgress | RedisProgress | None = None,
         *,
-        progress: ClassProgress | None = None,
-        journal: ProgressJournal | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``journal``: keep the grid on disk (``--data-dir``), loaded now, so that it
-        survives a restart."""
+        """``store``: where the grid lives (default: this process, in memory)."""
         self.hub = hub
         self.admission = admission
-        self.progress = progress or ClassProgress()
-        self.journal = journal
-        self.loaded = journal.load(self.progress) if journal is not None else 0
+        self.store = store or LocalProgress()
         self.clock = clock
         # A namespace of its own, without the chat events every other namespace gets.
         self.namespace = hub.namespaces.setdefault(NAMESPACE, Namespace(hub, NAMESPACE))
@@ -93,31 +121,33 @@ class ProgressEvents:
 
     # -- handlers ---------------------------------------------------------------------
 
-    def report(self, session: Session, data: Any) -> dict[str, Any]:
+    async def report(self, session: Session, data: Any) -> dict[str, Any]:
         """A student's verdict: the ack is their cell as the server has it now."""
         try:
             report = parse_report(session.user, data)
         except ValueError as error:
             raise EnvelopeError(ErrorCode.INVALID, str(error)) from None
-        cell = self.progress.record(report)
-        if cell is not None:
-            if self.journal is not None:
-                self.journal.append(report)  # on disk before any instructor sees it
-            update = {"user": report.user, "exercise": report.key, **cell.to_json()}
+        try:
+            changed, cell = await self.store.record(report)
+        except (RedisError, OSError, TimeoutError):
+            raise _unavailable() from None
+        if changed:
+            update = {"user": report.user, "exercise": report.key, **cell}
             self.namespace.emit("progress", update, to=INSTRUCTORS)
-        return self.progress.cell(report.user, report.key).to_json()
+        return cell
 
-    def subscribe(self, session: Session, data: Any) -> dict[str, Any]:
+    async def subscribe(self, session: Session, data: Any) -> dict[str, Any]:
         self._instructor_only(session)
         self.namespace.join(session, INSTRUCTORS)
-        return self.class_view()
+        return await self.class_view()
 
-    def snapshot(self, session: Session, data: Any) -> dict[str, Any]:
+    async def snapshot(self, session: Session, data: Any) -> dict[str, Any]:
         self._instructor_only(session)
-        return self.class_view()
+        return await self.class_view()
 
     def announce(self, session: Session, data: Any) -> dict[str, Any]:
-        """Send ``{"message"}`` to every connection; the ack says to how many."""
+        """Send ``{"message"}`` to every connection; the ack says to how many (with
+        ``--redis``, how many on this process: the others deliver too, uncounted)."""
         self._instructor_only(session)
         message = data.get("message") if isinstance(data, dict) else None
         if not isinstance(message, str) or not message.strip():
@@ -132,24 +162,43 @@ class ProgressEvents:
 
     # -- what an instructor sees --------------------------------------------------------
 
-    def class_view(self) -> dict[str, Any]:
+    async def class_view(self) -> dict[str, Any]:
         """The class now: students online, the grid, rooms, refusals, rate limits."""
         watching = {s.user for s in self.namespace.rooms.members(INSTRUCTORS)}
-        online = sorted({s.user for s in self.hub.sessions.values()} - watching)
-        rooms = []
+        try:
+            grid = await self.store.grid()
+            if isinstance(self.store, RedisProgress):  # every process's
+                online, rooms = await self.store.online(), await self.store.rooms(NAMESPACE)
+            else:
+                online, rooms = {s.user for s in self.hub.sessions.values()}, self._rooms()
+        except (RedisError, OSError, TimeoutError):
+            raise _unavailable() from None
+        limit = self.hub.rate_limit
+        return {
+            "online": sorted(online - watching),
+            **grid,
+            "rooms": rooms,
+            "refused": {str(status): n for status, n in sorted(self.admission.refused.items())},
+            "rateLimited": limit.limited(time.monotonic()) if limit is not None else [],
+            "dropped": {"slow": self.hub.dropped_slow, "abusive": self.hub.dropped_abusive},
+        }
+
+    def _rooms(self) -> list[dict[str, Any]]:
+        rooms: list[dict[str, Any]] = []
         for name, namespace in sorted(self.hub.namespaces.items()):
             if name == NAMESPACE:
                 continue
             for room in sorted(namespace.rooms)[: MAX_ROOMS_SHOWN - len(rooms)]:
                 rooms.append({"ns": name, "room": room, "members": namespace.users(room)})
-        limit = self.hub.rate_limit
-        return {
-            "online": online,
-            **self.progress.grid(),
-            "rooms": rooms,
-            "refused": {str(status): n for status, n in sorted(self.admission.refused.items())},
-            "rateLimited": limit.limited(time.monotonic()) if limit is not None else [],
-            "dropped": {"slow": self.hub.dropped_slow, "abusive": self.hub.dropped_abusive},
-            "evicted": self.progress.evicted,
-            "ignored": self.progress.ignored,
-        }
+        return rooms
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def _unavailable() -> EnvelopeError:
+    return EnvelopeError(
+        ErrorCode.UNAVAILABLE,
+        "the class's progress lives in Redis, which is away: try again",
+        retry_after=RETRY_AFTER,
+    )

@@ -46,8 +46,9 @@ from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import ConnectionLimits, InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
-from rtlab.aio.progress_events import ProgressEvents
+from rtlab.aio.progress_events import LocalProgress, ProgressEvents
 from rtlab.aio.progress_journal import ProgressJournal
+from rtlab.aio.progress_redis import RedisProgress
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.aio.redis_events import RedisChatEvents
 from rtlab.core.history import MAX_BYTES, History
@@ -232,12 +233,14 @@ class LabServer:
         for name in NAMESPACES:
             self.events.namespace(name)
         # /progress: the checks' reports and the instructor's view (/teacher).
-        self.progress = ProgressEvents(
-            self.events,
-            self.admission,
-            # one file per server: processes sharing Redis (--workers) would share it
-            journal=ProgressJournal(data_dir) if data_dir is not None and redis is None else None,
+        # In Redis with the manager there, where every process sees it; else here, and
+        # on disk with data_dir (one file per process: never shared by workers).
+        store = (
+            RedisProgress(redis)
+            if redis is not None
+            else LocalProgress(journal=ProgressJournal(data_dir) if data_dir is not None else None)
         )
+        self.progress = ProgressEvents(self.events, self.admission, store)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -285,6 +288,7 @@ class LabServer:
         await self._server.wait_closed()
         self._server = None
         await self.events.manager.stop()
+        await self.progress.close()
         if self.app.journal is not None:
             self.app.journal.close()
 

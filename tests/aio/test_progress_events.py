@@ -199,7 +199,7 @@ def wait_until(condition, timeout: float = 5.0) -> None:
 
 
 def grid(server) -> dict[str, Any]:
-    return server.call(lambda: server.server.progress.progress.grid())
+    return server.call(lambda: server.server.progress.store.progress.grid())
 
 
 def test_a_check_reports_its_verdict_and_nothing_without_a_class_server(monkeypatch):
@@ -281,7 +281,7 @@ def test_the_grid_survives_a_restart_with_a_data_dir_and_resends_still_count_onc
             await ann.emit("report", report(passed=True, attempt=2), ns=NAMESPACE, ack=True)
             await ann.close()
         async with LabServer(secret=SECRET, data_dir=tmp_path) as server:
-            assert server.progress.loaded == 2
+            assert server.progress.store.loaded == 2
             teacher = await client(server, "teach", "instructor")
             view = await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
             assert view["students"] == {
@@ -316,3 +316,19 @@ def test_the_journal_is_compacted_to_the_grid_and_skips_a_torn_line(tmp_path, mo
         '{"user":"ann","lesson":"handshake","exercise":"accept_key","passed":true,'
         '"attempt":12,"run":"k1"}'
     ]
+
+
+def test_with_redis_away_a_report_is_refused_as_unavailable_and_kept_by_the_client():
+    async def main() -> None:
+        async with LabServer(secret=SECRET, redis="redis://127.0.0.1:1/0") as server:
+            ann = await client(server, "ann")
+            with pytest.raises(AckError) as refused:
+                await ann.emit("report", report(), ns=NAMESPACE, ack=True)
+            assert refused.value.code == "unavailable"  # the reporter's client retries these
+            teacher = await client(server, "teach", "instructor")
+            with pytest.raises(AckError, match="unavailable"):
+                await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            await ann.close()
+            await teacher.close()
+
+    run(main())

@@ -5,6 +5,7 @@ cannot open the instructor's view. The screenshot is docs/teacher.png (docs/work
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -12,13 +13,16 @@ from pathlib import Path
 import pytest
 
 import rtlab
-from rtlab.aio.progress_events import NOT_AN_INSTRUCTOR
+from rtlab.aio.client import EventClient
+from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
+from rtlab.aio.server import LabServer
 from rtlab.checks.handshake import check_accept_key, check_frame_header
 from rtlab.core.handshake import accept_key
 from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
 from rtlab.notebook import progress_report
 from rtlab.notebook.shared import SharedServer
+from tests.e2e.redis_server import RedisServer
 from tests.e2e.test_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
@@ -210,3 +214,70 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         for client in chatting:
             client.close()
         assert time.monotonic() - started < 60
+
+
+# -- servers sharing Redis (--redis, --workers) ------------------------------------------------
+
+
+def test_with_redis_every_process_sees_the_whole_class_and_a_restart_keeps_it():
+    async def client(server: LabServer, user: str, role: str = "student") -> EventClient:
+        return await EventClient.connect(server.url, user, token=token(user, role))
+
+    def sent(exercise: str, passed: bool, attempt: int, run: str = "k1") -> dict[str, object]:
+        return {
+            "lesson": "handshake",
+            "exercise": exercise,
+            "passed": passed,
+            "attempt": attempt,
+            "run": run,
+        }
+
+    async def view_until(teacher: EventClient, ready) -> dict:
+        deadline = time.monotonic() + 10
+        while not ready(view := await teacher.emit("snapshot", ns=NAMESPACE, ack=True)):
+            assert time.monotonic() < deadline, view
+            await asyncio.sleep(0.1)
+        return view
+
+    async def main(url: str) -> None:
+        async with (
+            LabServer(secret=SECRET, redis=url) as one,
+            LabServer(secret=SECRET, redis=url) as two,
+        ):
+            teacher = await client(two, "teach", "instructor")
+            await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            ann, bob = await client(one, "ann"), await client(two, "bob")
+            await ann.emit("report", sent("accept_key", False, 1), ns=NAMESPACE, ack=True)
+            ack = await ann.emit("report", sent("accept_key", True, 2), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "passed", "attempts": 2}
+            # the same attempt reaching the other process (a reconnection there): once
+            again = await client(two, "ann")
+            ack = await again.emit("report", sent("accept_key", True, 2), ns=NAMESPACE, ack=True)
+            assert ack == {"state": "passed", "attempts": 2}
+            await bob.emit("report", sent("frame_header", False, 1), ns=NAMESPACE, ack=True)
+            live = await teacher.wait_for("progress", count=3, ns=NAMESPACE, timeout=5)
+            assert [(u["user"], u["state"], u["attempts"]) for u in live] == [
+                ("ann", "failing", 1),
+                ("ann", "passed", 2),
+                ("bob", "failing", 1),
+            ]  # ann's from the other process, live
+            await ann.emit("join-room", "table-1", ack=True)
+            view = await view_until(teacher, lambda v: v["rooms"] and v["online"] == ["ann", "bob"])
+            assert view["students"] == {
+                "ann": {ACCEPT: {"state": "passed", "attempts": 2}},
+                "bob": {FRAME: {"state": "failing", "attempts": 1}},
+            }
+            assert view["rooms"] == [{"ns": "/", "room": "table-1", "members": ["ann"]}]
+            for each in (ann, again, bob, teacher):
+                await each.close()
+        async with LabServer(secret=SECRET, redis=url) as three:  # every process restarted
+            teacher = await client(three, "teach", "instructor")
+            view = await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            assert sorted(view["students"]) == ["ann", "bob"]
+            await teacher.close()
+
+    redis_server = RedisServer().start()
+    try:
+        asyncio.run(asyncio.wait_for(main(redis_server.url), 60))
+    finally:
+        redis_server.kill()

@@ -1,0 +1,181 @@
+"""The class's progress in Redis, for servers that share one (``--redis``, ``--workers``).
+
+The same grid and the same rules as rtlab/core/progress.py, kept where every process sees
+it, and changed by one Lua script, so that two processes recording at once cannot lose an
+attempt. Live ``progress`` events need nothing more: the Redis manager already carries a
+namespace's room events to every process. Who is online and the rooms are read from the
+manager's keys (docs/architecture.md), so they span the processes too.
+
+=============================  ======  =============================================
+key                            type    what
+=============================  ======  =============================================
+``rtlab:progress:students``    zset    user -> when they last reported (a counter)
+``rtlab:progress:cells:USER``  hash    ``lesson/exercise`` -> the cell as JSON
+``rtlab:progress:exercises``   set     the grid's columns
+``rtlab:progress:clock``       string  the counter
+``rtlab:progress:evicted``     string  students evicted for room
+``rtlab:progress:ignored``     string  reports of exercises past the bound
+=============================  ======  =============================================
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from rtlab.core.progress import (
+    FAILING,
+    MAX_EXERCISES,
+    MAX_RUNS,
+    MAX_STUDENTS,
+    NOT_TRIED,
+    PASSED,
+    Report,
+)
+
+PREFIX = "rtlab:progress:"
+MEMBERS = "rtlab:members:"  # the Redis manager's: NS:ROOM -> user -> sessions; NS:* online
+MAX_ROOMS_SHOWN = 200
+
+# A cell is {"p": 0|1, "b": base, "r": [[run, highest attempt], ...]}, oldest run first.
+RECORD = """
+local p, user, key, run = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
+local passed, attempt = ARGV[4] == '1', tonumber(ARGV[5])
+local max_students, max_exercises = tonumber(ARGV[7]), tonumber(ARGV[8])
+local max_runs = tonumber(ARGV[9])
+if redis.call('SISMEMBER', p .. 'exercises', key) == 0 then
+  if redis.call('SCARD', p .. 'exercises') >= max_exercises then
+    redis.call('INCR', p .. 'ignored')
+    return {0, 0, 0}
+  end
+  redis.call('SADD', p .. 'exercises', key)
+end
+if not redis.call('ZSCORE', p .. 'students', user) then
+  while redis.call('ZCARD', p .. 'students') >= max_students do
+    local oldest = redis.call('ZPOPMIN', p .. 'students')
+    redis.call('DEL', p .. 'cells:' .. oldest[1])
+    redis.call('INCR', p .. 'evicted')
+  end
+end
+redis.call('ZADD', p .. 'students', redis.call('INCR', p .. 'clock'), user)
+local raw = redis.call('HGET', p .. 'cells:' .. user, key)
+local cell = raw and cjson.decode(raw) or {p = 0, b = 0, r = {}}
+local function total()
+  local n = cell.b
+  for _, pair in ipairs(cell.r) do n = n + pair[2] end
+  return n
+end
+local before_p, before_n = cell.p, total()
+local found = false
+for _, pair in ipairs(cell.r) do
+  if pair[1] == run then
+    if attempt > pair[2] then pair[2] = attempt end
+    found = true
+  end
+end
+if not found then
+  table.insert(cell.r, {run, attempt})
+  if #cell.r > max_runs then
+    cell.b = cell.b + cell.r[1][2]
+    table.remove(cell.r, 1)
+  end
+end
+if passed then cell.p = 1 end
+local after_n = total()
+redis.call('HSET', p .. 'cells:' .. user, key, cjson.encode(cell))
+local changed = (cell.p ~= before_p or after_n ~= before_n) and 1 or 0
+return {changed, cell.p, after_n}
+"""
+
+
+def _cell(passed: int, attempts: int) -> dict[str, Any]:
+    state = PASSED if passed else FAILING if attempts else NOT_TRIED
+    return {"state": state, "attempts": attempts}
+
+
+class RedisProgress:
+    """The grid in Redis: :meth:`record` a report, :meth:`grid` to show; every method may
+    raise redis-py's errors (or ``OSError``) while Redis is away."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = PREFIX,
+        max_students: int = MAX_STUDENTS,
+        max_exercises: int = MAX_EXERCISES,
+    ) -> None:
+        self.prefix = prefix
+        self.max_students = max_students
+        self.max_exercises = max_exercises
+        self._redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
+        )
+        self._record = self._redis.register_script(RECORD)
+
+    async def record(self, report: Report) -> tuple[bool, dict[str, Any]]:
+        """Count ``report``: whether its cell changed, and the cell now."""
+        args = [
+            self.prefix,
+            report.user,
+            report.key,
+            int(report.passed),
+            report.attempt,
+            report.run,
+            self.max_students,
+            self.max_exercises,
+            MAX_RUNS,
+        ]
+        changed, passed, attempts = await self._record(keys=[], args=args)
+        return bool(changed), _cell(passed, attempts)
+
+    async def grid(self) -> dict[str, Any]:
+        """What :meth:`ClassProgress.grid` gives, with ``evicted`` and ``ignored``."""
+        p = self.prefix
+        users = sorted(await self._redis.zrange(f"{p}students", 0, -1))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.hgetall(f"{p}cells:{user}")
+            pipe.smembers(f"{p}exercises")
+            pipe.get(f"{p}evicted")
+            pipe.get(f"{p}ignored")
+            *cells, exercises, evicted, ignored = await pipe.execute()
+        students = {}
+        for user, raw in zip(users, cells, strict=True):
+            row = {}
+            for key, text in sorted(raw.items()):
+                cell = json.loads(text)
+                runs = cell["r"] if isinstance(cell["r"], list) else []
+                row[key] = _cell(cell["p"], cell["b"] + sum(n for _, n in runs))
+            students[user] = row
+        return {
+            "exercises": sorted(exercises),
+            "students": students,
+            "evicted": int(evicted or 0),
+            "ignored": int(ignored or 0),
+        }
+
+    async def online(self) -> set[str]:
+        """Users with a connection on any process (the manager's count of namespace /)."""
+        return set(await self._redis.hkeys(f"{MEMBERS}/:*"))
+
+    async def rooms(self, skip: str) -> list[dict[str, Any]]:
+        """Every room with members on any process, but those of namespace ``skip``."""
+        found = []
+        async for key in self._redis.scan_iter(match=f"{MEMBERS}*", count=500):
+            ns, _, room = key.removeprefix(MEMBERS).rpartition(":")
+            if room != "*" and ns != skip:
+                found.append((ns, room, key))
+            if len(found) >= MAX_ROOMS_SHOWN:
+                break
+        rooms = []
+        for ns, room, key in sorted(found):
+            members = sorted(await self._redis.hkeys(key))
+            if members:
+                rooms.append({"ns": ns, "room": room, "members": members})
+        return rooms
+
+    async def close(self) -> None:
+        await self._redis.aclose()
