@@ -19,7 +19,9 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:procs``            set        the processes that registered (TTL)
 ``rtlab:seq:NS:ROOM``      counter    the room's last message number (INCR; TTL)
 ``rtlab:history:NS:ROOM``  list       "SEQ TIME DATA" of its last ``history_size``
-                                      messages (TTL)
+                                      messages; past ``history_bytes`` in a namespace,
+                                      the least recently used rooms' oldest go (TTL)
+``rtlab:sizes:NS``         hash       room -> bytes of its history; "*": all (TTL)
 ``rtlab:seen:NS:ROOM``     hash       user -> when they left, the last ``max_seen`` (TTL)
 ``rtlab:rooms:NS``         zset       room -> last use; past ``max_rooms`` the least
                                       recent loses its history, past twice as many its
@@ -69,6 +71,7 @@ from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
 from rtlab.core.envelope import JSON, JSON_ASCII, EnvelopeError, ErrorCode, event_parts
+from rtlab.core.history import MAX_BYTES
 from rtlab.core.presence import MAX_SEEN, iso
 
 if TYPE_CHECKING:
@@ -152,6 +155,7 @@ class RedisAdapter:
         alive_ttl: float = ALIVE_TTL,
         max_rooms: int = ROOMS,
         max_seen: int = MAX_SEEN,
+        history_bytes: int = MAX_BYTES,
     ) -> None:
         self.url = url
         self.hub = hub
@@ -169,6 +173,7 @@ class RedisAdapter:
         self.key_ttl = max(KEY_TTL, math.ceil(history_window))
         self.max_rooms = max_rooms
         self.max_seen = max_seen
+        self.history_bytes = history_bytes  # of a namespace's history entries
         self.mid_ttl = MID_TTL
         self.mid_limits = (MIDS_PER_USER, MID_BYTES_PER_USER, MID_USERS)
         self._refreshed = -math.inf  # when the keys of this process's rooms were last renewed
@@ -676,6 +681,7 @@ class RedisAdapter:
             f"{ns} {mid}",
             self.mid_ttl,
             *self.mid_limits,
+            self.history_bytes,
         ]
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived

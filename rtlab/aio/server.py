@@ -224,6 +224,7 @@ class LabServer:
                 self.events,
                 history_size=history_size,
                 history_window=history_window,
+                history_bytes=history_bytes,
                 history_event="receive-message",  # what the built-in events number
                 recent=HISTORY,
             )

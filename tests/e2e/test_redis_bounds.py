@@ -247,3 +247,42 @@ def test_a_rooms_last_seen_and_a_users_mids_stay_under_their_caps(redis_server):
         await server.stop()
 
     run(scenario())
+
+
+def test_history_stays_within_its_bytes_the_least_recent_rooms_losing_their_oldest(
+    redis_server,
+):
+    store = redis_server.client()
+    budget = 3000  # bytes of history entries in the namespace
+
+    def history_bytes() -> dict[str, int]:
+        return {
+            key.rsplit(":", 1)[1]: sum(len(e.encode()) for e in store.lrange(key, 0, -1))
+            for key in store.scan_iter("rtlab:history:/:*")
+        }
+
+    async def scenario() -> None:
+        server = await started(redis_server.url, history_bytes=budget)
+        alice = await EventClient.connect(server.url, "alice")
+        for room in ("old", "new"):
+            await alice.emit("join-room", room, ack=True)
+        for n in range(30):
+            for room in ("old", "new"):  # new is always the more recently used
+                data = {"roomId": room, "message": f"{room} {n} " + "x" * 40}
+                await alice.emit("send-message", data, ack=True)
+            kept = history_bytes()
+            assert sum(kept.values()) <= budget
+            assert int(store.hget("rtlab:sizes:/", "*")) == sum(kept.values())
+        newest = [
+            e.rsplit('"message":"', 1)[1][:6] for e in store.lrange("rtlab:history:/:new", 0, -1)
+        ]
+        assert newest[-1] == "new 29"  # the newest message always kept
+        assert history_bytes().get("old", 0) < history_bytes()["new"]  # old paid first
+        late = await EventClient.connect(server.url, "late")  # what a join replays agrees
+        answer = await late.emit("join-room", {"roomId": "new", "since": 0}, ack=True)
+        assert answer["recovered"] is False and answer["seq"] == 30
+        for client in (alice, late):
+            await client.close()
+        await server.stop()
+
+    run(scenario())

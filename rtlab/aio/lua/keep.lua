@@ -1,11 +1,61 @@
 -- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys): a room's keys
 -- live TTL seconds after its last use, a namespace keeps the history of its CAP most
 -- recently used rooms and the numbering of twice as many (as rtlab/core/history.py), and
--- of every room someone is in (bounded by the rooms a connection may join),
+-- of every room someone is in (bounded by the rooms a connection may join), its history
+-- within a budget of bytes (past it the least recently used rooms lose their oldest),
 -- a room remembers its MAX_SEEN most recent leavers (as rtlab/core/presence.py), and a
 -- user's handled mids are capped by count and by bytes, for the most recent users only.
 local function room_key(prefix, kind, ns, room)
   return prefix .. ':' .. kind .. ':' .. ns .. ':' .. room
+end
+
+-- A namespace's history bytes: room -> bytes of its history's entries, and "*" -> all.
+local function sizes_key(prefix, ns)
+  return prefix .. ':sizes:' .. ns
+end
+
+local function drop_history(prefix, ns, room)
+  local sizes = sizes_key(prefix, ns)
+  local size = tonumber(redis.call('HGET', sizes, room) or '0')
+  if size ~= 0 then
+    redis.call('HDEL', sizes, room)
+    redis.call('HINCRBY', sizes, '*', -size)
+  end
+  redis.call('DEL', room_key(prefix, 'history', ns, room))
+end
+
+-- The oldest message of a room's history goes; false if it had none (expired: what was
+-- counted for it goes too).
+local function drop_oldest(prefix, ns, room)
+  local entry = redis.call('LPOP', room_key(prefix, 'history', ns, room))
+  if not entry then
+    drop_history(prefix, ns, room)
+    return false
+  end
+  local sizes = sizes_key(prefix, ns)
+  redis.call('HINCRBY', sizes, room, -#entry)
+  redis.call('HINCRBY', sizes, '*', -#entry)
+  return true
+end
+
+-- Keep a room's new message: its last ``size`` messages, and within the namespace's
+-- ``budget`` bytes, the least recently used rooms losing their oldest messages first (as
+-- rtlab/core/history.py). Call after ``touch``, which made this room the most recent.
+local function keep_message(prefix, ns, room, entry, size, budget, ttl)
+  local history = room_key(prefix, 'history', ns, room)
+  local sizes = sizes_key(prefix, ns)
+  redis.call('RPUSH', history, entry)
+  redis.call('EXPIRE', history, ttl)
+  redis.call('HINCRBY', sizes, room, #entry)
+  redis.call('HINCRBY', sizes, '*', #entry)
+  redis.call('EXPIRE', sizes, ttl)
+  while redis.call('LLEN', history) > size do drop_oldest(prefix, ns, room) end
+  local rooms, i = prefix .. ':rooms:' .. ns, 0
+  while tonumber(redis.call('HGET', sizes, '*')) > budget do
+    local victim = redis.call('ZRANGE', rooms, i, i)[1]
+    if not victim then break end
+    if not drop_oldest(prefix, ns, victim) then i = i + 1 end
+  end
 end
 
 local function empty(prefix, ns, room)
@@ -24,14 +74,12 @@ local function touch(prefix, ns, room, now, ttl, cap)
   redis.call('ZADD', rooms, now, room)
   redis.call('EXPIRE', rooms, ttl)
   local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
-  if stale and empty(prefix, ns, stale) then
-    redis.call('DEL', room_key(prefix, 'history', ns, stale))
-  end
+  if stale and empty(prefix, ns, stale) then drop_history(prefix, ns, stale) end
   while redis.call('ZCARD', rooms) > 2 * cap do
     local old = redis.call('ZPOPMIN', rooms)[1]
     if empty(prefix, ns, old) then
-      redis.call('DEL', room_key(prefix, 'history', ns, old), room_key(prefix, 'seq', ns, old),
-        room_key(prefix, 'seen', ns, old))
+      drop_history(prefix, ns, old)
+      redis.call('DEL', room_key(prefix, 'seq', ns, old), room_key(prefix, 'seen', ns, old))
     end
   end
 end
