@@ -7,8 +7,8 @@
   the ack is the class as it is now (``class_view``) and their session joins the room
   the ``progress`` events go to; ``snapshot`` answers the class again (who is online,
   rooms, refusals change without a report); ``announce`` sends a message to every
-  connection of the server. Anyone else asking for these is refused with ``forbidden``
-  and a message saying how to get an instructor's token.
+  connection of the server, as the chat's ``broadcast-message``. Anyone else asking for
+  these is refused with ``forbidden`` and a message saying how to get an instructor's token.
 
 The grid lives in this process (:class:`LocalProgress`, on disk too with ``--data-dir``)
 or in Redis (rtlab/aio/progress_redis.py, with ``--redis``), where every process sees it.
@@ -26,6 +26,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from rtlab.aio.admission import Admission, query_value
+from rtlab.aio.builtin_events import timestamp
 from rtlab.aio.events import EventHub, Namespace, Session
 from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.aio.progress_redis import RedisProgress
@@ -156,9 +157,10 @@ class ProgressEvents:
             raise EnvelopeError(
                 ErrorCode.INVALID, f"an announcement is at most {MAX_ANNOUNCEMENT} characters"
             )
-        announcement = {"from": session.user, "message": message, "time": self.clock()}
+        # As the chat's broadcast: the chat page and chat panes show it already.
+        announcement = {"userId": session.user, "message": message, "timestamp": timestamp()}
         everyone = self.hub.namespaces[DEFAULT_NAMESPACE]  # every connection is in /
-        return {"delivered": everyone.emit("announcement", announcement)}
+        return {"delivered": everyone.emit("broadcast-message", announcement)}
 
     # -- what an instructor sees --------------------------------------------------------
 

@@ -71,6 +71,7 @@ class Reporter:
         self.refusal: str | None = None  # why the server turned us away for good
         self.dropped = 0  # reports never sent (over MAX_PENDING, or after a refusal)
         self.handed = 0  # reports handed to the client
+        # what the instructor (or anyone) broadcast: broadcast-message's data, the last few
         self.announcements: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=KEPT_ANNOUNCEMENTS
         )
@@ -123,7 +124,7 @@ class Reporter:
         if client is None:
             return
         self._client = client
-        client.on("announcement", self.announcements.append)
+        client.on("broadcast-message", self.announcements.append)
         while True:
             while self._pending:
                 entry = self._pending.popleft()

@@ -163,8 +163,8 @@ def test_an_announcement_reaches_every_connection():
             )
             assert ack == {"delivered": 3}
             for student in students:
-                [got] = await student.wait_for("announcement", count=1, timeout=5)
-                assert (got["from"], got["message"]) == ("teach", "break: back at 11")
+                [got] = await student.wait_for("broadcast-message", count=1, timeout=5)
+                assert (got["userId"], got["message"]) == ("teach", "break: back at 11")
                 await student.close()
             with pytest.raises(AckError, match="at most 500 characters"):
                 await teacher.emit("announce", {"message": "x" * 501}, ns=NAMESPACE, ack=True)

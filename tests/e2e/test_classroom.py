@@ -170,10 +170,15 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         )
         assert grid_on_page(page) == expected
 
-        # A message to the whole class: every student's connection gets it.
+        # A message to the whole class: every student's connection gets it, and a
+        # student's chat page shows it.
+        chat = browser.new_page()
+        chat.goto(f"{server.http_url}?token={token('student03')}")
+        chat.wait_for_selector("#status.open", timeout=10_000)
         page.fill("#message", "10 minute break, back at 11:00")
         page.click("#announce button")
-        page.wait_for_selector("#announced >> text=sent to 34 connection(s)", timeout=5_000)
+        page.wait_for_selector("#announced >> text=sent to 35 connection(s)", timeout=5_000)
+        chat.wait_for_selector("text=teach to everyone: 10 minute break, back at 11:00")
         wait_until(
             lambda: all(
                 [a["message"] for a in r.announcements] == ["10 minute break, back at 11:00"]
