@@ -210,6 +210,14 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         intruder.wait_for_selector("#refused:not([hidden])", timeout=10_000)
         assert intruder.inner_text("#refused") == f"refused: {NOT_AN_INSTRUCTOR}"
         assert intruder.locator("#grid tbody tr").count() == 0
+        expired = issue(SECRET, "teach", 1, time.time() - 150, "instructor")
+        late_teacher = browser.new_page()
+        late_teacher.goto(f"{server.http_url}teacher#token={expired}")
+        late_teacher.wait_for_selector("#refused:not([hidden])", timeout=10_000)
+        assert late_teacher.inner_text("#refused") == (
+            "your token was rejected: expired 2 min ago — make a new one with "
+            "rtlab token --role instructor"
+        )
         anonymous = browser.new_page()
         anonymous.goto(f"{server.http_url}teacher")
         anonymous.click("#login button")
