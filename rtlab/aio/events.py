@@ -552,9 +552,11 @@ class EventHub:
     def _failed(self, session: Session, event: Event, error: Exception) -> None:
         """Answer an event that was refused (EnvelopeError) or whose handler failed."""
         if isinstance(error, EnvelopeError):
-            # A client that waits as told (retryAfter) is slowed down, not punished.
-            heeded = error.code == ErrorCode.RATE_LIMITED and (
-                session.heeded or session.gate is not None
+            # A client that waits as told (retryAfter) is slowed down, not punished; nor is
+            # one refused for the server's own trouble (unavailable: Redis, a full disk).
+            heeded = error.code == ErrorCode.UNAVAILABLE or (
+                error.code == ErrorCode.RATE_LIMITED
+                and (session.heeded or session.gate is not None)
             )
             self._refuse(session, self._refusal(event, error), strike=not heeded)
             return
