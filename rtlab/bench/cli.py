@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from rtlab.bench.peers import Running
     from rtlab.bench.scenarios import Result
 
-SCENARIOS = ("memory", "echo", "latency", "fanout", "slow", "class")  # memory first: fresh servers
+# memory first: fresh servers
+SCENARIOS = ("memory", "echo", "latency", "fanout", "chat", "slow", "class")
 SERVERS = ("rtlab", "websockets", "socketio", "node-ws", "node-socketio")
 
 
@@ -35,6 +36,10 @@ class Sizes:
     latency_messages: int = 5_000
     fanout: tuple[tuple[int, int], ...] = ((10, 3_000), (100, 300), (1_000, 50))  # members, msgs
     fanout_window: int = 4
+    # rooms of N members, connections, messages each: 100,000 deliveries per size, so
+    # that the fastest peer still spends over a second of CPU on it
+    chat: tuple[tuple[int, int, int], ...] = ((1, 100, 1_000), (2, 100, 500), (10, 100, 100))
+    chat_window: int = 4
     memory_connections: int = 1_000
     slow_members: int = 5
     slow_messages: int = 20_000
@@ -50,6 +55,7 @@ QUICK = Sizes(
     echo_messages=2_000,
     latency_messages=500,
     fanout=((10, 200), (100, 20)),
+    chat=((1, 20, 100), (10, 20, 10)),
     memory_connections=200,
     slow_members=10,
     slow_messages=500,
@@ -61,6 +67,7 @@ TINY = Sizes(  # for tests: every code path, a few messages
     echo_messages=30,
     latency_messages=20,
     fanout=((3, 10),),
+    chat=((2, 4, 3),),
     memory_connections=10,
     slow_members=3,
     slow_messages=20,
@@ -116,6 +123,26 @@ def steps(
                 True,
             )
             for m, n in sizes.fanout
+        ]
+    if scenario == "chat":
+        return [
+            (
+                lambda srv, k=k, n=n, m=m, ack=ack: [
+                    s.chat(
+                        srv,
+                        k,
+                        n,
+                        m,
+                        ack=ack,
+                        window=sizes.chat_window,
+                        size=sizes.size,
+                        workers=workers,
+                    )
+                ],
+                True,
+            )
+            for k, n, m in sizes.chat
+            for ack in (False, True)
         ]
     if scenario == "memory":
         return [(lambda srv: [s.memory(srv, sizes.memory_connections, workers=workers)], False)]

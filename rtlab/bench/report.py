@@ -24,6 +24,7 @@ HEADLINE = {
     "echo": ("rate_per_cpu", "round trips per server CPU second", True),
     "latency": ("p99", "p99 round trip, ms", False),
     "fanout": ("rate_per_cpu", "deliveries per server CPU second", True),
+    "chat": ("rate_per_cpu", "deliveries per server CPU second", True),
     "memory": ("rss_per_connection", "server RSS per idle connection, KiB", False),
     "slow": ("p99", "p99 publish-to-last-delivery, ms (the others)", False),
     "class": ("p99", "p99 delivery latency, ms", False),
@@ -61,6 +62,9 @@ TARGETS = [
         Target("fanout", "rate_per_cpu", peer, bound, True)
         for peer, bound in (("websockets", 0.9), ("socketio", 4.0), ("node-socketio", 1.0))
     ),
+    # The message a chat sends: the raw relay is the floor (its ratio to Node is reported).
+    Target("chat", "rate_per_cpu", "websockets", 0.9, True),
+    Target("chat", "rate_per_cpu", "socketio", 5.0, True),
     Target("latency", "p99", "websockets", 1.3, False),
     Target("memory", "rss_per_connection", "websockets", 1.3, False),
 ]

@@ -371,6 +371,126 @@ def slow_consumer(
     return both
 
 
+# -- chat: everyone talks in small rooms -----------------------------------------------
+
+
+async def _chat_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    wire = WIRES[shard["wire"]]
+    count, size, window = shard["count"], shard["size"], shard["window"]
+    ack = shard["ack"] and wire.acks
+    members: list[list[Any]] = shard["members"]  # [name, room, first seq, room size]
+    urls = [wire.room_url(shard["base"], name, room) for name, room, _, _ in members]
+    connections = await load.open_all(wire, urls)
+    joined = zip(connections, members, strict=True)
+    await asyncio.gather(*(wire.join(ws, room) for ws, (_, room, _, _) in joined))
+    idle = load.Idle(wire)
+    for ws in connections:
+        idle.add(ws)
+    await idle.settle(_quiet(shard["room_size"]))
+    totals = {"counted": 0, "duplicates": 0, "acks": 0}
+    latencies: list[float] = []
+
+    async def member(ws: ClientConnection, room: str, first: int, in_room: int) -> None:
+        credit = asyncio.Semaphore(window)
+
+        async def send() -> None:
+            for seq in range(first, first + count):
+                await credit.acquire()
+                text = padded(f"~m{seq}~{time.monotonic():.6f}~", size)
+                await ws.send(wire.chat(room, text, seq if ack else None))
+
+        sender = asyncio.create_task(send())
+        got: set[int] = set()
+        acks = 0
+        frames = _frames(ws, wire)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                while len(got) < in_room * count or (ack and acks < count):
+                    frame = await anext(frames)
+                    if ack and wire.is_ack(frame):
+                        acks += 1
+                        continue
+                    match = MESSAGE.search(frame)
+                    if match is None:
+                        continue
+                    seq = int(match[1])
+                    if seq in got:
+                        totals["duplicates"] += 1
+                        continue
+                    got.add(seq)
+                    latencies.append(time.monotonic() - float(match[2]))
+                    if first <= seq < first + count:  # its own, back: room for the next
+                        credit.release()
+        except TimeoutError:
+            pass
+        sender.cancel()
+        totals["counted"] += len(got)
+        totals["acks"] += acks
+
+    await gate.ready()
+    talking = zip(connections, members, strict=True)
+    await asyncio.gather(*(member(ws, room, first, k) for ws, (_, room, first, k) in talking))
+    elapsed = gate.elapsed()
+    gate.report(totals | {"latencies": latencies, "elapsed": elapsed})
+    await load.close_all(connections)
+    return {}
+
+
+def chat(
+    server: Running,
+    room_size: int = 2,
+    connections: int = 100,
+    messages: int = 100,
+    *,
+    ack: bool = False,
+    window: int = 4,
+    size: int = SIZE,
+    workers: int = 2,
+) -> Result:
+    """The message a chat sends: ``connections`` in rooms of ``room_size``, each sending
+    ``messages`` ``send-message`` events (``ack``: each asking for an acknowledgement),
+    ``window`` in flight; everyone in a room gets every message of it, their own too."""
+    rooms = max(1, connections // room_size)
+    members = [
+        [f"c{i}", f"r{i // room_size}", i * messages, room_size] for i in range(rooms * room_size)
+    ]
+    shards = [
+        {
+            "base": server.base,
+            "wire": server.peer.wire,
+            "members": part,
+            "room_size": room_size,
+            "count": messages,
+            "window": window,
+            "size": size,
+            "ack": ack,
+        }
+        for part in load.split(members, workers)
+    ]
+    phase = load.run(_chat_job, shards, server)
+    counted = sum(r["counted"] for r in phase.results)
+    acks = sum(r["acks"] for r in phase.results)
+    plural = "s" if room_size > 1 else ""
+    return _result(
+        "chat",
+        f"rooms of {room_size} member{plural}, " + ("ack" if ack else "no ack"),
+        server,
+        phase,
+        counted,
+        expected=len(members) * room_size * messages,
+        duplicates=sum(r["duplicates"] for r in phase.results),
+        latency_ms=_summary_ms([x for r in phase.results for x in r["latencies"]]),
+        details={
+            "room_size": room_size,
+            "connections": len(members),
+            "messages_each": messages,
+            "ack": ack,
+            "acks": acks,
+            "acks_expected": len(members) * messages if ack and WIRES[server.peer.wire].acks else 0,
+        },
+    )
+
+
 # -- memory ----------------------------------------------------------------------------
 
 

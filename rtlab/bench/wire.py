@@ -23,6 +23,13 @@ MESSAGE = re.compile(r"~m(\d+)~([0-9.]+)~")
 TYPING = '"typing"'
 
 
+def chat_json(room: str, text: str, ack: int | None) -> str:
+    """rtlab's ``send-message`` event, with an ack id when ``ack`` is not None."""
+    data = f'{{"roomId":"{room}","message":"{text}"}}'
+    tail = "" if ack is None else f',"id":{ack}'
+    return f'{{"event":"send-message","data":{data}{tail}}}'
+
+
 def padded(marker: str, size: int) -> str:
     """``marker`` padded with ``.`` to ``size`` characters (never cut)."""
     return marker + "." * (size - len(marker))
@@ -32,6 +39,7 @@ class Wire(Protocol):
     """How one server family is spoken to."""
 
     name: str
+    acks: bool  # whether the server acknowledges an event that asks for it
 
     def echo_url(self, base: str, user: str) -> str: ...
     def room_url(self, base: str, user: str, room: str) -> str: ...
@@ -40,6 +48,8 @@ class Wire(Protocol):
     async def join(self, ws: ClientConnection, room: str) -> None: ...
     def publish(self, room: str, text: str) -> str: ...
     def typing(self, room: str, typing: bool) -> str | None: ...
+    def chat(self, room: str, text: str, ack: int | None) -> str: ...
+    def is_ack(self, frame: str) -> bool: ...
     def control(self, frame: str | bytes) -> str | None: ...
 
 
@@ -58,6 +68,7 @@ class RtlabWire:
     """Protocol v1 on ``/ws`` (docs/protocol.md); the echo is the bench server's ``echo`` event."""
 
     name = "rtlab"
+    acks = True
 
     def echo_url(self, base: str, user: str) -> str:
         return f"{base}/ws?user={user}"
@@ -84,6 +95,12 @@ class RtlabWire:
         flag = "true" if typing else "false"
         return f'{{"event":"typing","data":{{"roomId":"{room}","typing":{flag}}}}}'
 
+    def chat(self, room: str, text: str, ack: int | None) -> str:
+        return chat_json(room, text, ack)
+
+    def is_ack(self, frame: str) -> bool:
+        return frame.startswith('{"ack":')
+
     def control(self, frame: str | bytes) -> str | None:
         return None
 
@@ -92,6 +109,7 @@ class TextWire:
     """Raw text: ``/echo`` answers ``Echo: m``; ``/room?room=R`` says ``joined``, then relays."""
 
     name = "text"
+    acks = False
 
     def echo_url(self, base: str, user: str) -> str:
         return f"{base}/echo"
@@ -114,6 +132,12 @@ class TextWire:
     def typing(self, room: str, typing: bool) -> str | None:
         return None  # a raw room has no events
 
+    def chat(self, room: str, text: str, ack: int | None) -> str:
+        return chat_json(room, text, None)  # the same JSON, relayed as it is: no acks
+
+    def is_ack(self, frame: str) -> bool:
+        return False
+
     def control(self, frame: str | bytes) -> str | None:
         return None
 
@@ -122,6 +146,7 @@ class SocketIOWire:
     """Socket.IO v5 over Engine.IO v4, WebSocket transport only, default namespace."""
 
     name = "socketio"
+    acks = True
 
     def echo_url(self, base: str, user: str) -> str:
         return f"{base}/socket.io/?EIO=4&transport=websocket"
@@ -147,6 +172,13 @@ class SocketIOWire:
     def typing(self, room: str, typing: bool) -> str | None:
         flag = "true" if typing else "false"
         return f'42["typing",{{"roomId":"{room}","typing":{flag}}}]'
+
+    def chat(self, room: str, text: str, ack: int | None) -> str:
+        data = f'["send-message",{{"roomId":"{room}","message":"{text}"}}]'
+        return f"42{data}" if ack is None else f"42{ack}{data}"
+
+    def is_ack(self, frame: str) -> bool:
+        return frame.startswith("43")
 
     def control(self, frame: str | bytes) -> str | None:
         return "3" if frame == "2" else None  # Engine.IO ping -> pong

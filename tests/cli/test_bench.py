@@ -18,7 +18,7 @@ from rtlab.bench import cli, peers, report, scenarios
 from rtlab.bench.cli import SCENARIOS, SERVERS, TINY
 from rtlab.core.stats import ratio
 
-ROOM_SCENARIOS = {"fanout", "slow", "class"}
+ROOM_SCENARIOS = {"fanout", "chat", "slow", "class"}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,18 @@ def test_fanout_delivers_each_message_to_each_member_exactly_once(run):
         assert r.expected == members * messages
         assert (r.server, r.messages, r.duplicates) == (r.server, r.expected, 0)
         assert r.latency_ms["count"] == messages  # a last delivery for every message
+
+
+def test_chat_delivers_every_members_message_to_its_room_exactly_once(run):
+    results = by(run, "chat")
+    assert {r.details["ack"] for r in results} == {False, True}
+    for r in results:
+        k, n, m = TINY.chat[0]
+        assert (r.details["room_size"], r.details["connections"]) == (k, n)
+        assert r.expected == n * k * m and r.complete, r
+        # Each acknowledgement asked for came back once, from the servers that have acks.
+        asked = n * m if r.details["ack"] and r.server != "websockets" else 0
+        assert r.details["acks"] == r.details["acks_expected"] == asked, r
 
 
 def test_slow_consumer_is_measured_against_the_same_room_without_it(run):

@@ -1,7 +1,8 @@
 """rtlab's lab server as ``rtlab serve --rate-limit off`` runs it, plus an ``echo`` event.
 
 ``echo`` acknowledges its data: one event round trip, the unit of the echo scenarios.
-The per-address connection limit is lifted: every load connection comes from 127.0.0.1.
+The per-address limits (connections, unfinished handshakes) are lifted: every load
+connection comes from 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = LabServer("127.0.0.1", 0, rate_limit=None, max_connections_per_address=100_000)
+    server = LabServer(
+        "127.0.0.1",
+        0,
+        rate_limit=None,
+        max_connections_per_address=100_000,
+        max_handshakes_per_address=100_000,
+    )
 
     @server.on("echo")
     def echo(session: Session, data: Any) -> Any:

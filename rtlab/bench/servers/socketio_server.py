@@ -2,7 +2,8 @@
 
 ``join-room`` (room id) joins and tells the others ``user-joined``; ``send-message``
 {roomId, message} sends ``receive-message`` {userId, message, timestamp} to the whole
-room; ``broadcast`` sends ``broadcast-message`` to everyone; ``echo`` acknowledges its data.
+room (and acknowledges {"ok": true} when asked); ``broadcast`` sends ``broadcast-message``
+to everyone; ``echo`` acknowledges its data.
 ``join-room`` acknowledges too, when asked, so that a client knows it is in.
 """
 
@@ -35,9 +36,10 @@ def build() -> web.Application:
         return {"roomId": room}
 
     @sio.on("send-message")
-    async def send_message(sid: str, data: dict[str, Any]) -> None:
+    async def send_message(sid: str, data: dict[str, Any]) -> dict[str, bool]:
         payload = {"userId": sid, "message": data["message"], "timestamp": timestamp()}
         await sio.emit("receive-message", payload, room=data["roomId"])
+        return {"ok": True}  # sent only when the client asked for an ack
 
     @sio.on("broadcast")
     async def broadcast(sid: str, message: str) -> None:

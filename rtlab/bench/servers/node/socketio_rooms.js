@@ -1,4 +1,5 @@
-// The tutorial's Socket.IO rooms server (WebSocket transport), plus `echo` with an ack.
+// The tutorial's Socket.IO rooms server (WebSocket transport), plus `echo` with an ack,
+// and an ack for `send-message` when the client asks for one (rtlab bench's chat scenario).
 const http = require("http");
 const { Server } = require("socket.io");
 
@@ -11,12 +12,13 @@ io.on("connection", (socket) => {
     socket.to(roomId).emit("user-joined", socket.id);
     if (typeof ack === "function") ack({ roomId });
   });
-  socket.on("send-message", ({ roomId, message }) => {
+  socket.on("send-message", ({ roomId, message }, ack) => {
     io.to(roomId).emit("receive-message", {
       userId: socket.id,
       message,
       timestamp: new Date().toISOString(),
     });
+    if (typeof ack === "function") ack({ ok: true });
   });
   socket.on("broadcast", (message) => {
     io.emit("broadcast-message", {
