@@ -36,6 +36,7 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         print(f"rtlab lab server on {server.http_url}", flush=True)
         print(f"  browser page  {server.http_url}", flush=True)
         print(f"  echo page     {server.http_url}echo.html", flush=True)
+        print(f"  the class     {server.http_url}teacher (an instructor's token)", flush=True)
         who = "token=TOKEN" if options.get("secret") else "user=NAME"
         print(f"  events        {server.url}/ws?{who}", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
