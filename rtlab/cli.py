@@ -41,7 +41,8 @@ async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -
         print(f"  events        {server.url}/ws?{who}", flush=True)
         print(f"  echo          {server.url}/echo", flush=True)
         print(f"  feed          {server.url}/feed", flush=True)
-        print(f"Serving {server.descriptors_said}.", flush=True)
+        said = server.descriptors_said
+        print(f"{said[:1].upper()}{said[1:]}.", flush=True)  # File descriptors: ...
         if options.get("redis"):
             away = "" if server.events.manager.available else " (unreachable for now: retrying)"
             print(f"Rooms span every server on Redis {options['redis']}.{away}", flush=True)

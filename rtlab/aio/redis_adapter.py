@@ -17,7 +17,8 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:proc:UID``         hash       "NS ROOM USER" -> sessions of process UID (TTL)
 ``rtlab:alive:UID``        string     renewed by UID's heartbeat (TTL ``alive_ttl``)
 ``rtlab:procs``            set        the processes that registered (TTL)
-``rtlab:seq:NS:ROOM``      counter    the room's last message number (INCR; TTL)
+``rtlab:seq:NS:ROOM``      counter    the room's last message number (INCR; TTL
+                                      ``seq_ttl``, ``SEQ_TTL``: a week)
 ``rtlab:history:NS:ROOM``  list       "SEQ TIME DATA" of its last ``history_size``
                                       messages; past ``history_bytes`` in a namespace,
                                       the least recently used rooms' oldest go (TTL)
@@ -26,7 +27,7 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:rooms:NS``         zset       room -> last use; past ``max_rooms`` the least
                                       recent loses its history, past twice as many its
                                       numbering and last seen too, unless someone is in
-                                      it (TTL)
+                                      it (TTL ``seq_ttl``)
 ``rtlab:mids:USER``        hash       "NS MID" -> ack, and "#bytes": their size; the
                                       last ``MIDS_PER_USER`` within ``MID_BYTES_PER_USER``
                                       (TTL ``MID_TTL`` after the user's last mid)
@@ -86,8 +87,9 @@ MIDS_PER_USER = 1000  # handled mids kept per user (as the one-process hub), old
 MID_BYTES_PER_USER = 256 * 2**10  # bytes of acks kept per user, oldest first out
 MID_USERS = 10_000  # users whose mids are kept, the least recently active forgotten
 KEY_TTL = 6 * 3600  # seconds a room's keys outlive its last use (at least the history window)
+SEQ_TTL = 7 * 24 * 3600  # seconds its numbering does: a week of classes goes on numbering
 ROOMS = 10_000  # rooms per namespace whose history is kept (as History), 2x their numbering
-ROOM_KEYS = ("members", "seq", "history", "seen")  # the keys of one room
+ROOM_KEYS = ("members", "history", "seen")  # the keys of one room, but its seq
 ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
@@ -171,6 +173,7 @@ class RedisAdapter:
         self.alive_ttl = alive_ttl
         # Bounds (keep.lua): read at each use, so that a test may shorten them.
         self.key_ttl = max(KEY_TTL, math.ceil(history_window))
+        self.seq_ttl = SEQ_TTL  # a room's seq and the namespace's rooms (at least key_ttl)
         self.max_rooms = max_rooms
         self.max_seen = max_seen
         self.history_bytes = history_bytes  # of a namespace's history entries
@@ -259,11 +262,12 @@ class RedisAdapter:
             now,
             self.key_ttl,
             self.max_seen,
+            self.seq_ttl,
         ]
 
     def _room_args(self, ns: str, room: str) -> list[Any]:
         """What keep.lua's ``touch`` takes after the time: prefix, ns, room, ttl, cap."""
-        return [self.prefix, ns, room, self.key_ttl, self.max_rooms]
+        return [self.prefix, ns, room, self.key_ttl, self.max_rooms, self.seq_ttl]
 
     def _lost(self, error: BaseException) -> None:
         if self.available:
@@ -457,7 +461,7 @@ class RedisAdapter:
                     # Taken for dead (stalled longer than alive_ttl) and reaped: write our
                     # sessions back, in order with the operations queued before this.
                     args = self._resync_args()
-                    if args[6]:
+                    if args[7]:
                         keys = [self._key("proc", self.uid)]
                         self._submit(functools.partial(self._resync, keys=keys, args=args))
                 for uid in await self._redis.smembers(self._key("procs")):
@@ -487,6 +491,7 @@ class RedisAdapter:
                 for room in list(namespace.rooms):
                     for kind in ROOM_KEYS:
                         pipe.expire(self._key(kind, ns, room), ttl)
+                    pipe.expire(self._key("seq", ns, room), self.seq_ttl)
             await pipe.execute()
         self._refreshed = time.monotonic()
 
@@ -556,7 +561,8 @@ class RedisAdapter:
         message = _json({**header, "at": now})
         keys = [self._key("members", ns, room), self._key("proc", self.uid)]
         args = [f"{ns} {room} {user}", user, self.channel, message, now]
-        args += [self.prefix, ns, room, time.time(), self.key_ttl, self.max_rooms, self.max_seen]
+        args += [self.prefix, ns, room, time.time(), self.key_ttl, self.max_rooms]
+        args += [self.seq_ttl, self.max_seen]
         self._submit(lambda: self._scripts["leave"](keys=keys, args=args))
 
     def online(self, ns: str, user: str, delta: int) -> None:

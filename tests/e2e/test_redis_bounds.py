@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from rtlab.aio.client import AckError, EventClient
-from rtlab.aio.redis_adapter import RedisAdapter
+from rtlab.aio.redis_adapter import KEY_TTL, MID_TTL, SEQ_TTL, RedisAdapter
 from rtlab.aio.server import LabServer
 from rtlab.core.ratelimit import TokenBucket
 from tests.e2e.redis_server import RedisServer
@@ -48,6 +48,7 @@ async def started(url: str, **options) -> LabServer:  # type: ignore[no-untyped-
     """A lab server on Redis ``url`` whose keys live ``TTL`` seconds after their last use."""
     server = LabServer(redis=url, **options)
     adapter(server).key_ttl = TTL
+    adapter(server).seq_ttl = TTL
     adapter(server).mid_ttl = TTL
     return await server.start()
 
@@ -277,11 +278,42 @@ def test_history_stays_within_its_bytes_the_least_recent_rooms_losing_their_olde
             e.rsplit('"message":"', 1)[1][:6] for e in store.lrange("rtlab:history:/:new", 0, -1)
         ]
         assert newest[-1] == "new 29"  # the newest message always kept
-        assert history_bytes().get("old", 0) < history_bytes()["new"]  # old paid first
+        before = history_bytes()
+        for n in range(30, 40):  # new alone now: old, the least recently used, pays
+            data = {"roomId": "new", "message": f"new {n} " + "x" * 40}
+            await alice.emit("send-message", data, ack=True)
+        after = history_bytes()
+        assert after.get("old", 0) < before["old"] and after["new"] > before["new"]
+        assert sum(after.values()) <= budget
         late = await EventClient.connect(server.url, "late")  # what a join replays agrees
         answer = await late.emit("join-room", {"roomId": "new", "since": 0}, ack=True)
-        assert answer["recovered"] is False and answer["seq"] == 30
+        assert answer["recovered"] is False and answer["seq"] == 40
         for client in (alice, late):
+            await client.close()
+        await server.stop()
+
+    run(scenario())
+
+
+def test_with_the_default_bounds_every_key_expires_within_its_families_ttl(redis_server):
+    store = redis_server.client()
+    longest = {"seq": SEQ_TTL, "rooms": SEQ_TTL, "alive": 5}
+    longest.update(dict.fromkeys(("mids", "midorder", "midusers"), MID_TTL))
+
+    async def scenario() -> None:
+        server = await LabServer(redis=redis_server.url).start()
+        alice = await EventClient.connect(server.url, "alice")
+        bob = await EventClient.connect(server.url, "bob")
+        for client in (alice, bob):
+            await client.emit("join-room", "lobby", ack=True)
+        await alice.emit("send-message", {"roomId": "lobby", "message": "hi"}, ack=True, mid="1")
+        await bob.emit("leave-room", "lobby", ack=True)
+        await alice.wait_for("user-left", 1, timeout=GUARD)  # the leave is in Redis
+        found = keys(store)
+        assert {family(k) for k in found} >= {"seq", "rooms", "history", "seen", "mids", "proc"}
+        for key in found:
+            assert 0 < store.ttl(key) <= longest.get(family(key), KEY_TTL), key
+        for client in (alice, bob):
             await client.close()
         await server.stop()
 

@@ -1,12 +1,12 @@
 -- KEYS: members, proc, seq, history, seen.  ARGV: field, user, channel, header for the
 -- user's first session (every process tells its members), header alone, frame prefix,
 -- frame suffix, since (-1: none), now, window, how many recent messages for the ack,
--- then prefix, ns, room, ttl, cap (keep.lua)
+-- then prefix, ns, room, ttl, cap, seq ttl (keep.lua)
 local n = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[15])
 if n == 1 then redis.call('HDEL', KEYS[5], ARGV[2]) end
-touch(ARGV[12], ARGV[13], ARGV[14], ARGV[9], ARGV[15], tonumber(ARGV[16]))
+touch(ARGV[12], ARGV[13], ARGV[14], ARGV[9], ARGV[15], tonumber(ARGV[16]), ARGV[17])
 local last = tonumber(redis.call('GET', KEYS[3]) or '0')
 local since = tonumber(ARGV[8])
 local now, window = tonumber(ARGV[9]), tonumber(ARGV[10])

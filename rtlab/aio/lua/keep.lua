@@ -1,5 +1,5 @@
 -- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys): a room's keys
--- live TTL seconds after its last use, a namespace keeps the history of its CAP most
+-- live TTL seconds after its last use (its numbering and the namespace's rooms SEQ_TTL), a namespace keeps the history of its CAP most
 -- recently used rooms and the numbering of twice as many (as rtlab/core/history.py), and
 -- of every room someone is in (bounded by the rooms a connection may join), its history
 -- within a budget of bytes (past it the least recently used rooms lose their oldest),
@@ -66,13 +66,14 @@ end
 -- recently used loses its history, and one beyond twice CAP is forgotten altogether,
 -- unless someone is in it (then its keys live on, renewed by their processes, until
 -- the next use puts it first again).
-local function touch(prefix, ns, room, now, ttl, cap)
-  for _, kind in ipairs({'members', 'seq', 'history', 'seen'}) do
+local function touch(prefix, ns, room, now, ttl, cap, seq_ttl)
+  for _, kind in ipairs({'members', 'history', 'seen'}) do
     redis.call('EXPIRE', room_key(prefix, kind, ns, room), ttl)
   end
+  redis.call('EXPIRE', room_key(prefix, 'seq', ns, room), seq_ttl)
   local rooms = prefix .. ':rooms:' .. ns
   redis.call('ZADD', rooms, now, room)
-  redis.call('EXPIRE', rooms, ttl)
+  redis.call('EXPIRE', rooms, seq_ttl)
   local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
   if stale and empty(prefix, ns, stale) then drop_history(prefix, ns, stale) end
   while redis.call('ZCARD', rooms) > 2 * cap do

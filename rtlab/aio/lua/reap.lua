@@ -1,5 +1,5 @@
 -- Take the sessions of one process out of every room.  KEYS: proc.  ARGV: prefix, channel,
--- publish (1/0), now as ISO time, ttl, max_seen.  Returns the "NS ROOM USER" entries whose
+-- publish (1/0), now as ISO time, ttl, max_seen, seq ttl.  Returns the "NS ROOM USER" entries whose
 -- user is gone.
 local gone = {}
 local entries = redis.call('HGETALL', KEYS[1])
