@@ -239,3 +239,20 @@ def test_a_token_client_knows_its_name_from_the_token(guarded):
             return client.user
 
     assert asyncio.run(main()) == "alice"
+
+
+@pytest.mark.slow
+def test_serve_says_its_descriptor_limit_and_serves_the_host_names_given():
+    import socket
+
+    process = start("serve", "--port", "0", "--host-name", "class.example.org")
+    try:
+        port = int(wait_for_line(process, r"feed\s+ws://127\.0\.0\.1:(\d+)/feed").group(1))
+        wait_for_line(process, r"File descriptors: \d+.*room for about \d+ open connections\.")
+        for name, status in [("class.example.org:8765", b"200"), ("evil.example", b"421")]:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                raw.sendall(f"GET / HTTP/1.1\r\nHost: {name}\r\n\r\n".encode())
+                assert raw.recv(4096).startswith(b"HTTP/1.1 " + status)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
