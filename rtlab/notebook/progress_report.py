@@ -23,6 +23,7 @@ reports are dropped, and :attr:`Reporter.refusal` says why.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import contextlib
 import contextvars
@@ -30,6 +31,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,7 @@ NAMESPACE = "/progress"
 MAX_PENDING = 1000  # reports waiting for a first connection; past it the newest are dropped
 RECONNECTION = Reconnection(delay=0.5, delay_max=5.0)
 KEPT_ANNOUNCEMENTS = 20
+EXIT_WAIT = 2.0  # seconds a script's exit may wait for its last reports
 SERVER_VARIABLE = "RTLAB_SERVER"  # as rtlab.notebook.shared reads them
 TOKEN_VARIABLE = "RTLAB_TOKEN"
 
@@ -220,8 +223,20 @@ def reporter(server: SharedServer) -> Reporter:
         if key not in _reporters:
             if not _background or not _background[0].alive:
                 _background[:] = [BackgroundLoop("rtlab-progress")]
+                atexit.register(flush, EXIT_WAIT)  # a script's last reports, too
             _reporters[key] = Reporter(server, _background[0])
         return _reporters[key]
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Wait until every report made so far is acknowledged (or its reporter stopped), at
+    most ``timeout`` seconds; whether it was. A script's exit waits for this, briefly."""
+    deadline = time.monotonic() + timeout
+    while any(r.unsent and r.refusal is None for r in list(_reporters.values())):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def report(lesson: str, exercise: str, passed: bool) -> None:

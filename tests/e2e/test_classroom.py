@@ -6,6 +6,9 @@ cannot open the instructor's view. The screenshot is docs/teacher.png (docs/work
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +32,15 @@ pytestmark = pytest.mark.browser
 
 SECRET = "workshop-secret"
 STUDENTS = [f"student{i:02}" for i in range(30)]
+IN_THREADS = STUDENTS[:27]  # the last three are scripts in processes of their own
+# A student's script: the class server from RTLAB_SERVER/RTLAB_TOKEN, as in a workshop.
+SCRIPT = """
+import sys
+from rtlab.checks.handshake import check_accept_key
+from rtlab.core.handshake import accept_key
+for step in sys.argv[1:]:
+    print(check_accept_key(accept_key if step == "right" else lambda key: key))
+"""
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "teacher.png"
 ACCEPT, FRAME = "handshake/accept_key", "handshake/frame_header"
 
@@ -120,6 +132,22 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         def student(i: int) -> None:
             runs, cells = plan(i)
             expected[STUDENTS[i]] = cells
+            if STUDENTS[i] not in IN_THREADS:
+                steps = ["right" if answer is accept_key else "wrong" for _, answer in runs]
+                script = subprocess.run(
+                    [sys.executable, "-c", SCRIPT, *steps],
+                    env={
+                        **os.environ,
+                        "RTLAB_SERVER": server.url,
+                        "RTLAB_TOKEN": token(STUDENTS[i]),
+                    },
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                if script.returncode or script.stderr:  # its verdicts only, nothing else
+                    failures.append(AssertionError(script.stderr))
+                return
             try:
                 with progress_report.reporting_to(shared[STUDENTS[i]]):
                     for check, answer in runs:
@@ -134,8 +162,8 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         for thread in threads:
             thread.join(30)
         assert not failures, failures
-        reporters = [progress_report.reporter(shared[user]) for user in STUDENTS]
-        total = sum(len(plan(i)[0]) for i in range(len(STUDENTS)))
+        reporters = [progress_report.reporter(shared[user]) for user in IN_THREADS]
+        total = sum(len(plan(i)[0]) for i in range(len(IN_THREADS)))
         wait_until(
             lambda: (
                 sum(r.handed for r in reporters) == total and not any(r.unsent for r in reporters)
@@ -144,6 +172,10 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
             "every report acknowledged",
         )
         assert all(r.refusal is None and r.dropped == 0 for r in reporters)
+        # the scripts waited for their reports at exit: all there
+        assert sorted(server.call(lambda: server.server.progress.store.progress.students)) == (
+            STUDENTS
+        )
 
         # Three students at a table in the chat: the instructor sees the room.
         chatting = [rtlab.connect(shared[user], user) for user in STUDENTS[:3]]
@@ -156,7 +188,12 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         assert "token=" not in page.url  # taken out of the address bar at once
         assert grid_on_page(page) == expected
         online = page.locator("#online li").all_inner_texts()
-        assert online == STUDENTS  # each reporter stays connected; the instructor is not listed
+        # each kernel's reporter stays connected, the scripts have ended; not the instructor
+        assert online == IN_THREADS
+        offline = page.locator("#grid tr.offline").evaluate_all(
+            "rows => rows.map(r => r.dataset.user)"
+        )
+        assert offline == STUDENTS[len(IN_THREADS) :]
         rooms = page.locator("#rooms li").all_inner_texts()
         assert rooms == ["table-1: student00, student01, student02"]
 
@@ -177,7 +214,8 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         chat.wait_for_selector("#status.open", timeout=10_000)
         page.fill("#message", "10 minute break, back at 11:00")
         page.click("#announce button")
-        page.wait_for_selector("#announced >> text=sent to 35 connection(s)", timeout=5_000)
+        connections = len(IN_THREADS) + len(chatting) + 2  # the chat page, the instructor
+        page.wait_for_selector(f"#announced >> text=sent to {connections} connection(s)")
         chat.wait_for_selector("text=teach to everyone: 10 minute break, back at 11:00")
         wait_until(
             lambda: all(
