@@ -394,6 +394,7 @@ BAD_NUMBERS = {
                              "1.5": "must be a whole number, got '1.5'"},
     ("serve", "--max-connections-per-user"): {"0": "must be at least 1, got 0"},
     ("serve", "--max-connections-per-address"): {"-3": "must be at least 1, got -3"},
+    ("serve", "--max-handshakes-per-address"): {"0": "must be at least 1, got 0"},
     ("serve", "--handshake-timeout"): {"0": "must be more than 0 seconds, got 0",
                                        "nan": "must be a finite number, got 'nan'"},
     ("serve", "--ping-interval"): {"-1": "must be 0 (off) or more seconds, got -1",
