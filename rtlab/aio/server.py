@@ -56,9 +56,11 @@ from rtlab.core.history import MAX_BYTES, History
 LOG_LINES = 500
 FEED_LENGTH = 1000
 NAMESPACES = ("/", "/chat", "/notifications")
-# Frames websockets queues per connection before it stops reading (its default is 16):
-# at most MAX_QUEUE messages of max_size wait unread on any path (inline.py, docs/protocol.md).
-MAX_QUEUE = 4
+# Frames websockets queues per connection before it stops reading (its default is 16),
+# reading again once none is: past MAX_QUEUE messages of max_size, unread input waits in
+# the client's socket, on any path (inline.py, docs/protocol.md). /echo to clients that
+# never read: 8.5 MiB per connection with 4, 5 MiB with 1 (tests/e2e/test_attacks.py).
+MAX_QUEUE = 1
 # The static pages: URL path -> file in rtlab/static/.
 PAGES = {
     "/": "index.html",
