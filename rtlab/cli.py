@@ -184,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
         default=MAX_HANDSHAKES_PER_ADDRESS,
         metavar="N",
         help="connections from one IP address still sending their request "
-        f"(default {MAX_HANDSHAKES_PER_ADDRESS}); one more is closed at once",
+        f"(default {MAX_HANDSHAKES_PER_ADDRESS}); past it the oldest (2 s or more) is closed",
     )
     serve_.add_argument(
         "--host-name",

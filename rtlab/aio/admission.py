@@ -23,7 +23,8 @@
   what the pages a notebook shows through jupyter-server-proxy carry.
 - **Limits**: connections per user on ``/ws``, and per address on every path, counted
   from the TCP accept to the close (429 beyond); unfinished handshakes per address are
-  capped too (the connection beyond the cap is closed at once).
+  capped too: past the cap the oldest one makes room, and an address never holds more
+  than its connection limit plus that cap (one more is closed at once).
 
 ``GET /admission`` with a handshake's query string repeats the decision as JSON,
 for a browser page that cannot see why its WebSocket was refused.
@@ -73,7 +74,8 @@ FORWARDING = (
     "X-Real-IP",
     "Via",
 )
-MAX_HANDSHAKES_PER_ADDRESS = 64  # accepted connections still sending their request
+MAX_HANDSHAKES_PER_ADDRESS = 64  # accepted connections still sending their request...
+HANDSHAKE_GRACE = 2.0  # ...before the oldest one past these seconds makes room for a new one
 PROXY_ADVICE = (
     "?user=NAME came through a proxy ({names}), so its address proves nothing: "
     "run the server with --secret and give each user a token (docs/protocol.md, Admission)\n"
@@ -171,9 +173,10 @@ class Admission:
         # Every TCP connection, from accept to close, by address; and those whose
         # request has not arrived yet (unfinished handshakes).
         self.addresses: collections.Counter[str] = collections.Counter()
-        self.handshaking: collections.Counter[str] = collections.Counter()
+        self.grace = HANDSHAKE_GRACE
         self._address: dict[ServerConnection, str] = {}
-        self._waiting: set[ServerConnection] = set()
+        # Unfinished handshakes by address, oldest first, with when they arrived.
+        self._waiting: dict[str, dict[ServerConnection, float]] = {}
         # Admitted handshakes until their connection opens (a failed one just vanishes).
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, str] = (
             weakref.WeakKeyDictionary()
@@ -198,21 +201,40 @@ class Admission:
         Counted.__name__ = Counted.__qualname__ = f"Counted{base.__name__}"
         return Counted
 
+    def unfinished(self, address: str) -> int:
+        """Connections from ``address`` whose request has not arrived yet."""
+        return len(self._waiting.get(address, ()))
+
     def _arrived(self, connection: ServerConnection, transport: asyncio.BaseTransport) -> None:
+        """Count a new connection; close it at once if its address holds too many.
+
+        Past ``max_handshakes`` unfinished handshakes, the oldest one older than
+        ``grace`` makes room (a slowloris, not a browser's burst of fresh ones); an
+        address never holds more than ``max_per_address + max_handshakes`` connections.
+        """
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        if self.handshaking[address] >= self.max_handshakes:
+        if self.addresses[address] >= self.max_per_address + self.max_handshakes:
             self.logger.warning(
-                "closed a connection from %s: %d handshakes from it are unfinished",
+                "closed a connection from %s at once: %d are open from it",
                 address,
-                self.max_handshakes,
+                self.addresses[address],
             )
             transport.abort()  # connection_lost follows; nothing was counted
             return
+        waiting = self._waiting.setdefault(address, {})
+        if len(waiting) >= self.max_handshakes:
+            oldest, since = next(iter(waiting.items()))
+            if time.monotonic() - since >= self.grace:
+                self.logger.warning(
+                    "closed the oldest of %d unfinished handshakes from %s",
+                    len(waiting),
+                    address,
+                )
+                oldest.transport.abort()
         self._address[connection] = address
         self.addresses[address] += 1
-        self.handshaking[address] += 1
-        self._waiting.add(connection)
+        waiting[connection] = time.monotonic()
 
     def _gone(self, connection: ServerConnection) -> None:
         if connection not in self._address:
@@ -223,11 +245,10 @@ class Admission:
         self.addresses += collections.Counter()  # drops the zeros
 
     def _received(self, connection: ServerConnection) -> None:
-        if connection in self._waiting:
-            self._waiting.discard(connection)
-            address = self._address[connection]
-            self.handshaking[address] -= 1
-            self.handshaking += collections.Counter()
+        address = self._address.get(connection)
+        waiting = self._waiting.get(address) if address is not None else None
+        if waiting is not None and waiting.pop(connection, None) is not None and not waiting:
+            del self._waiting[address]  # type: ignore[index]
 
     # -- every request -------------------------------------------------------------------
 
