@@ -169,7 +169,7 @@ class History:
         return fresh[-count:] if count > 0 else []
 
     def records(self) -> list[Record]:
-        """Everything kept, room by room in the rooms' order."""
+        """Everything kept, sorted by namespace and room: what a test or a lesson inspects."""
         return [r for key in sorted(self._rooms) for r in self._rooms[key]]
 
     def snapshot(

@@ -562,3 +562,27 @@ def test_a_compaction_that_fails_leaves_the_file_and_tries_later(tmp_path, monke
     keep(journal, history, "r", "still written")
     journal.close()
     assert len(Journal(tmp_path).load(History())) == 11
+
+
+def test_a_compaction_overtaken_by_a_restart_changes_nothing(tmp_path):
+    """The server stopped and started again (close, load) while a compaction's thread
+    was writing: that compaction's copy is dropped, the new journal's file stays."""
+    history = History()
+    journal = Journal(tmp_path, min_compaction=1)
+    journal.load(history)
+    for _ in range(3):
+        keep(journal, history, "r", "hi")
+
+    async def main() -> bool:
+        compaction = asyncio.create_task(journal.compact(history))
+        await asyncio.sleep(0)  # the snapshot is taken, the thread writes
+        journal.close()
+        again = History()
+        journal.load(again)
+        keep(journal, again, "r", "after the restart")
+        return await compaction
+
+    assert run(main()) is False
+    journal.close()
+    assert seqs(tmp_path) == [1, 2, 3, 4]
+    assert not list(tmp_path.glob(f"{FILENAME}.*"))
