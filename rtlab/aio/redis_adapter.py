@@ -28,12 +28,15 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
                                       recent loses its history, past twice as many its
                                       numbering and last seen too, unless someone is in
                                       it (TTL ``seq_ttl``)
-``rtlab:mids:USER``        hash       "NS MID" -> ack, and "#bytes": their size; the
-                                      last ``MIDS_PER_USER`` within ``MID_BYTES_PER_USER``
-                                      (TTL ``MID_TTL`` after the user's last mid)
+``rtlab:mids:USER``        hash       "NS MID" -> ack (over ``MID_ACK`` bytes: a marker),
+                                      the last ``MIDS_PER_USER`` within
+                                      ``MID_BYTES_PER_USER`` (TTL ``MID_TTL`` after the
+                                      user's last mid)
 ``rtlab:midorder:USER``    list       the user's mids, oldest first (same)
-``rtlab:midusers``         zset       user -> last mid; past ``MID_USERS`` the least
-                                      recent user's mids go (TTL ``MID_TTL``)
+``rtlab:midusers``         zset       user -> last mid; past ``MID_USERS`` users or
+                                      ``MID_BYTES`` in all, the least recent user's mids
+                                      go (TTL ``MID_TTL``)
+``rtlab:midsizes``         hash       user -> bytes of their kept acks; "*": all (same)
 =========================  =========  ===============================================
 
 A room message is numbered, kept, deduplicated by ``mid`` and published by one
@@ -86,6 +89,8 @@ MID_TTL = 3600  # seconds a user's handled mids are remembered after their last 
 MIDS_PER_USER = 1000  # handled mids kept per user (as the one-process hub), oldest first out
 MID_BYTES_PER_USER = 256 * 2**10  # bytes of acks kept per user, oldest first out
 MID_USERS = 10_000  # users whose mids are kept, the least recently active forgotten
+MID_BYTES = 32 * 2**20  # bytes of every user's kept acks, the least recent users' first out
+MID_ACK = 16 * 2**10  # a bigger ack is kept as {"duplicate": true}
 KEY_TTL = 6 * 3600  # seconds a room's keys outlive its last use (at least the history window)
 SEQ_TTL = 7 * 24 * 3600  # seconds its numbering does: a week of classes goes on numbering
 ROOMS = 10_000  # rooms per namespace whose history is kept (as History), 2x their numbering
@@ -106,8 +111,7 @@ REAP = _lua("gone") + _lua("keep") + _lua("reap") + "return gone\n"
 RESYNC = _lua("gone") + _lua("keep") + _lua("reap") + _lua("resync")
 # What keeps keys bounded (keep.lua), in front of every script that writes them.
 REMEMBER = (
-    _lua("keep") + "remember(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],"
-    " tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]))\n"
+    _lua("keep") + "remember(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], mid_limits(7))\n"
 )
 
 
@@ -178,7 +182,8 @@ class RedisAdapter:
         self.max_seen = max_seen
         self.history_bytes = history_bytes  # of a namespace's history entries
         self.mid_ttl = MID_TTL
-        self.mid_limits = (MIDS_PER_USER, MID_BYTES_PER_USER, MID_USERS)
+        # Per user: mids, bytes; users, every user's bytes, the largest ack kept whole.
+        self.mid_limits = (MIDS_PER_USER, MID_BYTES_PER_USER, MID_USERS, MID_BYTES, MID_ACK)
         self._refreshed = -math.inf  # when the keys of this process's rooms were last renewed
         self.available = False
         self.retry_after = BACKOFF.delay
@@ -683,11 +688,11 @@ class RedisAdapter:
             answer_prefix,
             ',"delivered":',
             *self._room_args(ns, room),
+            self.history_bytes,
             session.user,
             f"{ns} {mid}",
             self.mid_ttl,
             *self.mid_limits,
-            self.history_bytes,
         ]
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived

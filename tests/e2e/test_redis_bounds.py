@@ -215,7 +215,8 @@ def test_a_rooms_last_seen_and_a_users_mids_stay_under_their_caps(redis_server):
         server = await started(redis_server.url)
         manager = adapter(server)
         manager.max_seen = 3
-        manager.mid_limits = (4, 600, 2)  # mids per user, their bytes, users
+        # mids per user and their bytes; users, every user's bytes; the largest ack kept
+        manager.mid_limits = (4, 600, 2, 10**6, 100)
         leavers = [f"left{n}" for n in range(6)]
         for user in leavers:
             client = await EventClient.connect(server.url, user)
@@ -226,23 +227,48 @@ def test_a_rooms_last_seen_and_a_users_mids_stay_under_their_caps(redis_server):
         assert sorted(seen) == leavers[-3:]  # the longest gone forgotten first
 
         alice = await EventClient.connect(server.url, "alice")
-        await alice.emit("join-room", "hall", ack=True)
+
+        async def written() -> None:
+            """What this server queued for Redis is done: a join's answer comes after."""
+            await alice.emit("join-room", "hall", ack=True)
+
+        def sizes() -> dict[str, int]:
+            return {user: int(n) for user, n in store.hgetall("rtlab:midsizes").items()}
+
+        await written()
         for n in range(10):
             data = {"roomId": "hall", "message": f"m{n}"}
             await alice.emit("send-message", data, ack=True, mid=f"a{n}")
             await alice.emit("heartbeat", ack=True, mid=f"h{n}")
+            await written()
             kept = store.hgetall("rtlab:mids:alice")
-            size = int(kept.pop("#bytes"))
             assert len(kept) <= 4 and store.llen("rtlab:midorder:alice") == len(kept)
-            assert size == sum(len(k) + len(v) for k, v in kept.items()) <= 600
+            size = sum(len(k) + len(v) for k, v in kept.items())
+            assert sizes() == {"alice": size, "*": size} and size <= 600
         assert "/ h9" in kept  # the newest are kept
+        assert store.hget("rtlab:mids:alice", "/ h9").startswith('{"time":')  # kept whole
+        manager.mid_limits = (4, 600, 2, 10**6, 10)  # now every ack is too big to keep
+        await alice.emit("heartbeat", ack=True, mid="marked")
+        await written()
+        assert store.hget("rtlab:mids:alice", "/ marked") == '{"duplicate":true}'
+        manager.mid_limits = (4, 600, 2, 10**6, 100)
 
         for user in ("carol", "dave"):  # past two users, the least recent user's go
             client = await EventClient.connect(server.url, user)
             await client.emit("heartbeat", ack=True, mid="x")
             await client.close()
+        await written()
         assert store.zrange("rtlab:midusers", 0, -1) == ["carol", "dave"]
         assert not store.exists("rtlab:mids:alice", "rtlab:midorder:alice")
+        assert sizes()["*"] == sizes()["carol"] + sizes()["dave"]
+
+        manager.mid_limits = (4, 600, 10, sizes()["*"] + 5, 100)  # erin's: past all bytes
+        client = await EventClient.connect(server.url, "erin")
+        await client.emit("heartbeat", ack=True, mid="y")
+        await client.close()
+        await written()
+        assert store.zrange("rtlab:midusers", 0, -1) == ["dave", "erin"]  # carol's went
+        assert sizes()["*"] == sizes()["dave"] + sizes()["erin"]
         assert_all_expire(store)
         await alice.close()
         await server.stop()

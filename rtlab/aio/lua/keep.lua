@@ -14,13 +14,15 @@ local function sizes_key(prefix, ns)
   return prefix .. ':sizes:' .. ns
 end
 
+-- Take ``size`` bytes off a count (never "-0", which HINCRBY refuses).
+local function uncount(key, field, size)
+  if size ~= 0 then redis.call('HINCRBY', key, field, -size) end
+end
+
 local function drop_history(prefix, ns, room)
   local sizes = sizes_key(prefix, ns)
-  local size = tonumber(redis.call('HGET', sizes, room) or '0')
-  if size ~= 0 then
-    redis.call('HDEL', sizes, room)
-    redis.call('HINCRBY', sizes, '*', -size)
-  end
+  uncount(sizes, '*', tonumber(redis.call('HGET', sizes, room) or '0'))
+  redis.call('HDEL', sizes, room)
   redis.call('DEL', room_key(prefix, 'history', ns, room))
 end
 
@@ -101,30 +103,53 @@ local function last_seen(prefix, ns, room, user, iso, ttl, max_seen)
   end
 end
 
--- Keep ``answer`` as the ack of ``user``'s mid ``field`` ("NS MID"): the user's oldest go
--- past max_count mids or max_bytes bytes; past max_users users, the least recent user's.
-local function remember(prefix, user, field, answer, now, ttl, max_count, max_bytes, max_users)
+-- Keep ``answer`` as the ack of ``user``'s mid ``field`` ("NS MID"), within ``limits``
+-- {count, bytes, users, total, ack} (as rtlab/aio/events.py's hub): an ack over ``ack``
+-- bytes is kept as a marker; past ``count`` mids or ``bytes`` bytes the user's oldest go;
+-- past ``users`` users or ``total`` bytes in all, the least recent users' mids go.
+-- midsizes holds user -> bytes and "*" -> all, and outlives the users' own keys.
+local function remember(prefix, user, field, answer, now, ttl, limits)
   local kept, order = prefix .. ':mids:' .. user, prefix .. ':midorder:' .. user
+  local sizes, users = prefix .. ':midsizes', prefix .. ':midusers'
+  if #answer > limits[5] then answer = '{"duplicate":true}' end
+  if redis.call('EXISTS', kept) == 0 then  -- expired: what was counted for it goes
+    uncount(sizes, '*', tonumber(redis.call('HGET', sizes, user) or '0'))
+    redis.call('HDEL', sizes, user)
+    redis.call('DEL', order)
+  end
   if redis.call('HSETNX', kept, field, answer) == 1 then
     redis.call('RPUSH', order, field)
-    local size = redis.call('HINCRBY', kept, '#bytes', #field + #answer)
-    while size > max_bytes or redis.call('LLEN', order) > max_count do
+    local size = redis.call('HINCRBY', sizes, user, #field + #answer)
+    redis.call('HINCRBY', sizes, '*', #field + #answer)
+    while size > limits[2] or redis.call('LLEN', order) > limits[1] do
       local old = redis.call('LPOP', order)
       if not old then break end
       local value = redis.call('HGET', kept, old)
       if value then
         redis.call('HDEL', kept, old)
-        size = redis.call('HINCRBY', kept, '#bytes', -(#old + #value))
+        size = redis.call('HINCRBY', sizes, user, -(#old + #value))
+        redis.call('HINCRBY', sizes, '*', -(#old + #value))
       end
     end
   end
   redis.call('EXPIRE', kept, ttl)
   redis.call('EXPIRE', order, ttl)
-  local users = prefix .. ':midusers'
   redis.call('ZADD', users, now, user)
   redis.call('EXPIRE', users, ttl)
-  while redis.call('ZCARD', users) > max_users do
+  redis.call('EXPIRE', sizes, ttl)
+  while redis.call('ZCARD', users) > limits[3]
+    or tonumber(redis.call('HGET', sizes, '*') or '0') > limits[4] do
     local gone = redis.call('ZPOPMIN', users)[1]
+    if not gone then break end
+    uncount(sizes, '*', tonumber(redis.call('HGET', sizes, gone) or '0'))
+    redis.call('HDEL', sizes, gone)
     redis.call('DEL', prefix .. ':mids:' .. gone, prefix .. ':midorder:' .. gone)
   end
+end
+
+-- ARGV[first] to ARGV[first + 4]: what ``remember`` takes as its limits.
+local function mid_limits(first)
+  local limits = {}
+  for i = first, first + 4 do table.insert(limits, tonumber(ARGV[i])) end
+  return limits
 end

@@ -1,23 +1,22 @@
 -- KEYS: seq, history, the user's mids ('' without a mid), members.  ARGV: channel, header
 -- prefix, data head, frame prefix, frame suffix, now, size, answer prefix, answer middle,
--- then prefix, ns, room, ttl, cap, seq ttl, user, "NS MID", mid ttl, the mids' max count, bytes
--- and users, and the namespace's history budget in bytes (keep.lua).  The mid's answer is the whole acknowledgement: a resend
--- that reaches another process gets the same one.
+-- then (keep.lua) prefix, ns, room, ttl, cap, seq ttl, the namespace's history budget in
+-- bytes, user, "NS MID", mid ttl and the five mid limits.  The mid's answer is the whole
+-- acknowledgement: a resend that reaches another process gets the same one.
 if KEYS[3] ~= '' then
-  local seen = redis.call('HGET', KEYS[3], ARGV[17])
+  local seen = redis.call('HGET', KEYS[3], ARGV[18])
   if seen then return {0, seen} end
 end
 local seq = redis.call('INCR', KEYS[1])
 local data = ARGV[3] .. seq .. '}'
 touch(ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], tonumber(ARGV[14]), ARGV[15])
 keep_message(ARGV[10], ARGV[11], ARGV[12], seq .. ' ' .. ARGV[6] .. ' ' .. data,
-  tonumber(ARGV[7]), tonumber(ARGV[22]), ARGV[13])
+  tonumber(ARGV[7]), tonumber(ARGV[16]), ARGV[13])
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\n' .. ARGV[4] .. data .. ARGV[5])
 local sessions = 0
 for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
 if KEYS[3] ~= '' then
   local answer = ARGV[8] .. seq .. ARGV[9] .. sessions .. '}'
-  remember(ARGV[10], ARGV[16], ARGV[17], answer, ARGV[6], ARGV[18], tonumber(ARGV[19]),
-    tonumber(ARGV[20]), tonumber(ARGV[21]))
+  remember(ARGV[10], ARGV[17], ARGV[18], answer, ARGV[6], ARGV[19], mid_limits(20))
 end
 return {seq, sessions}
