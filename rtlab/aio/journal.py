@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rtlab.core.envelope import JSON_ASCII
+from rtlab.core.envelope import JSON, JSON_ASCII
 from rtlab.core.history import FLOORS, History, Record
 
 FILENAME = "history.jsonl"
@@ -284,8 +284,10 @@ def _message(record: Record) -> dict[str, Any]:
 
 
 def _encode(entry: dict[str, Any]) -> bytes:
-    # ASCII: a lone surrogate a client sent ("\ud800") is written as its escape.
-    return JSON_ASCII.encode(entry).encode() + b"\n"
+    try:
+        return JSON.encode(entry).encode() + b"\n"  # UTF-8: an emoji is 4 bytes, not 12
+    except UnicodeEncodeError:  # a lone surrogate a client sent ("\ud800"): its escape
+        return JSON_ASCII.encode(entry).encode() + b"\n"
 
 
 def _write_all(file: io.FileIO, data: bytes) -> None:

@@ -302,14 +302,17 @@ for _ in range(100):
     assert stored == list(range(1, int(refused)))  # the refused one's number is free
 
 
-def test_a_lone_surrogate_is_stored_as_its_escape_and_comes_back(tmp_path):
+def test_text_is_stored_as_utf8_a_lone_surrogate_as_its_escape_and_both_come_back(tmp_path):
     journal, history = Journal(tmp_path), History()
     journal.load(history)
-    keep(journal, history, "r", "half a pair: \ud800")
+    keep(journal, history, "r", "smile 😀")
+    keep(journal, history, "r", "half a pair: \ud800")  # valid JSON, no UTF-8 form
     journal.close()
-    assert b"\\ud800" in (tmp_path / FILENAME).read_bytes()
+    data = (tmp_path / FILENAME).read_bytes()
+    assert "smile 😀".encode() in data  # 4 bytes, not a 12-byte escape
+    assert b"half a pair: \\ud800" in data
     loaded = Journal(tmp_path).load(History())
-    assert loaded[0].payload["message"] == "half a pair: \ud800"
+    assert [r.payload["message"] for r in loaded] == ["smile 😀", "half a pair: \ud800"]
 
 
 @contextlib.contextmanager
