@@ -269,3 +269,39 @@ def test_the_server_raises_its_descriptor_limit_and_says_so(server):
     assert server.server.descriptors == soft
     assert soft == hard or hard == resource.RLIM_INFINITY
     assert any(line.startswith("INFO file descriptors: ") for line in server.log)
+
+
+def test_a_low_soft_limit_is_raised_to_the_hard_one():
+    import subprocess
+    import sys
+
+    code = (
+        "import resource\n"
+        "from rtlab.aio.descriptors import raise_limit\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "limit, said = raise_limit()\n"
+        "assert limit == resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard, limit\n"
+        "print(said)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "(raised from 256), room for about" in done.stdout
+
+
+def test_a_limit_that_cannot_be_raised_is_said(monkeypatch):
+    import resource
+
+    from rtlab.aio import descriptors
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 4096))
+
+    def refuse(which, limits):
+        raise ValueError("not allowed")
+
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    assert descriptors.raise_limit() == (
+        256,
+        "file descriptors: 256 (could not raise it to 4096: not allowed), "
+        "room for about 192 open connections",
+    )
