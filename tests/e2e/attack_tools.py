@@ -144,8 +144,9 @@ class Sampler:
 @dataclass
 class Bystander:
     """An honest user in room ``calm``: a message every 0.2 s, each answered by its ack
-    and its own echo (``receive-message``) before the next goes. Runs in a thread of its
-    own with a blocking client, so that the attackers' event loop cannot delay it."""
+    and its own echo (``receive-message``) before the next goes, and one more once told
+    to stop. Runs in a thread of its own with a blocking client, so that the attackers'
+    event loop cannot delay it."""
 
     url: str
     user: str = "bystander"
@@ -181,9 +182,10 @@ class Bystander:
                 self._wait(ws, lambda m: m.get("ack") == 0)
                 ready.set()
                 for n in range(1, 10**9):
-                    if self._stop.wait(0.2):
+                    stopping = self._stop.wait(0.2)
+                    self._round_trip(ws, n)  # the last one after the attack, always
+                    if stopping:
                         return
-                    self._round_trip(ws, n)
         except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as error:
             self.problems.append(f"the bystander's connection failed: {error!r}")
 
