@@ -19,6 +19,7 @@ Some attacks check their own rule too (refusals, journal size, Redis TTLs). With
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -504,6 +505,38 @@ def test_one_address_cannot_hold_every_descriptor() -> None:
     assert max(held) <= run.figures.idle_fds + allowed + FDS_SLACK, (
         f"{max(held)} descriptors held during the attack, {allowed} allowed per address"
     )
+
+
+def test_page_and_poll_floods() -> None:
+    """32 clients asking for the pages, the polled feed and the admission answer, one
+    request after another for ATTACK_SECONDS: every one answered, none with a 5xx."""
+    conns = 32
+    paths = ["/", "/echo.html", "/teacher", "/feed?after=0", "/admission?user=x", "/nowhere"]
+    statuses: collections.Counter[int | None] = collections.Counter()
+
+    async def flood(run: Attack) -> None:
+        end = until(ATTACK_SECONDS)
+
+        async def one(i: int) -> None:
+            for n in itertools.count(i):
+                if time.monotonic() > end:
+                    return
+                path = paths[n % len(paths)]
+                request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{run.port}\r\n\r\n"
+                statuses[await http_status(run.port, request.encode())] += 1
+                run.figures.inputs += 1
+                run.opened(1, at_once=conns)  # a connection per request (Connection: close)
+
+        await asyncio.gather(*(one(i) for i in range(conns)))
+
+    with attack("pages, polls and /admission", secret=True) as run:
+        run.ready()
+        asyncio.run(flood(run))
+        run.figures.note = f"statuses: {dict(sorted(statuses.items(), key=str))}"
+    failed = {
+        status: count for status, count in statuses.items() if status is None or status >= 500
+    }
+    assert not failed, f"unanswered (None) or 5xx: {failed}"
 
 
 def upgrade(port: int, path: str, host: str, origin: str | None, *extra: str) -> bytes:
