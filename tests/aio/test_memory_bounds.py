@@ -145,8 +145,8 @@ def test_a_feed_subscriber_that_never_reads_is_closed_past_max_buffer():
             sent = await frames_until_eof(reader)
             if sent and sent[-1].opcode is Opcode.CLOSE:  # unless aborted first
                 assert frames.decode_close(sent[-1].payload)[0] == 1008
-            await until(lambda: not server._subscribers, "the subscriber gone")
             writer.close()
+            await until(lambda: not server._subscribers, "the subscriber gone")
             await bystander.close()
 
     run(attack())
@@ -216,14 +216,14 @@ def test_compressed_input_is_parsed_no_faster_than_it_is_read():
                 deepest = max(deepest, len(connection.recv_messages.frames))
 
             connection.recv_messages.put = measured_put  # type: ignore[method-assign]
-            for _ in range(200):
+            for _ in range(40):
                 client.send_binary(bytes(2**20 - 1000))  # about 1 KiB each on the wire
             burst = b"".join(client.data_to_send())
-            assert len(burst) < 300_000  # 200 MiB of messages in one read or two
+            assert len(burst) < 60_000  # 40 MiB of messages in one read
             writer.write(burst)
             await until(lambda: connection.recv_messages.frames.queue or deepest, "reading")
             await asyncio.sleep(0.5)
-            assert deepest <= MAX_QUEUE + 3  # not 200: one slice at a time
+            assert deepest <= MAX_QUEUE + 3  # not 40: one slice at a time
             writer.transport.abort()
 
     run(attack())
