@@ -8,6 +8,9 @@ to 127.0.0.1, as an attacker's DNS (or a hub's proxy) would: the browser then se
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
 import rtlab
@@ -54,3 +57,60 @@ def test_pages_with_the_servers_pass_work_under_another_host(browser, server):
     echo.goto(f"http://hub.example:{server.port}/echo.html?pass={given}")
     expect(echo.locator("#status")).to_have_text("open", timeout=WAIT)
     rtlab.wait_until(lambda: len(server.clients) == 2, what="the chat and echo pages")
+
+
+@pytest.fixture
+def jupyter_proxy(tmp_path):
+    """A Jupyter server with jupyter-server-proxy on 127.0.0.1, as on a hub or Binder: it
+    passes the browser's Host on, and relays /proxy/PORT/... to 127.0.0.1:PORT."""
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from tests.e2e.jupyterlab import free_port, kill_tree
+
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("jupyter")),
+        "server",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--ServerApp.allow_remote_access=True",  # Host: hub.example is the point here
+        f"--ServerApp.root_dir={tmp_path}",
+    ]
+    if os.geteuid() == 0:  # containers and CI machines
+        command.append("--allow-root")
+    log = tmp_path / "jupyter.log"
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    with log.open("wb") as out:
+        jupyter = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/api/status"
+        for _ in range(240):  # a hang guard of 60 s, polling a real condition
+            assert jupyter.poll() is None, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            raise AssertionError(f"Jupyter never answered:\n{log.read_text()[-3000:]}")
+        yield port
+    finally:
+        kill_tree(jupyter)
+
+
+def test_pages_through_jupyter_server_proxy_need_the_pass(browser, server, jupyter_proxy):
+    hub = f"http://hub.example:{jupyter_proxy}/proxy/{server.port}/"
+    page = browser.new_page()
+    answer = page.goto(f"{hub}?user=erin&room=lobby")
+    assert answer is not None and answer.status == 421  # the hub's Host, relayed as is
+    page.goto(f"{hub}?user=erin&room=lobby&pass={server.page_pass()}")
+    expect(page.locator("#status")).to_have_text("connected as erin", timeout=WAIT)
+    rtlab.wait_until(lambda: len(server.clients) == 1, what="the page's WebSocket")
