@@ -17,10 +17,10 @@
 - **Identity**: with a secret, every WebSocket path (``/ws``, ``/echo``, ``/feed``)
   needs a signed token (``?token=`` or ``Authorization: Bearer``), and a bad one gets
   401 with the reason; on ``/ws`` the token says who you are. Without a secret,
-  ``/ws?user=NAME`` is taken at its word, from this machine only unless anonymous use is
-  allowed, and never when forwarding headers show that a proxy on this machine relayed
-  it (403), or with a page pass (``?pass=``) signed with the server's ``page_secret``:
-  what the pages a notebook shows through jupyter-server-proxy carry.
+  ``/ws?user=NAME`` is taken at its word: from this machine, unless forwarding headers
+  show that a proxy on it relayed the request (403); from anywhere if anonymous use is
+  allowed; or with a page pass (``?pass=``) signed with the server's ``page_secret``,
+  which the pages a notebook shows through jupyter-server-proxy carry.
 - **Limits**: connections per user on ``/ws``, and per address on every path, counted
   from the TCP accept to the close (429 beyond); unfinished handshakes per address are
   capped too: past the cap the oldest one makes room, and an address never holds more
