@@ -1,10 +1,13 @@
--- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys): a room's keys
--- live TTL seconds after its last use (its numbering and the namespace's rooms SEQ_TTL), a namespace keeps the history of its CAP most
--- recently used rooms and the numbering of twice as many (as rtlab/core/history.py), and
--- of every room someone is in (bounded by the rooms a connection may join), its history
--- within a budget of bytes (past it the least recently used rooms lose their oldest),
--- a room remembers its MAX_SEEN most recent leavers (as rtlab/core/presence.py), and a
--- user's handled mids are capped by count and by bytes, for the most recent users only.
+-- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys):
+-- * a room's keys live TTL seconds after its last use, its numbering and the namespace's
+--   room registry SEQ_TTL seconds;
+-- * a namespace keeps the history of its CAP most recently used rooms and the numbering
+--   of twice as many (as rtlab/core/history.py), besides every room someone is in
+--   (bounded by the rooms a connection may join), and its history within a budget of
+--   bytes: past it the least recently used rooms lose their oldest messages;
+-- * a room remembers its MAX_SEEN most recent leavers (as rtlab/core/presence.py);
+-- * a user's handled mids are capped by count and bytes, every user's by users and bytes
+--   (as rtlab/aio/events.py's hub).
 local function room_key(prefix, kind, ns, room)
   return prefix .. ':' .. kind .. ':' .. ns .. ':' .. room
 end
