@@ -55,6 +55,7 @@ from rtlab.core.history import MAX_BYTES, History
 
 LOG_LINES = 500
 FEED_LENGTH = 1000
+FEED_INPUT = 1024  # bytes a message to the read-only /feed may have (inflated) before 1009
 NAMESPACES = ("/", "/chat", "/notifications")
 # Frames websockets queues per connection before it stops reading (its default is 16),
 # reading again once none is: past MAX_QUEUE messages of max_size, unread input waits in
@@ -426,7 +427,10 @@ class LabServer:
             await connection.send(f"Echo: {message}" if isinstance(message, str) else message)
 
     async def _follow(self, connection: ServerConnection) -> None:
-        """Push the feed; the feed is read-only: a client that sends to it is closed (1008)."""
+        """Push the feed; the feed is read-only: a client that sends to it is closed (1008),
+        and one that sends more than FEED_INPUT bytes in a message (1009), inflated no further."""
+        if hasattr(connection.protocol, "max_message_size"):  # websockets 14 to 17
+            connection.protocol.max_message_size = FEED_INPUT
         self._subscribers.add(connection)
         try:
             async for _ in connection:  # read, so that nothing queues unread

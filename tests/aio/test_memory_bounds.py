@@ -26,7 +26,7 @@ import rtlab.aio.events as events_module
 from rtlab.aio.client import EventClient
 from rtlab.aio.events import EventHub
 from rtlab.aio.inline import PING_BURST, InlineConnection
-from rtlab.aio.server import MAX_QUEUE, LabServer
+from rtlab.aio.server import FEED_INPUT, MAX_QUEUE, LabServer
 from rtlab.core import frames, handshake
 from rtlab.core.frames import Frame, Opcode
 from rtlab.core.ratelimit import TokenBucket
@@ -163,6 +163,21 @@ def test_the_feed_is_read_only():
                 1008,
                 "the feed is read-only",
             )
+
+    run(attack())
+
+
+def test_the_feed_inflates_no_message_past_a_kilobyte():
+    async def attack() -> None:
+        async with LabServer() as server:
+            async with connect(f"{server.url}/feed", compression="deflate") as client:
+                await client.send(bytes(2**20 - 1000))  # about 1 KiB on the wire
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(client.recv(), WAIT)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1009
+            # websockets stopped inflating just past the limit: 1 KiB, not 1 MiB
+            assert closed.value.rcvd.reason.endswith(f"exceeds limit of {FEED_INPUT} bytes")
 
     run(attack())
 
