@@ -177,6 +177,9 @@ class InlineConnection(ServerConnection):
         self.loop.call_soon(self._resumed)
 
     def _resumed(self) -> None:
+        if self.connection_lost_waiter.done():  # closed meanwhile: nothing more to read
+            self._unread.clear()
+            return
         self._feed()
-        if not self.recv_messages.paused and self.protocol.state is not State.CLOSED:
+        if not self.recv_messages.paused:
             self.transport.resume_reading()
