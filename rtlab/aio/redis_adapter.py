@@ -94,7 +94,7 @@ MID_ACK = 16 * 2**10  # a bigger ack is kept as {"duplicate": true}
 KEY_TTL = 6 * 3600  # seconds a room's keys outlive its last use (at least the history window)
 SEQ_TTL = 7 * 24 * 3600  # seconds its numbering does: a week of classes goes on numbering
 ROOMS = 10_000  # rooms per namespace whose history is kept (as History), 2x their numbering
-ROOM_KEYS = ("members", "history", "seen")  # the keys of one room, but its seq
+ROOM_KEYS = ("members", "history", "seen")  # a room's keys but its seq (which lives longer)
 ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
@@ -271,7 +271,7 @@ class RedisAdapter:
         ]
 
     def _room_args(self, ns: str, room: str) -> list[Any]:
-        """What keep.lua's ``touch`` takes after the time: prefix, ns, room, ttl, cap."""
+        """What keep.lua's ``touch`` takes: prefix, ns, room, ttl, cap, seq ttl."""
         return [self.prefix, ns, room, self.key_ttl, self.max_rooms, self.seq_ttl]
 
     def _lost(self, error: BaseException) -> None:

@@ -287,7 +287,8 @@ def round_trip(url: str, user: str) -> None:
 
 def test_no_event_gets_internal_and_the_server_keeps_serving(lab):
     fuzzer = Fuzzer(lab.url)
-    with connect(f"{lab.url}/ws?user=bob", open_timeout=WAIT) as bob:  # a DM's recipient
+    # A DM's recipient, reading all along (max_queue=None), so it answers pings however long.
+    with connect(f"{lab.url}/ws?user=bob", open_timeout=WAIT, max_queue=None) as bob:
         bob.send('{"event":"join-room","data":"lobby","id":1}')
         assert json.loads(bob.recv(timeout=WAIT))["ack"] == 1
 
