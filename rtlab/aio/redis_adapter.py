@@ -25,9 +25,9 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:sizes:NS``         hash       room -> bytes of its history; "*": all (TTL)
 ``rtlab:seen:NS:ROOM``     hash       user -> when they left, the last ``max_seen`` (TTL)
 ``rtlab:rooms:NS``         zset       room -> last use; past ``max_rooms`` the least
-                                      recent loses its history, past twice as many its
-                                      numbering and last seen too, unless someone is in
-                                      it (TTL ``seq_ttl``)
+                                      recent loses its history and last seen, past twice
+                                      as many its numbering too, unless someone is in it
+                                      (TTL ``seq_ttl``)
 ``rtlab:mids:USER``        hash       "NS MID" -> ack (over ``MID_ACK`` bytes: a marker),
                                       the last ``MIDS_PER_USER`` within
                                       ``MID_BYTES_PER_USER`` (TTL ``MID_TTL`` after the

@@ -1,10 +1,10 @@
 -- Bounds every script keeps (rtlab/aio/redis_adapter.py's table of keys):
 -- * a room's keys live TTL seconds after its last use, its numbering and the namespace's
 --   room registry SEQ_TTL seconds;
--- * a namespace keeps the history of its CAP most recently used rooms and the numbering
---   of twice as many (as rtlab/core/history.py), besides every room someone is in
---   (bounded by the rooms a connection may join), and its history within a budget of
---   bytes: past it the least recently used rooms lose their oldest messages;
+-- * a namespace keeps the history and last seen of its CAP most recently used rooms and
+--   the numbering of twice as many (as rtlab/core/history.py), besides every room someone
+--   is in (bounded by the rooms a connection may join), and its history within a budget
+--   of bytes: past it the least recently used rooms lose their oldest messages;
 -- * a room remembers its MAX_SEEN most recent leavers (as rtlab/core/presence.py);
 -- * a user's handled mids are capped by count and bytes, every user's by users and bytes
 --   (as rtlab/aio/events.py's hub).
@@ -68,7 +68,8 @@ local function empty(prefix, ns, room)
 end
 
 -- The room is used now: renew its keys; the room that just became the CAP+1-th most
--- recently used loses its history, and one beyond twice CAP is forgotten altogether,
+-- recently used loses its history and last seen (as Presence keeps CAP rooms'), and one
+-- beyond twice CAP is forgotten altogether,
 -- unless someone is in it (then its keys live on, renewed by their processes, until
 -- the next use puts it first again).
 local function touch(prefix, ns, room, now, ttl, cap, seq_ttl)
@@ -80,7 +81,10 @@ local function touch(prefix, ns, room, now, ttl, cap, seq_ttl)
   redis.call('ZADD', rooms, now, room)
   redis.call('EXPIRE', rooms, seq_ttl)
   local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
-  if stale and empty(prefix, ns, stale) then drop_history(prefix, ns, stale) end
+  if stale and empty(prefix, ns, stale) then
+    drop_history(prefix, ns, stale)
+    redis.call('DEL', room_key(prefix, 'seen', ns, stale))
+  end
   while redis.call('ZCARD', rooms) > 2 * cap do
     local old = redis.call('ZPOPMIN', rooms)[1]
     if empty(prefix, ns, old) then
