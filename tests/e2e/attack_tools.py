@@ -21,12 +21,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from rtlab.core import frames, handshake, tokens
 from rtlab.core.envelope import encode_event
@@ -189,12 +190,12 @@ class Bystander:
         except (OSError, ConnectionClosed, InvalidStatus, TimeoutError) as error:
             self.problems.append(f"the bystander's connection failed: {error!r}")
 
-    def _round_trip(self, ws: object, n: int) -> None:
+    def _round_trip(self, ws: ClientConnection, n: int) -> None:
         text = f"still here {n}"
         data = {"roomId": "calm", "message": text}
         began = time.monotonic()
         self.sent += 1
-        ws.send(encode_event("send-message", data, id=n, mid=f"b{n}"))  # type: ignore[attr-defined]
+        ws.send(encode_event("send-message", data, id=n, mid=f"b{n}"))
         wanted = {"ack", "echo"}
         while wanted:
             message = self._wait(ws, lambda m: True)
@@ -207,14 +208,16 @@ class Bystander:
                 wanted.discard("echo")
         self.latencies.append(time.monotonic() - began)
 
-    def _wait(self, ws: object, wanted: object) -> dict:
+    def _wait(
+        self, ws: ClientConnection, wanted: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + ANSWER_TIMEOUT
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no answer within {ANSWER_TIMEOUT} s")
-            message = json.loads(ws.recv(timeout=left))  # type: ignore[attr-defined]
-            if wanted(message):  # type: ignore[operator]
+            message = json.loads(ws.recv(timeout=left))
+            if wanted(message):
                 return message
 
 
@@ -254,10 +257,10 @@ HEADER = (
 )
 
 
-def wait_until(check: object, timeout: float) -> bool:
+def wait_until(check: Callable[[], bool], timeout: float) -> bool:
     """Poll ``check()`` every 50 ms until it is true or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -278,23 +281,13 @@ class RawSocket:
         self.buffer = b""
 
     @classmethod
-    async def open(
-        cls,
-        port: int,
-        path: str,
-        *,
-        host: str | None = None,
-        origin: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
-        source: str = "127.0.0.1",
-    ) -> RawSocket:
-        """Open and upgrade; raises handshake.HandshakeError if refused."""
+    async def open(cls, port: int, path: str, *, source: str = "127.0.0.1") -> RawSocket:
+        """Open from the address ``source`` and upgrade; raises handshake.HandshakeError
+        if refused."""
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, local_addr=(source, 0), limit=2**22
         )
-        request, key = handshake.build_request(
-            host or f"127.0.0.1:{port}", path, origin=origin, extra_headers=headers
-        )
+        request, key = handshake.build_request(f"127.0.0.1:{port}", path)
         writer.write(request)
         raw = cls(reader, writer)
         try:

@@ -539,7 +539,8 @@ def test_page_and_poll_floods() -> None:
     assert not failed, f"unanswered (None) or 5xx: {failed}"
 
 
-def upgrade(port: int, path: str, host: str, origin: str | None, *extra: str) -> bytes:
+def upgrade(path: str, host: str, origin: str | None, *extra: str) -> bytes:
+    """An opening handshake to ``path`` with this Host, Origin and extra headers."""
     request, _key = handshake.build_request(
         host, path, origin=origin, extra_headers=[tuple(h.split(": ", 1)) for h in extra]
     )
@@ -555,14 +556,14 @@ def test_dns_rebinding_and_forwarded_loopback_are_refused() -> None:
         evil = f"evil.example:{port}"
         tries = {}
         for path in ("/ws?user=eve", "/echo", "/feed"):
-            tries[f"rebinding {path}"] = upgrade(port, path, evil, f"http://{evil}")
-            tries[f"rebinding {path}, no Origin"] = upgrade(port, path, evil, None)
+            tries[f"rebinding {path}"] = upgrade(path, evil, f"http://{evil}")
+            tries[f"rebinding {path}, no Origin"] = upgrade(path, evil, None)
         for header in ("X-Forwarded-For: 203.0.113.9", "Forwarded: for=203.0.113.9"):
             tries[f"?user= with {header}"] = upgrade(
-                port, "/ws?user=eve", f"127.0.0.1:{port}", None, header
+                "/ws?user=eve", f"127.0.0.1:{port}", None, header
             )
         tries["the server's own page, as a control"] = upgrade(
-            port, "/ws?user=eve", f"localhost:{port}", f"http://localhost:{port}"
+            "/ws?user=eve", f"localhost:{port}", f"http://localhost:{port}"
         )
         run.figures.inputs = len(tries)
         run.opened(1)
@@ -677,7 +678,7 @@ def test_feed_and_echo_need_a_token_when_the_server_has_a_secret() -> None:
         paths = ["/echo", "/feed", "/ws"]
         run.figures.inputs = len(paths)
         run.opened(1)
-        return {p: await http_status(run.port, upgrade(run.port, p, host, None)) for p in paths}
+        return {p: await http_status(run.port, upgrade(p, host, None)) for p in paths}
 
     with attack("/echo and /feed without a token", secret=True) as run:
         run.ready()
