@@ -94,12 +94,13 @@ class Served:
     def descriptors(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
-    def soft_nofile(self) -> int:
-        """The process's soft limit on open files, from /proc/PID/limits."""
+    def nofile(self) -> tuple[int, int | None]:
+        """The process's soft and hard limits on open files (None: unlimited)."""
         limits = Path(f"/proc/{self.pid}/limits").read_text()
-        found = re.search(r"^Max open files\s+(\d+)", limits, re.MULTILINE)
+        found = re.search(r"^Max open files\s+(\d+)\s+(\d+|unlimited)", limits, re.MULTILINE)
         assert found is not None, limits
-        return int(found.group(1))
+        hard = found.group(2)
+        return int(found.group(1)), None if hard == "unlimited" else int(hard)
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -502,9 +502,10 @@ def test_one_address_cannot_hold_every_descriptor() -> None:
         nofile=1024,
     ) as run:
         run.ready()
-        raised = run.server.soft_nofile()
+        soft, hard = run.server.nofile()
         asyncio.run(hold(run))
-    assert raised > 1024, "the server did not raise its soft limit on descriptors (1024)"
+    wanted = hard if hard is not None else 2**20  # unlimited: what the server settles for
+    assert soft >= wanted, f"soft limit on descriptors {soft}, not raised to {wanted}"
     allowed = limit + handshakes
     assert max(held) <= run.figures.idle_fds + allowed + FDS_SLACK, (
         f"{max(held)} descriptors held during the attack, {allowed} allowed per address"
