@@ -12,7 +12,9 @@ its echo. After each attack:
   BASE_GROWTH, plus PER_CONNECTION for each attacker connection open at once;
 - its open descriptors came back near where they were once the attackers left.
 
-Some attacks check their own rule too (refusals, journal size, Redis TTLs). With
+Some attacks check their own rule too (a store's own bound on the growth, refusals, the
+journal's size, descriptors held, Redis TTLs). Attackers the server closes come back
+over a new connection, under a new name (names are free on loopback). With
 ``pytest -s`` a table of the figures is printed at the end; docs/hardening.md keeps it.
 """
 
