@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from rtlab import cliargs, handout, tls, workers
+from rtlab.addresses import reachable, url_host
 from rtlab.aio import compression
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, USER, is_loopback
-from rtlab.aio.server import LabServer
+from rtlab.aio.server import LabServer, log_to
 from rtlab.bench import cli as bench_cli
 from rtlab.core.tokens import ROLES, issue
 from rtlab.handout import HandoutError, learner_folder, notebooks_folder
@@ -24,16 +25,28 @@ from rtlab.handout import HandoutError, learner_folder, notebooks_folder
 FIRST_LESSON = "00_welcome.ipynb"  # what rtlab lab opens
 
 
-async def serve(host: str, port: int, anonymous: bool = False, **options: Any) -> None:
+async def serve(
+    host: str, port: int, anonymous: bool = False, log_level: str = "info", **options: Any
+) -> None:
     """Serve until Ctrl-C or SIGTERM, then close every connection with 1001 and return.
 
-    ``options`` go to :class:`LabServer` (``data_dir``, ``ping_interval``...)."""
+    The server's log goes to stderr from ``log_level`` up; ``options`` go to
+    :class:`LabServer` (``data_dir``, ``ping_interval``...)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with LabServer(host, port, allow_anonymous=anonymous or None, **options) as server:
+    server = LabServer(host, port, allow_anonymous=anonymous or None, **options)
+    log_to(server.logger, sys.stderr, log_level.upper())
+    async with server:
         print(f"rtlab lab server on {server.http_url}", flush=True)
+        if host in ("0.0.0.0", "::", ""):
+            others = [(a, i) for a, i in reachable(host) if not is_loopback(a)]
+            scheme = "https" if options.get("ssl_context") else "http"
+            print("  students open one of (this machine's addresses):", flush=True)
+            for address, interface in others or [("127.0.0.1", "only this machine")]:
+                url = f"{scheme}://{url_host(address)}:{server.port}/"
+                print(f"                {url}  ({interface})", flush=True)
         print(f"  browser page  {server.http_url}", flush=True)
         print(f"  echo page     {server.http_url}echo.html", flush=True)
         print(f"  the class     {server.http_url}teacher (an instructor's token)", flush=True)
@@ -228,6 +241,13 @@ def parser() -> argparse.ArgumentParser:
     )
     serve_.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve_.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="what the server logs to stderr: info (default) has a line for each connection "
+        "opened and closed, refusal, rate limit and Redis loss; warning, only trouble",
+    )
+    serve_.add_argument(
         "--compression",
         type=cliargs.compression_option,
         default=str(compression.DEFAULT_THRESHOLD),
@@ -305,7 +325,7 @@ def serve_command(args: argparse.Namespace) -> int:
         "compression": args.compression,
     }
     try:
-        asyncio.run(serve(args.host, args.port, args.anonymous, **options))
+        asyncio.run(serve(args.host, args.port, args.anonymous, args.log_level, **options))
     except OSError as error:
         print(f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

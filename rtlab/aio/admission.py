@@ -257,7 +257,7 @@ class Admission:
         self._received(connection)
         refusal = self._malformed(connection, request)
         if refusal is not None:
-            self.refused[refusal.status_code] += 1
+            self._refused(connection, request, refusal)
         return refusal
 
     def _malformed(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -314,8 +314,21 @@ class Admission:
             self._admitted[connection] = decision
             return None
         if decision is not None:
-            self.refused[decision.status_code] += 1
+            self._refused(connection, request, decision)
         return decision
+
+    def _refused(self, connection: ServerConnection, request: Request, refusal: Response) -> None:
+        """Count a refusal and log it with its reason (the path without its query string:
+        no token ever reaches the log)."""
+        self.refused[refusal.status_code] += 1
+        reason = (refusal.body or b"").decode(errors="replace").strip().splitlines()
+        self.logger.info(
+            "refused %d %s from %s: %s",
+            refusal.status_code,
+            request.path.partition("?")[0][:100],
+            connection.remote_address[0],
+            reason[0][:200] if reason else "",
+        )
 
     def explain(self, connection: ServerConnection, request: Request) -> Response:
         """``GET /admission?...``: what a handshake to ``/ws`` with this query would get.

@@ -585,6 +585,13 @@ class EventHub:
         decision = self.rate_limit.check(session.user, now)
         if not decision.allowed:
             session.heeded = now >= session.retry_at
+            if session.heeded:  # the first refusal of a burst: one line, not one per event
+                self.logger.info(
+                    "rate-limited %s (session %d): try again in %.1f s",
+                    session.user,
+                    session.id,
+                    decision.retry_after,
+                )
             session.retry_at = now + decision.retry_after
             if event.mid is not None:
                 session.gate = event.mid

@@ -17,6 +17,7 @@ accept to the close.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import itertools
@@ -30,12 +31,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, Admission, split_target
@@ -106,6 +108,28 @@ class _ListHandler(logging.Handler):
         if record.exc_info and record.exc_info[1] is not None:
             line += f" ({record.exc_info[1]!r})"
         self.lines.append(line)
+
+
+def closing(connection: ServerConnection) -> str:
+    """How a connection ended, as a log line says it: ``1000 (OK) "done"``."""
+    code = connection.close_code
+    if code is None:
+        return "1006 (no close frame)"
+    try:
+        name = CloseCode(code).name.replace("_", " ").lower()
+    except ValueError:
+        name = "application" if 4000 <= code < 5000 else "unknown"
+    reason = connection.close_reason
+    return f"{code} ({name})" + (f" {reason[:80]!r}" if reason else "")
+
+
+def log_to(logger: logging.Logger, stream: TextIO, level: int | str = logging.INFO) -> None:
+    """Also write ``logger``'s lines to ``stream`` from ``level`` up, one per line, with
+    the time (what ``rtlab serve --log-level`` does with the lab server's logger)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -182,15 +206,21 @@ class LabServer:
         self.compression = compression
         self.reuse_port = reuse_port  # SO_REUSEPORT: workers sharing a port (rtlab/workers.py)
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
-        # A logger of our own, outside logging's tree: nothing reaches stderr.
+        # A logger of our own, outside logging's tree: nothing reaches stderr unless asked
+        # (rtlab serve adds a handler for it: log_to). One line per event: connections
+        # open and closed, refusals and their reasons, rate limits, Redis lost and back.
         self.logger = logging.Logger("rtlab.server", logging.INFO)
         self.logger.addHandler(_ListHandler(self.log))
+        # websockets' own lines ("connection open"...) say less than ours: its warnings only.
+        self._websockets_logger = logging.Logger("rtlab.websockets", logging.WARNING)
+        self._websockets_logger.parent = self.logger
         self._server: Server | None = None
         self._clients: dict[ServerConnection, ClientInfo] = {}
         self._ids = itertools.count(1)
         self._feed: collections.deque[Update] = collections.deque(maxlen=FEED_LENGTH)
         self._seq = itertools.count(1)
         self._subscribers: set[ServerConnection] = set()
+        self._closing_logs: set[asyncio.Task[None]] = set()
         self.admission = Admission(
             secret=secret,
             allow_anonymous=allow_anonymous,
@@ -269,7 +299,7 @@ class LabServer:
             close_timeout=self.close_timeout,
             open_timeout=self.handshake_timeout,
             ssl=self.ssl_context,
-            logger=self.logger,
+            logger=self._websockets_logger,
             server_header="rtlab",
             # /ws events handled as they are read; every connection counted by address,
             # its pings and unsent bytes limited (inline.py)
@@ -281,6 +311,8 @@ class LabServer:
             **server_options(self.compression),
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        bound = ", ".join(str(sock.getsockname()[:2]) for sock in self._server.sockets)
+        self.logger.info("listening on %s", bound)
         await self.events.manager.start()  # with Redis: serves anyway if Redis is away
         return self
 
@@ -290,6 +322,7 @@ class LabServer:
             return
         self._server.close(code=code, reason=reason)
         await self._server.wait_closed()
+        await asyncio.gather(*self._closing_logs)
         self._server = None
         await self.events.manager.stop()
         await self.progress.close()
@@ -404,9 +437,11 @@ class LabServer:
         host, port, *_ = connection.remote_address
         info = ClientInfo(next(self._ids), path, f"{host}:{port}", time.time())
         self._clients[connection] = info
+        user = self.admission.enter(connection) if path == "/ws" else None
+        who = f"{path} as {user}" if user is not None else path
+        self.logger.info("open #%d %s from %s", info.id, who, info.remote)
         try:
-            if path == "/ws":
-                user = self.admission.enter(connection)
+            if user is not None:
                 try:
                     await self.events.serve(connection, user)
                 finally:
@@ -415,10 +450,18 @@ class LabServer:
                 await self._echo(connection)
             elif path == "/feed":
                 await self._follow(connection)
-        except websockets.ConnectionClosed as closed:  # the peer left: not a server error
-            self.logger.info("client %d left: %s", info.id, closed)
+        except websockets.ConnectionClosed:  # the peer left: not a server error
+            pass
         finally:
             del self._clients[connection]
+            # Logged once closed: websockets closes the connection after this returns.
+            said = asyncio.get_running_loop().create_task(self._log_closed(connection, info, who))
+            self._closing_logs.add(said)
+            said.add_done_callback(self._closing_logs.discard)
+
+    async def _log_closed(self, connection: ServerConnection, info: ClientInfo, who: str) -> None:
+        await connection.wait_closed()
+        self.logger.info("closed #%d %s: %s", info.id, who, closing(connection))
 
     async def _echo(self, connection: ServerConnection) -> None:
         """Answer each message; while an answer waits for a client that does not read, the

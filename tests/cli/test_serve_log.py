@@ -1,0 +1,133 @@
+"""What ``rtlab serve`` logs to stderr (issue 18.3): one line per event an instructor
+needs, readable and greppable, never a secret or a token; and the addresses to give
+students when it listens on every interface."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from rtlab.core.tokens import issue
+
+SECRET = "class-secret-for-the-log-test"
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
+
+
+def serve(*args: str) -> tuple[subprocess.Popen[str], int]:
+    """``rtlab serve --port 0 ARGS``; its port, read off the banner on stdout."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtlab", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    banner = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        banner.append(line)
+        if match := re.search(r"on http://[^:]+:(\d+)/", line):
+            return process, int(match[1])
+        assert line or process.poll() is None, "".join(banner)
+    process.kill()
+    raise AssertionError("no banner:\n" + "".join(banner))
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C, then what it printed (stdout, stderr)."""
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    return out, err
+
+
+async def class_session(port: int) -> None:
+    """alice chats past the rate limit; a stale token and a foreign page are refused."""
+    now = time.time()
+    alice = issue(SECRET, "alice", 3600, now)
+    base = f"ws://127.0.0.1:{port}/ws"
+    async with connect(f"{base}?token={alice}") as ws:
+        await ws.send(json.dumps({"event": "join-room", "data": "lobby", "id": 1}))
+        await ws.recv()
+        for n in range(4):  # --rate-limit 1/2: the third and fourth are refused
+            message = {"roomId": "lobby", "message": f"hello {n}"}
+            await ws.send(json.dumps({"event": "send-message", "data": message, "id": 2 + n}))
+        acks = set()
+        while len(acks) < 4:  # each answered: acknowledged, or refused for its rate
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            acks.add(answer.get("ack"))
+            acks.discard(None)
+        await ws.close(1000, "done")
+    expired = issue(SECRET, "bob", 60, now - 180)
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{base}?token={expired}"):
+            pass
+    assert refused.value.response.status_code == 401
+    with pytest.raises(InvalidStatus):
+        async with connect(f"{base}?token={alice}", origin="http://evil.example"):
+            pass
+
+
+def test_serve_logs_connections_refusals_and_rate_limits_and_no_token():
+    process, port = serve("--secret", SECRET, "--rate-limit", "1/2")
+    try:
+        asyncio.run(class_session(port))
+    finally:
+        out, err = stop(process)
+    lines = err.splitlines()
+    assert lines and all(re.match(f"{STAMP} (DEBUG|INFO|WARNING|ERROR) ", x) for x in lines), err
+    text = "\n".join(lines)
+    assert re.search(r"INFO listening on \('127\.0\.0\.1', \d+\)", text)
+    opened = re.search(r"INFO open #(\d+) /ws as alice from 127\.0\.0\.1:\d+", text)
+    assert opened, text
+    assert f"INFO closed #{opened[1]} /ws as alice: 1000 (normal closure) 'done'" in text
+    assert re.search(r"INFO rate-limited alice \(session \d+\): try again in \d\.\d s", text)
+    assert len(re.findall("rate-limited alice", text)) == 1  # one line for the burst
+    expired = r"INFO refused 401 /ws from 127\.0\.0\.1: invalid token: expired 1\d\d s ago"
+    assert re.search(expired, text), text
+    assert "INFO refused 403 /ws from 127.0.0.1: origin http://evil.example is not allowed" in text
+    assert SECRET not in err + out
+    assert "token=" not in err and not re.search(r"[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}", err)
+
+
+def test_log_level_warning_keeps_the_log_to_trouble():
+    process, port = serve("--log-level", "warning")
+
+    async def visit() -> None:
+        async with connect(f"ws://127.0.0.1:{port}/ws?user=carol") as ws:
+            await ws.close()
+
+    try:
+        asyncio.run(visit())
+    finally:
+        _, err = stop(process)
+    assert "open #" not in err and "listening on" not in err, err
+
+
+def test_serve_on_every_interface_lists_the_addresses_students_can_use():
+    process, port = serve("--host", "0.0.0.0")
+    out, _ = stop(process)
+    listed = re.findall(r"http://([0-9.]+):(\d+)/  \((.+)\)", out)
+    assert "students open one of" in out and listed, out
+    own = {
+        a.address
+        for addresses in psutil.net_if_addrs().values()
+        for a in addresses
+        if a.family.name == "AF_INET"
+    }
+    for address, shown_port, interface in listed:
+        assert int(shown_port) == port
+        assert address in own, (address, own)
+        loopback = ipaddress.ip_address(address).is_loopback
+        assert not loopback or interface == "only this machine"
