@@ -27,6 +27,14 @@ What a connection may cost (:class:`ConnectionLimits`, shared by a server's conn
   frames that each inflate to ``max_size``. A compressed connection's reads are parsed
   in slices of ``SLICE`` bytes, and what is left of a read waits, compressed, until the
   queue has room again.
+
+And two races of websockets 17, fixed here. What arrives after a request, before the
+server has answered it, is parsed at once: bytes that are not a frame, or the end of
+the client's side of the connection, fail the protocol, and websockets then trips on
+its own assertion as it answers ("unexpected internal error", logged as a server
+error). A failed connection is not answered; and since a client may end its side right
+after its request (HTTP's half-close) and still read the answer, that end is taken once
+the answer is sent.
 """
 
 from __future__ import annotations
@@ -78,6 +86,9 @@ class InlineConnection(ServerConnection):
         # websockets queues a pong as it parses a ping, before process_event sees it.
         self._recv_frame = self.protocol.recv_frame
         self.protocol.recv_frame = self._limited  # type: ignore[method-assign]
+        self._eof_after_response = False  # the client ended its side after its request
+        self._send_response = self.protocol.send_response
+        self.protocol.send_response = self._answer  # type: ignore[method-assign]
 
     def process_event(self, event: Event) -> None:
         if (
@@ -130,6 +141,9 @@ class InlineConnection(ServerConnection):
     def send_data(self) -> None:
         """websockets' ``send_data``, then the slow-consumer rule (see module)."""
         super().send_data()
+        if self._eof_after_response and self.response is not None:
+            self._response_sent()
+            return
         if self.transport.get_write_buffer_size() > self.limits.max_buffer and not self._over:
             if self.on_overflow is not None:
                 self._over = True
@@ -151,6 +165,25 @@ class InlineConnection(ServerConnection):
     def _abort(self) -> None:
         if not self.connection_lost_waiter.done():
             self.transport.abort()
+
+    # -- a request, then the end of the client's side -----------------------------------
+
+    def _answer(self, response: Any) -> None:
+        """The protocol's ``send_response``, unless the protocol failed meanwhile."""
+        if not self.protocol.eof_sent:
+            self._send_response(response)
+
+    def eof_received(self) -> bool | None:
+        if self.request is not None and self.response is None:  # answering it now
+            self._eof_after_response = True
+            return True  # asyncio keeps the transport open: the response still goes out
+        return super().eof_received()
+
+    def _response_sent(self) -> None:
+        """The answer went out: now the end the client sent after its request."""
+        self._eof_after_response = False
+        super().eof_received()  # websockets' own: the protocol ends, then the connection
+        self.transport.close()  # what asyncio does after an eof_received() like it
 
     # -- reading compressed input in slices ----------------------------------------------
 
