@@ -17,6 +17,7 @@ from rtlab import cliargs, handout, tls, workers
 from rtlab.addresses import reachable, url_host
 from rtlab.aio import compression
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, USER, is_loopback
+from rtlab.aio.redis_adapter import shown_url
 from rtlab.aio.server import LabServer, log_to
 from rtlab.bench import cli as bench_cli
 from rtlab.core.tokens import ROLES, issue
@@ -58,7 +59,8 @@ async def serve(
         print(f"{said[:1].upper()}{said[1:]}.", flush=True)  # File descriptors: ...
         if options.get("redis"):
             away = "" if server.events.manager.available else " (unreachable for now: retrying)"
-            print(f"Rooms span every server on Redis {options['redis']}.{away}", flush=True)
+            shown = shown_url(options["redis"])  # never its password
+            print(f"Rooms span every server on Redis {shown}.{away}", flush=True)
         if options.get("data_dir") is not None:
             print(f"Room history is kept in {options['data_dir']}.", flush=True)
         if options.get("secret"):

@@ -69,6 +69,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -136,6 +137,16 @@ def _json(value: Any) -> str:
     return text
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a log line may show it: a password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+
+
 def unavailable(retry_after: float) -> EnvelopeError:
     return EnvelopeError(
         ErrorCode.UNAVAILABLE,
@@ -164,6 +175,7 @@ class RedisAdapter:
         history_bytes: int = MAX_BYTES,
     ) -> None:
         self.url = url
+        self.shown = shown_url(url)  # what a log line says: never the password
         self.hub = hub
         self.logger: logging.Logger = hub.logger
         self.prefix = prefix
@@ -278,7 +290,7 @@ class RedisAdapter:
         if self.available:
             self.available = False
             self._connected.clear()
-            self.logger.warning("redis %s unreachable: %r; serving without it", self.url, error)
+            self.logger.warning("redis %s unreachable: %r; serving without it", self.shown, error)
 
     def _check(self) -> None:
         if not self.available:
@@ -301,7 +313,7 @@ class RedisAdapter:
                 self.available = True
                 self._connected.set()
                 self.logger.info(
-                    "redis %s: subscribed to %s as %s", self.url, self.channel, self.uid
+                    "redis %s: subscribed to %s as %s", self.shown, self.channel, self.uid
                 )
                 while self.available:  # the writer or the heartbeat may find Redis gone
                     message = await pubsub.get_message(timeout=1.0)
@@ -319,7 +331,7 @@ class RedisAdapter:
                 delay = backoff_delay(attempt, BACKOFF)
                 self.retry_after = max(delay, BACKOFF.delay)
                 self.logger.info(
-                    "redis %s: reconnecting in %.1f s (attempt %d)", self.url, delay, attempt
+                    "redis %s: reconnecting in %.1f s (attempt %d)", self.shown, delay, attempt
                 )
                 await asyncio.sleep(delay)
             finally:
@@ -735,4 +747,4 @@ class RedisAdapter:
 
     def __repr__(self) -> str:
         state = "connected" if self.available else "unavailable"
-        return f"<RedisAdapter {self.url} {state} as {self.uid}>"
+        return f"<RedisAdapter {self.shown} {state} as {self.uid}>"

@@ -131,3 +131,16 @@ def test_serve_on_every_interface_lists_the_addresses_students_can_use():
         assert address in own, (address, own)
         loopback = ipaddress.ip_address(address).is_loopback
         assert not loopback or interface == "only this machine"
+
+
+def test_a_redis_password_is_in_no_line():
+    # Redis is not there (port 1): the server serves anyway, says so, and retries.
+    process, _ = serve("--redis", "redis://:hunter2@127.0.0.1:1/0")
+    assert process.stdout is not None
+    banner = [process.stdout.readline() for _ in range(9)]  # up to "Press Ctrl-C"
+    time.sleep(1.5)  # a reconnection attempt or two, to be logged
+    out, err = stop(process)
+    out = "".join(banner) + out
+    assert "Redis redis://:***@127.0.0.1:1/0. (unreachable for now: retrying)" in out, out
+    assert "INFO redis redis://:***@127.0.0.1:1/0: reconnecting in" in err, err
+    assert "hunter2" not in out + err
