@@ -19,6 +19,9 @@ Tokens are read to learn a role, never logged, kept or shown.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +42,7 @@ INSTRUCTORS = "instructors"  # the room of /progress where instructors' sessions
 MAX_ANNOUNCEMENT = 500  # characters, as a chat message
 MAX_ROOMS_SHOWN = 200  # rooms listed in a class view
 RETRY_AFTER = 1.0  # seconds, when Redis is away
+SHARE_EVERY = 2.0  # seconds between two shares of a process's door figures (with Redis)
 NOT_AN_INSTRUCTOR = (
     "the instructor's view needs an instructor's token: make one with "
     "`rtlab token --role instructor --user NAME` and open /teacher with it"
@@ -97,6 +101,7 @@ class ProgressEvents:
         self.admission = admission
         self.store = store or LocalProgress()
         self.clock = clock
+        self._sharing: asyncio.Task[None] | None = None  # with Redis: the door, shared
         # A namespace of its own, without the chat events every other namespace gets.
         self.namespace = hub.namespaces.setdefault(NAMESPACE, Namespace(hub, NAMESPACE))
         self.namespace.on("report")(self.report)
@@ -166,24 +171,43 @@ class ProgressEvents:
 
     async def class_view(self) -> dict[str, Any]:
         """The class now: students online, the grid, rooms, refusals, rate limits."""
-        watching = {s.user for s in self.namespace.rooms.members(INSTRUCTORS)}
+        door = self.door()
         try:
             grid = await self.store.grid()
             if isinstance(self.store, RedisProgress):  # every process's
                 online, rooms = await self.store.online(), await self.store.rooms(NAMESPACE)
+                await self.store.share_door(door)
+                door = combine(await self.store.doors())
             else:
                 online, rooms = {s.user for s in self.hub.sessions.values()}, self._rooms()
         except (RedisError, OSError, TimeoutError):
             raise _unavailable() from None
+        watching = set(door.pop("watching"))
+        return {"online": sorted(online - watching), **grid, "rooms": rooms, **door}
+
+    def door(self) -> dict[str, Any]:
+        """What this process's door did: refusals by status, who is rate-limited now,
+        sessions dropped, and the instructors watching here."""
         limit = self.hub.rate_limit
         return {
-            "online": sorted(online - watching),
-            **grid,
-            "rooms": rooms,
             "refused": {str(status): n for status, n in sorted(self.admission.refused.items())},
             "rateLimited": limit.limited(time.monotonic()) if limit is not None else [],
             "dropped": {"slow": self.hub.dropped_slow, "abusive": self.hub.dropped_abusive},
+            "watching": sorted({s.user for s in self.namespace.rooms.members(INSTRUCTORS)}),
         }
+
+    async def _share(self) -> None:
+        """With Redis: share this process's door every SHARE_EVERY seconds."""
+        assert isinstance(self.store, RedisProgress)
+        while True:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await self.store.share_door(self.door())
+            await asyncio.sleep(SHARE_EVERY)
+
+    def start(self) -> None:
+        """Begin sharing this process's door, where the grid lives in Redis."""
+        if isinstance(self.store, RedisProgress) and self._sharing is None:
+            self._sharing = asyncio.get_running_loop().create_task(self._share())
 
     def _rooms(self) -> list[dict[str, Any]]:
         rooms: list[dict[str, Any]] = []
@@ -195,7 +219,30 @@ class ProgressEvents:
         return rooms
 
     async def close(self) -> None:
+        if self._sharing is not None:
+            self._sharing.cancel()
+            await asyncio.gather(self._sharing, return_exceptions=True)
+            self._sharing = None
         await self.store.close()
+
+
+def combine(doors: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several processes' door figures as one: counts summed, names gathered."""
+    refused: collections.Counter[str] = collections.Counter()
+    dropped: collections.Counter[str] = collections.Counter({"slow": 0, "abusive": 0})
+    limited: set[str] = set()
+    watching: set[str] = set()
+    for door in doors:
+        refused.update(door.get("refused", {}))
+        dropped.update(door.get("dropped", {}))
+        limited.update(door.get("rateLimited", []))
+        watching.update(door.get("watching", []))
+    return {
+        "refused": dict(sorted(refused.items(), key=lambda item: int(item[0]))),
+        "rateLimited": sorted(limited),
+        "dropped": dict(dropped),
+        "watching": sorted(watching),
+    }
 
 
 def _unavailable() -> EnvelopeError:

@@ -15,12 +15,16 @@ key                            type    what
 ``rtlab:progress:clock``       string  the counter
 ``rtlab:progress:evicted``     string  students evicted for room
 ``rtlab:progress:ignored``     string  reports of exercises past the bound
+``rtlab:progress:door:UID``    string  one process's door: refusals, rate limits,
+                                       drops, instructors watching (JSON, a TTL of
+                                       ``DOOR_TTL``: a process gone is gone from it)
 =============================  ======  =============================================
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -38,6 +42,7 @@ from rtlab.core.progress import (
 PREFIX = "rtlab:progress:"
 MEMBERS = "rtlab:members:"  # the Redis manager's: NS:ROOM -> user -> sessions; NS:* online
 MAX_ROOMS_SHOWN = 200
+DOOR_TTL = 10  # seconds a process's door figures live unless shared again (every 2 s)
 
 # A cell is {"p": 0|1, "b": base, "r": [[run, highest attempt], ...]}, oldest run first.
 RECORD = """
@@ -114,6 +119,7 @@ class RedisProgress:
             url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
         )
         self._record = self._redis.register_script(RECORD)
+        self.uid = secrets.token_hex(6)  # this process, among those sharing the Redis
 
     async def record(self, report: Report) -> tuple[bool, dict[str, Any]]:
         """Count ``report``: whether its cell changed, and the cell now."""
@@ -176,6 +182,16 @@ class RedisProgress:
             if members:
                 rooms.append({"ns": ns, "room": room, "members": members})
         return rooms
+
+    async def share_door(self, figures: dict[str, Any]) -> None:
+        """Keep this process's door figures where the others see them, for DOOR_TTL s."""
+        await self._redis.set(f"{self.prefix}door:{self.uid}", json.dumps(figures), ex=DOOR_TTL)
+
+    async def doors(self) -> list[dict[str, Any]]:
+        """Every live process's door figures, as shared."""
+        keys = [key async for key in self._redis.scan_iter(match=f"{self.prefix}door:*")]
+        found = await self._redis.mget(keys) if keys else []
+        return [json.loads(text) for text in found if text is not None]
 
     async def close(self) -> None:
         await self._redis.aclose()

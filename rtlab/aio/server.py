@@ -314,6 +314,7 @@ class LabServer:
         bound = ", ".join(str(sock.getsockname()[:2]) for sock in self._server.sockets)
         self.logger.info("listening on %s", bound)
         await self.events.manager.start()  # with Redis: serves anyway if Redis is away
+        self.progress.start()
         return self
 
     async def stop(self, code: int = 1001, reason: str = "server stopping") -> None:

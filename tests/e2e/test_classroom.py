@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 import rtlab
 from rtlab.aio.client import EventClient
@@ -319,7 +321,16 @@ def test_with_redis_every_process_sees_the_whole_class_and_a_restart_keeps_it():
                 "bob": {FRAME: {"state": "failing", "attempts": 1}},
             }
             assert view["rooms"] == [{"ns": "/", "room": "table-1", "members": ["ann"]}]
-            for each in (ann, again, bob, teacher):
+            # The door of every process: a refusal on one, seen from two; an instructor
+            # watching on one is no student online.
+            other = await client(one, "teach2", "instructor")
+            await other.emit("subscribe", ns=NAMESPACE, ack=True)
+            with pytest.raises(InvalidStatus) as refused:
+                await connect(f"{one.url}/ws?token=not.a-token")
+            assert refused.value.response.status_code == 401
+            view = await view_until(teacher, lambda v: v["refused"].get("401") == 1)
+            assert view["online"] == ["ann", "bob"]
+            for each in (ann, again, bob, teacher, other):
                 await each.close()
         async with LabServer(secret=SECRET, redis=url) as three:  # every process restarted
             teacher = await client(three, "teach", "instructor")
