@@ -32,14 +32,16 @@ class Verdict:
     passed: bool
     message: str
     hint: str = ""
+    class_note: str = ""  # why the class server no longer gets the verdicts, if it does not
 
     def __bool__(self) -> bool:
         return self.passed
 
     def __str__(self) -> str:
+        note = f"\n   Not sent to your class: {self.class_note}" if self.class_note else ""
         if self.passed:
-            return f"✅ {self.message}"
-        return f"❌ {self.message}" + (f"\n   Hint: {self.hint}" if self.hint else "")
+            return f"✅ {self.message}{note}"
+        return f"❌ {self.message}" + (f"\n   Hint: {self.hint}" if self.hint else "") + note
 
     def __repr__(self) -> str:
         return str(self)
@@ -102,8 +104,8 @@ def grade(
     # To the class server, if one is set (rtlab/notebook/progress_report.py): the topic
     # of the check module that called, the exercise, the verdict. Never waits or raises.
     topic = sys._getframe(1).f_globals.get("__name__", "").rpartition(".")[2]
-    progress_report.report(topic, name, problem is None)
+    note = progress_report.report(topic, name, problem is None) or ""
     if problem is None:
-        return Verdict(True, f"{name}: correct")
+        return Verdict(True, f"{name}: correct", class_note=note)
     message, specific = problem if isinstance(problem, tuple) else (problem, recipe)
-    return Verdict(False, f"{name}: {message}", specific)
+    return Verdict(False, f"{name}: {message}", specific, class_note=note)

@@ -239,11 +239,17 @@ def flush(timeout: float = 5.0) -> bool:
     return True
 
 
-def report(lesson: str, exercise: str, passed: bool) -> None:
-    """Report a verdict to the class server, if one is set: never raises, never waits."""
+def report(lesson: str, exercise: str, passed: bool) -> str | None:
+    """Report a verdict to the class server, if one is set: never raises, never waits.
+
+    Why the server turned the reports away for good (an expired token...), once it has:
+    the check then says so, so the student can ask for a new token."""
     try:
         server = class_server()
-        if server is not None:
-            reporter(server).report(lesson, exercise, passed)
+        if server is None:
+            return None
+        sender = reporter(server)
+        sender.report(lesson, exercise, passed)
+        return sender.refusal
     except Exception:  # a report must never break the check that made it
-        return
+        return None

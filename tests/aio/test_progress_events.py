@@ -268,6 +268,13 @@ def test_a_reporter_with_an_expired_token_stops_at_once_with_the_reason():
         assert cat.refusal.endswith("ask your instructor for a new one")
         assert cat.dropped == 1 and cat.unsent == 0
         assert grid(server)["students"] == {}
+        # The next check says so, passed or not: the student can act on it.
+        with progress_report.reporting_to(shared):
+            verdict = check_accept_key(accept_key)
+        assert verdict and str(verdict).splitlines() == [
+            "✅ accept_key: correct",
+            f"   Not sent to your class: {cat.refusal}",
+        ]
 
 
 # -- the grid on disk (--data-dir) -----------------------------------------------------------
