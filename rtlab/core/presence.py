@@ -19,6 +19,9 @@ from typing import Literal
 
 MAX_SEEN = 1000  # offline users remembered per room, the longest gone forgotten first
 MAX_ROOMS = 10_000  # rooms whose offline users are remembered, the least recently changed go
+# Offline users remembered in all rooms together (about 150 bytes each, measured from
+# outside: 15 MiB); past it the least recently changed room forgets its longest gone.
+MAX_ENTRIES = 100_000
 TYPING_EXPIRY = 5.0  # seconds a typing=true lasts on the server unless renewed
 TYPING_IDLE = 2.0  # seconds without a key before a client says typing=false
 TYPING_RENEW = 3.0  # seconds after which a client still typing says typing=true again
@@ -51,11 +54,18 @@ class Entry:
 class Presence:
     """Who is online in each room, and when the others were last seen there."""
 
-    def __init__(self, max_seen: int = MAX_SEEN, max_rooms: int = MAX_ROOMS) -> None:
-        if max_seen < 1 or max_rooms < 1:
-            raise ValueError(f"need max_seen >= 1 and max_rooms >= 1, got {max_seen}, {max_rooms}")
+    def __init__(
+        self, max_seen: int = MAX_SEEN, max_rooms: int = MAX_ROOMS, max_entries: int = MAX_ENTRIES
+    ) -> None:
+        if min(max_seen, max_rooms, max_entries) < 1:
+            raise ValueError(
+                "need max_seen, max_rooms and max_entries >= 1, "
+                f"got {max_seen}, {max_rooms}, {max_entries}"
+            )
         self.max_seen = max_seen
         self.max_rooms = max_rooms
+        self.max_entries = max_entries
+        self.remembered = 0  # offline users remembered, in every room
         self._online: dict[str, frozenset[str]] = {}
         # room -> offline user -> when they left, the longest gone first
         self._seen: collections.OrderedDict[str, collections.OrderedDict[str, float]] = (
@@ -73,16 +83,24 @@ class Presence:
             self._online.pop(room, None)
         if changes:
             seen = self._seen.pop(room, None) or collections.OrderedDict()
+            self.remembered -= len(seen)
             for change in changes:
                 seen.pop(change.user, None)
                 if not change.online:
                     seen[change.user] = now
             while len(seen) > self.max_seen:
                 seen.popitem(last=False)
+            self.remembered += len(seen)
             if seen:
                 self._seen[room] = seen  # most recently changed rooms last
             while len(self._seen) > self.max_rooms:
-                self._seen.popitem(last=False)
+                self.remembered -= len(self._seen.popitem(last=False)[1])
+            while self.remembered > self.max_entries:  # the least recently changed room's
+                oldest = next(iter(self._seen.values()))  # longest gone first
+                oldest.popitem(last=False)
+                self.remembered -= 1
+                if not oldest:
+                    self._seen.popitem(last=False)
         return changes
 
     def online(self, room: str) -> list[str]:

@@ -54,13 +54,31 @@ def test_last_seen_is_bounded_per_room_and_in_rooms():
     table.update("r3", [], 7.0)
     assert table.entries("r1") == []  # the least recently changed room forgotten
     assert table.last_seen("r3", "y") == 7.0
+    assert table.remembered == 2  # x in r2, y in r3
     with pytest.raises(ValueError):
         Presence(max_seen=0)
+    with pytest.raises(ValueError):
+        Presence(max_entries=0)
 
 
-@given(STEPS)
-def test_changes_replayed_give_who_is_online(steps):
-    table = Presence()
+def test_last_seen_is_bounded_in_all_rooms_together():
+    # Many rooms, each under its own bounds: the total decides, longest gone first.
+    table = Presence(max_seen=10, max_rooms=100, max_entries=5)
+    for r in range(4):
+        table.update(f"r{r}", ["a", "b"], float(r))
+        table.update(f"r{r}", [], float(r) + 0.5)
+    assert table.remembered == 5
+    assert table.entries("r0") == [] and [e.user for e in table.entries("r1")] == ["b"]
+    for r in (2, 3):
+        assert [e.user for e in table.entries(f"r{r}")] == ["a", "b"]
+    # Online users are not remembered entries: they never count against the bound.
+    table.update("r9", [f"u{i}" for i in range(50)], 10.0)
+    assert table.remembered == 5 and len(table.online("r9")) == 50
+
+
+@given(STEPS, st.integers(1, 6))
+def test_changes_replayed_give_who_is_online(steps, max_entries):
+    table = Presence(max_entries=max_entries)
     online: dict[str, set[str]] = {}
     left: dict[tuple[str, str], float] = {}
     for t, (room, users) in enumerate(steps):
@@ -77,6 +95,8 @@ def test_changes_replayed_give_who_is_online(steps):
                 left[(room, change.user)] = float(t)
         online[room] = before
         assert table.online(room) == sorted(set(users))
+        remembered = [e for r in ("lobby", "dev") for e in table.entries(r) if not e.online]
+        assert table.remembered == len(remembered) <= max_entries
     for room in ("lobby", "dev"):
         entries = table.entries(room)
         assert [e.user for e in entries] == sorted(e.user for e in entries)
