@@ -68,27 +68,51 @@ class ConnectionLimits:
     dropped_pings: int = field(default=0, compare=False)  # closed: too many pings
 
 
+@dataclass(slots=True)
+class _Guard:
+    """A connection's own state for its limits, in one slotted object: Python shares an
+    instance dict's keys between instances only up to 30 attributes, and websockets'
+    connection has 27; past 30 each connection's dict costs 1.3 KiB more."""
+
+    limits: ConnectionLimits
+    pings: tuple[float, float]  # tokens left, when counted
+    recv_frame: Callable[[Frame], None]  # the protocol's own
+    send_response: Callable[[Any], None]  # the protocol's own
+    over: bool = False  # closed for a limit already: say it once
+    unread: bytearray = field(default_factory=bytearray)  # a compressed read's rest
+    eof_after_response: bool = False  # the client ended its side after its request
+    on_overflow: Callable[[], None] | None = None  # see InlineConnection.on_overflow
+
+
 class InlineConnection(ServerConnection):
     """A ``ServerConnection`` whose complete messages may bypass ``recv()``, held to
     ``limits`` (see module)."""
 
     on_message: Receiver | None = None
-    # Called instead of closing the connection when it passes max_buffer (the event hub
-    # drops its session: the rooms are told, the drop is counted there).
-    on_overflow: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits = limits if limits is not None else ConnectionLimits()
-        self._pings = (float(self.limits.ping_burst), time.monotonic())  # tokens, at
-        self._over = False  # closed for a limit already: say it once
-        self._unread = bytearray()  # the rest of a compressed read, waiting for room
+        limits = limits if limits is not None else ConnectionLimits()
+        protocol = self.protocol
+        self._g = _Guard(
+            limits,
+            (float(limits.ping_burst), time.monotonic()),
+            protocol.recv_frame,
+            protocol.send_response,
+        )
         # websockets queues a pong as it parses a ping, before process_event sees it.
-        self._recv_frame = self.protocol.recv_frame
-        self.protocol.recv_frame = self._limited  # type: ignore[method-assign]
-        self._eof_after_response = False  # the client ended its side after its request
-        self._send_response = self.protocol.send_response
-        self.protocol.send_response = self._answer  # type: ignore[method-assign]
+        protocol.recv_frame = self._limited  # type: ignore[method-assign]
+        protocol.send_response = self._answer  # type: ignore[method-assign]
+
+    @property
+    def on_overflow(self) -> Callable[[], None] | None:
+        """Called instead of closing the connection when it passes max_buffer (the event
+        hub drops its session: the rooms are told, the drop is counted there)."""
+        return self._g.on_overflow
+
+    @on_overflow.setter
+    def on_overflow(self, call: Callable[[], None] | None) -> None:
+        self._g.on_overflow = call
 
     def process_event(self, event: Event) -> None:
         if (
@@ -126,35 +150,36 @@ class InlineConnection(ServerConnection):
     def _limited(self, frame: Frame) -> None:
         """The protocol's ``recv_frame``, but a ping past the bucket gets no pong: the
         connection closes with 1008 instead (and reads nothing more)."""
-        if frame.opcode is Opcode.PING and not self._over:
-            tokens, at = self._pings
+        if frame.opcode is Opcode.PING and not self._g.over:
+            tokens, at = self._g.pings
             now = time.monotonic()
-            rate, burst = self.limits.ping_rate, self.limits.ping_burst
+            rate, burst = self._g.limits.ping_rate, self._g.limits.ping_burst
             tokens = min(float(burst), tokens + (now - at) * rate)
             if tokens < 1:
-                self.limits.dropped_pings += 1
+                self._g.limits.dropped_pings += 1
                 self._close_for(f"too many pings: over {burst} at once, {rate:g} a second")
                 return
-            self._pings = (tokens - 1, now)
-        self._recv_frame(frame)
+            self._g.pings = (tokens - 1, now)
+        self._g.recv_frame(frame)
 
     def send_data(self) -> None:
         """websockets' ``send_data``, then the slow-consumer rule (see module)."""
         super().send_data()
-        if self._eof_after_response and self.response is not None:
+        if self._g.eof_after_response and self.response is not None:
             self._response_sent()
             return
-        if self.transport.get_write_buffer_size() > self.limits.max_buffer and not self._over:
-            if self.on_overflow is not None:
-                self._over = True
-                self.on_overflow()
+        limits = self._g.limits
+        if self.transport.get_write_buffer_size() > limits.max_buffer and not self._g.over:
+            if self._g.on_overflow is not None:
+                self._g.over = True
+                self._g.on_overflow()
                 return
-            self.limits.dropped_slow += 1
-            self._close_for(f"too slow: over {self.limits.max_buffer} bytes waiting to be sent")
+            limits.dropped_slow += 1
+            self._close_for(f"too slow: over {limits.max_buffer} bytes waiting to be sent")
 
     def _close_for(self, reason: str) -> None:
         """Close with 1008 for a limit, logged once; abort if the peer does not finish."""
-        self._over = True
+        self._g.over = True
         self.logger.warning("closed connection from %s: %s", self.remote_address, reason)
         if self.protocol.state is State.OPEN:
             self.protocol.fail(CloseCode.POLICY_VIOLATION, reason)
@@ -171,17 +196,17 @@ class InlineConnection(ServerConnection):
     def _answer(self, response: Any) -> None:
         """The protocol's ``send_response``, unless the protocol failed meanwhile."""
         if not self.protocol.eof_sent:
-            self._send_response(response)
+            self._g.send_response(response)
 
     def eof_received(self) -> bool | None:
         if self.request is not None and self.response is None:  # answering it now
-            self._eof_after_response = True
+            self._g.eof_after_response = True
             return True  # asyncio keeps the transport open: the response still goes out
         return super().eof_received()
 
     def _response_sent(self) -> None:
         """The answer went out: now the end the client sent after its request."""
-        self._eof_after_response = False
+        self._g.eof_after_response = False
         super().eof_received()  # websockets' own: the protocol ends, then the connection
         self.transport.close()  # what asyncio does after an eof_received() like it
 
@@ -192,17 +217,18 @@ class InlineConnection(ServerConnection):
         self.recv_messages.resume = self._resume
 
     def data_received(self, data: bytes) -> None:
-        if self._unread or (len(data) > SLICE and self.protocol.extensions):
-            self._unread += data
+        if self._g.unread or (len(data) > SLICE and self.protocol.extensions):
+            self._g.unread += data
             self._feed()
         else:
             super().data_received(data)
 
     def _feed(self) -> None:
         """Parse the rest of a compressed read, a slice at a time, while the queue has room."""
-        while self._unread and not self.recv_messages.paused:
-            chunk = bytes(self._unread[:SLICE])
-            del self._unread[:SLICE]  # cheap: a bytearray drops its head in place
+        unread = self._g.unread
+        while unread and not self.recv_messages.paused:
+            chunk = bytes(unread[:SLICE])
+            del unread[:SLICE]  # cheap: a bytearray drops its head in place
             super().data_received(chunk)
 
     def _resume(self) -> None:
@@ -211,7 +237,7 @@ class InlineConnection(ServerConnection):
 
     def _resumed(self) -> None:
         if self.connection_lost_waiter.done():  # closed meanwhile: nothing more to read
-            self._unread.clear()
+            self._g.unread.clear()
             return
         self._feed()
         if not self.recv_messages.paused:

@@ -40,7 +40,7 @@ class Sizes:
     # that the fastest peer still spends over a second of CPU on it
     chat: tuple[tuple[int, int, int], ...] = ((1, 100, 1_000), (2, 100, 500), (10, 100, 100))
     chat_window: int = 4
-    memory_connections: int = 1_000
+    memory_connections: int = 10_000
     slow_members: int = 5
     slow_messages: int = 20_000
     slow_size: int = 400

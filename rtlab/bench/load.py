@@ -23,6 +23,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from rtlab.aio.descriptors import raise_limit
 from rtlab.bench.peers import Running
 from rtlab.bench.wire import Wire
 
@@ -67,6 +68,7 @@ class Gate:
 
 
 def _worker(job: Job, shard: dict[str, Any], index: int, ready: Any, go: Any, out: Any) -> None:
+    raise_limit()  # thousands of connections: one descriptor each
     gate = Gate(index, ready, go)
     gate._out = out
     try:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from rtlab.aio.descriptors import raise_limit
+
 NODE_FILES = ("package.json", "package-lock.json", "ws_echo.js", "socketio_rooms.js")
 
 
@@ -146,7 +148,12 @@ def start(name: str, timeout: float = 60) -> Running:
     else:
         command = [sys.executable, "-m", f"rtlab.bench.servers.{peer.script}"]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        preexec_fn=raise_limit,  # every peer may open as many connections as rtlab
     )
     lines: list[str] = []
     found: list[int] = []

@@ -497,11 +497,13 @@ def chat(
 async def _idle_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
     wire = WIRES[shard["wire"]]
     urls = [wire.echo_url(shard["base"], user) for user in shard["users"]]
+    started = time.perf_counter()
     connections = await load.open_all(wire, urls)
+    opening = time.perf_counter() - started  # this worker's share, opened side by side
     await gate.ready()
     open_ = sum(ws.close_code is None for ws in connections)
     await load.close_all(connections)
-    return {"counted": open_}
+    return {"counted": open_, "opening": opening}
 
 
 def _settled_rss(server: Running) -> int:
@@ -524,6 +526,7 @@ def memory(server: Running, connections: int = 1000, *, workers: int = 2) -> Res
     phase = load.run(_idle_job, shards("i", connections), server, at_ready=lambda: server.rss())
     counted = sum(r["counted"] for r in phase.results)
     grown = phase.at_ready - rss0
+    opening = max(r["opening"] for r in phase.results)  # the workers open at once
     return _result(
         "memory",
         f"{connections} idle connections",
@@ -533,7 +536,11 @@ def memory(server: Running, connections: int = 1000, *, workers: int = 2) -> Res
         expected=connections,
         duplicates=0,
         rss_per_connection=grown / connections,
-        details={"rss_before": rss0, "rss_with_connections": phase.at_ready},
+        details={
+            "rss_before": rss0,
+            "rss_with_connections": phase.at_ready,
+            "accept_seconds": opening,  # to open them all, handshakes included
+        },
     )
 
 
