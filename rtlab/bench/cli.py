@@ -259,6 +259,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="the event loop of every Python server (default asyncio, as rtlab serve; "
         "uvloop must be installed)",
     )
+    bench.add_argument(
+        "--baseline",
+        metavar="CHECKOUT",
+        help="also measure the lab server of another rtlab checkout (say, a worktree of "
+        "an older commit) as the server 'baseline': rtlab/peer is then new over old",
+    )
     bench.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     bench.add_argument("--plot", metavar="FILE", help="save a plot of the results (PNG)")
 
@@ -284,6 +290,14 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.loop:  # read by every Python server (rtlab/bench/servers/__init__.py)
         os.environ["RTLAB_LOOP"] = args.loop
+    if args.baseline:
+        from rtlab.bench import peers
+
+        try:
+            peers.add_baseline(args.baseline)
+        except peers.NotInstalled as error:
+            args.usage_error(f"argument --baseline: {error}")
+        servers.append(peers.BASELINE)
     scenarios = args.scenario or list(SCENARIOS)
     outcome = run(servers, scenarios, sizes, workers=args.workers, progress=True)
     to_stdout = args.json == "-"

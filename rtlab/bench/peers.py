@@ -40,6 +40,7 @@ class Peer:
     rooms: bool
     script: str  # a module of rtlab.bench.servers, or a .js file of servers/node
     description: str
+    checkout: str | None = None  # another rtlab checkout to run the module from
 
     @property
     def node(self) -> bool:
@@ -56,6 +57,20 @@ PEERS: dict[str, Peer] = {
         Peer("node-socketio", "socketio", True, "socketio_rooms.js", "the tutorial's Socket.IO"),
     )
 }
+
+
+BASELINE = "baseline"
+
+
+def add_baseline(checkout: str) -> Peer:
+    """A peer that runs the lab server of another rtlab checkout (an older commit, say),
+    so that a change is measured against what it changed, side by side in one run."""
+    root = Path(checkout).resolve()
+    if not (root / "rtlab" / "bench" / "servers" / "rtlab_server.py").is_file():
+        raise NotInstalled(f"{root} is not an rtlab checkout (no rtlab/bench/servers/)")
+    peer = Peer(BASELINE, "rtlab", True, "rtlab_server", f"rtlab at {root}", str(root))
+    PEERS[BASELINE] = peer
+    return peer
 
 
 def cache_folder() -> Path:
@@ -147,8 +162,13 @@ def start(name: str, timeout: float = 60) -> Running:
         command = [shutil.which("node") or "node", str(node_folder() / peer.script)]
     else:
         command = [sys.executable, "-m", f"rtlab.bench.servers.{peer.script}"]
+    env = None
+    if peer.checkout is not None:  # its rtlab first on the path, before the installed one
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([peer.checkout, *sys.path])}
     process = subprocess.Popen(
         command,
+        env=env,
+        cwd=peer.checkout,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -269,3 +270,16 @@ def test_unknown_server_is_refused():
     )
     assert done.returncode == 2
     assert "unknown server nginx" in done.stderr
+
+
+def test_a_baseline_checkout_is_measured_beside_rtlab(tmp_path, monkeypatch):
+    monkeypatch.setattr(peers, "PEERS", dict(peers.PEERS))  # add_baseline registers one
+    with pytest.raises(peers.NotInstalled, match="not an rtlab checkout"):
+        peers.add_baseline(str(tmp_path))
+    root = str(Path(__file__).resolve().parents[2])  # this checkout, as its own baseline
+    assert peers.add_baseline(root).checkout == root
+    outcome = cli.run(["rtlab", peers.BASELINE], ["latency"], TINY, strict=True)
+    assert [r.server for r in outcome.results] == ["rtlab", peers.BASELINE]
+    assert all(r.complete for r in outcome.results)
+    [row] = report.ratios(outcome.results)
+    assert row["peer"] == peers.BASELINE  # rtlab over the baseline: new over old
