@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rtlab.bench.scenarios import Result
 
 # memory first: fresh servers
-SCENARIOS = ("memory", "echo", "latency", "fanout", "chat", "slow", "class")
+SCENARIOS = ("memory", "echo", "latency", "fanout", "chat", "redis", "slow", "class")
 SERVERS = ("rtlab", "websockets", "socketio", "node-ws", "node-socketio")
 
 
@@ -31,15 +31,20 @@ class Sizes:
     """How big each scenario runs."""
 
     echo_connections: tuple[int, ...] = (1, 10, 100)
-    echo_messages: int = 20_000  # round trips per size, over all its connections
+    # round trips per size, over all its connections: over a second of CPU for the
+    # fastest server, so that a rate per CPU second is read off enough clock ticks
+    echo_messages: int = 60_000
     echo_window: int = 8
     latency_messages: int = 5_000
-    fanout: tuple[tuple[int, int], ...] = ((10, 3_000), (100, 300), (1_000, 50))  # members, msgs
+    # members, messages: 150,000 to 300,000 deliveries each (ditto)
+    fanout: tuple[tuple[int, int], ...] = ((10, 15_000), (100, 2_000), (1_000, 300))
     fanout_window: int = 4
     # rooms of N members, connections, messages each: 100,000 deliveries per size, so
     # that the fastest peer still spends over a second of CPU on it
     chat: tuple[tuple[int, int, int], ...] = ((1, 100, 1_000), (2, 100, 500), (10, 100, 100))
     chat_window: int = 4
+    # processes, room of N members, messages: rooms across processes on one Redis
+    redis: tuple[tuple[int, int, int], ...] = ((2, 10, 2_000), (2, 100, 300), (4, 100, 300))
     memory_connections: int = 10_000
     slow_members: int = 5
     slow_messages: int = 20_000
@@ -56,6 +61,7 @@ QUICK = Sizes(
     latency_messages=500,
     fanout=((10, 200), (100, 20)),
     chat=((1, 20, 100), (10, 20, 10)),
+    redis=((2, 10, 200), (2, 100, 20)),
     memory_connections=200,
     slow_members=10,
     slow_messages=500,
@@ -68,6 +74,7 @@ TINY = Sizes(  # for tests: every code path, a few messages
     latency_messages=20,
     fanout=((3, 10),),
     chat=((2, 4, 3),),
+    redis=((2, 4, 5),),
     memory_connections=10,
     slow_members=3,
     slow_messages=20,
@@ -89,8 +96,9 @@ class Run:
 
 def steps(
     scenario: str, sizes: Sizes, workers: int
-) -> list[tuple[Callable[[Running], list[Result]], bool]]:
-    """The measurements of one scenario: (measure a server, needs rooms)."""
+) -> list[tuple[Callable[[Running], list[Result]], str | None]]:
+    """The measurements of one scenario: (measure a server, what the server needs:
+    ``"rooms"``, ``"redis"`` (rooms across processes), or nothing)."""
     from rtlab.bench import scenarios as s
 
     if scenario == "echo":
@@ -106,12 +114,12 @@ def steps(
                         workers=workers,
                     )
                 ],
-                False,
+                None,
             )
             for c in sizes.echo_connections
         ]
     if scenario == "latency":
-        return [(lambda srv: [s.latency(srv, sizes.latency_messages, size=sizes.size)], False)]
+        return [(lambda srv: [s.latency(srv, sizes.latency_messages, size=sizes.size)], None)]
     if scenario == "fanout":
         return [
             (
@@ -120,7 +128,7 @@ def steps(
                         srv, m, n, window=sizes.fanout_window, size=sizes.size, workers=workers
                     )
                 ],
-                True,
+                "rooms",
             )
             for m, n in sizes.fanout
         ]
@@ -139,13 +147,25 @@ def steps(
                         workers=workers,
                     )
                 ],
-                True,
+                "rooms",
             )
             for k, n, m in sizes.chat
             for ack in (False, True)
         ]
+    if scenario == "redis":
+        from rtlab.bench.scale_out import scale_out
+
+        return [
+            (
+                lambda srv, k=k, m=m, n=n: [
+                    scale_out(srv.peer.name, k, m, n, window=sizes.fanout_window, workers=workers)
+                ],
+                "redis",
+            )
+            for k, m, n in sizes.redis
+        ]
     if scenario == "memory":
-        return [(lambda srv: [s.memory(srv, sizes.memory_connections, workers=workers)], False)]
+        return [(lambda srv: [s.memory(srv, sizes.memory_connections, workers=workers)], None)]
     if scenario == "slow":
         return [
             (
@@ -156,7 +176,7 @@ def steps(
                     size=sizes.slow_size,
                     workers=workers,
                 ),
-                True,
+                "rooms",
             )
         ]
     if scenario == "class":
@@ -172,7 +192,7 @@ def steps(
                         workers=workers,
                     )
                 ],
-                True,
+                "rooms",
             )
         ]
     raise ValueError(f"no scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
@@ -209,9 +229,9 @@ def run(
         plan = [
             (scenario, measure, server)
             for scenario in sorted(set(scenarios), key=SCENARIOS.index)
-            for measure, rooms in steps(scenario, sizes, workers)
+            for measure, needs in steps(scenario, sizes, workers)
             for server in running.values()
-            if server.peer.rooms or not rooms
+            if needs is None or getattr(server.peer, needs)
         ]
         bar = tqdm(plan, desc="rtlab bench", unit="step", file=sys.stderr, disable=not progress)
         for scenario, measure, server in bar:

@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from rtlab.aio.descriptors import raise_limit
-from rtlab.bench.peers import Running
+from rtlab.bench.peers import Measured
 from rtlab.bench.wire import Wire
 
 Job = Callable[[dict[str, Any], "Gate"], Awaitable[dict[str, Any]]]
@@ -95,7 +95,7 @@ class Phase:
 def run(
     job: Job,
     shards: list[dict[str, Any]],
-    server: Running,
+    server: Measured,
     *,
     timeout: float = 900,
     at_ready: Callable[[], Any] | None = None,
@@ -154,7 +154,7 @@ def _get(
                 raise RuntimeError("a load worker died") from None
 
 
-def quiet(server: Running, limit: float = 30.0) -> None:
+def quiet(server: Measured, limit: float = 30.0) -> None:
     """Wait (up to ``limit`` s) until the server uses under 5% of a core: setup is over."""
     end = time.monotonic() + limit
     before = server.cpu_seconds()

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -40,6 +41,7 @@ class Peer:
     rooms: bool
     script: str  # a module of rtlab.bench.servers, or a .js file of servers/node
     description: str
+    redis: bool = False  # its rooms can span processes on one Redis
     checkout: str | None = None  # another rtlab checkout to run the module from
 
     @property
@@ -50,11 +52,13 @@ class Peer:
 PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
-        Peer("rtlab", "rtlab", True, "rtlab_server", "rtlab LabServer, protocol v1 on /ws"),
+        Peer("rtlab", "rtlab", True, "rtlab_server", "rtlab LabServer, protocol v1 on /ws", True),
         Peer("websockets", "text", True, "websockets_server", "raw websockets, broadcast rooms"),
-        Peer("socketio", "socketio", True, "socketio_server", "python-socketio on aiohttp"),
+        Peer("socketio", "socketio", True, "socketio_server", "python-socketio on aiohttp", True),
         Peer("node-ws", "text", False, "ws_echo.js", "the tutorial's Node ws echo"),
-        Peer("node-socketio", "socketio", True, "socketio_rooms.js", "the tutorial's Socket.IO"),
+        Peer(
+            "node-socketio", "socketio", True, "socketio_rooms.js", "the tutorial's Socket.IO", True
+        ),
     )
 }
 
@@ -68,7 +72,7 @@ def add_baseline(checkout: str) -> Peer:
     root = Path(checkout).resolve()
     if not (root / "rtlab" / "bench" / "servers" / "rtlab_server.py").is_file():
         raise NotInstalled(f"{root} is not an rtlab checkout (no rtlab/bench/servers/)")
-    peer = Peer(BASELINE, "rtlab", True, "rtlab_server", f"rtlab at {root}", str(root))
+    peer = Peer(BASELINE, "rtlab", True, "rtlab_server", f"rtlab at {root}", True, str(root))
     PEERS[BASELINE] = peer
     return peer
 
@@ -119,6 +123,20 @@ def stop_process(process: subprocess.Popen) -> None:
             process.wait()
 
 
+class Measured(Protocol):
+    """What a scenario measures: one server process (:class:`Running`), or several
+    behind a Redis (rtlab/bench/scale_out.py), as one."""
+
+    peer: Peer
+
+    @property
+    def base(self) -> str: ...
+
+    def cpu_seconds(self) -> float: ...
+
+    def rss(self) -> int: ...
+
+
 @dataclass
 class Running:
     """A started server: its process (for CPU time and memory) and its base URL."""
@@ -155,16 +173,22 @@ class Running:
         self.stop()
 
 
-def start(name: str, timeout: float = 60) -> Running:
-    """Start the peer ``name``; raise NotInstalled when it cannot run here."""
+def start(name: str, timeout: float = 60, *, redis: str | None = None) -> Running:
+    """Start the peer ``name`` (``redis``: its rooms span every process on that Redis);
+    raise NotInstalled when it cannot run here."""
     peer = PEERS[name]
+    env = dict(os.environ)
+    if redis is not None:
+        env["RTLAB_BENCH_REDIS"] = redis
     if peer.node:
         command = [shutil.which("node") or "node", str(node_folder() / peer.script)]
+    elif peer.checkout is not None:
+        # This bench server's code, on the other checkout's LabServer (first on the path).
+        source = resources.files("rtlab.bench.servers").joinpath(f"{peer.script}.py")
+        command = [sys.executable, "-c", source.read_text()]
+        env["PYTHONPATH"] = os.pathsep.join([peer.checkout, *sys.path])
     else:
         command = [sys.executable, "-m", f"rtlab.bench.servers.{peer.script}"]
-    env = None
-    if peer.checkout is not None:  # its rtlab first on the path, before the installed one
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([peer.checkout, *sys.path])}
     process = subprocess.Popen(
         command,
         env=env,

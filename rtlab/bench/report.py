@@ -25,6 +25,7 @@ HEADLINE = {
     "latency": ("p99", "p99 round trip, ms", False),
     "fanout": ("rate_per_cpu", "deliveries per server CPU second", True),
     "chat": ("rate_per_cpu", "deliveries per server CPU second", True),
+    "redis": ("rate_per_cpu", "deliveries per CPU second of the servers and redis-server", True),
     "memory": ("rss_per_connection", "server RSS per idle connection, KiB", False),
     "slow": ("p99", "p99 publish-to-last-delivery, ms (the others)", False),
     "class": ("p99", "p99 delivery latency, ms", False),
@@ -65,6 +66,9 @@ TARGETS = [
     # The message a chat sends: the raw relay is the floor (its ratio to Node is reported).
     Target("chat", "rate_per_cpu", "websockets", 0.9, True),
     Target("chat", "rate_per_cpu", "socketio", 5.0, True),
+    # Rooms across processes on one Redis, against the peers' own Redis adapters.
+    Target("redis", "rate_per_cpu", "node-socketio", 1.0, True),
+    Target("redis", "rate_per_cpu", "socketio", 5.0, True),
     Target("latency", "p99", "websockets", 1.3, False),
     Target("memory", "rss_per_connection", "websockets", 1.1, False),
 ]
@@ -215,6 +219,9 @@ def table(results: list[Result], peers: dict[str, str]) -> str:
                     f"  {'':<14}opened {r.messages:,} in {took:.1f} s "
                     f"({r.messages / took:,.0f} a second), handshakes included"
                 )
+            if r.scenario == "redis":
+                per = r.details["redis_commands_per_message"]
+                lines.append(f"  {'':<14}Redis commands per room message: {per:.1f}")
             if r.scenario == "class":
                 d = r.details
                 lines.append(

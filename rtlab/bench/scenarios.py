@@ -11,7 +11,7 @@ import asyncio
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rtlab.bench import load
 from rtlab.bench.load import Gate
-from rtlab.bench.peers import Running
+from rtlab.bench.peers import Measured, Running
 from rtlab.bench.wire import ECHO, MESSAGE, TYPING, WIRES, Wire, padded
 from rtlab.core.stats import Summary, rate
 
@@ -73,7 +73,7 @@ def _summary_ms(seconds: list[float]) -> dict[str, float] | None:
 
 
 def _result(
-    scenario: str, variant: str, server: Running, phase: load.Phase, counted: int, **kw: Any
+    scenario: str, variant: str, server: Measured, phase: load.Phase, counted: int, **kw: Any
 ) -> Result:
     return Result(
         scenario,
@@ -228,7 +228,8 @@ async def _room_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
     wire = WIRES[shard["wire"]]
     base, room, count, size = shard["base"], shard["room"], shard["count"], shard["size"]
     names: list[str] = shard["members"]
-    urls = [wire.room_url(base, name, room) for name in names]
+    base_of: dict[str, str] = shard.get("base_of", {})  # members spread over processes
+    urls = [wire.room_url(base_of.get(name, base), name, room) for name in names]
     idle = load.Idle(wire)
     connections = await load.open_all(wire, urls, lambda ws: wire.join(ws, room), idle)
     by_name = dict(zip(names, connections, strict=True))
@@ -294,7 +295,7 @@ async def _drain(ws: ClientConnection, count: int) -> dict[str, Any]:
 
 
 def fanout(
-    server: Running,
+    server: Measured,
     members: int = 100,
     messages: int = 200,
     *,
@@ -303,14 +304,21 @@ def fanout(
     workers: int = 2,
     slow: bool = False,
     scenario: str = "fanout",
+    bases: list[str] | None = None,
+    at_ready: Callable[[], Any] | None = None,
 ) -> Result:
     """One member publishes ``messages`` to a room of ``members``; everyone, it too, gets each.
 
-    ``slow``: one more member joins and never reads while the others are measured."""
+    ``slow``: one more member joins and never reads while the others are measured.
+    ``bases``: the members take turns over these servers (processes sharing a Redis).
+    ``at_ready``: called once all have joined, just before the load; its answer goes in
+    the details as ``at_ready``."""
     names = _users("m", members + (1 if slow else 0))
     slow_name = names[-1] if slow else None
+    base_of = {name: bases[i % len(bases)] for i, name in enumerate(names)} if bases else {}
     shards = [
         {
+            "base_of": {name: base_of[name] for name in part if name in base_of},
             "base": server.base,
             "wire": server.peer.wire,
             "room": ROOM,
@@ -325,12 +333,14 @@ def fanout(
         for part in load.split(names, workers)
     ]
     rss0 = server.rss()
-    phase = load.run(_room_job, shards, server)
+    phase = load.run(_room_job, shards, server, at_ready=at_ready)
     worst: dict[int, float] = {}
     for r in phase.results:
         for seq, late in r["worst"].items():
             worst[seq] = max(late, worst.get(seq, late))
     details: dict[str, Any] = {"members": members, "window": window, "size": size}
+    if at_ready is not None:
+        details["at_ready"] = phase.at_ready
     outcomes = [r["slow"] for r in phase.results if r["slow"] is not None]
     if outcomes:
         details["slow_member"] = outcomes[0]

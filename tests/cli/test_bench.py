@@ -20,6 +20,7 @@ from rtlab.bench.cli import SCENARIOS, SERVERS, TINY
 from rtlab.core.stats import ratio
 
 ROOM_SCENARIOS = {"fanout", "chat", "slow", "class"}
+REDIS_SCENARIOS = {"redis"}  # rooms across processes: the peers with a Redis adapter
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,9 @@ def test_every_server_runs_here(run):
 def test_each_scenario_measured_on_each_server(run, scenario):
     servers = {r.server for r in by(run, scenario)}
     wanted = {s for s in SERVERS if peers.PEERS[s].rooms or scenario not in ROOM_SCENARIOS}
+    if scenario in REDIS_SCENARIOS:
+        wanted = {s for s in SERVERS if peers.PEERS[s].redis}
+        assert wanted == {"rtlab", "socketio", "node-socketio"}
     assert servers == wanted
     assert "node-ws" not in servers or scenario not in ROOM_SCENARIOS
 
@@ -81,6 +85,18 @@ def test_chat_delivers_every_members_message_to_its_room_exactly_once(run):
         # Each acknowledgement asked for came back once, from the servers that have acks.
         asked = n * m if r.details["ack"] and r.server != "websockets" else 0
         assert r.details["acks"] == r.details["acks_expected"] == asked, r
+
+
+def test_rooms_across_processes_deliver_each_message_once_and_count_redis_commands(run):
+    results = by(run, "redis")
+    [(processes, members, messages)] = TINY.redis
+    for r in results:
+        assert r.variant == f"{processes} processes, room of {members}"
+        assert r.expected == members * messages and r.complete, r
+        # Members on both processes: a delivery crossed Redis, or counted would be short.
+        assert r.details["processes"] == processes
+        assert r.details["redis_commands"] > 0
+        assert r.details["redis_commands_per_message"] == r.details["redis_commands"] / messages
 
 
 def test_slow_consumer_is_measured_against_the_same_room_without_it(run):

@@ -10,6 +10,7 @@ to everyone; ``echo`` acknowledges its data.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,13 @@ def timestamp() -> str:
 
 
 def build() -> web.Application:
-    sio = socketio.AsyncServer(async_mode="aiohttp", transports=["websocket"])
+    # With RTLAB_BENCH_REDIS (rtlab bench's redis scenario): python-socketio's own manager
+    # for rooms that span processes.
+    url = os.environ.get("RTLAB_BENCH_REDIS")
+    manager = socketio.AsyncRedisManager(url) if url else None
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", transports=["websocket"], client_manager=manager
+    )
     app = web.Application()
     sio.attach(app)
 
