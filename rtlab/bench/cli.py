@@ -44,7 +44,7 @@ class Sizes:
     chat: tuple[tuple[int, int, int], ...] = ((1, 100, 1_000), (2, 100, 500), (10, 100, 100))
     chat_window: int = 4
     # processes, room of N members, messages: rooms across processes on one Redis
-    redis: tuple[tuple[int, int, int], ...] = ((2, 10, 2_000), (2, 100, 300), (4, 100, 300))
+    redis: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000), (2, 100, 1_500), (4, 100, 1_500))
     memory_connections: int = 10_000
     slow_members: int = 5
     slow_messages: int = 20_000
