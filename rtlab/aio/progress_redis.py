@@ -17,17 +17,19 @@ key                            type    what
 ``rtlab:progress:ignored``     string  reports of exercises past the bound
 ``rtlab:progress:door:UID``    string  one process's door: refusals, rate limits,
                                        drops, instructors watching (JSON, a TTL of
-                                       ``DOOR_TTL``: a process gone is gone from it)
+                                       ``DOOR_TTL``, deleted when the process stops)
 =============================  ======  =============================================
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from rtlab.core.progress import (
     FAILING,
@@ -42,7 +44,7 @@ from rtlab.core.progress import (
 PREFIX = "rtlab:progress:"
 MEMBERS = "rtlab:members:"  # the Redis manager's: NS:ROOM -> user -> sessions; NS:* online
 MAX_ROOMS_SHOWN = 200
-DOOR_TTL = 10  # seconds a process's door figures live unless shared again (every 2 s)
+DOOR_TTL = 5  # seconds a process's door figures live unless shared again (every 2 s)
 
 # A cell is {"p": 0|1, "b": base, "r": [[run, highest attempt], ...]}, oldest run first.
 RECORD = """
@@ -194,4 +196,6 @@ class RedisProgress:
         return [json.loads(text) for text in found if text is not None]
 
     async def close(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(f"{self.prefix}door:{self.uid}")
         await self._redis.aclose()

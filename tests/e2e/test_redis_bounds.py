@@ -133,7 +133,8 @@ def test_a_class_comes_and_goes_and_leaves_no_key_behind(redis_server):
 
         # Once the TTLs pass, only the running processes' own keys are left ...
         alive = {f"rtlab:alive:{adapter(s).uid}" for s in servers}
-        await until_gone(store, alive | {"rtlab:procs"}, "the class has gone")
+        doors = {f"rtlab:progress:door:{s.progress.store.uid}" for s in servers}  # /teacher's
+        await until_gone(store, alive | doors | {"rtlab:procs"}, "the class has gone")
         assert_all_expire(store)
         # ... and nothing at all once they stop.
         for server in servers:

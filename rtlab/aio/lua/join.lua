@@ -6,7 +6,7 @@ local n = redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('EXPIRE', KEYS[2], ARGV[15])
 if n == 1 then redis.call('HDEL', KEYS[5], ARGV[2]) end
-touch(ARGV[12], ARGV[13], ARGV[14], ARGV[9], ARGV[15], tonumber(ARGV[16]), ARGV[17])
+touch(ARGV[12], ARGV[13], ARGV[14], ARGV[9], ARGV[15], tonumber(ARGV[16]), ARGV[17], true)
 local last = tonumber(redis.call('GET', KEYS[3]) or '0')
 local since = tonumber(ARGV[8])
 local now, window = tonumber(ARGV[9]), tonumber(ARGV[10])

@@ -45,21 +45,34 @@ end
 
 -- Keep a room's new message: its last ``size`` messages, and within the namespace's
 -- ``budget`` bytes, the least recently used rooms losing their oldest messages first (as
--- rtlab/core/history.py). Call after ``touch``, which made this room the most recent.
-local function keep_message(prefix, ns, room, entry, size, budget, ttl)
+-- rtlab/core/history.py). Call after ``touch``, which made this room the most recent and
+-- says whether its keys' TTLs were renewed (``renewed``): a key made now gets one too.
+-- A message into a full history costs RPUSH, LPOP and two HINCRBY, whatever the room.
+local function keep_message(prefix, ns, room, entry, size, budget, ttl, renewed)
   local history = room_key(prefix, 'history', ns, room)
   local sizes = sizes_key(prefix, ns)
-  redis.call('RPUSH', history, entry)
-  redis.call('EXPIRE', history, ttl)
-  redis.call('HINCRBY', sizes, room, #entry)
-  redis.call('HINCRBY', sizes, '*', #entry)
-  redis.call('EXPIRE', sizes, ttl)
-  while redis.call('LLEN', history) > size do drop_oldest(prefix, ns, room) end
+  local length = redis.call('RPUSH', history, entry)
+  if length == 1 then redis.call('EXPIRE', history, ttl) end
+  local delta = #entry
+  while length > size do
+    local old = redis.call('LPOP', history)
+    if not old then break end
+    delta, length = delta - #old, length - 1
+  end
+  local total
+  if delta ~= 0 then
+    redis.call('HINCRBY', sizes, room, delta)
+    total = redis.call('HINCRBY', sizes, '*', delta)
+  else
+    total = tonumber(redis.call('HGET', sizes, '*') or '0')
+  end
+  if renewed or total == delta then redis.call('EXPIRE', sizes, ttl) end
   local rooms, i = prefix .. ':rooms:' .. ns, 0
-  while tonumber(redis.call('HGET', sizes, '*')) > budget do
+  while total > budget do
     local victim = redis.call('ZRANGE', rooms, i, i)[1]
     if not victim then break end
     if not drop_oldest(prefix, ns, victim) then i = i + 1 end
+    total = tonumber(redis.call('HGET', sizes, '*') or '0')
   end
 end
 
@@ -67,31 +80,42 @@ local function empty(prefix, ns, room)
   return redis.call('EXISTS', room_key(prefix, 'members', ns, room)) == 0
 end
 
--- The room is used now: renew its keys; the room that just became the CAP+1-th most
--- recently used loses its history and last seen (as Presence keeps CAP rooms'), and one
--- beyond twice CAP is forgotten altogether,
--- unless someone is in it (then its keys live on, renewed by their processes, until
--- the next use puts it first again).
-local function touch(prefix, ns, room, now, ttl, cap, seq_ttl)
-  for _, kind in ipairs({'members', 'history', 'seen'}) do
-    redis.call('EXPIRE', room_key(prefix, kind, ns, room), ttl)
-  end
-  redis.call('EXPIRE', room_key(prefix, 'seq', ns, room), seq_ttl)
+-- The room is used now: renew its keys (``always``, or once a quarter of their TTL has
+-- passed since the room's last use: a message into a busy room renews nothing); the room
+-- that just became the CAP+1-th most recently used loses its history and last seen (as
+-- Presence keeps CAP rooms'), and one beyond twice CAP is forgotten altogether, unless
+-- someone is in it (then its keys live on, renewed by their processes, until the next
+-- use puts it first again). Whether the TTLs were renewed.
+local function touch(prefix, ns, room, now, ttl, cap, seq_ttl, always)
   local rooms = prefix .. ':rooms:' .. ns
+  local last = redis.call('ZSCORE', rooms, room)
+  local rank = last and redis.call('ZREVRANK', rooms, room)
   redis.call('ZADD', rooms, now, room)
-  redis.call('EXPIRE', rooms, seq_ttl)
-  local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
-  if stale and empty(prefix, ns, stale) then
-    drop_history(prefix, ns, stale)
-    redis.call('DEL', room_key(prefix, 'seen', ns, stale))
+  local renew = always or not last or tonumber(now) - tonumber(last) >= tonumber(ttl) / 4
+  if renew then
+    for _, kind in ipairs({'members', 'history', 'seen'}) do
+      redis.call('EXPIRE', room_key(prefix, kind, ns, room), ttl)
+    end
+    redis.call('EXPIRE', room_key(prefix, 'seq', ns, room), seq_ttl)
+    redis.call('EXPIRE', rooms, seq_ttl)
   end
-  while redis.call('ZCARD', rooms) > 2 * cap do
-    local old = redis.call('ZPOPMIN', rooms)[1]
-    if empty(prefix, ns, old) then
-      drop_history(prefix, ns, old)
-      redis.call('DEL', room_key(prefix, 'seq', ns, old), room_key(prefix, 'seen', ns, old))
+  if not rank or rank >= cap then  -- it moved into the CAP most recent: one moved out
+    local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
+    if stale and empty(prefix, ns, stale) then
+      drop_history(prefix, ns, stale)
+      redis.call('DEL', room_key(prefix, 'seen', ns, stale))
     end
   end
+  if not last then  -- a room more in the registry
+    while redis.call('ZCARD', rooms) > 2 * cap do
+      local old = redis.call('ZPOPMIN', rooms)[1]
+      if empty(prefix, ns, old) then
+        drop_history(prefix, ns, old)
+        redis.call('DEL', room_key(prefix, 'seq', ns, old), room_key(prefix, 'seen', ns, old))
+      end
+    end
+  end
+  return renew
 end
 
 -- ``user`` left ``room`` at ``iso``; past max_seen leavers the longest gone is forgotten

@@ -9,9 +9,13 @@ if KEYS[3] ~= '' then
 end
 local seq = redis.call('INCR', KEYS[1])
 local data = ARGV[3] .. seq .. '}'
-touch(ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], tonumber(ARGV[14]), ARGV[15])
+local renewed = touch(ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], tonumber(ARGV[14]),
+  ARGV[15], false)
+if seq == 1 then  -- the numbering is new: it needs its TTL, whatever touch renewed
+  redis.call('EXPIRE', KEYS[1], ARGV[15])
+end
 keep_message(ARGV[10], ARGV[11], ARGV[12], seq .. ' ' .. ARGV[6] .. ' ' .. data,
-  tonumber(ARGV[7]), tonumber(ARGV[16]), ARGV[13])
+  tonumber(ARGV[7]), tonumber(ARGV[16]), ARGV[13], renewed)
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\n' .. ARGV[4] .. data .. ARGV[5])
 local sessions = 0
 for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
