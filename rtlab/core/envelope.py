@@ -186,6 +186,8 @@ def _dumps(message: dict[str, Any]) -> str | bytes:
         if attachments.has_bytes(message):  # checked only here: plain JSON pays nothing
             return attachments.pack(message)
         raise
+    if text.isascii():  # a flag of the string: no encoding needed to know
+        return text
     try:
         text.encode()
     except UnicodeEncodeError:
