@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -266,6 +267,15 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         assert token("teach", "instructor").partition(".")[0] not in page_text
         for client in chatting:
             client.close()
+
+        # The class server's log (what rtlab serve writes to stderr), line by line: every
+        # student came in, the expired token was refused with its reason, no token shown.
+        log = list(server.log)
+        opened = {m[1] for line in log if (m := re.match(r"INFO open #\d+ /ws as (\S+) ", line))}
+        assert set(STUDENTS) <= opened, sorted(set(STUDENTS) - opened)
+        expired_line = "INFO refused 401 /ws from 127.0.0.1: invalid token: expired 1"
+        assert any(line.startswith(expired_line) for line in log), log[-20:]
+        assert not [line for line in log if "token=" in line or SECRET in line]
         assert time.monotonic() - started < 60
 
 
