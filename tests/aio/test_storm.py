@@ -1148,10 +1148,12 @@ def test_a_storm_of_bad_input_leaves_the_chat_and_the_server_intact():
         before, after, peak = outcome.rss
         assert peak - before < MAX_RSS_GROWTH
         assert after - before < MAX_RSS_GROWTH
-        # And it still stops cleanly on SIGTERM, with nothing on stderr.
+        # And it still stops cleanly on SIGTERM, its log (stderr) without an error.
         assert server.stop() == 0
         assert b"stopped" in server.output
-        assert server.errors() == ""
+        log = server.errors()
+        assert "Traceback" not in log
+        assert not [line for line in log.splitlines() if " ERROR " in line], log[-2000:]
 
 
 # -- fuzzing the decoder and the validators ---------------------------------------------------
