@@ -68,12 +68,12 @@ pytestmark = [
 ]
 ATTACK_SECONDS = 4.0
 MAX_SIZE = 2**20  # the server's max_size
-# The memory budget. Per connection, on any path: MAX_BUFFER bytes waiting to be sent,
-# MAX_QUEUE messages of max_size waiting to be read, and the one being handled, held
-# twice while it is decoded or answered (an echo). Per server: BASE_GROWTH above the
-# idle process, for the bounded stores an attack of a few seconds fills and what the
-# allocator keeps.
-PER_CONNECTION = MAX_BUFFER + (MAX_QUEUE + 2) * MAX_SIZE
+# The memory budget (docs/hardening.md). Per connection, on any path: MAX_BUFFER bytes
+# waiting to be sent, MAX_QUEUE messages of max_size waiting to be read, one being read,
+# and the one being handled, held twice while it is decoded or answered (an echo). Per
+# server: BASE_GROWTH above the idle process, for the bounded stores an attack of a few
+# seconds fills and what the allocator keeps.
+PER_CONNECTION = MAX_BUFFER + (MAX_QUEUE + 3) * MAX_SIZE
 BASE_GROWTH = 64 * MiB
 FDS_SLACK = 4  # descriptors over the idle count once the attackers left (log, timers)
 RESULTS: list[Figures] = []
