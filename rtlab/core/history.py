@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rtlab.core.envelope import JSON_ASCII
@@ -49,6 +49,7 @@ class Record:
     payload: dict[str, Any]
     user: str | None = None
     mid: str | None = None
+    size: int = field(default=0, compare=False)  # its cost, once counted (0: not yet)
 
 
 def floor_of(ns: str, room: str) -> int:
@@ -60,13 +61,18 @@ _FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def cost(record: Record) -> int:
-    """What keeping ``record`` counts against ``max_bytes``: its memory, near enough.
+    """What keeping ``record`` counts against ``max_bytes``: its memory, near enough
+    (counted once, when it is numbered, and kept in ``record.size``)."""
+    return record.size or payload_cost(record.payload)
 
-    A chat message's values are strings and numbers, whose size Python knows exactly
-    (``sys.getsizeof``, far cheaper than encoding the payload again); anything nested
-    counts its JSON text plus one more overhead for its containers."""
+
+def payload_cost(payload: dict[str, Any]) -> int:
+    """A message's memory: a chat message's values are strings and numbers, whose size
+    Python knows exactly (``sys.getsizeof``, far cheaper than encoding the payload
+    again); anything nested counts its JSON text plus one more overhead for its
+    containers."""
     size = RECORD_OVERHEAD
-    for value in record.payload.values():
+    for value in payload.values():
         if type(value) in _FLAT:
             size += sys.getsizeof(value)
         else:
@@ -118,7 +124,8 @@ class History:
         """The room's next message, numbered but not kept yet (:meth:`add` keeps it):
         its payload gains ``seq``. Numbering it again before adding gives the same number."""
         seq = self.last_seq(ns, room) + 1
-        return Record(ns, room, seq, now, {**payload, "seq": seq}, user, mid)
+        numbered = {**payload, "seq": seq}
+        return Record(ns, room, seq, now, numbered, user, mid, payload_cost(numbered))
 
     def append(self, ns: str, room: str, payload: dict[str, Any], now: float) -> Record:
         """Number a new message and keep it."""
