@@ -31,8 +31,13 @@ def send_data(connection: Connection) -> None:
     joined into one write: what the protocol queued, then the half-close (or, on TLS,
     which cannot half-close, the close) it may ask for."""
     transport = connection.transport
+    chunks = connection.protocol.data_to_send()
+    if all(chunks):  # no end of stream among them: the usual case, one write
+        if chunks:
+            transport.write(b"".join(chunks))
+        return
     pending: list[bytes] = []
-    for data in connection.protocol.data_to_send():
+    for data in chunks:
         if data:
             pending.append(data)
             continue
