@@ -33,18 +33,13 @@ import collections
 import contextlib
 import itertools
 import json
-import os
 import random
 import re
-import select
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -68,9 +63,9 @@ from rtlab.core.envelope import (
     encode_event,
 )
 from rtlab.core.frames import Frame, Opcode
+from tests.served import Served
 
 pytestmark = pytest.mark.slow  # a server process, thousands of inputs, property tests
-REPO = Path(__file__).resolve().parents[2]
 MAX_SIZE = 2**20  # the server's default max_size
 HANDSHAKE_TIMEOUT = 1.0  # rtlab serve --handshake-timeout (the default, 10 s, is for people)
 ATTACKERS = 20  # connections sending malformed messages at the same time
@@ -91,71 +86,15 @@ MIN_BYTES_SENT = 160 * 10**6
 # -- the server, as a process of its own ---------------------------------------------------
 
 
-class LabProcess:
-    """``python -m rtlab.cli serve`` on a free port, with its output kept."""
-
-    def __init__(self, stderr: IO[bytes]) -> None:
-        self.stderr = stderr
-        command = [sys.executable, "-m", "rtlab.cli", "serve", "--host", "127.0.0.1"]
-        # Port 0: the system picks a free port and the server prints it (no race with
-        # another process taking a port we picked first).
-        command += ["--port", "0", "--rate-limit", "off"]
-        command += ["--handshake-timeout", str(HANDSHAKE_TIMEOUT)]
-        self.process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=self.stderr, bufsize=0
-        )
-        self.output = b""
-        found = self._read_until(rb"events\s+ws://127\.0\.0\.1:(\d+)/ws", timeout=20)
-        self.port = int(found.group(1))
-        self.url = f"ws://127.0.0.1:{self.port}"
-
-    def _read_until(self, pattern: bytes, timeout: float) -> re.Match[bytes]:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while (found := re.search(pattern, self.output)) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.process.poll() is not None:
-                raise RuntimeError(f"rtlab serve did not start: {self.output!r} {self.errors()}")
-            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
-            if ready:
-                self.output += os.read(self.process.stdout.fileno(), 4096)
-        return found
-
-    def memory(self, name: str) -> int:
-        """A size from /proc/PID/status in bytes: VmRSS now, VmHWM the peak."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        found = re.search(rf"^{name}:\s+(\d+) kB$", status, re.MULTILINE)
-        assert found is not None, status
-        return int(found.group(1)) * 1024
-
-    def errors(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM, as Ctrl-C would: the server closes everything and exits."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        assert self.process.stdout is not None
-        self.output += self.process.stdout.read()
-        return self.process.returncode
-
-
 @contextlib.contextmanager
-def lab_process() -> Iterator[LabProcess]:
-    with tempfile.TemporaryFile() as stderr:
-        server = LabProcess(stderr)
-        try:
-            yield server
-        finally:
-            server.stop()
-            assert server.process.stdout is not None
-            server.process.stdout.close()
+def lab_process() -> Iterator[Served]:
+    # Port 0: the system picks a free port and the server prints it (no race with
+    # another process taking a port we picked first).
+    server = Served(["--rate-limit", "off", "--handshake-timeout", str(HANDSHAKE_TIMEOUT)])
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # -- the inputs ------------------------------------------------------------------------------
@@ -844,7 +783,7 @@ async def ws_closer(
     storm.closes[code] += 1
 
 
-async def closers(server: LabProcess, storm: Storm) -> None:
+async def closers(server: Served, storm: Storm) -> None:
     """The inputs that end a connection, four connections at a time."""
     limit = asyncio.Semaphore(4)
 
@@ -946,7 +885,7 @@ async def slowloris(port: int, drip: bool, storm: Storm) -> None:
         writer.transport.abort()
 
 
-async def before_upgrade(server: LabProcess, storm: Storm) -> None:
+async def before_upgrade(server: Served, storm: Storm) -> None:
     lorises = [slowloris(server.port, drip=n % 4 == 0, storm=storm) for n in range(16)]
     requests = [
         bad_handshake(server.port, request, expected, storm)
@@ -997,7 +936,7 @@ class Outcome:
     chat_close_codes: list[int | None]
 
 
-async def storm_the_lab(server: LabProcess) -> Outcome:
+async def storm_the_lab(server: Served) -> Outcome:
     alice = await EventClient.connect(server.url, "alice")
     bob = await EventClient.connect(server.url, "bob")
     await alice.emit("join-room", "lobby", ack=True)

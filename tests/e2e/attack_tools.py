@@ -1,9 +1,8 @@
 """What the attack suite (test_attacks.py) needs: the server as a process, measured from
 outside, an honest bystander, and raw sockets that speak the protocol by hand.
 
-``rtlab serve`` runs as a process of its own, as in tests/aio/test_storm.py, so that its
-memory (``/proc/PID/status``: VmRSS now, VmHWM the peak) and its open descriptors
-(``/proc/PID/fd``) are read as an operator would read them.
+``rtlab serve`` runs as a process of its own (tests/served.py), so that its memory and
+its open descriptors are read as an operator would read them.
 """
 
 from __future__ import annotations
@@ -11,19 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import resource
-import select
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -31,8 +23,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from rtlab.core import frames, handshake, tokens
 from rtlab.core.envelope import encode_event
+from tests.served import Served
 
-REPO = Path(__file__).resolve().parents[2]
 MiB = 2**20
 ANSWER_TIMEOUT = 5.0  # the bystander's every answer must come within this (a hang guard)
 SECRET = "attack-suite-secret"
@@ -41,86 +33,6 @@ SECRET = "attack-suite-secret"
 def token(user: str) -> str:
     """A valid class token for ``user`` (an attacker is a student of the class too)."""
     return tokens.issue(SECRET, user, 3600, time.time())
-
-
-class Served:
-    """``python -m rtlab serve`` on 127.0.0.1, port 0, with ``options``; stopped by ``stop``."""
-
-    def __init__(self, options: Sequence[str], *, nofile: int | None = None) -> None:
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop)
-        command = [sys.executable, "-m", "rtlab", "serve", "--host", "127.0.0.1", "--port", "0"]
-
-        def limit() -> None:  # a lower soft limit on descriptors, as a default shell has
-            if nofile is not None:
-                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
-
-        self.process = subprocess.Popen(
-            [*command, *options],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            bufsize=0,
-            preexec_fn=limit,
-        )
-        self.output = b""
-        found = self._read_until(rb"events\s+ws://127\.0\.0\.1:(\d+)/ws", timeout=30)
-        self.port = int(found.group(1))
-        self.url = f"ws://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def _read_until(self, pattern: bytes, timeout: float) -> re.Match[bytes]:
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while (found := re.search(pattern, self.output)) is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.process.poll() is not None:
-                raise RuntimeError(f"rtlab serve did not start: {self.output!r} {self.errors()}")
-            ready, _, _ = select.select([self.process.stdout], [], [], remaining)
-            if ready:
-                self.output += os.read(self.process.stdout.fileno(), 4096)
-        return found
-
-    def memory(self, name: str = "VmRSS") -> int:
-        """A size from /proc/PID/status in bytes: VmRSS now, VmHWM the peak."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        found = re.search(rf"^{name}:\s+(\d+) kB$", status, re.MULTILINE)
-        assert found is not None, status
-        return int(found.group(1)) * 1024
-
-    def descriptors(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def nofile(self) -> tuple[int, int | None]:
-        """The process's soft and hard limits on open files (None: unlimited)."""
-        limits = Path(f"/proc/{self.pid}/limits").read_text()
-        found = re.search(r"^Max open files\s+(\d+)\s+(\d+|unlimited)", limits, re.MULTILINE)
-        assert found is not None, limits
-        hard = found.group(2)
-        return int(found.group(1)), None if hard == "unlimited" else int(hard)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def errors(self) -> str:
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM, as Ctrl-C would; SIGKILL if it does not end within 10 s."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        self.stderr.close()
 
 
 class Sampler:
