@@ -27,15 +27,6 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
 def serving():
     """``rtlab serve`` in a process of its own, and its page's URL; a test may stop it."""
     process = start("serve", "--port", "0")

@@ -29,7 +29,6 @@ from rtlab.core.tokens import issue
 from rtlab.notebook import progress_report
 from rtlab.notebook.shared import SharedServer
 from tests.e2e.redis_server import RedisServer
-from tests.e2e.test_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -113,15 +112,6 @@ def grid_on_page(page) -> dict[str, dict[str, dict[str, object]]]:
         if state != "not tried":
             shown.setdefault(user, {})[exercise] = {"state": state, "attempts": attempts}
     return shown
-
-
-@pytest.fixture
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):

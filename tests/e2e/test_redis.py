@@ -32,15 +32,6 @@ FAST = Reconnection(delay=0.1, delay_max=0.5, randomization_factor=0.2)
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
 def serve_redis(redis_server: RedisServer) -> Iterator:
     """Start ``rtlab serve --redis URL`` processes; each call gives one's ws:// URL."""
     processes: list[subprocess.Popen[str]] = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -19,19 +18,9 @@ from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.redis_adapter import KEY_TTL, MID_TTL, SEQ_TTL, RedisAdapter
 from rtlab.aio.server import LabServer
 from rtlab.core.ratelimit import TokenBucket
-from tests.e2e.redis_server import RedisServer
 
 TTL = 3  # seconds: every key's TTL in these tests (the heartbeat renews rooms every 1 s)
 GUARD = 30.0  # seconds: a hang guard, never a speed requirement
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def run(coro, timeout: float = 120):  # type: ignore[no-untyped-def]

@@ -23,17 +23,6 @@ WAIT = 30_000  # ms: a hang guard for a loaded machine, never a speed claim
 QUICK = "reconnectionDelay=100&reconnectionDelayMax=200"
 
 
-@pytest.fixture
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    from tests.e2e.test_browser import CHROMIUM_ARGS
-
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def expect(target):
     from playwright.sync_api import expect as playwright_expect
 
