@@ -22,7 +22,8 @@ import anywidget
 import traitlets
 
 # The page's side of a run, also used as is by tests that drive a page without JupyterLab:
-# runExercise(code, url, report) calls report(kind, text) with kind "log", "error" or "closed",
+# runExercise(code, url, report) calls report(kind, text) with kind "log", "error", "closed" or
+# "close-called" (the code called close() on an open socket; text: messages it had heard),
 # and returns stop(): it cancels the code's timers and closes its sockets (a reconnecting
 # client would otherwise go on in the tab after its verdict).
 RUNNER = """
@@ -56,14 +57,21 @@ function runExercise(code, url, report) {
     return id;
   };
   const Native = window.WebSocket;
+  const heard = new WeakMap();  // socket -> message events dispatched to it so far
   class WebSocket extends Native {
     constructor(...args) {
       super(...args);
       sockets.add(this);
+      heard.set(this, 0);  // counted before the learner's own listeners run
+      super.addEventListener("message", () => heard.set(this, heard.get(this) + 1));
       // after the learner's own close listeners, which run in this same dispatch
       super.addEventListener("close", (event) => setTimeout(() => tell("closed",
         `${event.code} ${event.reason}`)));
       if (stopped) this.close(1000, "run stopped");
+    }
+    close(...args) {  // what the page had heard when the code closed: the server can't tell
+      if (this.readyState === Native.OPEN) tell("close-called", String(heard.get(this)));
+      return super.close(...args);
     }
     addEventListener(type, listener, options) {
       super.addEventListener(type, guard(listener), options);
@@ -167,14 +175,18 @@ class Attempt:
         self.logs: list[str] = []  # what the code logged with console.log and friends
         self.errors: list[str] = []  # JavaScript errors the code threw, "TypeError: ..."
         self.closes: list[str] = []  # "CODE REASON" of each close event the page saw
+        # each open socket's close() call: how many messages it had delivered by then
+        self.close_calls: list[int] = []
         self._changed = threading.Condition()
 
     def report(self, kind: str, text: str) -> None:
         """Take one report from the page (any thread)."""
         with self._changed:
-            {"log": self.logs, "error": self.errors, "closed": self.closes}.get(kind, []).append(
-                str(text)
-            )
+            if kind == "close-called":
+                self.close_calls.append(int(text) if str(text).isdecimal() else 0)
+            else:
+                lists = {"log": self.logs, "error": self.errors, "closed": self.closes}
+                lists.get(kind, []).append(str(text))
             self._changed.notify_all()
 
     def wait(self, condition: Callable[[], bool], timeout: float, poll: float = 0.05) -> bool:

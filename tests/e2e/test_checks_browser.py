@@ -298,3 +298,11 @@ def test_page_reports_reach_only_the_current_attempt():
     box._handle_message(None, {"event": "report", "run": "old", "kind": "error", "text": "E"}, [])
     box._handle_message(None, {"event": "report", "run": "new", "kind": "error", "text": "F"}, [])
     assert first.errors == ["E"]
+
+
+def test_the_page_says_what_it_had_heard_when_the_code_closed(page, lab):
+    """The server may send the echo before an early close frame reaches it (a race CI lost
+    once): the page's own count of messages at close() decides, not the server's order."""
+    early = attempt_in_page(page, lab, WRONG["closes right after send, before the echo"][0])
+    late = attempt_in_page(page, lab, RIGHT["the tutorial's listeners"])
+    assert (early.close_calls, late.close_calls) == ([0], [1])
