@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
 from rtlab.bench.scenarios import Result
 from rtlab.core.stats import ratio
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SCHEMA = "rtlab-bench/1"
 # scenario -> (headline metric, its label, higher is better)
@@ -75,9 +78,22 @@ TARGETS = [
 TOO_SHORT = "n/a: too short"  # a rate per CPU second read off too few clock ticks
 
 
-def metric(result: Result, name: str) -> float:
+class Measurement(Protocol):
+    """What a plot reads of a measurement (a :class:`Result`, or a published figure)."""
+
+    @property
+    def scenario(self) -> str: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def server(self) -> str: ...
+
+
+def metric(result: Measurement, name: str) -> float:
+    """One of ``result``'s figures by name (NaN when it has none)."""
     if name in ("p50", "p90", "p99"):
-        return result.latency_ms[name] if result.latency_ms else math.nan
+        latency = getattr(result, "latency_ms", None)
+        return latency[name] if latency else math.nan
     value = getattr(result, name)
     return math.nan if value is None else float(value)
 
@@ -244,19 +260,18 @@ def table(results: list[Result], peers: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[Result], path: str | Path) -> None:
-    """One panel per scenario, its headline metric, grouped by size and server, to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def figure(results: Sequence[Measurement]) -> Figure:
+    """One panel per scenario, its headline metric, grouped by size and server."""
+    from matplotlib.figure import Figure  # no pyplot: no backend chosen, none changed
 
     scenarios = list(dict.fromkeys(r.scenario for r in results))
-    servers = list(dict.fromkeys(r.server for r in results))
-    figure, axes = plt.subplots(len(scenarios), 1, figsize=(9, 3.2 * len(scenarios)), squeeze=False)
+    colour = {server: f"C{i}" for i, server in enumerate(dict.fromkeys(r.server for r in results))}
+    drawing = Figure(figsize=(9, 3.2 * len(scenarios)))
+    axes = drawing.subplots(len(scenarios), 1, squeeze=False)
     for ax, scenario in zip(axes[:, 0], scenarios, strict=True):
         key, label, _ = HEADLINE[scenario]
         variants = list(dict.fromkeys(r.variant for r in results if r.scenario == scenario))
+        servers = list(dict.fromkeys(r.server for r in results if r.scenario == scenario))
         width = 0.8 / len(servers)
         for i, server in enumerate(servers):
             values = []
@@ -268,11 +283,16 @@ def plot(results: list[Result], path: str | Path) -> None:
                 ]
                 value = metric(found[0], key) if found else math.nan
                 values.append(value / 1024 if key == "rss_per_connection" else value)
-            ax.bar([v + i * width for v in range(len(variants))], values, width, label=server)
+            offsets = [v + i * width for v in range(len(variants))]
+            ax.bar(offsets, values, width, label=server, color=colour[server])
         ax.set_xticks([v + width * (len(servers) - 1) / 2 for v in range(len(variants))])
-        ax.set_xticklabels(variants, fontsize=8)
+        ax.set_xticklabels([v.replace(", ", "\n") for v in variants], fontsize=7)
         ax.set_title(f"{scenario}: {label}", fontsize=10)
         ax.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    drawing.tight_layout()
+    return drawing
+
+
+def plot(results: list[Result], path: str | Path) -> None:
+    """The figure of the results, to a PNG."""
+    figure(results).savefig(path, dpi=100)

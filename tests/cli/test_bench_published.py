@@ -1,0 +1,94 @@
+"""rtlab/bench/published.json holds exactly the figures docs/benchmarks.md publishes, and
+lesson 08 shows them labelled: the page and the lesson read one source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rtlab.bench import published, report
+
+DOCS = (Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md").read_text()
+
+
+def number(cell: str) -> float | None:
+    """A figure as docs/benchmarks.md writes it: '36,496', 'about 17,700', 'n/a: too short'."""
+    cell = cell.strip().removeprefix("about ")
+    return None if cell.startswith("n/a") else float(cell.replace(",", ""))
+
+
+def rows(heading: str) -> list[list[str]]:
+    """The cells of every row of the first table after ``heading``, header excepted."""
+    after = DOCS.split(heading, 1)[1]
+    table = re.search(r"^\|.*?(?=\n\n|\Z)", after, re.S | re.M)[0].splitlines()
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+
+
+def in_the_file() -> dict[tuple[str, str, str], float | None]:
+    return {(f.scenario, f.variant, f.server): f.rate_per_cpu for f in published.figures()}
+
+
+def test_echo_and_fanout_are_the_results_sections_tables():
+    docs = {}
+    for scenario, variant in re.findall(r"^\*\*(echo|fanout): (.+?)\*\*$", DOCS, re.M):
+        for server, _, per_cpu, *_ in rows(f"**{scenario}: {variant}**"):
+            docs[scenario, variant, server] = number(per_cpu)
+    mine = {k: v for k, v in in_the_file().items() if k[0] in ("echo", "fanout")}
+    assert len(docs) == 27
+    assert mine == docs
+
+
+def test_chat_and_redis_are_the_round_two_tables():
+    docs = {}
+    for size, ack, *figures, _, _ in rows("**The chat message**"):
+        members = f"{size} member" + ("s" if size != "1" else "")
+        variant = f"rooms of {members}, " + ("ack" if ack == "yes" else "no ack")
+        servers = ("rtlab", "websockets", "socketio", "node-socketio")
+        for server, figure in zip(servers, figures, strict=True):
+            docs["chat", variant, server] = number(figure)
+    commands = {}
+    for variant, *figures, _, _, counts in rows("**Rooms across processes**"):
+        for server, figure in zip(("rtlab", "socketio", "node-socketio"), figures, strict=True):
+            docs["redis", variant, server] = number(figure)
+        commands[variant] = counts
+    assert len(docs) == 33
+    assert {k: v for k, v in in_the_file().items() if k[0] in ("chat", "redis")} == docs
+    for f in published.figures("redis"):
+        ours, peers = commands[f.variant].split(";")
+        assert peers.strip() == "1 and 1"
+        expected = number(ours) if f.server == "rtlab" else 1
+        assert f.redis_commands_per_message == expected
+        assert ("about" in ours and f.server == "rtlab") == (
+            "redis_commands_per_message" in f.about
+        )
+
+
+def test_what_docs_calls_about_is_marked_approximate():
+    about = {(f.variant, f.server) for f in published.figures() if "rate_per_cpu" in f.about}
+    assert about == {("2 processes, room of 10", "rtlab"), ("2 processes, room of 10", "socketio")}
+    assert "≈17,700" in published.table("redis")
+
+
+def test_the_tables_give_ratios_and_say_when_a_run_was_too_short():
+    chat = published.table("chat").splitlines()
+    assert "per server CPU second" in chat[0]
+    [one] = [line for line in chat if line.startswith("rooms of 1 member, no ack")]
+    assert one.split()[6:] == ["36,496", "58,824", "(0.62)", "11,001", "(3.32)", "65,359", "(0.56)"]
+    [ten] = [line for line in chat if line.startswith("rooms of 10 members, no ack")]
+    assert ten.endswith(report.TOO_SHORT)
+
+
+def test_each_scenario_names_its_run_its_date_and_the_machine():
+    for scenario, when in (("echo", "2 December 2026"), ("chat", "6 December 2026")):
+        text = published.source(scenario)
+        assert when in text and "2 vCPUs" in text and "load average" in text
+    assert "one run" in published.source("redis")
+    assert "three full runs" in published.source("fanout")
+
+
+def test_the_plot_has_a_panel_per_scenario_with_only_its_servers():
+    figure = report.figure(published.figures("chat", "redis"))
+    chat, redis = figure.axes
+    assert chat.get_title().startswith("chat:") and redis.get_title().startswith("redis:")
+    legend = [t.get_text() for t in redis.get_legend().get_texts()]
+    assert legend == ["rtlab", "socketio", "node-socketio"]
