@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from rtlab.core.envelope import (
     DEFAULT_NAMESPACE,
+    JSON,
     MAX_ID,
     MID,
     NAME,
@@ -29,6 +30,7 @@ from rtlab.core.envelope import (
     encode_error,
     encode_event,
     event_parts,
+    json_text,
 )
 
 
@@ -507,3 +509,14 @@ def test_acks_and_errors_round_trip(id, data, code):
     assert decode_reply(encode_error(code, "why", id, "/chat")) == Event(
         "error", {"code": code.value, "message": "why", "ref": id}, "/chat"
     )
+
+
+@given(json_values | st.floats() | st.text())
+def test_json_text_writes_what_the_json_encoder_writes(value):
+    """The C encoder made once writes what ``JSON.encode`` writes, NaN and non-ASCII too."""
+    assert json_text(value) == JSON.encode(value)
+
+
+def test_json_text_refuses_what_json_cannot_carry():
+    with pytest.raises(TypeError, match="bytes is not JSON serializable"):
+        json_text({"data": b"raw"})  # _dumps catches this and packs a binary frame
