@@ -122,8 +122,19 @@ class Ack:
     error: dict[str, str] | None = None
 
 
+_scan = json.JSONDecoder().scan_once  # the C scanner json.loads ends in
+
+
 def _loads(text: str | bytes) -> Any:
     try:
+        if type(text) is str:  # the usual text frame, without json.loads' checks around it
+            try:
+                value, end = _scan(text, 0)
+            except (StopIteration, ValueError):
+                pass  # not JSON, or with spaces before it: json.loads says which
+            else:
+                if end == len(text):
+                    return value
         return json.loads(text)
     except RecursionError:
         raise EnvelopeError(ErrorCode.INVALID_JSON, "JSON nested too deeply") from None

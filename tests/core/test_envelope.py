@@ -23,6 +23,7 @@ from rtlab.core.envelope import (
     EnvelopeError,
     ErrorCode,
     Event,
+    _loads,
     decode_event,
     decode_reply,
     encode_ack,
@@ -520,3 +521,21 @@ def test_json_text_writes_what_the_json_encoder_writes(value):
 def test_json_text_refuses_what_json_cannot_carry():
     with pytest.raises(TypeError, match="bytes is not JSON serializable"):
         json_text({"data": b"raw"})  # _dumps catches this and packs a binary frame
+
+
+@given(
+    st.text(max_size=30)
+    | st.tuples(st.sampled_from(["", " ", "\n"]), json_values, st.sampled_from(["", " ", "x"])).map(
+        lambda parts: parts[0] + json.dumps(parts[1]) + parts[2]
+    )
+)
+def test_an_event_is_parsed_as_json_loads_parses_it(text):
+    """The C scanner called directly (envelope._loads) takes and refuses what json.loads does."""
+    try:
+        expected = json.dumps(json.loads(text))
+    except ValueError as error:
+        with pytest.raises(EnvelopeError, match="not valid JSON"):
+            _loads(text)
+        assert str(error) in str(refusal(text))
+        return
+    assert json.dumps(_loads(text)) == expected
