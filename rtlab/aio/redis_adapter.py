@@ -47,7 +47,8 @@ replays what it missed: nothing is delivered twice or skipped between replay and
 live delivery. A user's first session in a room, and a user gone from it on every
 process (who left, or whose process died: another one reaps its sessions), are
 markers too, which every process hands to its namespace's ``on_joined`` and
-``on_gone`` hooks: the app that installed them (chat_events.py) says what they mean.
+``on_gone`` hooks, as a room store in one process raises them (local_rooms.py): the app
+that installed them (chat_events.py) says what they mean.
 This module names no chat event. While Redis is unreachable, events that need it
 are refused with ``unavailable`` (and ``retryAfter``), the server goes on serving,
 and the adapter reconnects with backoff, then writes its sessions back.
@@ -536,7 +537,7 @@ class RedisAdapter:
             args += [f"{ns} {room}", seq]
         return args
 
-    # -- what events.py and builtin_events.py call ---------------------------------------
+    # -- what events.py and the lab's room store (redis_rooms.py) call ---------------------
 
     def publish(
         self,
