@@ -1,12 +1,12 @@
 """The lab's rooms across processes: the room store (room_store.py) over the Redis manager.
 
 :class:`RedisRooms` enters, sends and writes to a user through the scripts of the
-:class:`RedisAdapter` (redis_adapter.py), which names no chat event, and turns what a
-join read from Redis into the ack's history and presence. Leaving needs nothing more of
-it: the hub (a disconnection) and ``leave-room`` tell the manager, whose script
-publishes a ``left`` marker when the user is gone from the room on every process.
-Every process hands the adapter's markers to its namespace (``Namespace.joined``,
-``Namespace.gone``), as the local store raises them.
+:class:`RedisAdapter` (redis_adapter.py), which names no chat event, and makes the acks
+of what they answer: a join's with the room's history and who is and was in it.
+Leaving needs nothing more of it: the hub (a disconnection) and ``leave-room`` tell the
+manager, whose script publishes a ``left`` marker when the user is gone from the room
+on every process. Every process hands the adapter's markers to its namespace
+(``Namespace.joined``, ``Namespace.gone``), as the local store raises them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from rtlab.aio.room_store import Ack
+from rtlab.core.envelope import EnvelopeError, ErrorCode
 
 if TYPE_CHECKING:
     from rtlab.aio.events import Namespace, Session
@@ -32,7 +33,7 @@ class RedisRooms:
 
     async def enter(self, session: Session, room: str, since: int | None) -> Ack:
         """The whole join across processes, in one script (redis_adapter.py)."""
-        return joined_answer(await self.adapter.join_room(session, self.ns, room, since))
+        return joined_answer(room, await self.adapter.join_room(session, self.ns, room, since))
 
     def left(self, session: Session, room: str) -> None:
         pass  # the manager was told: its left marker reaches every process
@@ -41,17 +42,23 @@ class RedisRooms:
         """Numbered, kept, checked against its mid and published by one script."""
         return self.adapter.send_message(session, self.ns.name, room, payload)
 
-    def direct(self, session: Session, to: str, frame: str | bytes) -> Awaitable[Ack]:
+    async def direct(self, session: Session, to: str, frame: str | bytes) -> Ack:
         assert isinstance(frame, str)  # a direct message carries text only
-        return self.adapter.direct_message(session, self.ns.name, to, frame)
+        delivered = await self.adapter.direct_message(session, self.ns.name, to, frame)
+        if delivered < 0:
+            raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected")
+        return {"delivered": delivered}
 
 
-def joined_answer(joined: Joined) -> Ack:
+def joined_answer(room: str, joined: Joined) -> Ack:
     """The ack; the first time in the room, with its history and who is and was in it."""
-    answer = joined.answer
+    members = joined.members
+    answer: Ack = {"roomId": room, "members": members, "seq": joined.seq}
+    if joined.recovered is not None:
+        answer["recovered"] = joined.recovered
+        answer["replayed"] = joined.replayed
     if joined.history is None or joined.offline is None:
         return answer  # already in the room: as the built-in ack
-    members = answer["members"]
     presence = [{"userId": u, "online": True, "lastSeen": None} for u in members]
     presence += [
         {"userId": u, "online": False, "lastSeen": t}
