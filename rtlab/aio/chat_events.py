@@ -99,7 +99,7 @@ class ChatEvents(BuiltinEvents):
 
     def __init__(self, ns: Namespace, app: LabApp, store: RoomStore) -> None:
         super().__init__(ns, app, store)
-        self.chat = TypingIndicators(ns, app)
+        self.indicators = TypingIndicators(ns, app)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -110,7 +110,7 @@ class ChatEvents(BuiltinEvents):
 
     def left(self, session: Session, room: str) -> None:
         super().left(session, room)
-        self.chat.end_typing_of_the_absent(room)
+        self.indicators.end_typing_of_the_absent(room)
 
     def joined(self, room: str, user: str, when: str) -> None:
         super().joined(room, user, when)
@@ -125,7 +125,7 @@ class ChatEvents(BuiltinEvents):
             self.tell(room, "typing", {"roomId": room, "userId": user, "typing": False})
         if not self.store.presence_first:
             super().gone(room, user, when, died)
-        self.chat.stop_typing(room, user)  # started here (with Redis, it ended as they left)
+        self.indicators.stop_typing(room, user)  # started here (with Redis, it ended as they left)
         offline = {"roomId": room, "userId": user, "online": False, "lastSeen": when}
         self.tell(room, "presence", offline)
         if self.store.presence_first:
@@ -137,12 +137,12 @@ class ChatEvents(BuiltinEvents):
         answer = super().send_message(session, data)
         if inspect.isawaitable(answer):
             return self._end_typing_after(answer, session)
-        self.chat.stop_typing(answer["roomId"], session.user, skip=session)
+        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
         return answer
 
     async def _end_typing_after(self, pending: Awaitable[Any], session: Session) -> Any:
         answer = await pending
-        self.chat.stop_typing(answer["roomId"], session.user, skip=session)
+        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
         return answer
 
     def typing(self, session: Session, data: Any) -> dict[str, Any]:
@@ -157,9 +157,9 @@ class ChatEvents(BuiltinEvents):
         if not self.ns.rooms.is_member(session, room):
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before typing in it")
         if on:
-            self.chat.start_typing(room, session)
+            self.indicators.start_typing(room, session)
         else:
-            self.chat.stop_typing(room, session.user, skip=session)
+            self.indicators.stop_typing(room, session.user, skip=session)
         return {"roomId": room, "typing": on}
 
     def direct_message(self, session: Session, data: Any) -> Any:
