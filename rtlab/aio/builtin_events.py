@@ -17,7 +17,11 @@ joins a room once and leaves it when the last of them leaves.
 A disconnecting user's rooms get ``user-left`` too (``BuiltinEvents.left``).
 
 :class:`BuiltinEvents` is a namespace class, as in python-socketio: one per namespace,
-a method per event; the chat events (chat_events.py) extend it by subclassing.
+a method per event; the chat events (chat_events.py) extend it by subclassing. What
+enters a room, leaves it and sends to it goes through the namespace's room store
+(room_store.py: in this process or in Redis), whose markers (a user's first session in
+a room, a user gone from it everywhere) say when to tell ``user-joined`` and
+``user-left``, each process to its own members of the room.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
     from rtlab.aio.lab_app import LabApp
+    from rtlab.aio.room_store import RoomStore
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MESSAGE = 500  # characters, as in the tutorial
@@ -74,13 +79,13 @@ def message_text(value: Any, field: str) -> str:
 
 
 class BuiltinEvents:
-    """The built-in events of one namespace, in this process, sharing the server's
-    :class:`LabApp`. Where rooms span processes, a subclass (redis_events.py) replaces
-    what enters, leaves and sends: ``enter``, ``left`` and ``send``."""
+    """The built-in events of one namespace, sharing the server's :class:`LabApp` (its
+    limits), with the namespace's rooms in ``store``."""
 
-    def __init__(self, ns: Namespace, app: LabApp) -> None:
+    def __init__(self, ns: Namespace, app: LabApp, store: RoomStore) -> None:
         self.ns = ns
         self.app = app
+        self.store = store
 
     def handlers(self) -> dict[str, Handler]:
         """Event name -> the method that handles it (a subclass adds its own)."""
@@ -93,13 +98,16 @@ class BuiltinEvents:
         }
 
     def install(self) -> None:
-        """Register the handlers on the namespace, and ``left`` for disconnections."""
+        """Register the handlers on the namespace, ``left`` for disconnections, and what
+        the store's markers mean (``joined``, ``gone``)."""
         for event, handler in self.handlers().items():
             # With Redis, a room message's mid is checked and kept by its one script; a
             # resent join-room joins again (its ack, presence and history, is not kept).
             idempotent = event == "join-room"
             self.ns.on(event, checks_mid=event == "send-message", idempotent=idempotent)(handler)
         self.ns.on_leave.append(self.left)
+        self.ns.on_joined.append(self.joined)
+        self.ns.on_gone.append(self.gone)
 
     def join_room(self, session: Session, data: Any) -> Any:
         since, field = None, "data"
@@ -117,25 +125,7 @@ class BuiltinEvents:
             raise EnvelopeError(
                 ErrorCode.LIMIT_EXCEEDED, f"already in {len(mine)} rooms: leave one first"
             )
-        return self.enter(session, room, since)
-
-    def enter(self, session: Session, room: str, since: int | None) -> Any:
-        """Put ``session`` in ``room``: ``user-joined`` to the others if its user is new
-        there, what it missed since ``since`` replayed; the join's ack."""
-        ns = self.ns
-        already_there = ns.has_user(session.user, room)  # from another tab, say
-        if ns.join(session, room) and not already_there:
-            ns.emit("user-joined", {"userId": session.user, "roomId": room}, to=room, skip=session)
-        answer: dict[str, Any] = {"roomId": room, "members": ns.users(room)}
-        answer["seq"] = self.app.history.last_seq(ns.name, room)
-        if since is not None:
-            # Recovery: what the joiner missed, before anything new, in order.
-            missed, complete = self.app.history.since(ns.name, room, since, time.time())
-            for payload in missed:
-                ns.hub.deliver([session], encode_event("receive-message", payload, ns.name))
-            answer["recovered"] = complete
-            answer["replayed"] = len(missed)
-        return answer
+        return self.store.enter(session, room, since)
 
     def leave_room(self, session: Session, data: Any) -> dict[str, Any]:
         room = room_id(data)
@@ -145,9 +135,21 @@ class BuiltinEvents:
         return {"roomId": room}
 
     def left(self, session: Session, room: str) -> None:
-        """``session`` is out of ``room``: ``user-left`` if no session of its user is."""
-        if not self.ns.has_user(session.user, room):
-            self.ns.emit("user-left", {"userId": session.user, "roomId": room}, to=room)
+        """``session`` is out of ``room`` here: the store says if its user is ``gone``."""
+        self.store.left(session, room)
+
+    def joined(self, room: str, user: str, when: str) -> None:
+        """``user``'s first session entered ``room`` (on any process)."""
+        self.tell(room, "user-joined", {"userId": user, "roomId": room})
+
+    def gone(self, room: str, user: str, when: str, died: bool) -> None:
+        """``user`` is out of ``room`` on every process: they left, or their process died."""
+        self.tell(room, "user-left", {"userId": user, "roomId": room})
+
+    def tell(self, room: str, event: str, data: Any) -> None:
+        """To this process's members of ``room`` (with Redis every process tells its own)."""
+        ns = self.ns
+        ns.hub.deliver(list(ns.rooms.members(room)), encode_event(event, data, ns.name))
 
     def send_message(self, session: Session, data: Any) -> Any:
         if not isinstance(data, dict):
@@ -160,13 +162,7 @@ class BuiltinEvents:
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before sending to it")
         payload = {"userId": session.user, "roomId": room, "message": text}
         payload["timestamp"] = timestamp()
-        return self.send(session, room, payload)
-
-    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Any:
-        """Number, keep (on disk first, with a journal) and deliver a room message; the ack."""
-        record = self.app.record(session, self.ns.name, room, payload)
-        delivered = self.ns.emit("receive-message", record.payload, to=room)
-        return {"roomId": room, "seq": record.seq, "delivered": delivered}
+        return self.store.send(session, room, payload)
 
     def broadcast(self, session: Session, data: Any) -> dict[str, Any]:
         text = message_text(data, "data")

@@ -7,7 +7,7 @@
                     "online": true, "lastSeen"} after ``user-joined``
 leaving             (``leave-room``, disconnecting) when a user's last session leaves,
                     after ``user-left`` their typing ends and the room gets ``presence``
-                    with "online": false
+                    with "online": false (with Redis: ``presence``, then ``user-left``)
 ``send-message``    (extended) the sender's typing in that room ends
 ``typing``          {"roomId", "typing": bool} -> the others in the room get ``typing``
                     {"roomId", "userId", "typing"}; a typing=true not renewed within
@@ -17,7 +17,10 @@ leaving             (``leave-room``, disconnecting) when a user's last session l
                     "message", "timestamp"}; ack {"delivered": sessions written to}
 
 The state is pure (rtlab/core/presence.py); this module adds the sockets and timers.
-Everything goes out through ``Namespace.emit`` or the hub's ``deliver``.
+Presence and history live in the namespace's room store (room_store.py: local_rooms.py
+or redis_rooms.py); its markers say when a user comes online in a room or is gone from
+it, and every process tells its own members. A typing indicator lives with the process
+its typist is on, and ends there when they are no longer in the room there.
 :class:`ChatEvents` extends the built-in events by subclassing them: a handler it
 extends calls the built-in one with ``super()``.
 """
@@ -26,58 +29,34 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from rtlab.aio.admission import USER
 from rtlab.aio.builtin_events import BuiltinEvents, message_text, room_id, timestamp
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
-from rtlab.core.presence import Presence, Typing, iso
+from rtlab.core.presence import Typing
 
 if TYPE_CHECKING:
     from rtlab.aio.events import Handler, Namespace, Session
     from rtlab.aio.lab_app import LabApp
+    from rtlab.aio.room_store import RoomStore
 
-HISTORY = 50  # messages of a room sent with the join's acknowledgement
 
-
-class Chat:
-    """One namespace's presence table, typing indicators and their timers."""
+class TypingIndicators:
+    """One namespace's typing indicators started on this process, and their timers."""
 
     def __init__(self, ns: Namespace, app: LabApp) -> None:
         self.ns = ns
         self.app = app
-        self.presence = Presence()
         self.typing = Typing()
         self.timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
 
-    def sync(self, room: str, skip: Session | None = None) -> None:
-        """Bring ``room``'s presence up to date with its members; tell the room what changed."""
-        for change in self.presence.update(room, self.ns.users(room), time.time()):
-            if not change.online:
-                self.stop_typing(room, change.user)
-            data = {"roomId": room, "userId": change.user, "online": change.online}
-            data["lastSeen"] = iso(change.time)
-            self.ns.emit("presence", data, to=room, skip=skip)
-
     def end_typing_of_the_absent(self, room: str) -> None:
-        """Typing started here ends here when its user is no longer in ``room`` here (with
-        Redis, which tells presence itself)."""
+        """Typing started here ends here when its user is no longer in ``room`` here."""
         for user in self.typing.typing(room):
             if not self.ns.has_user(user, room):
                 self.stop_typing(room, user)
-
-    def presence_list(self, room: str) -> list[dict[str, Any]]:
-        """What the join's acknowledgement says about who is (and was) in ``room``."""
-        return [
-            {
-                "userId": entry.user,
-                "online": entry.online,
-                "lastSeen": None if entry.last_seen is None else iso(entry.last_seen),
-            }
-            for entry in self.presence.entries(room)
-        ]
 
     def start_typing(self, room: str, session: Session) -> None:
         """``session``'s user types in ``room``: tell the others if new, (re)arm the timer."""
@@ -118,9 +97,9 @@ class Chat:
 class ChatEvents(BuiltinEvents):
     """The built-in events of one namespace, extended, and the chat's own two."""
 
-    def __init__(self, ns: Namespace, app: LabApp) -> None:
-        super().__init__(ns, app)
-        self.chat = Chat(ns, app)
+    def __init__(self, ns: Namespace, app: LabApp, store: RoomStore) -> None:
+        super().__init__(ns, app, store)
+        self.indicators = TypingIndicators(ns, app)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -129,16 +108,28 @@ class ChatEvents(BuiltinEvents):
             "direct-message": self.direct_message,
         }
 
-    def enter(self, session: Session, room: str, since: int | None) -> Any:
-        answer = super().enter(session, room, since)
-        self.chat.sync(room, skip=session)
-        answer["history"] = self.app.history.recent(self.ns.name, room, HISTORY, time.time())
-        answer["presence"] = self.chat.presence_list(room)
-        return answer
-
     def left(self, session: Session, room: str) -> None:
         super().left(session, room)
-        self.chat.sync(room)
+        self.indicators.end_typing_of_the_absent(room)
+
+    def joined(self, room: str, user: str, when: str) -> None:
+        super().joined(room, user, when)
+        online = {"roomId": room, "userId": user, "online": True, "lastSeen": when}
+        self.tell(room, "presence", online)
+
+    def gone(self, room: str, user: str, when: str, died: bool) -> None:
+        """After ``user-left`` (or before it, as the store orders a departure: its
+        ``presence_first``) their typing ends and the room gets ``presence`` offline. A
+        process that died took their typing and its timer with it: it ends here first."""
+        if died:
+            self.tell(room, "typing", {"roomId": room, "userId": user, "typing": False})
+        if not self.store.presence_first:
+            super().gone(room, user, when, died)
+        self.indicators.stop_typing(room, user)  # started here (with Redis, it ended as they left)
+        offline = {"roomId": room, "userId": user, "online": False, "lastSeen": when}
+        self.tell(room, "presence", offline)
+        if self.store.presence_first:
+            super().gone(room, user, when, died)
 
     def send_message(self, session: Session, data: Any) -> Any:
         # No coroutine on the hot path (every chat message) unless the built-in
@@ -146,12 +137,12 @@ class ChatEvents(BuiltinEvents):
         answer = super().send_message(session, data)
         if inspect.isawaitable(answer):
             return self._end_typing_after(answer, session)
-        self.chat.stop_typing(answer["roomId"], session.user, skip=session)
+        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
         return answer
 
     async def _end_typing_after(self, pending: Awaitable[Any], session: Session) -> Any:
         answer = await pending
-        self.chat.stop_typing(answer["roomId"], session.user, skip=session)
+        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
         return answer
 
     def typing(self, session: Session, data: Any) -> dict[str, Any]:
@@ -166,9 +157,9 @@ class ChatEvents(BuiltinEvents):
         if not self.ns.rooms.is_member(session, room):
             raise EnvelopeError(ErrorCode.NOT_MEMBER, f"join {room!r} before typing in it")
         if on:
-            self.chat.start_typing(room, session)
+            self.indicators.start_typing(room, session)
         else:
-            self.chat.stop_typing(room, session.user, skip=session)
+            self.indicators.stop_typing(room, session.user, skip=session)
         return {"roomId": room, "typing": on}
 
     def direct_message(self, session: Session, data: Any) -> Any:
@@ -187,13 +178,4 @@ class ChatEvents(BuiltinEvents):
         if to == session.user:
             raise EnvelopeError(ErrorCode.INVALID, "a direct message goes to someone else")
         payload = {"from": session.user, "to": to, "message": text, "timestamp": timestamp()}
-        return self.direct(session, to, encode_event("direct-message", payload, ns.name))
-
-    def direct(self, session: Session, to: str, message: str | bytes) -> Any:
-        """Write a direct message to every session of ``to`` and the sender's others."""
-        ns = self.ns
-        recipients = [s for s in ns.sessions if s.user == to]
-        if not recipients:
-            raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected here")
-        mine = [s for s in ns.sessions if s.user == session.user and s is not session]
-        return {"delivered": ns.hub.deliver(recipients + mine, message)}
+        return self.store.direct(session, to, encode_event("direct-message", payload, ns.name))

@@ -250,10 +250,10 @@ class Namespace:
         # Called as hook(session, room) after a disconnecting session left a room: where
         # an app tells the room (the lab's user-left, presence).
         self.on_leave: list[Callable[[Session, str], None]] = []
-        # Called as hook(room, user, when) when the manager says that ``user``, on another
-        # process or this one, is the first in ``room`` (joined) or gone from it (gone,
-        # with died=True when their process died), at ``when`` (ISO time): where an app
-        # tells this process's members of that room.
+        # Called as hook(room, user, when) when the manager (or, in one process, the app's
+        # room store) says that ``user`` is the first in ``room`` on any process (joined)
+        # or gone from it on every one (gone, with died=True when their process died), at
+        # ``when`` (ISO time): where an app tells this process's members of that room.
         self.on_joined: list[Callable[[str, str, str], None]] = []
         self.on_gone: list[Callable[[str, str, str, bool], None]] = []
         # Events whose handler checks and keeps their mid across processes itself.

@@ -1,9 +1,10 @@
 """What the lab's events share on one server: room history and its journal, and limits.
 
-The built-in events (builtin_events.py) number and keep room messages here and check
-the rooms a connection may be in; the chat events (chat_events.py) read the recent
-history for a join's acknowledgement and how long typing lasts. The lab server
-(server.py) makes one and installs both on its event hub, which knows none of this.
+The rooms of a server without Redis (local_rooms.py) number and keep room messages
+here and read the recent history for a join's acknowledgement; the built-in events
+(builtin_events.py) check the rooms a connection may be in, the chat events
+(chat_events.py) how long typing lasts. The lab server (server.py) makes one and
+installs the events on its event hub, which knows none of this.
 
 A room message is durable before it is visible: numbered, written to the journal,
 then kept in the history, then delivered (:meth:`LabApp.record`). A message the

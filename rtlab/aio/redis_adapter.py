@@ -47,7 +47,8 @@ replays what it missed: nothing is delivered twice or skipped between replay and
 live delivery. A user's first session in a room, and a user gone from it on every
 process (who left, or whose process died: another one reaps its sessions), are
 markers too, which every process hands to its namespace's ``on_joined`` and
-``on_gone`` hooks: the app that installed them (chat_events.py) says what they mean.
+``on_gone`` hooks, as a room store in one process raises them (local_rooms.py): the app
+that installed them (chat_events.py) says what they mean.
 This module names no chat event. While Redis is unreachable, events that need it
 are refused with ``unavailable`` (and ``retryAfter``), the server goes on serving,
 and the adapter reconnects with backoff, then writes its sessions back.
@@ -118,10 +119,15 @@ REMEMBER = (
 
 @dataclass(frozen=True)
 class Joined:
-    """What a join learnt from Redis: the ack's data, and the first time in the room, its
-    recent history (oldest first) and who left it when (user -> ISO time)."""
+    """What a join learnt from Redis: who is in the room (every process, sorted), its last
+    ``seq``; with ``since``, whether nothing was lost and how many messages were replayed;
+    the first time in the room, its recent history (oldest first) and who left it when
+    (user -> ISO time)."""
 
-    answer: dict[str, Any]
+    members: list[str]
+    seq: int
+    recovered: bool | None = None
+    replayed: int | None = None
     history: list[Any] | None = None
     offline: dict[str, str] | None = None
 
@@ -536,7 +542,7 @@ class RedisAdapter:
             args += [f"{ns} {room}", seq]
         return args
 
-    # -- what events.py and builtin_events.py call ---------------------------------------
+    # -- what events.py and the lab's room store (redis_rooms.py) call ---------------------
 
     def publish(
         self,
@@ -589,21 +595,16 @@ class RedisAdapter:
             args = [f"{ns} {ONLINE} {user}", user, delta, self.key_ttl]
             self._submit(lambda: self._scripts["count"](keys=keys, args=args))
 
-    async def direct_message(
-        self, session: Session, ns: str, to: str, frame: str
-    ) -> dict[str, Any]:
-        """``direct-message``: every session of ``to`` and the sender's others, on every
-        process; the ack's data."""
+    async def direct_message(self, session: Session, ns: str, to: str, frame: str) -> int:
+        """Publish ``frame`` to every session of ``to`` and the sender's others, on every
+        process; to how many, or -1 when ``to`` is connected nowhere."""
         self._check()
         header = {"o": self.uid, "ns": ns, "room": None}
         to_them = f"{_json({**header, 'user': to})}\n{frame}"
         to_mine = f"{_json({**header, 'user': session.user, 'skip': session.id})}\n{frame}"
         keys = [self._key("members", ns, ONLINE)]
         args = [to, session.user, self.channel, to_them, to_mine]
-        delivered = await self._submit(lambda: self._scripts["direct"](keys=keys, args=args))
-        if delivered < 0:
-            raise EnvelopeError(ErrorCode.UNKNOWN_USER, f"{to!r:.40} is not connected")
-        return {"delivered": int(delivered)}
+        return int(await self._submit(lambda: self._scripts["direct"](keys=keys, args=args)))
 
     def left(self, ns: str, room: str, session: Session) -> None:
         """``session`` left ``room`` here; every process hears the room's ``left`` marker if
@@ -615,18 +616,15 @@ class RedisAdapter:
         self, session: Session, namespace: Namespace, room: str, since: int | None
     ) -> Joined:
         """Count the session in, tell every process if the user is new there (their
-        namespace's ``on_joined``), replay what was missed; the global members and seq,
-        with the room's recent history and who was in it (the first time)."""
+        namespace's ``on_joined``), replay what was missed; what the join learnt."""
         self._check()
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
-            since = since if since is not None else -1
             members = await self._submit(lambda: self._redis.hkeys(self._key("members", ns, room)))
             last = await self._submit(lambda: self._redis.get(self._key("seq", ns, room)))
-            answer = {"roomId": room, "members": sorted(members), "seq": int(last or 0)}
-            if since >= 0:
-                answer.update(recovered=True, replayed=0)
-            return Joined(answer)
+            if since is None:
+                return Joined(sorted(members), int(last or 0))
+            return Joined(sorted(members), int(last or 0), recovered=True, replayed=0)
         ref = f"{self.uid}-{next(self._refs)}"
         header = {"o": self.uid, "ns": ns, "room": room, "kind": "join", "sid": session.id}
         header["ref"] = ref
@@ -665,12 +663,14 @@ class RedisAdapter:
             self._waiting.pop(ref, None)
             self._pending_users.pop(session.id, None)
         _, members, last, replayed, complete, recent, seen = result
-        answer: dict[str, Any] = {"roomId": room, "members": sorted(members), "seq": int(last)}
-        if since is not None:
-            answer["recovered"] = bool(complete)
-            answer["replayed"] = int(replayed)
-        history = [json.loads(data) for data in recent]
-        return Joined(answer, history, dict(zip(seen[::2], seen[1::2], strict=True)))
+        return Joined(
+            sorted(members),
+            int(last),
+            None if since is None else bool(complete),
+            None if since is None else int(replayed),
+            [json.loads(data) for data in recent],
+            dict(zip(seen[::2], seen[1::2], strict=True)),
+        )
 
     async def send_message(
         self, session: Session, ns: str, room: str, payload: dict[str, Any]

@@ -41,18 +41,20 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, Admission, split_target
-from rtlab.aio.chat_events import HISTORY, ChatEvents
+from rtlab.aio.chat_events import ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
 from rtlab.aio.descriptors import raise_limit
 from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import ConnectionLimits, InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
+from rtlab.aio.local_rooms import LocalRooms
 from rtlab.aio.progress_events import LocalProgress, ProgressEvents
 from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.aio.progress_redis import RedisProgress
 from rtlab.aio.redis_adapter import RedisAdapter
-from rtlab.aio.redis_events import RedisChatEvents
+from rtlab.aio.redis_rooms import RedisRooms
+from rtlab.aio.room_store import HISTORY, ROOM_MESSAGE, RoomStore
 from rtlab.core.history import MAX_BYTES, History
 
 LOG_LINES = 500
@@ -247,9 +249,9 @@ class LabServer:
             journal=Journal(data_dir, logger=self.logger) if data_dir is not None else None,
             max_rooms=max_rooms,
         )
-        # The one place that picks the manager, and the lab's events that go with it.
-        self._events_for: Callable[[Namespace], ChatEvents] = functools.partial(
-            ChatEvents, app=self.app
+        # The one place that picks the manager, and the room store that goes with it.
+        self._rooms_for: Callable[[Namespace], RoomStore] = functools.partial(
+            LocalRooms, app=self.app
         )
         if redis is not None:
             adapter = RedisAdapter(
@@ -258,11 +260,11 @@ class LabServer:
                 history_size=history_size,
                 history_window=history_window,
                 history_bytes=history_bytes,
-                history_event="receive-message",  # what the built-in events number
+                history_event=ROOM_MESSAGE,  # what the built-in events number
                 recent=HISTORY,
             )
             self.events.manager = adapter
-            self._events_for = functools.partial(RedisChatEvents, app=self.app, adapter=adapter)
+            self._rooms_for = functools.partial(RedisRooms, adapter=adapter)
         self.events.install(self._install_events)
         for name in NAMESPACES:
             self.events.namespace(name)
@@ -373,8 +375,8 @@ class LabServer:
     # -- events ----------------------------------------------------------------------
 
     def _install_events(self, namespace: Namespace) -> None:
-        """Give a namespace the built-in and chat events (chat_events.py, redis_events.py)."""
-        self._events_for(namespace).install()
+        """Give a namespace the built-in and chat events (chat_events.py), over its rooms."""
+        ChatEvents(namespace, self.app, self._rooms_for(namespace)).install()
 
     def namespace(self, name: str = "/") -> Namespace:
         """A namespace of ``/ws`` (made on first use, with the built-in events)."""

@@ -1,8 +1,9 @@
 """Presence and typing as pure state: who is online where, last seen, typing deadlines.
 
-No I/O and no clock: every call is given the time. The chat server (rtlab/aio/
-chat_events.py) keeps one :class:`Presence` and one :class:`Typing` per namespace,
-and a client decides when to send ``typing`` with :func:`debounce`.
+No I/O and no clock: every call is given the time. A server without Redis keeps one
+:class:`Presence` per namespace (rtlab/aio/local_rooms.py), the chat events one
+:class:`Typing` (rtlab/aio/chat_events.py), and a client decides when to send
+``typing`` with :func:`debounce`.
 
 Presence is per user, not per connection: a user with two tabs in a room comes
 online when the first joins and goes offline when the last leaves. So the table

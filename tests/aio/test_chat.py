@@ -14,7 +14,7 @@ from datetime import datetime
 import pytest
 
 import rtlab
-from rtlab.aio.chat_events import HISTORY
+from rtlab.aio.room_store import HISTORY
 from rtlab.notebook.clients import Client
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

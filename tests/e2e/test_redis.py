@@ -437,6 +437,31 @@ def test_typing_ends_at_once_when_the_typist_leaves_the_room_or_disconnects(redi
     run(scenario())
 
 
+def test_a_departure_across_processes_is_told_presence_then_user_left(redis_server):
+    """The order the Redis markers always told it in (in one process: user-left first);
+    the typist's own process ends their typing, after, through the channel."""
+
+    async def scenario() -> None:
+        one = await LabServer(redis=redis_server.url).start()
+        two = await LabServer(redis=redis_server.url).start()
+        alice = await EventClient.connect(one.url, "alice")
+        bob = await EventClient.connect(two.url, "bob")
+        for client in (alice, bob):
+            await client.emit("join-room", "lobby", ack=True)
+        await alice.emit("typing", {"roomId": "lobby", "typing": True}, ack=True)
+        await bob.wait_for("typing", 1, timeout=GUARD)
+        await alice.emit("leave-room", "lobby", ack=True)
+        await bob.wait_for("typing", 2, timeout=GUARD)
+        said = [e.event for e in bob.events() if e.event in ("typing", "presence", "user-left")]
+        assert said == ["typing", "presence", "user-left", "typing"]
+        for client in (alice, bob):
+            await client.close()
+        await one.stop()
+        await two.stop()
+
+    run(scenario())
+
+
 def test_typing_ends_when_the_typists_process_dies(serve_redis):
     """The dead process kept alice's typing and its expiry timer: the reaping ends it."""
     (a, process_a), (b, _) = serve_redis(), serve_redis()
