@@ -6,8 +6,9 @@
                     the others in the room get ``presence`` {"roomId", "userId",
                     "online": true, "lastSeen"} after ``user-joined``
 leaving             (``leave-room``, disconnecting) when a user's last session leaves,
-                    after ``user-left`` their typing ends and the room gets ``presence``
-                    with "online": false (with Redis: ``presence``, then ``user-left``)
+                    the others in the room get ``user-left``, then ``presence`` with
+                    "online": false, then ``typing`` false if they were typing (one
+                    order, with Redis or without)
 ``send-message``    (extended) the sender's typing in that room ends
 ``typing``          {"roomId", "typing": bool} -> the others in the room get ``typing``
                     {"roomId", "userId", "typing"}; a typing=true not renewed within
@@ -118,18 +119,16 @@ class ChatEvents(BuiltinEvents):
         self.tell(room, "presence", online)
 
     def gone(self, room: str, user: str, when: str, died: bool) -> None:
-        """After ``user-left`` (or before it, as the store orders a departure: its
-        ``presence_first``) their typing ends and the room gets ``presence`` offline. A
-        process that died took their typing and its timer with it: it ends here first."""
-        if died:
-            self.tell(room, "typing", {"roomId": room, "userId": user, "typing": False})
-        if not self.store.presence_first:
-            super().gone(room, user, when, died)
-        self.indicators.stop_typing(room, user)  # started here (with Redis, it ended as they left)
+        """After ``user-left``, ``presence`` offline, then their typing ends: with Redis,
+        the typist's process ends it after the marker of their going, so every process
+        tells it in this order. A process that died took the typing and its timer with
+        it: every process ends it here."""
+        super().gone(room, user, when, died)
         offline = {"roomId": room, "userId": user, "online": False, "lastSeen": when}
         self.tell(room, "presence", offline)
-        if self.store.presence_first:
-            super().gone(room, user, when, died)
+        if died:
+            self.tell(room, "typing", {"roomId": room, "userId": user, "typing": False})
+        self.indicators.stop_typing(room, user)  # started here (with Redis, ended as they left)
 
     def send_message(self, session: Session, data: Any) -> Any:
         # No coroutine on the hot path (every chat message) unless the built-in

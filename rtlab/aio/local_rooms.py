@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 class LocalRooms:
     """One namespace's rooms, history and presence, in this process."""
 
-    presence_first = False  # user-left, typing ended, then presence
-
     def __init__(self, ns: Namespace, app: LabApp) -> None:
         self.ns = ns
         self.app = app

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 class RedisRooms:
     """One namespace's rooms, history and presence, in Redis: each answer a coroutine."""
 
-    presence_first = True  # as the adapter's markers always said it: presence, user-left
-
     def __init__(self, ns: Namespace, adapter: RedisAdapter) -> None:
         self.ns = ns
         self.adapter = adapter

@@ -30,10 +30,6 @@ Ack = dict[str, Any]
 class RoomStore(Protocol):
     """One namespace's rooms, messages and presence; an answer may be awaitable."""
 
-    # How a departure is told, each store's order as it always was (the tests pin
-    # both): False, user-left, typing ended, then presence; True, presence then user-left.
-    presence_first: bool
-
     def enter(self, session: Session, room: str, since: int | None) -> Ack | Awaitable[Ack]:
         """Put ``session`` in ``room``, after replaying to it what came after ``since``;
         the join's ack: roomId, members, seq (recovered and replayed with ``since``), then

@@ -166,7 +166,7 @@ def test_a_message_ends_typing_and_so_does_leaving(server):
     assert [e["typing"] for e in alice.wait_for("typing", 4)][2:] == [True, False]
     assert alice.wait_for("presence", 2)[1]["online"] is False
     events = [e.event for e in alice.events() if e.event in ("typing", "presence")]
-    assert events[-2:] == ["typing", "presence"]  # the indicator goes before the user
+    assert events[-2:] == ["presence", "typing"]  # then the indicator, as with Redis
     alice.close()
 
 
