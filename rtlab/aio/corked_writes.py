@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from websockets.asyncio.connection import Connection
 from websockets.protocol import State
+
+OPEN = State.OPEN
 
 K = TypeVar("K", bound=Hashable)
 
@@ -62,12 +64,13 @@ class CorkedWriter(Generic[K]):
     def __init__(self, max_buffer: int, overflow: Callable[[K], None]) -> None:
         self.max_buffer = max_buffer
         self.overflow = overflow
-        self._corked: dict[K, tuple[Connection, int]] = {}  # frames queued: their bytes
+        # owner -> [its connection, the bytes of its frames queued this turn]
+        self._corked: dict[K, list[Any]] = {}
 
     def write(self, owner: K, connection: Connection, data: bytes, text: bool) -> None:
         """Queue one frame; the frames queued in one turn of the loop go out in one write."""
         protocol = connection.protocol
-        if protocol.state is not State.OPEN:
+        if protocol.state is not OPEN:
             return  # closing: as websockets.broadcast, skip it
         if getattr(connection, "send_in_progress", None) is not None:
             # A fragmented message is being sent: as websockets.broadcast, skip it (rtlab
@@ -81,15 +84,20 @@ class CorkedWriter(Generic[K]):
         if connection.transport.get_write_buffer_size():
             self.flush(owner, connection)
             return
-        corked = self._corked.get(owner)
-        queued = len(data) if corked is None else corked[1] + len(data)
-        if queued > self.max_buffer:  # this turn's frames alone pass the bound
-            self._corked.pop(owner, None)
-            self.flush(owner, connection)
-            return
-        if not self._corked:
-            asyncio.get_running_loop().call_soon(self._uncork)
-        self._corked[owner] = (connection, queued)
+        corked = self._corked
+        queued = corked.get(owner)
+        if queued is None:  # its first frame this turn
+            if not corked:
+                asyncio.get_running_loop().call_soon(self._uncork)
+            corked[owner] = [connection, len(data)]
+            if len(data) <= self.max_buffer:
+                return
+        else:
+            queued[1] += len(data)
+            if queued[1] <= self.max_buffer:
+                return
+        del corked[owner]  # this turn's frames alone pass the bound
+        self.flush(owner, connection)
 
     def _uncork(self) -> None:
         corked, self._corked = self._corked, {}

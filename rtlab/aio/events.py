@@ -420,11 +420,12 @@ class EventHub:
         one. The message is encoded to bytes once, whatever the number of recipients."""
         text = isinstance(message, str)
         data = message.encode() if text else message
+        live, write = self.sessions, self.writer.write  # looked up once: a room may be large
         count = 0
         for session in sessions:
-            if session.id in self.sessions:
+            if session.id in live:
                 count += 1
-                self.writer.write(session, session.connection, data, text)
+                write(session, session.connection, data, text)
         return count
 
     def _too_slow(self, session: Session) -> None:
