@@ -8,8 +8,9 @@ events in the same order, and a room's ``seq`` grows in delivery order everywher
 
 What must be global lives in Redis, changed by short Lua scripts (atomic there; in
 rtlab/aio/lua/, package data). Every key has a TTL or a cap (keep.lua); TTL is
-``key_ttl`` (``KEY_TTL``, 6 h, at least the history window), renewed by every use and,
-for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
+``key_ttl`` (``KEY_TTL``, 6 h, at least the history window), renewed by a use once a
+quarter of it has passed since the last renewal and, for the rooms a process has
+sessions in, by its heartbeat every ``key_ttl / 4``:
 
 =========================  =========  ===============================================
 ``rtlab:members:NS:ROOM``  hash       user -> sessions in the room, all processes (TTL)
@@ -30,12 +31,13 @@ for the rooms a process has sessions in, by its heartbeat every ``key_ttl / 4``:
                                       (TTL ``seq_ttl``)
 ``rtlab:mids:USER``        hash       "NS MID" -> ack (over ``MID_ACK`` bytes: a marker),
                                       the last ``MIDS_PER_USER`` within
-                                      ``MID_BYTES_PER_USER`` (TTL ``MID_TTL`` after the
-                                      user's last mid)
-``rtlab:midorder:USER``    list       the user's mids, oldest first (same)
-``rtlab:midusers``         zset       user -> last mid; past ``MID_USERS`` users or
-                                      ``MID_BYTES`` in all, the least recent user's mids
-                                      go (TTL ``MID_TTL``)
+                                      ``MID_BYTES_PER_USER`` (TTL ``MID_TTL``, renewed
+                                      as a room's)
+``rtlab:midorder:USER``    list       "BYTES NS MID": the user's mids and the sizes of
+                                      their acks, oldest first (same)
+``rtlab:midusers``         zset       user -> last mid (to the second); past
+                                      ``MID_USERS`` users or ``MID_BYTES`` in all, the
+                                      least recent user's mids go (TTL ``MID_TTL``)
 ``rtlab:midsizes``         hash       user -> bytes of their kept acks; "*": all (same)
 =========================  =========  ===============================================
 
@@ -59,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import itertools
 import json
 import logging
@@ -73,6 +74,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
@@ -100,6 +102,8 @@ ROOM_KEYS = ("members", "history", "seen")  # a room's keys but its seq (which l
 ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+BATCH = 64  # queued operations the writer sends in one pipeline, at most
+Operation = Callable[[Pipeline], Any]  # queues one command on the writer's pipeline
 
 
 def _lua(name: str) -> str:
@@ -222,7 +226,7 @@ class RedisAdapter:
             decode_responses=True,
             client_name=f"rtlab-sub-{self.uid}",
         )
-        self._queue: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]]
+        self._queue: asyncio.Queue[tuple[Operation, asyncio.Future[Any]]]
         self._queue = asyncio.Queue()
         self._waiting: dict[str, asyncio.Future[Any]] = {}  # our publications, by ref
         self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
@@ -230,13 +234,12 @@ class RedisAdapter:
         self._last_seq: dict[tuple[str, str], int] = {}  # newest seq seen per room
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
-        self._scripts = {
-            name: self._redis.register_script(_lua("keep") + _lua(name))
-            for name in ("join", "leave", "send", "count", "direct")
-        }
-        self._remember = self._redis.register_script(REMEMBER)
+        # What the writer runs (by their sha: loaded on connecting), and the reaping.
+        sources = {name: _lua("keep") + _lua(name) for name in ("join", "leave", "send")}
+        sources |= {name: _lua("keep") + _lua(name) for name in ("count", "direct")}
+        sources |= {"remember": REMEMBER, "resync": RESYNC}
+        self._scripts = {name: self._redis.register_script(s) for name, s in sources.items()}
         self._reap = self._redis.register_script(REAP)
-        self._resync = self._redis.register_script(RESYNC)
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -311,6 +314,7 @@ class RedisAdapter:
             pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                await self._load_scripts()
                 await self._register()
                 await self._resync_sessions()
                 await self._catch_up()
@@ -433,35 +437,55 @@ class RedisAdapter:
     # -- the writer: every Redis change of this process, in order ----------------------------
 
     async def _write(self) -> None:
+        """Run the queued operations in order, all that are queued in one pipeline: one
+        write and one round trip for a burst of room messages, not one each, and their
+        publications reach every process together (delivered in one turn of its loop,
+        so a member gets them in one write)."""
         while True:
-            operation, future = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
                 if not self.available:
                     raise unavailable(self.retry_after)
-                result = await operation()
+                pipe = self._redis.pipeline(transaction=False)
+                for operation, _ in batch:
+                    operation(pipe)
+                results = await pipe.execute(raise_on_error=False)
             except EnvelopeError as error:
-                if not future.done():
-                    future.set_exception(error)
+                results = [error] * len(batch)
             except FAILURES as error:
                 self._lost(error)
-                if not future.done():
-                    future.set_exception(unavailable(self.retry_after))
-            except Exception as error:  # a bug: fail this operation, keep the writer
+                results = [unavailable(self.retry_after)] * len(batch)
+            except Exception as error:  # a bug: fail these operations, keep the writer
                 self.logger.error("redis: an operation failed", exc_info=error)
+                results = [error] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if isinstance(result, RedisError):  # this one failed (the others ran)
+                    self._lost(result)  # NOSCRIPT too: the scripts load again on reconnecting
+                    result = unavailable(self.retry_after)
                 if not future.done():
-                    future.set_exception(error)
-            else:
-                if not future.done():
-                    future.set_result(result)
-            finally:
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
                 self._queue.task_done()
 
-    def _submit(self, operation: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
+    def _submit(self, operation: Operation) -> asyncio.Future[Any]:
         """Queue a Redis operation after every earlier one of this process."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._queue.put_nowait((operation, future))
         return future
+
+    def _script(self, name: str, keys: list[Any], args: list[Any]) -> Operation:
+        """An operation that runs one of the scripts (loaded on connecting: _load_scripts)."""
+        script = self._scripts[name]
+        return lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args)
+
+    async def _load_scripts(self) -> None:
+        for script in self._scripts.values():
+            script.sha = await self._redis.script_load(script.script)
 
     # -- liveness ---------------------------------------------------------------------
 
@@ -486,7 +510,7 @@ class RedisAdapter:
                     args = self._resync_args()
                     if args[7]:
                         keys = [self._key("proc", self.uid)]
-                        self._submit(functools.partial(self._resync, keys=keys, args=args))
+                        self._submit(self._script("resync", keys, args))
                 for uid in await self._redis.smembers(self._key("procs")):
                     if uid == self.uid or await self._redis.exists(self._key("alive", uid)):
                         continue
@@ -520,7 +544,8 @@ class RedisAdapter:
 
     async def _resync_sessions(self) -> None:
         """Write this process's room members back (Redis may have restarted empty)."""
-        await self._resync(keys=[self._key("proc", self.uid)], args=self._resync_args())
+        resync = self._scripts["resync"]
+        await resync(keys=[self._key("proc", self.uid)], args=self._resync_args())
 
     def _resync_args(self) -> list[Any]:
         """This process's sessions, per room and namespace, and the newest seq seen of
@@ -574,7 +599,7 @@ class RedisAdapter:
             header["binary"] = True
             frame = base64.b64encode(frame).decode()
         message = f"{_json(header)}\n{frame}"
-        self._submit(lambda: self._redis.publish(self.channel, message))
+        self._submit(lambda pipe: pipe.publish(self.channel, message))
         self.published += 1
         return len(local)
 
@@ -586,14 +611,14 @@ class RedisAdapter:
         args = [f"{ns} {room} {user}", user, self.channel, message, now]
         args += [self.prefix, ns, room, time.time(), self.key_ttl, self.max_rooms]
         args += [self.seq_ttl, self.max_seen]
-        self._submit(lambda: self._scripts["leave"](keys=keys, args=args))
+        self._submit(self._script("leave", keys, args))
 
     def online(self, ns: str, user: str, delta: int) -> None:
         """A session of ``user`` connected to (+1) or left (-1) namespace ``ns``."""
         if self.available:
             keys = [self._key("members", ns, ONLINE), self._key("proc", self.uid)]
             args = [f"{ns} {ONLINE} {user}", user, delta, self.key_ttl]
-            self._submit(lambda: self._scripts["count"](keys=keys, args=args))
+            self._submit(self._script("count", keys, args))
 
     async def direct_message(self, session: Session, ns: str, to: str, frame: str) -> int:
         """Publish ``frame`` to every session of ``to`` and the sender's others, on every
@@ -604,7 +629,7 @@ class RedisAdapter:
         to_mine = f"{_json({**header, 'user': session.user, 'skip': session.id})}\n{frame}"
         keys = [self._key("members", ns, ONLINE)]
         args = [to, session.user, self.channel, to_them, to_mine]
-        return int(await self._submit(lambda: self._scripts["direct"](keys=keys, args=args)))
+        return int(await self._submit(self._script("direct", keys, args)))
 
     def left(self, ns: str, room: str, session: Session) -> None:
         """``session`` left ``room`` here; every process hears the room's ``left`` marker if
@@ -620,8 +645,8 @@ class RedisAdapter:
         self._check()
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
-            members = await self._submit(lambda: self._redis.hkeys(self._key("members", ns, room)))
-            last = await self._submit(lambda: self._redis.get(self._key("seq", ns, room)))
+            members = await self._submit(lambda pipe: pipe.hkeys(self._key("members", ns, room)))
+            last = await self._submit(lambda pipe: pipe.get(self._key("seq", ns, room)))
             if since is None:
                 return Joined(sorted(members), int(last or 0))
             return Joined(sorted(members), int(last or 0), recovered=True, replayed=0)
@@ -655,7 +680,7 @@ class RedisAdapter:
         self._waiting[ref] = arrived
         self._pending_users[session.id] = session.user
         try:
-            result = await self._submit(lambda: self._scripts["join"](keys=keys, args=args))
+            result = await self._submit(self._script("join", keys, args))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(ANSWER_TIMEOUT):
                     await arrived  # the session is in the room here from now on
@@ -709,7 +734,7 @@ class RedisAdapter:
         arrived = asyncio.get_running_loop().create_future()
         self._waiting[ref] = arrived
         try:
-            seq, result = await self._submit(lambda: self._scripts["send"](keys=keys, args=args))
+            seq, result = await self._submit(self._script("send", keys, args))
             if seq == 0:  # a resend of a message already published
                 return json.loads(result)
             with contextlib.suppress(TimeoutError):
@@ -729,7 +754,7 @@ class RedisAdapter:
         again, atomically, when they are numbered)."""
         if not self.available:
             return False, None
-        found = await self._submit(lambda: self._redis.hget(self._key("mids", user), key))
+        found = await self._submit(lambda pipe: pipe.hget(self._key("mids", user), key))
         return (False, None) if found is None else (True, json.loads(found))
 
     def remember(self, user: str, key: str, result: Any) -> None:
@@ -743,7 +768,7 @@ class RedisAdapter:
         except (TypeError, ValueError):
             return
         args = [self.prefix, user, key, text, time.time(), self.mid_ttl, *self.mid_limits]
-        self._submit(lambda: self._remember(args=args))
+        self._submit(self._script("remember", [], args))
 
     def __repr__(self) -> str:
         state = "connected" if self.available else "unavailable"
