@@ -266,6 +266,37 @@ def test_a_rooms_last_seen_and_a_users_mids_stay_under_their_caps(redis_server):
     run(scenario())
 
 
+def test_mids_kept_before_the_order_held_their_sizes_still_go_in_order(redis_server):
+    """An order list written by an older rtlab (fields only, no sizes) is read as well."""
+    store = redis_server.client()
+    ack = '{"delivered":1}'
+    store.hset("rtlab:mids:alice", "/ old", ack)
+    store.rpush("rtlab:midorder:alice", "/ old")
+    store.hset("rtlab:midsizes", mapping={"alice": 5 + len(ack), "*": 5 + len(ack)})
+    for key in ("rtlab:mids:alice", "rtlab:midorder:alice", "rtlab:midsizes"):
+        store.expire(key, 60)
+
+    async def scenario() -> None:
+        server = await started(redis_server.url)
+        adapter(server).mid_limits = (2, 10**6, 10, 10**6, 100)
+        alice = await EventClient.connect(server.url, "alice")
+        for n in range(2):
+            await alice.emit("heartbeat", ack=True, mid=f"h{n}")
+        await alice.emit("join-room", "hall", ack=True)  # after what was queued before it
+        kept = store.hgetall("rtlab:mids:alice")
+        assert sorted(kept) == ["/ h0", "/ h1"]  # the old one went first
+        assert store.lrange("rtlab:midorder:alice", 0, -1) == [
+            f"{len(kept['/ h0'])} / h0",
+            f"{len(kept['/ h1'])} / h1",
+        ]
+        size = sum(len(k) + len(v) for k, v in kept.items())
+        assert store.hgetall("rtlab:midsizes") == {"alice": str(size), "*": str(size)}
+        await alice.close()
+        await server.stop()
+
+    run(scenario())
+
+
 def test_history_stays_within_its_bytes_the_least_recent_rooms_losing_their_oldest(
     redis_server,
 ):

@@ -85,11 +85,15 @@ end
 -- that just became the CAP+1-th most recently used loses its history and last seen (as
 -- Presence keeps CAP rooms'), and one beyond twice CAP is forgotten altogether, unless
 -- someone is in it (then its keys live on, renewed by their processes, until the next
--- use puts it first again). Whether the TTLs were renewed.
+-- use puts it first again). A room used within the last second was among the CAP most
+-- recent then: its rank is not looked up again (the byte budget bounds what a room
+-- pushed out meanwhile keeps), so a busy room's message costs ZSCORE and ZADD here.
+-- Whether the TTLs were renewed.
 local function touch(prefix, ns, room, now, ttl, cap, seq_ttl, always)
   local rooms = prefix .. ':rooms:' .. ns
   local last = redis.call('ZSCORE', rooms, room)
-  local rank = last and redis.call('ZREVRANK', rooms, room)
+  local recent = last and not always and tonumber(now) - tonumber(last) < 1
+  local rank = last and not recent and redis.call('ZREVRANK', rooms, room)
   redis.call('ZADD', rooms, now, room)
   local renew = always or not last or tonumber(now) - tonumber(last) >= tonumber(ttl) / 4
   if renew then
@@ -99,7 +103,7 @@ local function touch(prefix, ns, room, now, ttl, cap, seq_ttl, always)
     redis.call('EXPIRE', room_key(prefix, 'seq', ns, room), seq_ttl)
     redis.call('EXPIRE', rooms, seq_ttl)
   end
-  if not rank or rank >= cap then  -- it moved into the CAP most recent: one moved out
+  if not recent and (not rank or rank >= cap) then  -- into the CAP most recent: one out
     local stale = redis.call('ZREVRANGE', rooms, cap, cap)[1]
     if stale and empty(prefix, ns, stale) then
       drop_history(prefix, ns, stale)
@@ -138,41 +142,61 @@ end
 -- {count, bytes, users, total, ack} (as rtlab/aio/events.py's hub): an ack over ``ack``
 -- bytes is kept as a marker; past ``count`` mids or ``bytes`` bytes the user's oldest go;
 -- past ``users`` users or ``total`` bytes in all, the least recent users' mids go.
--- midsizes holds user -> bytes and "*" -> all, and outlives the users' own keys.
+-- midsizes holds user -> bytes and "*" -> all, and outlives the users' own keys; the
+-- order list holds "BYTES NS MID", the ack's size with its field. Users are ordered by
+-- their last mid to the second, and their keys renewed once a quarter of their TTL has
+-- passed: a user's next mid within a second costs EXISTS, HSETNX, RPUSH, two HINCRBY and
+-- a ZSCORE (and LPOP, HDEL and one HINCRBY more once they have ``count`` mids).
 local function remember(prefix, user, field, answer, now, ttl, limits)
   local kept, order = prefix .. ':mids:' .. user, prefix .. ':midorder:' .. user
   local sizes, users = prefix .. ':midsizes', prefix .. ':midusers'
   if #answer > limits[5] then answer = '{"duplicate":true}' end
-  if redis.call('EXISTS', kept) == 0 then  -- expired: what was counted for it goes
+  local fresh = redis.call('EXISTS', kept) == 0
+  if fresh then  -- expired (or new): what was counted for it goes
     uncount(sizes, '*', tonumber(redis.call('HGET', sizes, user) or '0'))
     redis.call('HDEL', sizes, user)
     redis.call('DEL', order)
   end
+  local total = false  -- every user's bytes, when this changed them
   if redis.call('HSETNX', kept, field, answer) == 1 then
-    redis.call('RPUSH', order, field)
-    local size = redis.call('HINCRBY', sizes, user, #field + #answer)
-    redis.call('HINCRBY', sizes, '*', #field + #answer)
-    while size > limits[2] or redis.call('LLEN', order) > limits[1] do
+    local added, dropped = #field + #answer, 0
+    local length = redis.call('RPUSH', order, #answer .. ' ' .. field)
+    local size = redis.call('HINCRBY', sizes, user, added)
+    while size - dropped > limits[2] or length > limits[1] do
       local old = redis.call('LPOP', order)
       if not old then break end
-      local value = redis.call('HGET', kept, old)
-      if value then
-        redis.call('HDEL', kept, old)
-        size = redis.call('HINCRBY', sizes, user, -(#old + #value))
-        redis.call('HINCRBY', sizes, '*', -(#old + #value))
+      length = length - 1
+      local bytes, name = string.match(old, '^(%d+) (.*)$')
+      if not name then  -- kept before sizes were in the order: read the ack's
+        name = old
+        bytes = #(redis.call('HGET', kept, old) or '')
+      end
+      if redis.call('HDEL', kept, name) == 1 then
+        dropped = dropped + #name + tonumber(bytes)
       end
     end
+    uncount(sizes, user, dropped)
+    if added ~= dropped then total = redis.call('HINCRBY', sizes, '*', added - dropped) end
   end
-  redis.call('EXPIRE', kept, ttl)
-  redis.call('EXPIRE', order, ttl)
-  redis.call('ZADD', users, now, user)
-  redis.call('EXPIRE', users, ttl)
-  redis.call('EXPIRE', sizes, ttl)
-  while redis.call('ZCARD', users) > limits[3]
-    or tonumber(redis.call('HGET', sizes, '*') or '0') > limits[4] do
+  local last = redis.call('ZSCORE', users, user)
+  local newcomer = false
+  if fresh or not last or tonumber(now) - tonumber(last) >= 1 then
+    newcomer = redis.call('ZADD', users, now, user) == 1
+    if fresh or not last or tonumber(now) - tonumber(last) >= tonumber(ttl) / 4 then
+      redis.call('EXPIRE', kept, ttl)
+      redis.call('EXPIRE', order, ttl)
+      redis.call('EXPIRE', users, ttl)
+      redis.call('EXPIRE', sizes, ttl)
+    end
+  end
+  local people = newcomer and redis.call('ZCARD', users)
+  while (people and people > limits[3]) or (total and total > limits[4]) do
     local gone = redis.call('ZPOPMIN', users)[1]
     if not gone then break end
-    uncount(sizes, '*', tonumber(redis.call('HGET', sizes, gone) or '0'))
+    if people then people = people - 1 end
+    local bytes = tonumber(redis.call('HGET', sizes, gone) or '0')
+    uncount(sizes, '*', bytes)
+    if total then total = total - bytes end
     redis.call('HDEL', sizes, gone)
     redis.call('DEL', prefix .. ':mids:' .. gone, prefix .. ':midorder:' .. gone)
   end
