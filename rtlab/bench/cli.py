@@ -45,6 +45,8 @@ class Sizes:
     chat_window: int = 4
     # processes, room of N members, messages: rooms across processes on one Redis
     redis: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000), (2, 100, 1_500), (4, 100, 1_500))
+    # the same with a mid on each message, as rtlab's reconnecting client sends (rtlab only)
+    redis_mids: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000),)
     memory_connections: int = 10_000
     slow_members: int = 5
     slow_messages: int = 20_000
@@ -62,6 +64,7 @@ QUICK = Sizes(
     fanout=((10, 200), (100, 20)),
     chat=((1, 20, 100), (10, 20, 10)),
     redis=((2, 10, 200), (2, 100, 20)),
+    redis_mids=((2, 10, 200),),
     memory_connections=200,
     slow_members=10,
     slow_messages=500,
@@ -75,6 +78,7 @@ TINY = Sizes(  # for tests: every code path, a few messages
     fanout=((3, 10),),
     chat=((2, 4, 3),),
     redis=((2, 4, 5),),
+    redis_mids=((2, 4, 5),),
     memory_connections=10,
     slow_members=3,
     slow_messages=20,
@@ -157,12 +161,21 @@ def steps(
 
         return [
             (
-                lambda srv, k=k, m=m, n=n: [
-                    scale_out(srv.peer.name, k, m, n, window=sizes.fanout_window, workers=workers)
+                lambda srv, k=k, m=m, n=n, mids=mids: [
+                    scale_out(
+                        srv.peer.name,
+                        k,
+                        m,
+                        n,
+                        window=sizes.fanout_window,
+                        workers=workers,
+                        mids=mids,
+                    )
                 ],
-                "redis",
+                "redis_mids" if mids else "redis",
             )
-            for k, m, n in sizes.redis
+            for mids, redis in ((False, sizes.redis), (True, sizes.redis_mids))
+            for k, m, n in redis
         ]
     if scenario == "memory":
         return [(lambda srv: [s.memory(srv, sizes.memory_connections, workers=workers)], None)]

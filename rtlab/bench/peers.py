@@ -48,6 +48,11 @@ class Peer:
     def node(self) -> bool:
         return self.script.endswith(".js")
 
+    @property
+    def redis_mids(self) -> bool:
+        """Whether its rooms span processes and its events carry mids (rtlab's alone)."""
+        return self.redis and self.wire == "rtlab"
+
 
 PEERS: dict[str, Peer] = {
     p.name: p

@@ -58,9 +58,17 @@ def cluster(name: str, processes: int) -> Iterator[Cluster]:
 
 
 def scale_out(
-    name: str, processes: int, members: int, messages: int, *, window: int = 4, workers: int = 2
+    name: str,
+    processes: int,
+    members: int,
+    messages: int,
+    *,
+    window: int = 4,
+    workers: int = 2,
+    mids: bool = False,
 ) -> Result:
-    """One publisher, a room of ``members`` spread over ``processes`` servers on one Redis."""
+    """One publisher, a room of ``members`` spread over ``processes`` servers on one Redis
+    (``mids``: a mid on each message, as rtlab's reconnecting client sends them)."""
     with cluster(name, processes) as servers:
         redis = servers.redis
         result = fanout(
@@ -71,10 +79,11 @@ def scale_out(
             workers=workers,
             bases=servers.bases,
             at_ready=redis.commands,  # once everyone joined: the load's commands only
+            mids=mids,
         )
         commands = redis.commands() - result.details.pop("at_ready")
     result.scenario = "redis"
-    result.variant = f"{processes} processes, room of {members}"
+    result.variant = f"{processes} processes, {result.variant}"
     result.details |= {
         "processes": processes,
         "redis_commands": commands,

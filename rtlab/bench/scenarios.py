@@ -267,7 +267,7 @@ async def _room_job(shard: dict[str, Any], gate: Gate) -> dict[str, Any]:
         for seq in range(count):
             await credit.acquire()
             text = padded(f"~m{seq}~{time.monotonic():.6f}~", size)
-            await ws.send(wire.publish(room, text))
+            await ws.send(wire.publish(room, text, f"{room}-{seq}" if shard["mids"] else None))
 
     await gate.ready()
     tasks = [read(ws) for ws in connections if ws is not slow]
@@ -306,9 +306,12 @@ def fanout(
     scenario: str = "fanout",
     bases: list[str] | None = None,
     at_ready: Callable[[], Any] | None = None,
+    mids: bool = False,
 ) -> Result:
     """One member publishes ``messages`` to a room of ``members``; everyone, it too, gets each.
 
+    ``mids``: each message carries a ``mid``, as every event of rtlab's reconnecting client
+    (for the server to deliver a resend once; only rtlab's wire has them).
     ``slow``: one more member joins and never reads while the others are measured.
     ``bases``: the members take turns over these servers (processes sharing a Redis).
     ``at_ready``: called once all have joined, just before the load; its answer goes in
@@ -329,6 +332,7 @@ def fanout(
             "count": messages,
             "window": window,
             "size": size,
+            "mids": mids,
         }
         for part in load.split(names, workers)
     ]
@@ -347,6 +351,7 @@ def fanout(
         details["rss_growth"] = phase.peak_rss - rss0  # at the worst moment
     counted = sum(r["counted"] for r in phase.results)
     variant = f"room of {members}" + (" + 1 not reading" if slow else "")
+    variant += ", a mid on each message" if mids else ""
     return _result(
         scenario,
         variant,

@@ -46,7 +46,7 @@ class Wire(Protocol):
     async def open(self, ws: ClientConnection) -> None: ...
     def echo(self, n: int, payload: str) -> str: ...
     async def join(self, ws: ClientConnection, room: str) -> None: ...
-    def publish(self, room: str, text: str) -> str: ...
+    def publish(self, room: str, text: str, mid: str | None = None) -> str: ...
     def typing(self, room: str, typing: bool) -> str | None: ...
     def chat(self, room: str, text: str, ack: int | None) -> str: ...
     def is_ack(self, frame: str) -> bool: ...
@@ -88,8 +88,9 @@ class RtlabWire:
         if '"error"' in answer:
             raise RuntimeError(f"join-room refused: {answer}")
 
-    def publish(self, room: str, text: str) -> str:
-        return f'{{"event":"send-message","data":{{"roomId":"{room}","message":"{text}"}}}}'
+    def publish(self, room: str, text: str, mid: str | None = None) -> str:
+        tail = "" if mid is None else f',"mid":"{mid}"'  # as rtlab's reconnecting client
+        return f'{{"event":"send-message","data":{{"roomId":"{room}","message":"{text}"}}{tail}}}'
 
     def typing(self, room: str, typing: bool) -> str | None:
         flag = "true" if typing else "false"
@@ -126,7 +127,7 @@ class TextWire:
     async def join(self, ws: ClientConnection, room: str) -> None:
         await _until(ws, self, "joined")
 
-    def publish(self, room: str, text: str) -> str:
+    def publish(self, room: str, text: str, mid: str | None = None) -> str:
         return text
 
     def typing(self, room: str, typing: bool) -> str | None:
@@ -166,7 +167,7 @@ class SocketIOWire:
         await ws.send(f'420["join-room","{room}"]')
         await _until(ws, self, "430[")
 
-    def publish(self, room: str, text: str) -> str:
+    def publish(self, room: str, text: str, mid: str | None = None) -> str:
         return f'42["send-message",{{"roomId":"{room}","message":"{text}"}}]'
 
     def typing(self, room: str, typing: bool) -> str | None:
