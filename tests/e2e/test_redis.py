@@ -262,6 +262,30 @@ def test_a_redis_restart_gives_clear_errors_then_normal_service(redis_server):
     run(scenario())
 
 
+def test_scripts_flushed_from_redis_are_loaded_again_and_nothing_is_lost(redis_server):
+    """The writer calls its scripts by sha: after SCRIPT FLUSH the next one is NOSCRIPT,
+    refused as unavailable (a resend waits in the client's queue) until they are loaded
+    again on reconnecting."""
+
+    async def scenario() -> None:
+        server = await LabServer(redis=redis_server.url).start()
+        alice = await EventClient.connect(server.url, "alice", reconnection=FAST)
+        bob = await EventClient.connect(server.url, "bob")
+        for client in (alice, bob):
+            await client.emit("join-room", "lobby", ack=True)
+        redis_server.client().script_flush()
+        answer = await alice.emit("send-message", {"roomId": "lobby", "message": "after"}, ack=True)
+        assert answer["delivered"] == 2
+        got = await bob.wait_for("receive-message", 1, timeout=GUARD)
+        assert [m["message"] for m in got] == ["after"]
+        assert any("unreachable" in line and "NoScript" in line for line in server.log)
+        for client in (alice, bob):
+            await client.close()
+        await server.stop()
+
+    run(scenario())
+
+
 def test_messages_published_while_a_process_resubscribes_reach_its_members(redis_server):
     """A channel keeps nothing: what is published while one process is not subscribed
     reaches its members from the room's history when it subscribes again, once."""
