@@ -103,7 +103,8 @@ ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 BATCH = 64  # queued operations the writer sends in one pipeline, at most
-Operation = Callable[[Pipeline], Any]  # queues one command on the writer's pipeline
+# One command: on the client, a coroutine to await; on the writer's pipeline, queued.
+Operation = Callable[[aioredis.Redis | Pipeline], Any]
 
 
 def _lua(name: str) -> str:
@@ -448,10 +449,13 @@ class RedisAdapter:
             try:
                 if not self.available:
                     raise unavailable(self.retry_after)
-                pipe = self._redis.pipeline(transaction=False)
-                for operation, _ in batch:
-                    operation(pipe)
-                results = await pipe.execute(raise_on_error=False)
+                if len(batch) == 1:  # the usual case: a pipeline would only cost more
+                    results = [await batch[0][0](self._redis)]
+                else:
+                    pipe = self._redis.pipeline(transaction=False)
+                    for operation, _ in batch:
+                        operation(pipe)
+                    results = await pipe.execute(raise_on_error=False)
             except EnvelopeError as error:
                 results = [error] * len(batch)
             except FAILURES as error:
@@ -481,7 +485,7 @@ class RedisAdapter:
     def _script(self, name: str, keys: list[Any], args: list[Any]) -> Operation:
         """An operation that runs one of the scripts (loaded on connecting: _load_scripts)."""
         script = self._scripts[name]
-        return lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args)
+        return lambda client: client.evalsha(script.sha, len(keys), *keys, *args)
 
     async def _load_scripts(self) -> None:
         for script in self._scripts.values():
@@ -599,7 +603,7 @@ class RedisAdapter:
             header["binary"] = True
             frame = base64.b64encode(frame).decode()
         message = f"{_json(header)}\n{frame}"
-        self._submit(lambda pipe: pipe.publish(self.channel, message))
+        self._submit(lambda client: client.publish(self.channel, message))
         self.published += 1
         return len(local)
 
@@ -645,8 +649,9 @@ class RedisAdapter:
         self._check()
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
-            members = await self._submit(lambda pipe: pipe.hkeys(self._key("members", ns, room)))
-            last = await self._submit(lambda pipe: pipe.get(self._key("seq", ns, room)))
+            key = self._key("members", ns, room)
+            members = await self._submit(lambda client: client.hkeys(key))
+            last = await self._submit(lambda client: client.get(self._key("seq", ns, room)))
             if since is None:
                 return Joined(sorted(members), int(last or 0))
             return Joined(sorted(members), int(last or 0), recovered=True, replayed=0)
@@ -754,7 +759,7 @@ class RedisAdapter:
         again, atomically, when they are numbered)."""
         if not self.available:
             return False, None
-        found = await self._submit(lambda pipe: pipe.hget(self._key("mids", user), key))
+        found = await self._submit(lambda client: client.hget(self._key("mids", user), key))
         return (False, None) if found is None else (True, json.loads(found))
 
     def remember(self, user: str, key: str, result: Any) -> None:
