@@ -32,8 +32,11 @@ def send_data(connection: Connection) -> None:
     """``Connection.send_data`` of websockets, with the data before an end of stream
     joined into one write: what the protocol queued, then the half-close (or, on TLS,
     which cannot half-close, the close) it may ask for."""
-    transport = connection.transport
-    chunks = connection.protocol.data_to_send()
+    write_chunks(connection.transport, connection.protocol.data_to_send())
+
+
+def write_chunks(transport: asyncio.Transport, chunks: list[bytes]) -> None:
+    """What :func:`send_data` writes of the chunks the protocol gave (b"": end of stream)."""
     if all(chunks):  # no end of stream among them: the usual case, one write
         if chunks:
             transport.write(b"".join(chunks))
@@ -101,8 +104,17 @@ class CorkedWriter(Generic[K]):
 
     def _uncork(self) -> None:
         corked, self._corked = self._corked, {}
+        max_buffer = self.max_buffer
         for owner, (connection, _) in corked.items():
-            self.flush(owner, connection)
+            # flush(), inlined for its usual case: once per member of every room message
+            transport = connection.transport
+            chunks = connection.protocol.data_to_send()
+            if chunks and all(chunks):
+                transport.write(b"".join(chunks))
+            else:
+                write_chunks(transport, chunks)
+            if transport.get_write_buffer_size() > max_buffer:
+                self.overflow(owner)
 
     def flush(self, owner: K, connection: Connection) -> None:
         """Write what is queued for ``connection`` now; ``overflow`` if over ``max_buffer``."""
