@@ -32,7 +32,6 @@ class Published:
     server: str
     rate_per_cpu: float | None
     redis_commands_per_message: float | None = None
-    about: tuple[str, ...] = ()  # approximate fields: read back from a ratio the run printed
 
 
 def load() -> dict[str, Any]:
@@ -43,11 +42,7 @@ def load() -> dict[str, Any]:
 def figures(*scenarios: str) -> list[Published]:
     """The published figures of these scenarios (all of them when none is named)."""
     rows = [row for run in load()["runs"] for row in run["results"]]
-    return [
-        Published(**r | {"about": tuple(r.get("about", ()))})
-        for r in rows
-        if not scenarios or r["scenario"] in scenarios
-    ]
+    return [Published(**r) for r in rows if not scenarios or r["scenario"] in scenarios]
 
 
 def source(scenario: str) -> str:
@@ -56,17 +51,13 @@ def source(scenario: str) -> str:
     [run] = [r for r in data["runs"] if any(x["scenario"] == scenario for x in r["results"])]
     lines = [f"{run['what']}; {run['when']}; {run['rtlab']}", data["machine"]]
     lines.append(f"load average {run['load_average']}")
-    return "\n".join(lines + ([run["note"]] if "note" in run else []))
-
-
-def _value(row: Published, field: str, spec: str) -> str:
-    return ("≈" if field in row.about else "") + format(getattr(row, field), spec)
+    return "\n".join(lines)
 
 
 def _cell(row: Published | None, mine: Published | None) -> str:
     if row is None or row.rate_per_cpu is None:
         return TOO_SHORT
-    text = _value(row, "rate_per_cpu", ",.0f")
+    text = f"{row.rate_per_cpu:,.0f}"
     if mine is None or mine is row or mine.rate_per_cpu is None:
         return text
     return f"{text} ({ratio(mine.rate_per_cpu, row.rate_per_cpu):.2f})"
@@ -88,6 +79,6 @@ def table(scenario: str) -> str:
         cells = [_cell(found.get((variant, s)), mine) for s in servers]
         lines.append(f"{variant:<{width}}" + "".join(f"{c:>18}" for c in cells))
         if scenario == "redis":
-            counts = [_value(found[variant, s], "redis_commands_per_message", "g") for s in servers]
+            counts = [f"{found[variant, s].redis_commands_per_message:g}" for s in servers]
             lines.append(f"{commands:<{width}}" + "".join(f"{c:>18}" for c in counts))
     return "\n".join(lines)
