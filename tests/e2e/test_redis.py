@@ -72,6 +72,18 @@ def messages(client: EventClient, room: str = "lobby") -> list[dict]:
     return [e.data for e in client.events("receive-message") if e.data["roomId"] == room]
 
 
+async def two_in_lobby(url: str) -> tuple[LabServer, LabServer, EventClient, EventClient]:
+    """Two lab servers on the Redis at ``url``; alice on the first, bob on the second,
+    both in the room "lobby"."""
+    one = await LabServer(redis=url).start()
+    two = await LabServer(redis=url).start()
+    alice = await EventClient.connect(one.url, "alice")
+    bob = await EventClient.connect(two.url, "bob")
+    for client in (alice, bob):
+        await client.emit("join-room", "lobby", ack=True)
+    return one, two, alice, bob
+
+
 def test_three_processes_one_room_every_member_gets_everything_once(serve_redis):
     urls = [serve_redis()[0] for _ in range(3)]
     users = [f"u{i}" for i in range(6)]  # two on each process
@@ -291,12 +303,7 @@ def test_messages_published_while_a_process_resubscribes_reach_its_members(redis
     reaches its members from the room's history when it subscribes again, once."""
 
     async def scenario() -> None:
-        one = await LabServer(redis=redis_server.url).start()
-        two = await LabServer(redis=redis_server.url).start()
-        alice = await EventClient.connect(one.url, "alice")
-        bob = await EventClient.connect(two.url, "bob")
-        for client in (alice, bob):
-            await client.emit("join-room", "lobby", ack=True)
+        one, two, alice, bob = await two_in_lobby(redis_server.url)
         await alice.emit("send-message", {"roomId": "lobby", "message": "before"}, ack=True)
         await bob.wait_for("receive-message", 1, timeout=GUARD)
 
@@ -467,12 +474,7 @@ def test_a_departure_across_processes_is_told_as_in_one_process(redis_server):
     after, through the channel."""
 
     async def scenario() -> None:
-        one = await LabServer(redis=redis_server.url).start()
-        two = await LabServer(redis=redis_server.url).start()
-        alice = await EventClient.connect(one.url, "alice")
-        bob = await EventClient.connect(two.url, "bob")
-        for client in (alice, bob):
-            await client.emit("join-room", "lobby", ack=True)
+        one, two, alice, bob = await two_in_lobby(redis_server.url)
         await alice.emit("typing", {"roomId": "lobby", "typing": True}, ack=True)
         await bob.wait_for("typing", 1, timeout=GUARD)
         await alice.emit("leave-room", "lobby", ack=True)
