@@ -49,7 +49,7 @@ class Record:
     payload: dict[str, Any]
     user: str | None = None
     mid: str | None = None
-    size: int = field(default=0, compare=False)  # its cost, once counted (0: not yet)
+    size: int = field(default=0, compare=False)  # its cost, counted when it is kept
 
 
 def floor_of(ns: str, room: str) -> int:
@@ -61,18 +61,14 @@ _FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def cost(record: Record) -> int:
-    """What keeping ``record`` counts against ``max_bytes``: its memory, near enough
-    (counted once, when it is numbered, and kept in ``record.size``)."""
-    return record.size or payload_cost(record.payload)
+    """What keeping ``record`` counts against ``max_bytes``: its memory, near enough.
 
-
-def payload_cost(payload: dict[str, Any]) -> int:
-    """A message's memory: a chat message's values are strings and numbers, whose size
-    Python knows exactly (``sys.getsizeof``, far cheaper than encoding the payload
-    again); anything nested counts its JSON text plus one more overhead for its
-    containers."""
-    values = payload.values()
-    if _FLAT.issuperset(map(type, values)):  # the usual case, counted without a loop here
+    A chat message's values are strings and numbers, whose size Python knows exactly
+    (``sys.getsizeof``, far cheaper than encoding the payload again); anything nested
+    counts its JSON text plus one more overhead for its containers. :meth:`History.add`
+    counts it once and keeps it in ``record.size``."""
+    values = record.payload.values()
+    if _FLAT.issuperset(map(type, values)):  # the usual case, summed in C
         return RECORD_OVERHEAD + sum(map(sys.getsizeof, values))
     size = RECORD_OVERHEAD
     for value in values:
@@ -127,8 +123,7 @@ class History:
         """The room's next message, numbered but not kept yet (:meth:`add` keeps it):
         its payload gains ``seq``. Numbering it again before adding gives the same number."""
         seq = self.last_seq(ns, room) + 1
-        numbered = {**payload, "seq": seq}
-        return Record(ns, room, seq, now, numbered, user, mid, payload_cost(numbered))
+        return Record(ns, room, seq, now, {**payload, "seq": seq}, user, mid)
 
     def append(self, ns: str, room: str, payload: dict[str, Any], now: float) -> Record:
         """Number a new message and keep it."""
@@ -142,9 +137,10 @@ class History:
             raise ValueError(f"seq {record.seq} in {key} is not after {self._last[key]}")
         kept = self._rooms.pop(key, None) or collections.deque()
         if len(kept) == self.size:
-            self.bytes -= cost(kept.popleft())
+            self.bytes -= kept.popleft().size
+        record.size = cost(record)
         kept.append(record)
-        self.bytes += cost(record)
+        self.bytes += record.size
         self._rooms[key] = kept  # most recently used last
         self._note(key, record.seq)
         while len(self._rooms) > self.max_rooms:
@@ -152,7 +148,7 @@ class History:
         while self.bytes > self.max_bytes:
             oldest = next(iter(self._rooms))  # the least recently used room's oldest first
             messages = self._rooms[oldest]
-            self.bytes -= cost(messages.popleft())
+            self.bytes -= messages.popleft().size
             if not messages:
                 del self._rooms[oldest]
         return record
@@ -177,7 +173,7 @@ class History:
             self.raise_floor(floor_of(ns, room), last)
 
     def _drop_room(self, key: tuple[str, str]) -> None:
-        self.bytes -= sum(cost(record) for record in self._rooms.pop(key))
+        self.bytes -= sum(record.size for record in self._rooms.pop(key))
 
     def since(self, ns: str, room: str, seq: int, now: float) -> tuple[list[dict[str, Any]], bool]:
         """The payloads after ``seq``, oldest first, and whether nothing in between is lost."""
