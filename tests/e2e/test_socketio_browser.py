@@ -12,22 +12,18 @@ import socketio
 import rtlab
 from rtlab.aio.socketio_chat import ClientMissing, client_bundle
 from rtlab.notebook.socketio_lab import RunningSocketIO
-from tests.e2e.test_browser import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def browser(browser):
+    """conftest.py's Chromium, for pages that need the Socket.IO client bundle."""
     try:
         client_bundle()
     except ClientMissing as missing:
         pytest.skip(str(missing))
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    return browser
 
 
 @pytest.fixture
