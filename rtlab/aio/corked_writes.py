@@ -106,13 +106,9 @@ class CorkedWriter(Generic[K]):
         corked, self._corked = self._corked, {}
         max_buffer = self.max_buffer
         for owner, (connection, _) in corked.items():
-            # flush(), inlined for its usual case: once per member of every room message
+            # flush(), inlined: once per member of every room message
             transport = connection.transport
-            chunks = connection.protocol.data_to_send()
-            if chunks and all(chunks):
-                transport.write(b"".join(chunks))
-            else:
-                write_chunks(transport, chunks)
+            write_chunks(transport, connection.protocol.data_to_send())
             if transport.get_write_buffer_size() > max_buffer:
                 self.overflow(owner)
 
