@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rtlab.core.envelope import JSON_ASCII, json_text
+from rtlab.core.envelope import json_utf8
 from rtlab.core.history import FLOORS, History, Record
 
 FILENAME = "history.jsonl"
@@ -284,10 +284,7 @@ def _message(record: Record) -> dict[str, Any]:
 
 
 def _encode(entry: dict[str, Any]) -> bytes:
-    try:
-        return json_text(entry).encode() + b"\n"  # UTF-8: an emoji is 4 bytes, not 12
-    except UnicodeEncodeError:  # a lone surrogate a client sent ("\ud800"): its escape
-        return JSON_ASCII.encode(entry).encode() + b"\n"
+    return json_utf8(entry).encode() + b"\n"  # UTF-8: an emoji is 4 bytes, not 12
 
 
 def _write_all(file: io.FileIO, data: bytes) -> None:

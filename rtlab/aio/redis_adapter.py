@@ -78,7 +78,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from rtlab.core.backoff import Reconnection, backoff_delay
-from rtlab.core.envelope import JSON, JSON_ASCII, EnvelopeError, ErrorCode, event_parts
+from rtlab.core.envelope import EnvelopeError, ErrorCode, event_parts, json_utf8
 from rtlab.core.history import MAX_BYTES
 from rtlab.core.presence import MAX_SEEN, iso
 
@@ -135,17 +135,6 @@ class Joined:
     replayed: int | None = None
     history: list[Any] | None = None
     offline: dict[str, str] | None = None
-
-
-def _json(value: Any) -> str:
-    """Compact JSON that Redis can take: UTF-8, so a lone surrogate (valid JSON, sent by a
-    client as "\\ud800") is escaped as JSON writes it, never an encoding error."""
-    text = JSON.encode(value)
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = JSON_ASCII.encode(value)
-    return text
 
 
 def shown_url(url: str) -> str:
@@ -236,8 +225,8 @@ class RedisAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
         # What the writer runs (by their sha: loaded on connecting), and the reaping.
-        sources = {name: _lua("keep") + _lua(name) for name in ("join", "leave", "send")}
-        sources |= {name: _lua("keep") + _lua(name) for name in ("count", "direct")}
+        names = ("join", "leave", "send", "count", "direct")
+        sources = {name: _lua("keep") + _lua(name) for name in names}
         sources |= {"remember": REMEMBER, "resync": RESYNC}
         self._scripts = {name: self._redis.register_script(s) for name, s in sources.items()}
         self._reap = self._redis.register_script(REAP)
@@ -489,7 +478,7 @@ class RedisAdapter:
 
     async def _load_scripts(self) -> None:
         for script in self._scripts.values():
-            script.sha = await self._redis.script_load(script.script)
+            await self._redis.script_load(script.script)  # its sha: the one it was given
 
     # -- liveness ---------------------------------------------------------------------
 
@@ -602,7 +591,7 @@ class RedisAdapter:
         if isinstance(frame, bytes):  # a binary frame (attachments) travels as base64
             header["binary"] = True
             frame = base64.b64encode(frame).decode()
-        message = f"{_json(header)}\n{frame}"
+        message = f"{json_utf8(header)}\n{frame}"
         self._submit(lambda client: client.publish(self.channel, message))
         self.published += 1
         return len(local)
@@ -610,7 +599,7 @@ class RedisAdapter:
     def _leave(self, ns: str, room: str, user: str) -> None:
         now = iso(time.time())
         header = {"o": self.uid, "ns": ns, "room": room, "kind": "left", "user": user}
-        message = _json({**header, "at": now})
+        message = json_utf8({**header, "at": now})
         keys = [self._key("members", ns, room), self._key("proc", self.uid)]
         args = [f"{ns} {room} {user}", user, self.channel, message, now]
         args += [self.prefix, ns, room, time.time(), self.key_ttl, self.max_rooms]
@@ -629,8 +618,8 @@ class RedisAdapter:
         process; to how many, or -1 when ``to`` is connected nowhere."""
         self._check()
         header = {"o": self.uid, "ns": ns, "room": None}
-        to_them = f"{_json({**header, 'user': to})}\n{frame}"
-        to_mine = f"{_json({**header, 'user': session.user, 'skip': session.id})}\n{frame}"
+        to_them = f"{json_utf8({**header, 'user': to})}\n{frame}"
+        to_mine = f"{json_utf8({**header, 'user': session.user, 'skip': session.id})}\n{frame}"
         keys = [self._key("members", ns, ONLINE)]
         args = [to, session.user, self.channel, to_them, to_mine]
         return int(await self._submit(self._script("direct", keys, args)))
@@ -649,9 +638,9 @@ class RedisAdapter:
         self._check()
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
-            key = self._key("members", ns, room)
-            members = await self._submit(lambda client: client.hkeys(key))
-            last = await self._submit(lambda client: client.get(self._key("seq", ns, room)))
+            members_key, seq_key = self._key("members", ns, room), self._key("seq", ns, room)
+            members = await self._submit(lambda client: client.hkeys(members_key))
+            last = await self._submit(lambda client: client.get(seq_key))
             if since is None:
                 return Joined(sorted(members), int(last or 0))
             return Joined(sorted(members), int(last or 0), recovered=True, replayed=0)
@@ -671,8 +660,8 @@ class RedisAdapter:
             f"{ns} {room} {session.user}",
             session.user,
             self.channel,
-            _json(first),
-            _json(header),
+            json_utf8(first),
+            json_utf8(header),
             prefix,
             suffix,
             -1 if since is None else since,
@@ -710,16 +699,16 @@ class RedisAdapter:
         event = session.event
         mid = event.mid if event is not None else None
         ref = f"{self.uid}-{next(self._refs)}"
-        data_json = _json(payload)
+        data_json = json_utf8(payload)
         head = data_json[:-1] + ',"seq":'
-        header = _json({"o": self.uid, "ns": ns, "room": room, "ref": ref})[:-1] + ',"seq":'
+        header = json_utf8({"o": self.uid, "ns": ns, "room": room, "ref": ref})[:-1] + ',"seq":'
         keys = [
             self._key("seq", ns, room),
             self._key("history", ns, room),
             self._key("mids", session.user) if mid is not None else "",
             self._key("members", ns, room),
         ]
-        answer_prefix = _json({"roomId": room})[:-1] + ',"seq":'
+        answer_prefix = json_utf8({"roomId": room})[:-1] + ',"seq":'
         args = [
             self.channel,
             header,
@@ -769,7 +758,7 @@ class RedisAdapter:
         if not self.available:
             return
         try:
-            text = _json(result)
+            text = json_utf8(result)
         except (TypeError, ValueError):
             return
         args = [self.prefix, user, key, text, time.time(), self.mid_ttl, *self.mid_limits]

@@ -19,6 +19,7 @@ take a ``bytes`` message as such a frame.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -61,6 +62,21 @@ def _once(encoder: json.JSONEncoder) -> Callable[[Any], str]:
 
 
 json_text = _once(JSON)  # JSON.encode, faster: what every event sent goes through
+
+
+def json_utf8(value: Any) -> str:
+    """Compact JSON text that has a UTF-8 form (to send, to store on disk or in Redis).
+
+    A lone surrogate ("\\ud800" is valid JSON, a client may send it) has none: then
+    everything non-ASCII is escaped instead, which JavaScript reads back the same."""
+    text = json_text(value)
+    if text.isascii():  # a flag of the string: no encoding needed to know
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return JSON_ASCII.encode(value)
+    return text
 
 
 class ErrorCode(enum.StrEnum):
@@ -218,20 +234,11 @@ def decode_reply(text: str | bytes, *, binary: bool | None = None) -> Event | Ac
 
 def _dumps(message: dict[str, Any]) -> str | bytes:
     try:
-        text = json_text(message)
+        return json_utf8(message)
     except TypeError:
         if attachments.has_bytes(message):  # checked only here: plain JSON pays nothing
             return attachments.pack(message)
         raise
-    if text.isascii():  # a flag of the string: no encoding needed to know
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        # A lone surrogate ("\ud800" is valid JSON) has no UTF-8 form: escape it instead,
-        # which JavaScript reads back as the same string.
-        text = JSON_ASCII.encode(message)
-    return text
 
 
 def encode_event(
@@ -252,6 +259,7 @@ def encode_event(
     return _dumps(message)
 
 
+@functools.lru_cache(maxsize=256)  # asked for on every room message with Redis
 def event_parts(event: str, ns: str = DEFAULT_NAMESPACE) -> tuple[str, str]:
     """What goes before and after an event's data already encoded as JSON text.
 
