@@ -179,10 +179,11 @@ local function remember(prefix, user, field, answer, now, ttl, limits)
     if added ~= dropped then total = redis.call('HINCRBY', sizes, '*', added - dropped) end
   end
   local last = redis.call('ZSCORE', users, user)
+  local age = (fresh or not last) and math.huge or tonumber(now) - tonumber(last)
   local newcomer = false
-  if fresh or not last or tonumber(now) - tonumber(last) >= 1 then
+  if age >= 1 then
     newcomer = redis.call('ZADD', users, now, user) == 1
-    if fresh or not last or tonumber(now) - tonumber(last) >= tonumber(ttl) / 4 then
+    if age >= tonumber(ttl) / 4 then
       redis.call('EXPIRE', kept, ttl)
       redis.call('EXPIRE', order, ttl)
       redis.call('EXPIRE', users, ttl)
