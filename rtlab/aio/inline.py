@@ -28,13 +28,15 @@ What a connection may cost (:class:`ConnectionLimits`, shared by a server's conn
   in slices of ``SLICE`` bytes, and what is left of a read waits, compressed, until the
   queue has room again.
 
-And two races of websockets 17, fixed here. What arrives after a request, before the
-server has answered it, is parsed at once: bytes that are not a frame, or the end of
-the client's side of the connection, fail the protocol, and websockets then trips on
-its own assertion as it answers ("unexpected internal error", logged as a server
-error). A failed connection is not answered; and since a client may end its side right
-after its request (HTTP's half-close) and still read the answer, that end is taken once
-the answer is sent.
+And what websockets leaves unsaid or trips on, mended here. A request it cannot parse
+(not HTTP, a bad request line, a body) is closed without a word; it is answered 400
+naming why first, as nginx does. And two races of websockets 17: what arrives after a
+request, before the server has answered it, is parsed at once. Bytes that are not a
+frame, or the end of the client's side of the connection, fail the protocol, and
+websockets then trips on its own assertion as it answers ("unexpected internal error",
+logged as a server error). A failed connection is not answered; and since a client may
+end its side right after its request (HTTP's half-close) and still read the answer, that
+end is taken once the answer is sent.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import InvalidMessage
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
 
@@ -78,6 +81,7 @@ class _Guard:
     pings: tuple[float, float]  # tokens left, when counted
     recv_frame: Callable[[Frame], None]  # the protocol's own
     send_response: Callable[[Any], None]  # the protocol's own
+    send_eof: Callable[[], None]  # the protocol's own
     over: bool = False  # closed for a limit already: say it once
     unread: bytearray = field(default_factory=bytearray)  # a compressed read's rest
     eof_after_response: bool = False  # the client ended its side after its request
@@ -99,10 +103,12 @@ class InlineConnection(ServerConnection):
             (float(limits.ping_burst), time.monotonic()),
             protocol.recv_frame,
             protocol.send_response,
+            protocol.send_eof,
         )
         # websockets queues a pong as it parses a ping, before process_event sees it.
         protocol.recv_frame = self._limited  # type: ignore[method-assign]
         protocol.send_response = self._answer  # type: ignore[method-assign]
+        protocol.send_eof = self._unparsed  # type: ignore[method-assign]
 
     @property
     def on_overflow(self) -> Callable[[], None] | None:
@@ -197,6 +203,24 @@ class InlineConnection(ServerConnection):
         """The protocol's ``send_response``, unless the protocol failed meanwhile."""
         if not self.protocol.eof_sent:
             self._g.send_response(response)
+
+    def _unparsed(self) -> None:
+        """The protocol's ``send_eof``; when it ends a request it could not parse, a 400
+        naming why goes first (a client that left before its request ended gets nothing)."""
+        protocol = self.protocol
+        failed = protocol.handshake_exc
+        if (
+            protocol.state is State.CONNECTING
+            and self.request is None
+            and isinstance(failed, InvalidMessage)
+            and failed.__cause__ is not None
+            and not isinstance(failed.__cause__, EOFError)
+        ):
+            cause = failed.__cause__
+            why = "the request is not ASCII" if isinstance(cause, UnicodeError) else str(cause)
+            text = f"Failed to open a WebSocket connection: {why[:200]}.\n"
+            protocol.writes.append(protocol.reject(400, text).serialize())
+        self._g.send_eof()
 
     def eof_received(self) -> bool | None:
         if self.request is not None and self.response is None:  # answering it now

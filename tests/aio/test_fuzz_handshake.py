@@ -3,8 +3,8 @@
 Hypothesis writes request lines, paths, query strings (bad percent-encoding, numbers that
 ``isdigit()`` takes and ``int()`` refuses), header names and values as bytes (latin-1,
 invalid UTF-8), duplicates, to every path, over raw sockets to a real lab server, with
-and without a secret. The answer must be a status line 1xx to 4xx, or a clean close for
-what is not HTTP at all; and the server keeps serving a bystander.
+and without a secret. The answer must be a status line 1xx to 4xx, also for what is not
+HTTP at all (400, naming why); and the server keeps serving a bystander.
 """
 
 from __future__ import annotations
@@ -175,21 +175,43 @@ def failures(server) -> list[str]:
 @example(request=HANDSHAKE.replace(b"\r\n\r\n", b"\r\nOrigin: http://[\r\n\r\n"))
 @example(request=HANDSHAKE.replace(b"\r\n\r\n", b"\r\nOrigin: \xe9\r\nOrigin: a\r\n\r\n"))
 @example(request=HANDSHAKE.replace(b"\r\n\r\n", b"\r\nHost: \xff\r\n\r\n"))
-@example(request=HANDSHAKE + HANDSHAKE.split(b"\r\n", 1)[1])  # every header twice
+@example(request=HANDSHAKE[:-2] + HANDSHAKE.split(b"\r\n", 1)[1])  # every header twice
 @example(request=HANDSHAKE.replace(b"/ws", b"//[/ws"))
 def test_no_request_gets_a_5xx(door, request):
     before = len(failures(door))
     line = answer(door.port, request)
-    if line:
-        found = STATUS.match(line)
-        assert found, f"not a status line: {line!r} for {request!r}"
-        status = int(found.group(1))
-        # websockets answers an unsupported protocol version 505, before the door opens.
-        assert status < 500 or (status == 505 and b" HTTP/1.1\r\n" not in request), (
-            f"{line!r} for {request!r}"
-        )
+    found = STATUS.match(line)
+    assert found, f"not a status line: {line!r} for {request!r}"
+    status = int(found.group(1))
+    # websockets answers an unsupported protocol version 505, before the door opens.
+    assert status < 500 or (status == 505 and b" HTTP/1.1\r\n" not in request), (
+        f"{line!r} for {request!r}"
+    )
     failed = failures(door)[before:]  # a failed process_request is logged before its 500
     assert not failed, f"{failed[0]} for {request!r}"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "why"),
+    [
+        (b"hello\r\n\r\n", b"invalid HTTP request line: hello"),
+        (b"GET / HTTP/2.0\r\n\r\n", b"unsupported protocol"),
+        (b"GET /\xe9 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"the request is not ASCII"),
+        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nno colon\r\n\r\n"), b"invalid HTTP header line"),
+        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nContent-Length: 5\r\n\r\nhello"), b"request body"),
+        (HANDSHAKE.replace(b"\r\n\r\n", b"\r\nTransfer-Encoding: chunked\r\n\r\n"), b"transfer"),
+    ],
+)
+def test_what_websockets_cannot_parse_is_answered_400_naming_why(door, request_bytes, why):
+    """websockets closes such a request without a word; the lab answers as nginx does."""
+    with socket.create_connection(("127.0.0.1", door.port), timeout=5) as raw:
+        raw.sendall(request_bytes)
+        received = b""
+        while chunk := raw.recv(4096):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), received
+    assert body.startswith(b"Failed to open a WebSocket connection: ") and why in body, body
 
 
 def test_the_door_keeps_serving_after_the_fuzz(door):
