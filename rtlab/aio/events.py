@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import inspect
 import itertools
 import logging
@@ -208,14 +207,36 @@ class LocalManager:
         pass
 
 
+# What every session starts with, shared: a full bucket of control events (as of long
+# ago), and the default namespace alone.
+_CONTROL_FULL = (float(CONTROL_BURST), 0.0)
+_DEFAULT_ONLY = (DEFAULT_NAMESPACE,)
+
+
 class Session:
     """One open ``/ws`` connection: who it is and which namespaces it joined."""
+
+    # Slotted: a server holds one per connection (rtlab bench: memory).
+    __slots__ = (
+        "connection",
+        "control",
+        "event",
+        "finishing",
+        "gate",
+        "heeded",
+        "hub",
+        "id",
+        "namespaces",
+        "refusals",
+        "retry_at",
+        "user",
+    )
 
     def __init__(self, id: int, user: str, connection: ServerConnection) -> None:
         self.id = id
         self.user = user
         self.connection = connection
-        self.namespaces: set[str] = {DEFAULT_NAMESPACE}
+        self.namespaces: tuple[str, ...] = _DEFAULT_ONLY  # at most a few: a tuple is enough
         self.event: Event | None = None  # the event being handled, for handlers that need it
         self.hub: EventHub | None = None
         # When its refused messages were, made at the first (an empty deque is 600 bytes)
@@ -224,7 +245,7 @@ class Session:
         self.heeded = True  # whether the last refused event waited for that
         self.gate: str | None = None  # the mid refused for rate: nothing else passes first
         self.finishing: asyncio.Task[None] | None = None  # an event still being handled
-        self.control = (float(CONTROL_BURST), time.monotonic())  # control events' bucket
+        self.control = _CONTROL_FULL  # control events' bucket: tokens, when counted
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
         """Send an event to this session only (Socket.IO's ``socket.emit``)."""
@@ -354,6 +375,9 @@ class EventHub:
         self._mids: dict[str, _Kept] = {}  # user: their kept acks, least recently active first
         self.remembered_bytes = 0  # what every user's kept acks take (see _Kept)
         self.writer: CorkedWriter[Session] = CorkedWriter(max_buffer, self._too_slow)
+        # Bound once, for every connection: what InlineConnection calls with the session.
+        self._receive_now = self._receive
+        self._too_slow_now = self._too_slow
         # Rooms and mids in this process, or across processes (LabServer(redis=URL)).
         self.manager: Manager = LocalManager(self)
         self._setups: list[Callable[[Namespace], None]] = []
@@ -469,9 +493,8 @@ class EventHub:
         self.namespaces[DEFAULT_NAMESPACE].sessions.add(session)
         self.manager.online(DEFAULT_NAMESPACE, user, 1)
         if isinstance(connection, InlineConnection):
-            connection.on_message = functools.partial(self._receive, session)
             # Past max_buffer, whatever filled it (pongs too): dropped as a slow reader.
-            connection.on_overflow = functools.partial(self._too_slow, session)
+            connection.serve_inline(session, self._receive_now, self._too_slow_now)
         try:
             async for message in connection:
                 if session.finishing is not None:  # an earlier event first
@@ -483,8 +506,7 @@ class EventHub:
                     break
         finally:
             if isinstance(connection, InlineConnection):
-                connection.on_message = None
-                connection.on_overflow = None
+                connection.serve_plain()
             if session.finishing is not None:  # an async handler ends before its connection
                 await session.finishing
             if self.sessions.pop(session.id, None) is not None:
@@ -514,7 +536,7 @@ class EventHub:
             namespace.left(session, room)
         namespace.sessions.discard(session)
         self.manager.online(namespace.name, session.user, -1)
-        session.namespaces.discard(namespace.name)
+        session.namespaces = tuple(n for n in session.namespaces if n != namespace.name)
 
     async def _handle(self, session: Session, message: str | bytes) -> None:
         rest = self._handle_now(session, message)
@@ -746,7 +768,7 @@ class EventHub:
             namespace.sessions.add(session)
             if namespace.name not in session.namespaces:
                 self.manager.online(namespace.name, session.user, 1)
-            session.namespaces.add(namespace.name)
+                session.namespaces += (namespace.name,)
             return {"ns": namespace.name}
         if namespace.name == DEFAULT_NAMESPACE:
             raise EnvelopeError(ErrorCode.INVALID, "the default namespace '/' cannot be left")

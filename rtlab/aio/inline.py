@@ -50,9 +50,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import InvalidMessage
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
+from websockets.server import ServerProtocol
 
-# Takes one message; False when it cannot take it now (it then goes through recv()).
-Receiver = Callable[[str | bytes], bool]
+# Takes one message for its owner; False when it cannot take it now (it then goes
+# through recv()). One function for every connection, called with the connection's owner:
+# no object made per connection (see InlineConnection.serve_inline).
+Receiver = Callable[[Any, str | bytes], bool]
 
 MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dropped
 PING_RATE = 2.0  # pings per second a client may send, on average...
@@ -70,6 +73,11 @@ class ConnectionLimits:
     dropped_slow: int = field(default=0, compare=False)  # closed: over max_buffer unsent
     dropped_pings: int = field(default=0, compare=False)  # closed: too many pings
 
+    @property
+    def full(self) -> tuple[float, float]:
+        """A full ping bucket, as of long ago: every connection starts with this one."""
+        return (float(self.ping_burst), 0.0)
+
 
 @dataclass(slots=True)
 class _Guard:
@@ -79,20 +87,17 @@ class _Guard:
 
     limits: ConnectionLimits
     pings: tuple[float, float]  # tokens left, when counted
-    recv_frame: Callable[[Frame], None]  # the protocol's own
-    send_response: Callable[[Any], None]  # the protocol's own
-    send_eof: Callable[[], None]  # the protocol's own
     over: bool = False  # closed for a limit already: say it once
     unread: bytearray = field(default_factory=bytearray)  # a compressed read's rest
     eof_after_response: bool = False  # the client ended its side after its request
-    on_overflow: Callable[[], None] | None = None  # see InlineConnection.on_overflow
+    owner: Any = None  # see InlineConnection.serve_inline
+    on_message: Receiver | None = None
+    on_overflow: Callable[[Any], None] | None = None
 
 
 class InlineConnection(ServerConnection):
     """A ``ServerConnection`` whose complete messages may bypass ``recv()``, held to
     ``limits`` (see module)."""
-
-    on_message: Receiver | None = None
 
     def __init__(self, *args: Any, limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -100,29 +105,35 @@ class InlineConnection(ServerConnection):
         protocol = self.protocol
         self._g = _Guard(
             limits,
-            (float(limits.ping_burst), time.monotonic()),
-            protocol.recv_frame,
-            protocol.send_response,
-            protocol.send_eof,
+            limits.full,
         )
         # websockets queues a pong as it parses a ping, before process_event sees it.
+        # (The protocol's own methods are called through its class: nothing kept per
+        # connection for them.)
         protocol.recv_frame = self._limited  # type: ignore[method-assign]
         protocol.send_response = self._answer  # type: ignore[method-assign]
         protocol.send_eof = self._unparsed  # type: ignore[method-assign]
 
-    @property
-    def on_overflow(self) -> Callable[[], None] | None:
-        """Called instead of closing the connection when it passes max_buffer (the event
-        hub drops its session: the rooms are told, the drop is counted there)."""
-        return self._g.on_overflow
+    def serve_inline(
+        self, owner: Any, on_message: Receiver, on_overflow: Callable[[Any], None]
+    ) -> None:
+        """From now on, ``on_message(owner, message)`` takes each complete message the
+        handler waits for (see module), and past ``max_buffer`` ``on_overflow(owner)`` is
+        called instead of closing the connection (the event hub drops the owner, its
+        session: the rooms are told, the drop is counted there)."""
+        g = self._g
+        g.owner, g.on_message, g.on_overflow = owner, on_message, on_overflow
 
-    @on_overflow.setter
-    def on_overflow(self, call: Callable[[], None] | None) -> None:
-        self._g.on_overflow = call
+    def serve_plain(self) -> None:
+        """Back to websockets' own path for every message, and its own limits."""
+        g = self._g
+        g.owner = g.on_message = g.on_overflow = None
 
     def process_event(self, event: Event) -> None:
+        g = self._g
+        receive = g.on_message
         if (
-            self.on_message is not None
+            receive is not None
             and isinstance(event, Frame)
             and event.fin
             and (event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY)
@@ -134,7 +145,7 @@ class InlineConnection(ServerConnection):
                 pass  # websockets' recv() fails the connection with 1007
             else:
                 try:
-                    if self.on_message(message):
+                    if receive(g.owner, message):
                         return
                 except Exception:  # as websockets does when a connection handler fails
                     self.logger.error("message handler failed", exc_info=True)
@@ -166,7 +177,7 @@ class InlineConnection(ServerConnection):
                 self._close_for(f"too many pings: over {burst} at once, {rate:g} a second")
                 return
             self._g.pings = (tokens - 1, now)
-        self._g.recv_frame(frame)
+        ServerProtocol.recv_frame(self.protocol, frame)
 
     def send_data(self) -> None:
         """websockets' ``send_data``, then the slow-consumer rule (see module)."""
@@ -178,7 +189,7 @@ class InlineConnection(ServerConnection):
         if self.transport.get_write_buffer_size() > limits.max_buffer and not self._g.over:
             if self._g.on_overflow is not None:
                 self._g.over = True
-                self._g.on_overflow()
+                self._g.on_overflow(self._g.owner)
                 return
             limits.dropped_slow += 1
             self._close_for(f"too slow: over {limits.max_buffer} bytes waiting to be sent")
@@ -202,7 +213,7 @@ class InlineConnection(ServerConnection):
     def _answer(self, response: Any) -> None:
         """The protocol's ``send_response``, unless the protocol failed meanwhile."""
         if not self.protocol.eof_sent:
-            self._g.send_response(response)
+            ServerProtocol.send_response(self.protocol, response)
 
     def _unparsed(self) -> None:
         """The protocol's ``send_eof``; when it ends a request it could not parse, a 400
@@ -220,7 +231,7 @@ class InlineConnection(ServerConnection):
             why = "the request is not ASCII" if isinstance(cause, UnicodeError) else str(cause)
             text = f"Failed to open a WebSocket connection: {why[:200]}.\n"
             protocol.writes.append(protocol.reject(400, text).serialize())
-        self._g.send_eof()
+        ServerProtocol.send_eof(self.protocol)
 
     def eof_received(self) -> bool | None:
         if self.request is not None and self.response is None:  # answering it now

@@ -75,7 +75,7 @@ PAGES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClientInfo:
     """One open WebSocket connection, as the server sees it."""
 
@@ -123,6 +123,15 @@ def closing(connection: ServerConnection) -> str:
         name = "application" if 4000 <= code < 5000 else "unknown"
     reason = connection.close_reason
     return f"{code} ({name})" + (f" {reason[:80]!r}" if reason else "")
+
+
+class _Logger(logging.Logger):
+    """A logger that does not look up its caller, which no line of the lab's log shows:
+    the lookup gives each frame on the stack a frame object, kept as long as the frame
+    runs, and a connection's handler runs as long as the connection (288 bytes each)."""
+
+    def findCaller(self, stack_info: bool = False, stacklevel: int = 1) -> Any:
+        return "(unknown file)", 0, "(unknown function)", None
 
 
 def log_to(logger: logging.Logger, stream: TextIO, level: int | str = logging.INFO) -> None:
@@ -211,10 +220,10 @@ class LabServer:
         # A logger of our own, outside logging's tree: nothing reaches stderr unless asked
         # (rtlab serve adds a handler for it: log_to). One line per event: connections
         # open and closed, refusals and their reasons, rate limits, Redis lost and back.
-        self.logger = logging.Logger("rtlab.server", logging.INFO)
+        self.logger = _Logger("rtlab.server", logging.INFO)
         self.logger.addHandler(_ListHandler(self.log))
         # websockets' own lines ("connection open"...) say less than ours: its warnings only.
-        self._websockets_logger = logging.Logger("rtlab.websockets", logging.WARNING)
+        self._websockets_logger = _Logger("rtlab.websockets", logging.WARNING)
         self._websockets_logger.parent = self.logger
         self._server: Server | None = None
         self._clients: dict[ServerConnection, ClientInfo] = {}
