@@ -29,7 +29,6 @@ extends calls the built-in one with ``super()``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -132,9 +131,9 @@ class ChatEvents(BuiltinEvents):
 
     def send_message(self, session: Session, data: Any) -> Any:
         # No coroutine on the hot path (every chat message) unless the built-in
-        # handler returned one (with Redis).
+        # handler returned one (with Redis): its acknowledgement is a dict otherwise.
         answer = super().send_message(session, data)
-        if inspect.isawaitable(answer):
+        if type(answer) is not dict:
             return self._end_typing_after(answer, session)
         self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
         return answer

@@ -180,6 +180,20 @@ def _ack_id(value: Any) -> int | None:
     return value
 
 
+_NAMES: set[str] = set()  # event names seen valid: most messages are one of a few
+_NAMES_KEPT = 1024  # at most, then forgotten all at once
+
+
+def _valid_name(name: str) -> bool:
+    """Whether ``name`` is an event name; remembered when it is (see ``_NAMES``)."""
+    if not NAME.fullmatch(name):
+        return False
+    if len(_NAMES) >= _NAMES_KEPT:
+        _NAMES.clear()
+    _NAMES.add(name)
+    return True
+
+
 def decode_event(text: str | bytes, *, binary: bool | None = None) -> Event:
     """Parse and validate a message sent to the server; raise EnvelopeError if it is bad.
 
@@ -198,13 +212,13 @@ def decode_event(text: str | bytes, *, binary: bool | None = None) -> Event:
             extra = sorted(set(message) - FIELDS)
             raise EnvelopeError(ErrorCode.INVALID, f"unexpected field {extra[0]!r:.40}")
         name = message.get("event")
-        if not isinstance(name, str) or not NAME.fullmatch(name):
+        if type(name) is not str or (name not in _NAMES and not _valid_name(name)):
             raise EnvelopeError(
                 ErrorCode.INVALID,
                 f"event must be a name of 1 to 64 letters, digits or _.:- , got {name!r:.40}",
             )
         ns = message.get("ns", DEFAULT_NAMESPACE)
-        if not isinstance(ns, str) or not NAMESPACE.fullmatch(ns):
+        if ns is not DEFAULT_NAMESPACE and (not isinstance(ns, str) or not NAMESPACE.fullmatch(ns)):
             raise EnvelopeError(ErrorCode.INVALID, f"ns must look like '/chat', got {ns!r:.40}")
         mid = message.get("mid")
         if mid is not None and (not isinstance(mid, str) or not MID.fullmatch(mid)):
