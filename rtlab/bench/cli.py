@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # memory first: fresh servers
 SCENARIOS = ("memory", "echo", "latency", "fanout", "chat", "redis", "slow", "class")
-SERVERS = ("rtlab", "websockets", "socketio", "node-ws", "node-socketio")
+SERVERS = ("rtlab", "websockets", "websockets-json", "socketio", "node-ws", "node-socketio")
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,7 @@ def run(
             for measure, needs in steps(scenario, sizes, workers)
             for server in running.values()
             if needs is None or getattr(server.peer, needs)
+            if not server.peer.only or scenario in server.peer.only
         ]
         bar = tqdm(plan, desc="rtlab bench", unit="step", file=sys.stderr, disable=not progress)
         for scenario, measure, server in bar:

@@ -43,6 +43,7 @@ class Peer:
     description: str
     redis: bool = False  # its rooms can span processes on one Redis
     checkout: str | None = None  # another rtlab checkout to run the module from
+    only: tuple[str, ...] = ()  # the scenarios it takes part in, if not every one
 
     @property
     def node(self) -> bool:
@@ -59,6 +60,14 @@ PEERS: dict[str, Peer] = {
     for p in (
         Peer("rtlab", "rtlab", True, "rtlab_server", "rtlab LabServer, protocol v1 on /ws", True),
         Peer("websockets", "text", True, "websockets_server", "raw websockets, broadcast rooms"),
+        Peer(
+            "websockets-json",
+            "json",
+            True,
+            "websockets_server",
+            "raw websockets, the least a JSON chat does",
+            only=("chat",),
+        ),
         Peer("socketio", "socketio", True, "socketio_server", "python-socketio on aiohttp", True),
         Peer("node-ws", "text", False, "ws_echo.js", "the tutorial's Node ws echo"),
         Peer(

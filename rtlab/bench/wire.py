@@ -143,6 +143,16 @@ class TextWire:
         return None
 
 
+class JsonWire(TextWire):
+    """Raw websockets' ``/chat``: the same ``send-message`` JSON, answered with
+    ``receive-message`` events, no acks (servers/websockets_server.py)."""
+
+    name = "json"
+
+    def room_url(self, base: str, user: str, room: str) -> str:
+        return f"{base}/chat?room={room}&user={user}"
+
+
 class SocketIOWire:
     """Socket.IO v5 over Engine.IO v4, WebSocket transport only, default namespace."""
 
@@ -185,4 +195,4 @@ class SocketIOWire:
         return "3" if frame == "2" else None  # Engine.IO ping -> pong
 
 
-WIRES: dict[str, Wire] = {w.name: w for w in (RtlabWire(), TextWire(), SocketIOWire())}
+WIRES: dict[str, Wire] = {w.name: w for w in (RtlabWire(), TextWire(), JsonWire(), SocketIOWire())}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 
 from rtlab.bench import cli, peers, report, scenarios
 from rtlab.bench.cli import SCENARIOS, SERVERS, TINY
+from rtlab.bench.servers.websockets_server import chat_event
+from rtlab.bench.wire import WIRES, chat_json
 from rtlab.core.stats import ratio
 
 ROOM_SCENARIOS = {"fanout", "chat", "slow", "class"}
@@ -42,6 +45,7 @@ def test_every_server_runs_here(run):
 def test_each_scenario_measured_on_each_server(run, scenario):
     servers = {r.server for r in by(run, scenario)}
     wanted = {s for s in SERVERS if peers.PEERS[s].rooms or scenario not in ROOM_SCENARIOS}
+    wanted = {s for s in wanted if not peers.PEERS[s].only or scenario in peers.PEERS[s].only}
     if scenario in REDIS_SCENARIOS:
         wanted = {s for s in SERVERS if peers.PEERS[s].redis}
         assert wanted == {"rtlab", "socketio", "node-socketio"}
@@ -51,7 +55,8 @@ def test_each_scenario_measured_on_each_server(run, scenario):
 
 def test_echo_counts_every_round_trip_back_once(run):
     results = by(run, "echo")
-    assert len(results) == len(SERVERS) * len(TINY.echo_connections)
+    echoing = [s for s in SERVERS if not peers.PEERS[s].only]
+    assert len(results) == len(echoing) * len(TINY.echo_connections)
     for r in results:
         per = TINY.echo_messages // r.details["connections"]
         assert r.expected == per * r.details["connections"]
@@ -83,8 +88,23 @@ def test_chat_delivers_every_members_message_to_its_room_exactly_once(run):
         assert (r.details["room_size"], r.details["connections"]) == (k, n)
         assert r.expected == n * k * m and r.complete, r
         # Each acknowledgement asked for came back once, from the servers that have acks.
-        asked = n * m if r.details["ack"] and r.server != "websockets" else 0
+        acks = WIRES[peers.PEERS[r.server].wire].acks
+        asked = n * m if r.details["ack"] and acks else 0
         assert r.details["acks"] == r.details["acks_expected"] == asked, r
+
+
+def test_the_plain_json_chat_reads_every_message_and_answers_only_a_right_one():
+    """websockets-json's server: what any JSON chat does, so the chat scenario compares
+    rtlab's chat message with a chat's, not only with a relay that never reads it."""
+    sent = chat_json("r1", "hi ~m1~", None)
+    event = json.loads(chat_event(sent, "r1", "ada"))
+    assert event["event"] == "receive-message"
+    data = event["data"]
+    assert (data["userId"], data["roomId"], data["message"]) == ("ada", "r1", "hi ~m1~")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data["timestamp"])
+    for wrong in ("not json", "[]", sent.replace("r1", "r2"), sent.replace("send-", "get-")):
+        assert chat_event(wrong, "r1", "ada") is None, wrong
+    assert chat_event(chat_json("r1", "", None), "r1", "ada") is None
 
 
 def test_rooms_across_processes_deliver_each_message_once_and_count_redis_commands(run):
