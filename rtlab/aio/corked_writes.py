@@ -11,19 +11,32 @@ has bytes waiting in its transport gains nothing from waiting: it is written now
 reported to ``overflow`` once more than ``max_buffer`` bytes wait; so is one whose frames
 of this turn alone pass ``max_buffer`` (a burst to a reader that stopped), so that it is
 reported at most one message past the bound.
+
+A text frame to a connection without extensions (no compression) is written here, its
+header in one ``struct`` call: what websockets' ``Frame.serialize`` makes of it, without
+the checks a frame the server makes cannot fail, nor a ``BytesIO``; and once for all the
+members of a room that get the same data. It was a sixth of the chat message's CPU time
+(py-spy, rtlab bench chat, rooms of 1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 from websockets.asyncio.connection import Connection
-from websockets.protocol import State
+from websockets.protocol import Side, State
 
 OPEN = State.OPEN
+SERVER = Side.SERVER
+_SHORT, _MEDIUM, _LONG = (
+    struct.Struct("!BB").pack,
+    struct.Struct("!BBH").pack,
+    struct.Struct("!BBQ").pack,
+)
 
 K = TypeVar("K", bound=Hashable)
 
@@ -33,6 +46,16 @@ def send_data(connection: Connection) -> None:
     joined into one write: what the protocol queued, then the half-close (or, on TLS,
     which cannot half-close, the close) it may ask for."""
     write_chunks(connection.transport, connection.protocol.data_to_send())
+
+
+def text_frame(data: bytes) -> bytes:
+    """A server's unmasked, final text frame of ``data``, uncompressed."""
+    n = len(data)
+    if n < 126:
+        return _SHORT(0x81, n) + data
+    if n < 65536:
+        return _MEDIUM(0x81, 126, n) + data
+    return _LONG(0x81, 127, n) + data
 
 
 def write_chunks(transport: asyncio.Transport, chunks: list[bytes]) -> None:
@@ -69,6 +92,7 @@ class CorkedWriter(Generic[K]):
         self.overflow = overflow
         # owner -> [its connection, the bytes of its frames queued this turn]
         self._corked: dict[K, list[Any]] = {}
+        self._framed = (b"", b"")  # the last data written as a text frame, and its frame
 
     def write(self, owner: K, connection: Connection, data: bytes, text: bool) -> None:
         """Queue one frame; the frames queued in one turn of the loop go out in one write."""
@@ -80,7 +104,13 @@ class CorkedWriter(Generic[K]):
             # sends none; older websockets named it fragmented_send_waiter).
             connection.logger.warning("skipped write: sending a fragmented message")
             return
-        if text:
+        if text and not protocol.extensions and protocol.side is SERVER:
+            # protocol.send_text(data), the frame made here (see module); no fragmented
+            # message can be in progress, since send_in_progress is None.
+            if data is not self._framed[0]:  # a room's members share one frame
+                self._framed = (data, text_frame(data))
+            protocol.writes.append(self._framed[1])
+        elif text:
             protocol.send_text(data)
         else:
             protocol.send_binary(data)
