@@ -7,12 +7,13 @@ import inspect
 import logging
 from typing import Any
 
+import pytest
 from websockets.asyncio.server import broadcast
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from rtlab.aio.corked_writes import CorkedWriter, send_data
+from rtlab.aio.corked_writes import CorkedWriter, send_data, text_frame
 
 
 class Transport:
@@ -60,6 +61,31 @@ def frames(data: bytes) -> list[Frame]:
         parsed.append(Frame(Opcode(data[0] & 0x0F), data[2 : 2 + length]))
         data = data[2 + length :]
     return parsed
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70_000])
+def test_a_text_frame_made_here_is_the_one_websockets_makes(size):
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert text_frame(data) == Frame(Opcode.TEXT, data).serialize(mask=False)
+
+
+def test_a_compressed_connection_gets_its_frames_from_websockets():
+    """permessage-deflate: the frame made here would be wrong, websockets makes it."""
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
+
+    transport = Transport()
+    connection = Connection(transport)
+    connection.protocol.extensions = [PerMessageDeflate(False, False, 15, 15)]
+    writer = CorkedWriter(2**20, lambda owner: None)
+
+    async def main() -> None:
+        writer.write("a", connection, b"hello hello hello", True)
+        await asyncio.sleep(0)  # the turn ends: the corked frame goes out
+
+    asyncio.run(main())
+    [sent] = transport.calls
+    assert sent[0] == 0xC1  # FIN, RSV1 (compressed), text
+    assert sent != text_frame(b"hello hello hello")
 
 
 def test_send_data_joins_the_data_then_half_closes_without_tls():
