@@ -16,9 +16,9 @@ many connections:
   permessage-deflate bomb (1009), oversized fragmented messages (1009), invalid UTF-8
   (1007), and violations of RFC 6455 (1002), the last three sent frame by frame with
   ``rtlab.core.frames`` over a socket opened with ``rtlab.core.handshake``;
-- before the upgrade: malformed handshakes (a 4xx or 5xx answer, or a dropped
-  connection for what is not HTTP at all) and slowloris handshakes that never end
-  (dropped after ``--handshake-timeout``).
+- before the upgrade: malformed handshakes (a 4xx or 5xx answer; 400 naming why for
+  what is not HTTP at all) and slowloris handshakes that never end (dropped after
+  ``--handshake-timeout``).
 
 Every input has one expected answer (an ``error`` event or an acknowledgement with
 an exact code, ``ref`` and ``ack`` id, a close code, or an HTTP status), and the test
@@ -805,7 +805,8 @@ async def closers(server: Served, storm: Storm) -> None:
 
 
 def bad_handshakes(port: int) -> list[tuple[bytes, str]]:
-    """Requests that must be refused, and how: "http STATUS", or "dropped" (not HTTP)."""
+    """Requests that must be refused, and how: "http STATUS" (400 naming why for what is
+    not HTTP), or "dropped"."""
     host = f"Host: 127.0.0.1:{port}\r\n"
     key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -826,8 +827,8 @@ def bad_handshakes(port: int) -> list[tuple[bytes, str]]:
             "http 431",
         ),
         (f"GET /ws?user=a HTTP/1.1\r\n{host}{many}{upgrade}{key}\r\n", "http 431"),
-        ("HELLO\r\n\r\n", "dropped"),
-        ("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", "dropped"),  # TLS on a plain port
+        ("HELLO\r\n\r\n", "http 400"),
+        ("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", "http 400"),  # TLS on a plain port
     ]
     return [(request.encode("latin-1"), expected) for request, expected in requests]
 
