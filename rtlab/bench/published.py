@@ -17,6 +17,7 @@ from rtlab.core.stats import ratio
 NAMES = {
     "rtlab": "rtlab",
     "websockets": "raw websockets",
+    "websockets-json": "plain JSON chat",
     "socketio": "python-socketio",
     "node-ws": "Node ws",
     "node-socketio": "Node Socket.IO",

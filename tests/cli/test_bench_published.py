@@ -40,10 +40,10 @@ def test_echo_and_fanout_are_the_results_sections_tables():
 
 def test_chat_and_redis_are_the_round_two_tables():
     docs = {}
-    for size, ack, *figures, _, _ in rows("**The chat message**"):
+    for size, ack, *figures, _, _, _, _ in rows("**The chat message**"):
         members = f"{size} member" + ("s" if size != "1" else "")
         variant = f"rooms of {members}, " + ("ack" if ack == "yes" else "no ack")
-        servers = ("rtlab", "websockets", "socketio", "node-socketio")
+        servers = ("rtlab", "websockets", "websockets-json", "socketio", "node-socketio")
         for server, figure in zip(servers, figures, strict=True):
             docs["chat", variant, server] = number(figure)
     commands = {}
@@ -51,7 +51,7 @@ def test_chat_and_redis_are_the_round_two_tables():
         for server, figure in zip(("rtlab", "socketio", "node-socketio"), figures, strict=True):
             docs["redis", variant, server] = number(figure)
         commands[variant] = counts
-    assert len(docs) == 33
+    assert len(docs) == 39
     assert {k: v for k, v in in_the_file().items() if k[0] in ("chat", "redis")} == docs
     for f in published.figures("redis"):
         ours, peers = commands[f.variant].split(";")
@@ -64,7 +64,10 @@ def test_the_tables_give_ratios_and_say_when_a_run_was_too_short():
     chat = published.table("chat").splitlines()
     assert "per server CPU second" in chat[0]
     [one] = [line for line in chat if line.startswith("rooms of 1 member, no ack")]
-    assert one.split()[6:] == ["38,760", "69,444", "(0.56)", "9,551", "(4.06)", "68,027", "(0.57)"]
+    assert one.split()[6:] == [
+        *("43,668", "59,524", "(0.73)", "31,447", "(1.39)"),
+        *("7,315", "(5.97)", "53,763", "(0.81)"),
+    ]
     mine = published.Published("chat", "rooms of 9", "rtlab", 1000.0)
     short = published.Published("chat", "rooms of 9", "websockets", None)
     assert published._cell(short, mine) == report.TOO_SHORT  # null in the file
