@@ -288,8 +288,9 @@ class InlineConnection(ServerConnection):
                     g.walk = False
                 return
             g.walk = False  # compressed, or closing: websockets' from now on
-            if g.carry or g.skip:  # never: a carry or skip only arises while open
-                raise AssertionError("frame boundaries lost")
+            if g.carry:  # a frame's start, read here: websockets waits at its boundary
+                data, g.carry = g.carry + data, b""
+            g.skip = 0  # (or in the frame it reads: the rest is its own anyway)
         if g.unread or (len(data) > SLICE and self.protocol.extensions):
             g.unread += data
             self._feed()

@@ -251,3 +251,21 @@ def test_a_frame_waits_here_for_its_end_only_up_to_carry(lab):
             raw.sendall(data[len(data) // 2 :])
             _, payload = Reader(raw).next()
             assert json.loads(payload) == {"ack": n, "data": n}
+
+
+def test_a_frame_begun_here_when_the_server_closes_goes_on_to_websockets(lab):
+    """The hub closes a connection (1008, too many refused messages) while the start of
+    the next frame waits here for its end: its end, when it comes, is websockets' to
+    read, and nothing fails on the server (a failed data_received would be in its log)."""
+    before = len(lab.log)
+    raw = opened(lab)
+    with raw:
+        refused = frame(0x1, b"not json") * 40  # past the 30 refusals a session may earn
+        last = frame(0x1, event("echo", 1))
+        raw.sendall(refused + last[:5])
+        time.sleep(0.1)
+        raw.sendall(last[5:] + frame(0x9, b"after"))
+        assert closed_with(raw) == 1008
+        time.sleep(0.1)
+    failed = [line for line in lab.log[before:] if "error" in line.lower()]
+    assert failed == []
