@@ -263,7 +263,9 @@ def test_a_reporter_with_an_expired_token_stops_at_once_with_the_reason():
         with progress_report.reporting_to(shared):
             assert not check_accept_key(lambda key: key)  # the check itself is unharmed
         cat = progress_report.reporter(shared)
-        wait_until(lambda: cat.refusal is not None, timeout=1.0)
+        # Refused, and the report dropped: two steps of the reporter's loop, in either
+        # order (the report may reach it after the refusal), both within the second.
+        wait_until(lambda: cat.refusal is not None and cat.unsent == 0, timeout=1.0)
         assert cat.refusal.startswith("your token was rejected: expired 2 min ago")
         assert cat.refusal.endswith("ask your instructor for a new one")
         assert cat.dropped == 1 and cat.unsent == 0
