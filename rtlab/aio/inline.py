@@ -8,10 +8,10 @@ share of the lab server's work (rtlab bench, echo: about 15% of its CPU time).
 
 :class:`InlineConnection` skips the queue when it can: when the connection's handler is
 waiting in ``recv()`` with nothing queued, a complete text or binary frame goes straight
-to ``on_message`` from ``data_received``. Everything else takes websockets' own path:
-fragmented messages, invalid UTF-8 (which websockets closes with 1007), and every
-message that arrives while earlier ones are still queued or being handled, so the order
-of messages is always kept.
+from ``data_received`` to the receiver given to ``serve_inline``. Everything else takes
+websockets' own path: fragmented messages, invalid UTF-8 (which websockets closes with
+1007), and every message that arrives while earlier ones are still queued or being
+handled, so the order of messages is always kept.
 
 On a connection without compression it also reads those frames itself (``_walk``):
 websockets' frame parser, a generator reading the header in three steps, was a fifth of
@@ -19,8 +19,10 @@ the chat message's CPU time. It follows the frame boundaries from the first byte
 the handshake; a complete, final, masked text or binary frame within ``max_size`` is
 unmasked and handed over here, and every other frame (control frames, fragments, one
 too big, one that arrives while the handler is busy) is fed to websockets whole, so its
-checks, pongs, limits and closing codes are its own. A connection whose client sent
-frames before the handshake's answer is left to websockets (its boundaries unknown).
+checks, pongs, limits and closing codes are its own. A frame whose end has not come yet
+waits here up to ``CARRY`` bytes (a bigger one goes to websockets as it comes). A
+connection whose client sent frames before the handshake's answer is left to websockets
+(its boundaries unknown), as is one that closes.
 
 What a connection may cost (:class:`ConnectionLimits`, shared by a server's connections):
 
