@@ -134,6 +134,18 @@ class _Logger(logging.Logger):
         return "(unknown file)", 0, "(unknown function)", None
 
 
+def _keep_only_authorization(connection: ServerConnection) -> None:
+    """Forget the request's headers but ``Authorization`` (a token, read again when the
+    connection joins a namespace): websockets keeps them all as long as the connection,
+    2 KiB for its own client, more for a browser's user agent, languages and cookies."""
+    request = connection.request
+    if request is not None:
+        kept = Headers()
+        if (authorization := request.headers.get("Authorization")) is not None:
+            kept["Authorization"] = authorization
+        request.headers = kept
+
+
 def log_to(logger: logging.Logger, stream: TextIO, level: int | str = logging.INFO) -> None:
     """Also write ``logger``'s lines to ``stream`` from ``level`` up, one per line, with
     the time (what ``rtlab serve --log-level`` does with the lab server's logger)."""
@@ -446,6 +458,7 @@ class LabServer:
 
     async def _handle(self, connection: ServerConnection) -> None:
         path = urlsplit(connection.request.path).path if connection.request else ""
+        _keep_only_authorization(connection)
         host, port, *_ = connection.remote_address
         info = ClientInfo(next(self._ids), path, f"{host}:{port}", time.time())
         self._clients[connection] = info

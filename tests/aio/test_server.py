@@ -319,3 +319,15 @@ def test_bytes_that_are_no_frame_right_after_a_request_fail_it_cleanly(server, t
     while server.server.admission.addresses and time.monotonic() < deadline:
         time.sleep(0.05)  # polling a real condition, bounded
     assert not server.server.admission.addresses
+
+
+def test_a_connection_keeps_only_the_authorization_header_of_its_request(server):
+    """websockets keeps the whole request as long as the connection: the lab server keeps
+    only the header it reads again (a Bearer token), not a browser's kilobytes."""
+    extra = {"User-Agent": "x" * 2000, "Cookie": "c" * 2000, "Authorization": "Bearer abc"}
+    with connect(f"{server.url}/ws?user=kept", additional_headers=extra) as ws:
+        ws.send(json.dumps({"event": "heartbeat", "id": 1}))
+        ws.recv(timeout=5)
+        [connection] = [c for c in server.server._clients if c.request.path.startswith("/ws")]
+        assert list(connection.request.headers.raw_items()) == [("Authorization", "Bearer abc")]
+        assert connection.request.path == "/ws?user=kept"
