@@ -50,7 +50,7 @@ from rtlab.core.envelope import (
     encode_ack_error,
     encode_event,
 )
-from rtlab.core.ratelimit import SlidingWindow, TokenBucket
+from rtlab.core.ratelimit import FULL, SlidingWindow, TokenBucket, take
 from rtlab.core.rooms import Rooms
 
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
@@ -207,10 +207,7 @@ class LocalManager:
         pass
 
 
-# What every session starts with, shared: a full bucket of control events (as of long
-# ago), and the default namespace alone.
-_CONTROL_FULL = (float(CONTROL_BURST), 0.0)
-_DEFAULT_ONLY = (DEFAULT_NAMESPACE,)
+_DEFAULT_ONLY = (DEFAULT_NAMESPACE,)  # what every session starts in, shared
 
 
 class Session:
@@ -245,7 +242,7 @@ class Session:
         self.heeded = True  # whether the last refused event waited for that
         self.gate: str | None = None  # the mid refused for rate: nothing else passes first
         self.finishing: asyncio.Task[None] | None = None  # an event still being handled
-        self.control = _CONTROL_FULL  # control events' bucket: tokens, when counted
+        self.control = FULL  # control events' token bucket
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
         """Send an event to this session only (Socket.IO's ``socket.emit``)."""
@@ -631,13 +628,9 @@ class EventHub:
     def _check_control(session: Session, now: float) -> None:
         """The control events' token bucket of ``session``: refused past it, and a
         client that does not wait as told earns strikes (``_failed``), as for events."""
-        tokens, at = session.control
-        tokens = min(float(CONTROL_BURST), tokens + (now - at) * CONTROL_RATE)
-        if tokens >= 1:
-            session.control = (tokens - 1, now)
+        session.control, retry_after = take(session.control, now, CONTROL_RATE, CONTROL_BURST)
+        if not retry_after:
             return
-        session.control = (tokens, now)
-        retry_after = (1 - tokens) / CONTROL_RATE
         session.heeded = now >= session.retry_at
         session.retry_at = now + retry_after
         raise EnvelopeError(

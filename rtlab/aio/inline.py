@@ -64,6 +64,8 @@ from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
 
+from rtlab.core.ratelimit import FULL, Bucket, take
+
 try:  # websockets' C unmasking, as its own frame parser uses
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - a websockets built without it
@@ -93,11 +95,6 @@ class ConnectionLimits:
     dropped_slow: int = field(default=0, compare=False)  # closed: over max_buffer unsent
     dropped_pings: int = field(default=0, compare=False)  # closed: too many pings
 
-    @property
-    def full(self) -> tuple[float, float]:
-        """A full ping bucket, as of long ago: every connection starts with this one."""
-        return (float(self.ping_burst), 0.0)
-
 
 @dataclass(slots=True)
 class _Guard:
@@ -106,7 +103,7 @@ class _Guard:
     connection has 27; past 30 each connection's dict costs 1.3 KiB more."""
 
     limits: ConnectionLimits
-    pings: tuple[float, float]  # tokens left, when counted
+    pings: Bucket  # the pings' token bucket
     over: bool = False  # closed for a limit already: say it once
     unread: bytearray = field(default_factory=bytearray)  # a compressed read's rest
     eof_after_response: bool = False  # the client ended its side after its request
@@ -129,7 +126,7 @@ class InlineConnection(ServerConnection):
         # The walk needs the protocol's state of a fragmented message and its size limit
         # by these names (websockets 15 to 17); without them, websockets reads it all.
         walk = hasattr(protocol, "current_size") and hasattr(protocol, "max_message_size")
-        self._g = _Guard(limits, limits.full, walk=walk)
+        self._g = _Guard(limits, FULL, walk=walk)
         # websockets queues a pong as it parses a ping, before process_event sees it.
         # (The protocol's own methods are called through its class: nothing kept per
         # connection for them.)
@@ -191,15 +188,12 @@ class InlineConnection(ServerConnection):
         """The protocol's ``recv_frame``, but a ping past the bucket gets no pong: the
         connection closes with 1008 instead (and reads nothing more)."""
         if frame.opcode is Opcode.PING and not self._g.over:
-            tokens, at = self._g.pings
-            now = time.monotonic()
             rate, burst = self._g.limits.ping_rate, self._g.limits.ping_burst
-            tokens = min(float(burst), tokens + (now - at) * rate)
-            if tokens < 1:
+            self._g.pings, wait = take(self._g.pings, time.monotonic(), rate, burst)
+            if wait:
                 self._g.limits.dropped_pings += 1
                 self._close_for(f"too many pings: over {burst} at once, {rate:g} a second")
                 return
-            self._g.pings = (tokens - 1, now)
         ServerProtocol.recv_frame(self.protocol, frame)
 
     def send_data(self) -> None:

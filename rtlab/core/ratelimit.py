@@ -8,13 +8,29 @@ stays bounded by the number of active users.
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass
+
+# A token bucket's state: (tokens, when they were counted). FULL reads as full at its
+# first use, whatever the burst (take() cuts it down), so every new bucket shares it.
+Bucket = tuple[float, float]
+FULL: Bucket = (math.inf, 0.0)
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     retry_after: float = 0.0  # seconds until the next event would be allowed
+
+
+def take(bucket: Bucket, now: float, rate: float, burst: float) -> tuple[Bucket, float]:
+    """One event from ``bucket``, refilled at ``rate`` a second up to ``burst``: the
+    bucket's new state, and 0 if the event may pass, else the seconds until one could."""
+    tokens, at = bucket
+    tokens = min(float(burst), tokens + (now - at) * rate)
+    if tokens >= 1:
+        return (tokens - 1, now), 0.0
+    return (tokens, now), (1 - tokens) / rate if rate > 0 else math.inf
 
 
 class SlidingWindow:
@@ -59,16 +75,11 @@ class TokenBucket:
             raise ValueError(f"need rate > 0 and burst >= 1, got {rate} and {burst}")
         self.rate = rate
         self.burst = burst
-        self._buckets: dict[str, tuple[float, float]] = {}  # key: (tokens, at)
+        self._buckets: dict[str, Bucket] = {}  # key: (tokens, at)
 
     def check(self, key: str, now: float) -> Decision:
-        tokens, at = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return Decision(False, (1 - tokens) / self.rate)
-        self._buckets[key] = (tokens - 1, now)
-        return Decision(True)
+        self._buckets[key], wait = take(self._buckets.get(key, FULL), now, self.rate, self.burst)
+        return Decision(not wait, wait)
 
     def forget_idle(self, now: float) -> None:
         """Drop keys whose bucket has filled up again (they look like new keys)."""
