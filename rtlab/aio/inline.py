@@ -167,12 +167,16 @@ class InlineConnection(ServerConnection):
                 try:
                     if receive(g.owner, message):
                         return
-                except Exception:  # as websockets does when a connection handler fails
-                    self.logger.error("message handler failed", exc_info=True)
-                    self.protocol.fail(CloseCode.INTERNAL_ERROR)
-                    self.send_data()
+                except Exception:
+                    self._handler_failed()
                     return
         super().process_event(event)
+
+    def _handler_failed(self) -> None:
+        """What websockets does when a connection's handler fails: log it, close 1011."""
+        self.logger.error("message handler failed", exc_info=True)
+        self.protocol.fail(CloseCode.INTERNAL_ERROR)
+        self.send_data()
 
     def _waiting(self) -> bool:
         """Whether the handler waits in ``recv()`` for a new message, none queued."""
@@ -313,19 +317,13 @@ class InlineConnection(ServerConnection):
                 return
             first, second = data[i], data[i + 1]
             length = second & 0x7F
-            head = i + (6 if second & 0x80 else 2)  # masked: a 4-byte key after the lengths
-            if length == 126:
-                if end - i < 4:
-                    g.carry = data[i:]
-                    return
-                (length,) = _LENGTH16(data, i + 2)
-                head += 2
-            elif length == 127:
-                if end - i < 10:
-                    g.carry = data[i:]
-                    return
-                (length,) = _LENGTH64(data, i + 2)
-                head += 8
+            longer = 2 if length == 126 else 8 if length == 127 else 0  # bytes of a length
+            if end - i < 2 + longer:
+                g.carry = data[i:]
+                return
+            if longer:
+                (length,) = (_LENGTH16 if longer == 2 else _LENGTH64)(data, i + 2)
+            head = i + 2 + longer + (4 if second & 0x80 else 0)  # masked: its 4-byte key
             stop = head + length
             limit = self.protocol.max_message_size
             ours = (
@@ -351,10 +349,8 @@ class InlineConnection(ServerConnection):
                 if ours:
                     try:
                         taken = g.on_message(g.owner, message)
-                    except Exception:  # as websockets does when a connection handler fails
-                        self.logger.error("message handler failed", exc_info=True)
-                        self.protocol.fail(CloseCode.INTERNAL_ERROR)
-                        self.send_data()
+                    except Exception:
+                        self._handler_failed()
                         g.walk = False
                         return
                     if taken:
