@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import socket
-import struct
 import time
 
 import pytest
@@ -24,25 +22,16 @@ from websockets.frames import Frame
 
 import rtlab
 from rtlab.aio.inline import CARRY
+from rtlab.core import frames
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 users = itertools.count()
 
 
 def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True) -> bytes:
-    """A client's frame, as RFC 6455 §5.2 lays it out."""
-    first = (0x80 if fin else 0) | opcode
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", first, (0x80 if masked else 0) | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", first, (0x80 if masked else 0) | 126, n)
-    else:
-        head = struct.pack("!BBQ", first, (0x80 if masked else 0) | 127, n)
-    if not masked:
-        return head + payload
-    key = os.urandom(4)
-    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    """A client's frame (``masked=False``: one that breaks the rule)."""
+    key = frames.generate_mask() if masked else None
+    return frames.encode(frames.Frame(frames.Opcode(opcode), payload, fin), key)
 
 
 def event(name: str, n: int, pad: int = 0) -> bytes:
@@ -89,23 +78,15 @@ class Reader:
     def __init__(self, raw: socket.socket) -> None:
         self.raw, self.buffer = raw, b""
 
-    def _exactly(self, n: int) -> bytes:
-        while len(self.buffer) < n:
+    def next(self) -> tuple[int, bytes]:
+        while (found := frames.decode(self.buffer)) is None:
             chunk = self.raw.recv(65536)
             if not chunk:
                 raise EOFError("closed")
             self.buffer += chunk
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
-
-    def next(self) -> tuple[int, bytes]:
-        first, second = self._exactly(2)
-        n = second & 0x7F
-        if n == 126:
-            (n,) = struct.unpack("!H", self._exactly(2))
-        elif n == 127:
-            (n,) = struct.unpack("!Q", self._exactly(8))
-        return first & 0x0F, self._exactly(n)
+        got, _, used = found
+        self.buffer = self.buffer[used:]
+        return got.opcode, got.payload
 
 
 def send_cut(raw: socket.socket, stream: bytes, cuts: list[int]) -> None:
@@ -195,7 +176,7 @@ def closed_with(raw: socket.socket) -> int:
     while True:
         opcode, payload = reader.next()
         if opcode == 0x8:
-            return struct.unpack("!H", payload[:2])[0]
+            return frames.decode_close(payload)[0]
 
 
 def test_a_frame_of_invalid_utf8_is_closed_1007(lab):
