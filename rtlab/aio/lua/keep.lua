@@ -47,7 +47,9 @@ end
 -- ``budget`` bytes, the least recently used rooms losing their oldest messages first (as
 -- rtlab/core/history.py). Call after ``touch``, which made this room the most recent and
 -- says whether its keys' TTLs were renewed (``renewed``): a key made now gets one too.
--- A message into a full history costs RPUSH, LPOP and two HINCRBY, whatever the room.
+-- A message into a full history costs RPUSH and LPOP, whatever the room, and two HINCRBY
+-- when it is not as long as the one it pushed out; only one that adds bytes can take the
+-- namespace past its budget.
 local function keep_message(prefix, ns, room, entry, size, budget, ttl, renewed)
   local history = room_key(prefix, 'history', ns, room)
   local sizes = sizes_key(prefix, ns)
@@ -59,16 +61,15 @@ local function keep_message(prefix, ns, room, entry, size, budget, ttl, renewed)
     if not old then break end
     delta, length = delta - #old, length - 1
   end
-  local total
-  if delta ~= 0 then
-    redis.call('HINCRBY', sizes, room, delta)
-    total = redis.call('HINCRBY', sizes, '*', delta)
-  else
-    total = tonumber(redis.call('HGET', sizes, '*') or '0')
+  if delta == 0 then  -- a full history, a message as long as the one it pushed out
+    if renewed then redis.call('EXPIRE', sizes, ttl) end
+    return
   end
+  redis.call('HINCRBY', sizes, room, delta)
+  local total = redis.call('HINCRBY', sizes, '*', delta)
   if renewed or total == delta then redis.call('EXPIRE', sizes, ttl) end
   local rooms, i = prefix .. ':rooms:' .. ns, 0
-  while total > budget do
+  while delta > 0 and total > budget do  -- only what grew can be past the budget
     local victim = redis.call('ZRANGE', rooms, i, i)[1]
     if not victim then break end
     if not drop_oldest(prefix, ns, victim) then i = i + 1 end
