@@ -222,7 +222,9 @@ class RedisAdapter:
         self._waiting: dict[str, asyncio.Future[Any]] = {}  # our publications, by ref
         self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
         self._refs = itertools.count(1)
-        self._last_seq: dict[tuple[str, str], int] = {}  # newest seq seen per room
+        # Newest seq seen per room with members here (what else the channel numbers is
+        # dropped on delivery and at each _refresh).
+        self._last_seq: dict[tuple[str, str], int] = {}
         self._touched: dict[tuple[str, str], float] = {}  # rooms touched, when (_touch)
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
@@ -359,7 +361,10 @@ class RedisAdapter:
                 if mine and header.get("ref") is not None:
                     self._answer(header["ref"], 0)
                 return
-            self._last_seq[key] = seq
+            if room in namespace.rooms:
+                self._last_seq[key] = seq
+            else:  # no member here: nothing to tell apart, nothing to keep
+                self._last_seq.pop(key, None)
         if header.get("kind") in ("left", "gone"):  # out of the room on every process
             namespace.gone(room, header["user"], header["at"], died=header["kind"] == "gone")
             return
@@ -536,6 +541,10 @@ class RedisAdapter:
                     pipe.expire(self._key("seq", ns, room), self.seq_ttl)
             await pipe.execute()
         self._refreshed = time.monotonic()
+        for ns, room in list(self._last_seq):  # rooms that emptied here since
+            namespace = self.hub.namespaces.get(ns)
+            if namespace is None or room not in namespace.rooms:
+                del self._last_seq[ns, room]
 
     async def _resync_sessions(self) -> None:
         """Write this process's room members back (Redis may have restarted empty)."""

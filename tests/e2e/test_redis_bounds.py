@@ -14,6 +14,7 @@ import time
 import pytest
 import redis
 
+from rtlab.aio import redis_adapter
 from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.redis_adapter import KEY_TTL, MID_TTL, SEQ_TTL, RedisAdapter
 from rtlab.aio.server import LabServer
@@ -363,5 +364,40 @@ def test_with_the_default_bounds_every_key_expires_within_its_families_ttl(redis
         for client in (alice, bob):
             await client.close()
         await server.stop()
+
+    run(scenario())
+
+
+def test_a_process_remembers_rooms_only_while_they_have_members_there(redis_server, monkeypatch):
+    """Every process reads every room's messages off the channel: the newest seq it keeps
+    per room (what tells a live message from one its catch-up delivered) is for rooms
+    with members there only, and the rooms it touched lately are capped (TOUCHED)."""
+    monkeypatch.setattr(redis_adapter, "TOUCHED", 4)
+
+    async def scenario() -> None:
+        a = await started(redis_server.url, rate_limit=TokenBucket(100, 100))
+        b = await started(redis_server.url)
+        alice = await EventClient.connect(a.url, "alice")
+        bob = await EventClient.connect(b.url, "bob")
+        await bob.emit("join-room", "r0", ack=True)
+        for n in range(10):
+            await alice.emit("join-room", f"r{n}", ack=True)
+            answer = await alice.emit(
+                "send-message", {"roomId": f"r{n}", "message": "hi"}, ack=True
+            )
+            assert answer["seq"] == 1
+            assert len(adapter(a)._touched) <= 4
+        await bob.wait_for("receive-message", 1, timeout=GUARD)
+        assert set(adapter(a)._last_seq) == {("/", f"r{n}") for n in range(10)}
+        assert set(adapter(b)._last_seq) == {("/", "r0")}  # nine rooms without bob: none
+        await bob.emit("leave-room", "r0", ack=True)
+        await alice.emit("send-message", {"roomId": "r0", "message": "gone"}, ack=True)
+        # bob's join comes back to b through the channel, after that message.
+        await bob.emit("join-room", "quiet", ack=True)
+        assert adapter(b)._last_seq == {}  # r0 emptied there: dropped on its next message
+        for client in (alice, bob):
+            await client.close()
+        for server in (a, b):
+            await server.stop()
 
     run(scenario())
