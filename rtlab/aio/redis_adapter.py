@@ -61,22 +61,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from rtlab.aio.redis_pipe import RedisPipe
 from rtlab.core.backoff import Reconnection, backoff_delay
 from rtlab.core.envelope import EnvelopeError, ErrorCode, event_parts, json_utf8
 from rtlab.core.history import MAX_BYTES
@@ -103,9 +103,7 @@ ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 TOUCHED = 4096  # rooms whose last touch a process remembers (_touch)
-BATCH = 64  # queued operations the writer sends in one pipeline, at most
-# One command: on the client, a coroutine to await; on the writer's pipeline, queued.
-Operation = Callable[[aioredis.Redis | Pipeline], Any]
+Command = tuple[str | int | float, ...]  # a Redis command and its arguments
 
 
 def _lua(name: str) -> str:
@@ -202,23 +200,11 @@ class RedisAdapter:
         self.retry_after = BACKOFF.delay
         self.published = 0  # messages this process published
         self.received = 0  # messages this process read from the channel
-        # Named, so that CLIENT LIST on the Redis server tells which process is which.
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            decode_responses=True,
-            client_name=f"rtlab-{self.uid}",
-        )
-        # The subscriber waits on its own connection, for as long as the channel is quiet.
-        self._sub = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=2,
-            decode_responses=True,
-            client_name=f"rtlab-sub-{self.uid}",
-        )
-        self._queue: asyncio.Queue[tuple[Operation, asyncio.Future[Any]]]
-        self._queue = asyncio.Queue()
+        # Every command of this process, in order; the channel on a connection of its own
+        # (both opened by _listen, and again after Redis was away).
+        self._redis: RedisPipe | None = None
+        self._sub: RedisPipe | None = None
+        self._held: list[str] | None = None  # messages read while connecting, for after
         self._waiting: dict[str, asyncio.Future[Any]] = {}  # our publications, by ref
         self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
         self._refs = itertools.count(1)
@@ -228,12 +214,14 @@ class RedisAdapter:
         self._touched: dict[tuple[str, str], float] = {}  # rooms touched, when (_touch)
         self._tasks: list[asyncio.Task[None]] = []
         self._connected = asyncio.Event()
-        # What the writer runs (by their sha: loaded on connecting), and the reaping.
+        # The scripts, run by their sha (each loaded on connecting: _load_scripts).
         names = ("join", "leave", "send", "count", "direct")
-        sources = {name: _lua("keep") + _lua(name) for name in names}
-        sources |= {"remember": REMEMBER, "resync": RESYNC}
-        self._scripts = {name: self._redis.register_script(s) for name, s in sources.items()}
-        self._reap = self._redis.register_script(REAP)
+        self._sources = {name: _lua("keep") + _lua(name) for name in names}
+        self._sources |= {"remember": REMEMBER, "resync": RESYNC, "reap": REAP}
+        self._shas = {
+            name: hashlib.sha1(source.encode()).hexdigest()
+            for name, source in self._sources.items()
+        }
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -241,11 +229,7 @@ class RedisAdapter:
         """Connect and subscribe (waiting up to ``wait`` seconds; after that the server
         serves anyway and the adapter keeps trying in the background)."""
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._listen()),
-            loop.create_task(self._write()),
-            loop.create_task(self._beat()),
-        ]
+        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._beat())]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait):
                 await self._connected.wait()
@@ -253,22 +237,19 @@ class RedisAdapter:
     async def stop(self) -> None:
         """Finish what is queued, take this process's sessions out, disconnect."""
         if self.available:
-            with contextlib.suppress(TimeoutError):
+            # Replies come in order: when this one is back, what was sent before is done.
+            with contextlib.suppress(*FAILURES, EnvelopeError):
                 async with asyncio.timeout(2):
-                    await self._queue.join()
-            with contextlib.suppress(*FAILURES):
-                await self._reap(keys=[self._key("proc", self.uid)], args=self._reap_args(True))
-                await self._redis.delete(self._key("alive", self.uid))
-                await self._redis.srem(self._key("procs"), self.uid)
+                    keys = [self._key("proc", self.uid)]
+                    await self._submit(self._script("reap", keys, self._reap_args(True)))
+                    await self._submit(("DEL", self._key("alive", self.uid)))
+                    await self._submit(("SREM", self._key("procs"), self.uid))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
-        with contextlib.suppress(*FAILURES):
-            await self._redis.aclose()
-            await self._sub.aclose()
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -294,6 +275,9 @@ class RedisAdapter:
             self.available = False
             self._connected.clear()
             self.logger.warning("redis %s unreachable: %r; serving without it", self.shown, error)
+        for pipe in (self._redis, self._sub):  # _listen wakes, and connects again
+            if pipe is not None:
+                pipe.close(error)
 
     def _check(self) -> None:
         if not self.available:
@@ -302,16 +286,25 @@ class RedisAdapter:
     # -- the channel: read, and deliver to this process's members -------------------------
 
     async def _listen(self) -> None:
-        """Subscribe, write our sessions back, then deliver; reconnect with backoff."""
+        """Connect and subscribe, write our sessions back, then deliver as messages are
+        read (``_read``), until a connection drops; connect again with backoff."""
         attempt = 0
         while True:
-            pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
+            self._held = []  # read before catching up: delivered after it, in order
             try:
-                await pubsub.subscribe(self.channel)
+                self._sub = await RedisPipe.open(
+                    self.url, f"rtlab-sub-{self.uid}", on_message=self._read
+                )
+                # Named, so that CLIENT LIST on the Redis server tells the processes apart.
+                self._redis = await RedisPipe.open(self.url, f"rtlab-{self.uid}")
+                await self._sub.call("SUBSCRIBE", self.channel)
                 await self._load_scripts()
                 await self._register()
                 await self._resync_sessions()
                 await self._catch_up()
+                held, self._held = self._held, None
+                for text in held:
+                    self._read(text)
                 attempt = 0
                 self.retry_after = BACKOFF.delay
                 self.available = True
@@ -319,16 +312,9 @@ class RedisAdapter:
                 self.logger.info(
                     "redis %s: subscribed to %s as %s", self.shown, self.channel, self.uid
                 )
-                while self.available:  # the writer or the heartbeat may find Redis gone
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
-                        self.received += 1
-                        text = message["data"]
-                        try:
-                            self._deliver(text)
-                        except Exception as error:  # one bad message must not stop the rest
-                            self.logger.error("redis: cannot deliver %.80r", text, exc_info=error)
-                raise ConnectionError("lost while publishing")
+                closed = {self._sub.closed, self._redis.closed}
+                done, _ = await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
+                raise done.pop().exception() or ConnectionError("Redis closed the connection")
             except FAILURES as error:
                 self._lost(error)
                 attempt += 1
@@ -339,8 +325,21 @@ class RedisAdapter:
                 )
                 await asyncio.sleep(delay)
             finally:
-                with contextlib.suppress(*FAILURES, RuntimeError):
-                    await pubsub.aclose()
+                for pipe in (self._sub, self._redis):
+                    if pipe is not None:
+                        pipe.close()
+                self._sub = self._redis = None
+
+    def _read(self, text: str) -> None:
+        """A message read from the channel (all that one read brought, in order)."""
+        if self._held is not None:
+            self._held.append(text)
+            return
+        self.received += 1
+        try:
+            self._deliver(text)
+        except Exception as error:  # one bad message must not stop the rest
+            self.logger.error("redis: cannot deliver %.80r", text, exc_info=error)
 
     def _deliver(self, text: str) -> None:
         head, _, rest = text.partition("\n")
@@ -405,7 +404,7 @@ class RedisAdapter:
             for room in list(namespace.rooms):
                 key = (namespace.name, room)
                 history = self._key("history", namespace.name, room)
-                for entry in await self._redis.lrange(history, 0, -1):
+                for entry in await self._call("LRANGE", history, 0, -1):
                     seq, _, rest = entry.partition(" ")
                     data = rest.partition(" ")[2]  # after the time
                     if int(seq) > self._last_seq.get(key, 0):
@@ -431,68 +430,56 @@ class RedisAdapter:
         if future is not None and not future.done():
             future.set_result(value)
 
-    # -- the writer: every Redis change of this process, in order ----------------------------
+    # -- commands: every Redis change of this process, in order ------------------------------
 
-    async def _write(self) -> None:
-        """Run the queued operations in order, all that are queued in one pipeline: one
-        write and one round trip for a burst of room messages, not one each, and their
-        publications reach every process together (delivered in one turn of its loop,
-        so a member gets them in one write)."""
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                if not self.available:
-                    raise unavailable(self.retry_after)
-                if len(batch) == 1:  # the usual case: a pipeline would only cost more
-                    results = [await batch[0][0](self._redis)]
-                else:
-                    pipe = self._redis.pipeline(transaction=False)
-                    for operation, _ in batch:
-                        operation(pipe)
-                    results = await pipe.execute(raise_on_error=False)
-            except EnvelopeError as error:
-                results = [error] * len(batch)
-            except FAILURES as error:
-                self._lost(error)
-                results = [unavailable(self.retry_after)] * len(batch)
-            except Exception as error:  # a bug: fail these operations, keep the writer
-                self.logger.error("redis: an operation failed", exc_info=error)
-                results = [error] * len(batch)
-            for (_, future), result in zip(batch, results, strict=True):
-                if isinstance(result, RedisError):  # this one failed (the others ran)
-                    self._lost(result)  # NOSCRIPT too: the scripts load again on reconnecting
-                    result = unavailable(self.retry_after)
-                if not future.done():
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-                self._queue.task_done()
+    def _call(self, *command: str | int | float) -> asyncio.Future[Any]:
+        """Send a command while connecting (the setup in _listen, before ``available``)."""
+        if self._redis is None:
+            raise ConnectionError("not connected to Redis")
+        return self._redis.call(*command)
 
-    def _submit(self, operation: Operation) -> asyncio.Future[Any]:
-        """Queue a Redis operation after every earlier one of this process."""
+    def _submit(self, command: Command) -> asyncio.Future[Any]:
+        """Send a command after every earlier one of this process (one connection, which
+        Redis answers in order; a turn's commands go in one write); its reply, or
+        ``unavailable`` while Redis is away or if it failed (which counts Redis lost)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._queue.put_nowait((operation, future))
+        if not self.available or self._redis is None:
+            future.set_exception(unavailable(self.retry_after))
+            return future
+        pipe = self._redis
+        pipe.call(*command).add_done_callback(lambda reply: self._replied(reply, future, pipe))
         return future
 
-    def _script(self, name: str, keys: list[Any], args: list[Any]) -> Operation:
-        """An operation that runs one of the scripts (loaded on connecting: _load_scripts)."""
-        script = self._scripts[name]
-        return lambda client: client.evalsha(script.sha, len(keys), *keys, *args)
+    def _replied(
+        self, reply: asyncio.Future[Any], future: asyncio.Future[Any], pipe: RedisPipe
+    ) -> None:
+        error = reply.exception()
+        if error is not None and pipe is self._redis:  # NOSCRIPT too: scripts load again
+            self._lost(error)
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(unavailable(self.retry_after))
+        else:
+            future.set_result(reply.result())
+
+    def _script(self, name: str, keys: list[Any], args: list[Any]) -> Command:
+        """The command that runs one of the scripts (loaded on connecting)."""
+        return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
 
     async def _load_scripts(self) -> None:
-        for script in self._scripts.values():
-            await self._redis.script_load(script.script)  # its sha: the one it was given
+        for name, source in self._sources.items():
+            sha = await self._call("SCRIPT", "LOAD", source)
+            assert sha == self._shas[name], f"{name}: Redis says {sha}, not {self._shas[name]}"
 
     # -- liveness ---------------------------------------------------------------------
 
     async def _register(self) -> None:
-        await self._redis.set(self._key("alive", self.uid), "1", px=int(self.alive_ttl * 1000))
-        await self._redis.sadd(self._key("procs"), self.uid)
-        await self._redis.expire(self._key("procs"), self.key_ttl)
+        alive = self._key("alive", self.uid)
+        await self._call("SET", alive, "1", "PX", int(self.alive_ttl * 1000))
+        await self._call("SADD", self._key("procs"), self.uid)
+        await self._call("EXPIRE", self._key("procs"), self.key_ttl)
 
     async def _beat(self) -> None:
         """Renew our alive key; reap the processes whose key expired."""
@@ -504,20 +491,19 @@ class RedisAdapter:
                 await self._register()
                 if time.monotonic() - self._refreshed >= self.key_ttl / 4:
                     await self._refresh()
-                if not await self._redis.exists(self._key("proc", self.uid)):
+                if not await self._call("EXISTS", self._key("proc", self.uid)):
                     # Taken for dead (stalled longer than alive_ttl) and reaped: write our
                     # sessions back, in order with the operations queued before this.
                     args = self._resync_args()
                     if args[7]:
                         keys = [self._key("proc", self.uid)]
                         self._submit(self._script("resync", keys, args))
-                for uid in await self._redis.smembers(self._key("procs")):
-                    if uid == self.uid or await self._redis.exists(self._key("alive", uid)):
+                for uid in await self._call("SMEMBERS", self._key("procs")):
+                    if uid == self.uid or await self._call("EXISTS", self._key("alive", uid)):
                         continue
-                    gone = await self._reap(
-                        keys=[self._key("proc", uid)], args=self._reap_args(True)
-                    )
-                    await self._redis.srem(self._key("procs"), uid)
+                    keys = [self._key("proc", uid)]
+                    gone = await self._call(*self._script("reap", keys, self._reap_args(True)))
+                    await self._call("SREM", self._key("procs"), uid)
                     self.logger.warning(
                         "redis: process %s stopped renewing its key; %d room presence(s) reaped",
                         uid,
@@ -530,16 +516,15 @@ class RedisAdapter:
         """Renew the keys of this process and of every room its sessions are in, however
         quiet: a room in use never loses its history or numbering to a TTL."""
         ttl = self.key_ttl
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.expire(self._key("proc", self.uid), ttl)
-            for namespace in list(self.hub.namespaces.values()):
-                ns = namespace.name
-                pipe.expire(self._key("members", ns, ONLINE), ttl)
-                for room in list(namespace.rooms):
-                    for kind in ROOM_KEYS:
-                        pipe.expire(self._key(kind, ns, room), ttl)
-                    pipe.expire(self._key("seq", ns, room), self.seq_ttl)
-            await pipe.execute()
+        renewals = [self._call("EXPIRE", self._key("proc", self.uid), ttl)]
+        for namespace in list(self.hub.namespaces.values()):
+            ns = namespace.name
+            renewals.append(self._call("EXPIRE", self._key("members", ns, ONLINE), ttl))
+            for room in list(namespace.rooms):
+                for kind in ROOM_KEYS:
+                    renewals.append(self._call("EXPIRE", self._key(kind, ns, room), ttl))
+                renewals.append(self._call("EXPIRE", self._key("seq", ns, room), self.seq_ttl))
+        await asyncio.gather(*renewals)  # sent in one write, answered in one go
         self._refreshed = time.monotonic()
         for ns, room in list(self._last_seq):  # rooms that emptied here since
             namespace = self.hub.namespaces.get(ns)
@@ -548,8 +533,8 @@ class RedisAdapter:
 
     async def _resync_sessions(self) -> None:
         """Write this process's room members back (Redis may have restarted empty)."""
-        resync = self._scripts["resync"]
-        await resync(keys=[self._key("proc", self.uid)], args=self._resync_args())
+        keys = [self._key("proc", self.uid)]
+        await self._call(*self._script("resync", keys, self._resync_args()))
 
     def _resync_args(self) -> list[Any]:
         """This process's sessions, per room and namespace, and the newest seq seen of
@@ -603,7 +588,7 @@ class RedisAdapter:
             header["binary"] = True
             frame = base64.b64encode(frame).decode()
         message = f"{json_utf8(header)}\n{frame}"
-        self._submit(lambda client: client.publish(self.channel, message))
+        self._submit(("PUBLISH", self.channel, message))
         self.published += 1
         return len(local)
 
@@ -650,8 +635,8 @@ class RedisAdapter:
         ns = namespace.name
         if namespace.rooms.is_member(session, room):
             members_key, seq_key = self._key("members", ns, room), self._key("seq", ns, room)
-            members = await self._submit(lambda client: client.hkeys(members_key))
-            last = await self._submit(lambda client: client.get(seq_key))
+            members = await self._submit(("HKEYS", members_key))
+            last = await self._submit(("GET", seq_key))
             if since is None:
                 return Joined(sorted(members), int(last or 0))
             return Joined(sorted(members), int(last or 0), recovered=True, replayed=0)
@@ -778,7 +763,7 @@ class RedisAdapter:
         again, atomically, when they are numbered)."""
         if not self.available:
             return False, None
-        found = await self._submit(lambda client: client.hget(self._key("mids", user), key))
+        found = await self._submit(("HGET", self._key("mids", user), key))
         return (False, None) if found is None else (True, json.loads(found))
 
     def remember(self, user: str, key: str, result: Any) -> None:
