@@ -19,12 +19,15 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on 127.0.0.1; ``kill()`` and ``start()`` again on the same port."""
 
-    def __init__(self, executable: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, executable: str | None = None, port: int | None = None, *options: str
+    ) -> None:
         found = executable or shutil.which("redis-server")
         if found is None:
             raise FileNotFoundError("redis-server not found: apt-get install redis-server")
         self.executable = found
         self.port = port or free_port()
+        self.options = options  # more of redis-server's command line
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -33,21 +36,8 @@ class RedisServer:
 
     def start(self, timeout: float = 20) -> RedisServer:
         """Start it and wait until it answers PING."""
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.start_unchecked()
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
         try:
@@ -61,6 +51,25 @@ class RedisServer:
                     time.sleep(0.05)
         finally:
             client.close()
+
+    def start_unchecked(self) -> None:
+        """Start it, not waiting (its options may leave the plain port closed: TLS)."""
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *self.options,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def kill(self) -> None:
         """SIGKILL: gone at once, with everything it held (nothing is saved)."""
