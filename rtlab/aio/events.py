@@ -70,6 +70,11 @@ MAX_REFUSALS = 30  # refused messages in REFUSAL_WINDOW seconds before a session
 REFUSAL_WINDOW = 10.0
 # Not counted by the rate limit per user: a client needs them whatever it sent. They have
 # a token bucket per session of their own instead (when the hub has a rate limit).
+# Bytes of messages (each counting BACKLOG_OVERHEAD more) that may wait, read, behind an
+# event whose handler awaits (a Redis round trip): past them, websockets queues the next
+# and stops reading (server.py's MAX_QUEUE) until the handler is done.
+BACKLOG = 16 * 2**10
+BACKLOG_OVERHEAD = 64
 CONTROL_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 CONTROL_RATE = 2.0  # control events per second per session, on average...
 CONTROL_BURST = 10  # ...and at once (a reconnection connects its namespaces together)
@@ -215,6 +220,8 @@ class Session:
 
     # Slotted: a server holds one per connection (rtlab bench: memory).
     __slots__ = (
+        "backlog",
+        "backlogged",
         "connection",
         "control",
         "event",
@@ -242,6 +249,9 @@ class Session:
         self.heeded = True  # whether the last refused event waited for that
         self.gate: str | None = None  # the mid refused for rate: nothing else passes first
         self.finishing: asyncio.Task[None] | None = None  # an event still being handled
+        # Messages read while it is, in order (made at the first), and what they count.
+        self.backlog: collections.deque[str | bytes] | None = None
+        self.backlogged = 0
         self.control = FULL  # control events' token bucket
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
@@ -494,8 +504,8 @@ class EventHub:
             connection.serve_inline(session, self._receive_now, self._too_slow_now)
         try:
             async for message in connection:
-                if session.finishing is not None:  # an earlier event first
-                    await session.finishing
+                while (finishing := session.finishing) is not None and not finishing.done():
+                    await finishing  # earlier events first, the backlog's too
                 if session.id in self.sessions:
                     await self._handle(session, message)
                 if session.id not in self.sessions:  # dropped: let our close (1008) finish
@@ -504,23 +514,53 @@ class EventHub:
         finally:
             if isinstance(connection, InlineConnection):
                 connection.serve_plain()
-            if session.finishing is not None:  # an async handler ends before its connection
-                await session.finishing
+            # An async handler, and the backlog after it, end before their connection.
+            while (finishing := session.finishing) is not None and not finishing.done():
+                await finishing
             if self.sessions.pop(session.id, None) is not None:
                 self._forget(session)
 
     def _receive(self, session: Session, message: str | bytes) -> bool:
-        """Handle a message as it is read; False if it must wait for an earlier one."""
-        if session.finishing is not None:
-            return False
+        """Handle a message as it is read, or keep it for when the event before it is
+        done (``BACKLOG``); False if it must wait in websockets' queue instead."""
         if session.id not in self.sessions:
             return True  # dropped: what it still sends is ignored
+        if session.finishing is not None:
+            cost = len(message) + BACKLOG_OVERHEAD
+            if session.backlogged + cost > BACKLOG:
+                return False
+            if session.backlog is None:
+                session.backlog = collections.deque()
+            session.backlog.append(message)
+            session.backlogged += cost
+            return True
+        self._start(session, message)
+        return True
+
+    def _start(self, session: Session, message: str | bytes) -> None:
         rest = self._handle_now(session, message)
         if rest is not None:  # it awaits something: later messages wait for it
-            task = asyncio.get_running_loop().create_task(rest)
-            session.finishing = task
-            task.add_done_callback(lambda _: setattr(session, "finishing", None))
-        return True
+            session.finishing = asyncio.get_running_loop().create_task(
+                self._finishing(session, rest)
+            )
+
+    async def _finishing(self, session: Session, rest: Pending) -> None:
+        """An event's handler to its end, then the messages read meanwhile: in this task,
+        so that once it is done the next (or none) is ``session.finishing`` already."""
+        try:
+            await rest
+        finally:
+            self._finished(session)
+
+    def _finished(self, session: Session) -> None:
+        """The messages read while an event was handled, in order, until one awaits."""
+        session.finishing = None
+        backlog = session.backlog
+        while backlog and session.finishing is None:
+            message = backlog.popleft()
+            session.backlogged -= len(message) + BACKLOG_OVERHEAD
+            if session.id in self.sessions:
+                self._start(session, message)
 
     def _forget(self, session: Session) -> None:
         """Take ``session`` out of every namespace, telling its rooms' members it left."""

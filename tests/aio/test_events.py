@@ -754,17 +754,23 @@ def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(ser
 
 def test_events_are_handled_as_they_are_read_and_in_order_around_an_async_handler(server):
     ns = server.server.namespace("/")
-    log: list[tuple[str, Any, bool]] = []  # (event, data, handled inline, outside any task)
+    log: list[tuple[str, Any, str]] = []  # (event, data, where it was handled)
+    slow_tasks: set[asyncio.Task[Any] | None] = set()
+
+    def where() -> str:
+        task = asyncio.current_task()
+        return "read" if task is None else "after slow" if task in slow_tasks else "other"
 
     @ns.on("fast")
     def fast(session: Session, data: Any) -> Any:
-        log.append(("fast", data, asyncio.current_task() is None))
+        log.append(("fast", data, where()))
         return data
 
     @ns.on("slow")
     async def slow(session: Session, data: Any) -> Any:
+        slow_tasks.add(asyncio.current_task())
         await asyncio.sleep(0.05)
-        log.append(("slow", data, False))
+        log.append(("slow", data, where()))
         return data
 
     client = RawClient(server, "alice")
@@ -787,15 +793,57 @@ def test_events_are_handled_as_they_are_read_and_in_order_around_an_async_handle
     finally:
         client.close()
     # 1 and 5 found the connection idle: handled in data_received, outside any task. 3 and
-    # 4 came while 2 was still awaiting: they waited in websockets' queue, then the
-    # connection's task handled them, after 2.
+    # 4 came while 2 was still awaiting: they waited in the session's backlog, and 2's own
+    # task handled them once 2 was done.
     assert log == [
-        ("fast", 1, True),
-        ("slow", 2, False),
-        ("fast", 3, False),
-        ("fast", 4, False),
-        ("fast", 5, True),
+        ("fast", 1, "read"),
+        ("slow", 2, "after slow"),
+        ("fast", 3, "after slow"),
+        ("fast", 4, "after slow"),
+        ("fast", 5, "read"),
     ]
+
+
+def test_past_the_backlog_events_wait_in_websockets_queue_and_keep_their_order(server):
+    ns = server.server.namespace("/")
+    handled: list[tuple[int, bool]] = []  # (id, from the backlog: in a slow one's task)
+    slow_tasks: set[asyncio.Task[Any] | None] = set()
+
+    @ns.on("slow")
+    async def slow(session: Session, data: Any) -> Any:
+        slow_tasks.add(asyncio.current_task())
+        await asyncio.sleep(0.05)
+        handled.append((data["n"], False))
+        return data["n"]
+
+    left: list[int] = []  # the backlog's bytes as the last event is handled
+
+    @ns.on("fast")
+    def fast(session: Session, data: Any) -> Any:
+        handled.append((data["n"], asyncio.current_task() in slow_tasks))
+        if data["n"] == 39:
+            left.append(session.backlogged)
+        return data["n"]
+
+    client = RawClient(server, "alice")
+    pad = "x" * 1000  # 40 of these are past BACKLOG (16 KiB): some must wait elsewhere
+    events = [("slow" if n % 10 == 0 else "fast", {"n": n, "pad": pad}) for n in range(40)]
+    try:
+        for n, (event, data) in enumerate(events):
+            client.protocol.send_text(encode_event(event, data, id=n).encode())
+        client.sock.sendall(b"".join(client.protocol.data_to_send()))
+        acks: list[int] = []
+        while len(acks) < len(events):
+            client.frames.clear()
+            assert client.receive()
+            acks += [json.loads(f.data)["ack"] for f in client.frames]
+    finally:
+        client.close()
+    assert acks == list(range(40))
+    assert [n for n, _ in handled] == list(range(40))
+    from_backlog = {n for n, backlog in handled if backlog and n % 10}
+    assert from_backlog and len(from_backlog) < 36  # both ways were taken
+    assert left == [0]  # nothing counted twice or forgotten
 
 
 def test_an_async_handler_still_running_when_its_client_leaves_finishes_first(server):
