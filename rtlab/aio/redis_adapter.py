@@ -205,7 +205,8 @@ class RedisAdapter:
         self._redis: RedisPipe | None = None
         self._sub: RedisPipe | None = None
         self._held: list[str] | None = None  # messages read while connecting, for after
-        self._waiting: dict[str, asyncio.Future[Any]] = {}  # our publications, by ref
+        # Our publications on their way back, by ref: each future, and when to stop waiting.
+        self._waiting: dict[str, tuple[asyncio.Future[Any], float]] = {}
         self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
         self._refs = itertools.count(1)
         # Newest seq seen per room with members here (what else the channel numbers is
@@ -247,7 +248,7 @@ class RedisAdapter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for future in self._waiting.values():
+        for future, _ in self._waiting.values():
             if not future.done():
                 future.cancel()
 
@@ -278,6 +279,7 @@ class RedisAdapter:
         for pipe in (self._redis, self._sub):  # _listen wakes, and connects again
             if pipe is not None:
                 pipe.close(error)
+        self._give_up()  # what was published comes back no more
 
     def _check(self) -> None:
         if not self.available:
@@ -425,10 +427,24 @@ class RedisAdapter:
         for frame in replay:
             self.hub.deliver([session], frame)
 
+    def _expect(self, ref: str) -> asyncio.Future[Any]:
+        """What our publication ``ref`` brings back when _deliver reads it; None if it
+        has not within ``ANSWER_TIMEOUT`` seconds (the heartbeat's ``_give_up``) or Redis
+        went away (``_lost``)."""
+        arrived: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[ref] = (arrived, time.monotonic() + ANSWER_TIMEOUT)
+        return arrived
+
     def _answer(self, ref: str, value: Any) -> None:
-        future = self._waiting.pop(ref, None)
+        future, _ = self._waiting.pop(ref, (None, 0.0))
         if future is not None and not future.done():
             future.set_result(value)
+
+    def _give_up(self, before: float = math.inf) -> None:
+        """Stop waiting for our publications due before ``before`` (all by default)."""
+        for ref, (_, due) in list(self._waiting.items()):
+            if due < before:
+                self._answer(ref, None)
 
     # -- commands: every Redis change of this process, in order ------------------------------
 
@@ -485,6 +501,7 @@ class RedisAdapter:
         """Renew our alive key; reap the processes whose key expired."""
         while True:
             await asyncio.sleep(self.heartbeat)
+            self._give_up(before=time.monotonic())
             if not self.available:
                 continue
             try:
@@ -666,14 +683,11 @@ class RedisAdapter:
             self.recent,
             *self._room_args(ns, room),
         ]
-        arrived = asyncio.get_running_loop().create_future()
-        self._waiting[ref] = arrived
+        arrived = self._expect(ref)
         self._pending_users[session.id] = session.user
         try:
             result = await self._submit(self._script("join", keys, args))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ANSWER_TIMEOUT):
-                    await arrived  # the session is in the room here from now on
+            await arrived  # the session is in the room here from now on
         finally:
             self._waiting.pop(ref, None)
             self._pending_users.pop(session.id, None)
@@ -723,15 +737,12 @@ class RedisAdapter:
             "1" if self._touch(ns, room) else "0",
             "1" if event is None or event.id is not None or mid is not None else "0",
         ]
-        arrived = asyncio.get_running_loop().create_future()
-        self._waiting[ref] = arrived
+        arrived = self._expect(ref)
         try:
             seq, result = await self._submit(self._script("send", keys, args))
             if seq == 0:  # a resend of a message already published
                 return json.loads(result)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ANSWER_TIMEOUT):
-                    await arrived  # our own copy delivered here: the message before the ack
+            await arrived  # our own copy delivered here: the message before the ack
         finally:
             self._waiting.pop(ref, None)
         if result < 0:  # nobody asked how many it reached: not counted

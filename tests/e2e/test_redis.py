@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 import rtlab
+from rtlab.aio import redis_adapter
 from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.events import LocalManager
 from rtlab.aio.server import LabServer
@@ -183,6 +184,42 @@ def test_a_room_message_with_a_mid_costs_one_redis_round_trip(redis_server):
             await server.stop()
 
     assert len(run(scenario())) == 1
+
+
+def test_a_publication_that_never_comes_back_is_waited_for_a_bounded_time(
+    redis_server, monkeypatch
+):
+    """The ack of a room message waits for the message's own copy from the channel (the
+    message before the ack); if that copy is lost, the heartbeat stops the wait."""
+    monkeypatch.setattr(redis_adapter, "ANSWER_TIMEOUT", 0.3)
+
+    async def scenario() -> None:
+        server = await LabServer(redis=redis_server.url).start()
+        adapter = server.events.manager
+        adapter.heartbeat = 0.1
+        deliver = adapter._deliver
+        lost: list[str] = []
+
+        def drop_our_messages(text: str) -> None:
+            head = text.partition("\n")[0]
+            if '"ref"' in head and '"kind"' not in head:  # a room message of ours
+                lost.append(text)
+                return
+            deliver(text)
+
+        alice = await EventClient.connect(server.url, "alice")
+        try:
+            await alice.emit("join-room", "lobby", ack=True)
+            adapter._deliver = drop_our_messages
+            data = {"roomId": "lobby", "message": "lost on the way back"}
+            answer = await alice.emit("send-message", data, ack=True, timeout=GUARD)
+            assert answer == {"roomId": "lobby", "seq": 1, "delivered": 1}
+            assert len(lost) == 1 and adapter._waiting == {}
+        finally:
+            await alice.close()
+            await server.stop()
+
+    run(scenario())
 
 
 def test_a_killed_process_clients_move_to_another_and_lose_nothing(serve_redis, redis_server):
