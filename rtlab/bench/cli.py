@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rtlab.bench.scenarios import Result
 
 # memory first: fresh servers
-SCENARIOS = ("memory", "echo", "latency", "fanout", "chat", "redis", "slow", "class")
+SCENARIOS = ("memory", "echo", "latency", "fanout", "chat", "redis", "workers", "slow", "class")
 SERVERS = ("rtlab", "websockets", "websockets-json", "socketio", "node-ws", "node-socketio")
 
 
@@ -48,6 +48,8 @@ class Sizes:
     redis: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000), (2, 100, 1_500), (4, 100, 1_500))
     # the same with a mid on each message, as rtlab's reconnecting client sends (rtlab only)
     redis_mids: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000),)
+    # rtlab serve --workers N (N, room of, messages): throughput and efficiency
+    workers: tuple[tuple[int, int, int], ...] = ((1, 100, 1_500), (2, 100, 1_500))
     memory_connections: int = 10_000
     slow_members: int = 5
     slow_messages: int = 20_000
@@ -66,6 +68,7 @@ QUICK = Sizes(
     chat=((1, 20, 100), (10, 20, 10)),
     redis=((2, 10, 200), (2, 100, 20)),
     redis_mids=((2, 10, 200),),
+    workers=((1, 100, 20), (2, 100, 20)),
     memory_connections=200,
     slow_members=10,
     slow_messages=500,
@@ -80,6 +83,7 @@ TINY = Sizes(  # for tests: every code path, a few messages
     chat=((2, 4, 3),),
     redis=((2, 4, 5),),
     redis_mids=((2, 4, 5),),
+    workers=((1, 4, 5), (2, 4, 5)),
     memory_connections=10,
     slow_members=3,
     slow_messages=20,
@@ -103,7 +107,8 @@ def steps(
     scenario: str, sizes: Sizes, workers: int
 ) -> list[tuple[Callable[[Running], list[Result]], str | None]]:
     """The measurements of one scenario: (measure a server, what the server needs:
-    ``"rooms"``, ``"redis"`` (rooms across processes), or nothing)."""
+    ``"rooms"``, ``"redis"`` (rooms across processes), ``"serve"`` (this checkout's
+    ``rtlab serve``, which the step starts itself), or nothing)."""
     from rtlab.bench import scenarios as s
 
     if scenario == "echo":
@@ -177,6 +182,18 @@ def steps(
             )
             for mids, redis in ((False, sizes.redis), (True, sizes.redis_mids))
             for k, m, n in redis
+        ]
+    if scenario == "workers":
+        from rtlab.bench.scale_out import workers_scale
+
+        return [
+            (
+                lambda srv, k=k, m=m, n=n: [
+                    workers_scale(k, m, n, window=sizes.fanout_window, workers=workers)
+                ],
+                "serve",
+            )
+            for k, m, n in sizes.workers
         ]
     if scenario == "memory":
         return [(lambda srv: [s.memory(srv, sizes.memory_connections, workers=workers)], None)]

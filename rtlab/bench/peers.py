@@ -44,6 +44,7 @@ class Peer:
     redis: bool = False  # its rooms can span processes on one Redis
     checkout: str | None = None  # another rtlab checkout to run the module from
     only: tuple[str, ...] = ()  # the scenarios it takes part in, if not every one
+    serve: bool = False  # this checkout's rtlab: `workers` starts its `rtlab serve` itself
 
     @property
     def node(self) -> bool:
@@ -58,7 +59,15 @@ class Peer:
 PEERS: dict[str, Peer] = {
     p.name: p
     for p in (
-        Peer("rtlab", "rtlab", True, "rtlab_server", "rtlab LabServer, protocol v1 on /ws", True),
+        Peer(
+            "rtlab",
+            "rtlab",
+            True,
+            "rtlab_server",
+            "rtlab LabServer, protocol v1 on /ws",
+            True,
+            serve=True,
+        ),
         Peer("websockets", "text", True, "websockets_server", "raw websockets, broadcast rooms"),
         Peer(
             "websockets-json",

@@ -29,6 +29,7 @@ HEADLINE = {
     "fanout": ("rate_per_cpu", "deliveries per server CPU second", True),
     "chat": ("rate_per_cpu", "deliveries per server CPU second", True),
     "redis": ("rate_per_cpu", "deliveries per CPU second of the servers and redis-server", True),
+    "workers": ("rate", "deliveries per second (all workers and redis-server)", True),
     "memory": ("rss_per_connection", "server RSS per idle connection, KiB", False),
     "slow": ("p99", "p99 publish-to-last-delivery, ms (the others)", False),
     "class": ("p99", "p99 delivery latency, ms", False),
@@ -188,6 +189,19 @@ def _n(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _one_worker(results: list[Result], r: Result) -> Result | None:
+    """The run of one worker that ``r``, a run of several, compares with."""
+    if r.details.get("processes", 1) == 1:
+        return None
+    size = r.variant.partition(", ")[2]
+    found = [
+        o
+        for o in results
+        if o.scenario == "workers" and o.details.get("processes") == 1 and o.variant.endswith(size)
+    ]
+    return found[0] if found else None
+
+
 def table(results: list[Result], peers: dict[str, str]) -> str:
     """A plain-text table: one block per scenario and size, one line per server."""
     lines: list[str] = []
@@ -238,6 +252,12 @@ def table(results: list[Result], peers: dict[str, str]) -> str:
             if r.scenario == "redis":
                 per = r.details["redis_commands_per_message"]
                 lines.append(f"  {'':<14}Redis commands per room message: {per:.1f}")
+            if r.scenario == "workers" and (one := _one_worker(results, r)) is not None:
+                n, gain = r.details["processes"], ratio(r.rate, one.rate)
+                lines.append(
+                    f"  {'':<14}{n} workers over 1: {gain:.2f}x the throughput, "
+                    f"an efficiency of {gain / n:.2f}"
+                )
             if r.scenario == "class":
                 d = r.details
                 lines.append(

@@ -49,6 +49,8 @@ def test_each_scenario_measured_on_each_server(run, scenario):
     if scenario in REDIS_SCENARIOS:
         wanted = {s for s in SERVERS if peers.PEERS[s].redis}
         assert wanted == {"rtlab", "socketio", "node-socketio"}
+    if scenario == "workers":  # rtlab serve --workers N, which only rtlab has
+        wanted = {"rtlab"}
     assert servers == wanted
     assert "node-ws" not in servers or scenario not in ROOM_SCENARIOS
 
@@ -129,6 +131,21 @@ def test_with_a_mid_on_each_message_only_rtlab_is_measured_and_its_mids_are_kept
     assert r.expected == members * messages and r.complete and r.duplicates == 0, r
     # Each mid checked and kept with its ack (keep.lua's remember): more commands each.
     assert r.details["redis_commands_per_message"] > plain.details["redis_commands_per_message"]
+
+
+def test_rtlab_serve_with_1_and_2_workers_spreads_the_room_and_reports_the_efficiency(run):
+    results = by(run, "workers")
+    assert [r.details["processes"] for r in results] == [k for k, _, _ in TINY.workers]
+    for r, (processes, members, messages) in zip(results, TINY.workers, strict=True):
+        plural = "s" if processes > 1 else ""
+        assert r.variant == f"{processes} worker{plural}, room of {members}"
+        assert r.expected == members * messages and r.complete, r
+        spread = r.details["connections_per_worker"]
+        assert len(spread) == processes and sum(spread) == members, spread
+    text = report.table(run.results, run.peers)
+    [two] = [r for r in results if r.details["processes"] == 2]
+    gain = two.rate / results[0].rate
+    assert f"2 workers over 1: {gain:.2f}x the throughput, an efficiency of {gain / 2:.2f}" in text
 
 
 def test_slow_consumer_is_measured_against_the_same_room_without_it(run):
