@@ -252,6 +252,9 @@ def table(results: list[Result], peers: dict[str, str]) -> str:
             if r.scenario == "redis":
                 per = r.details["redis_commands_per_message"]
                 lines.append(f"  {'':<14}Redis commands per room message: {per:.1f}")
+            if r.scenario == "workers" and r.details.get("processes", 1) > 1:
+                spread = ", ".join(map(str, r.details["connections_per_worker"]))
+                lines.append(f"  {'':<14}connections per worker: {spread}")
             if r.scenario == "workers" and (one := _one_worker(results, r)) is not None:
                 n, gain = r.details["processes"], ratio(r.rate, one.rate)
                 lines.append(
