@@ -32,20 +32,22 @@ class Sizes:
 
     echo_connections: tuple[int, ...] = (1, 10, 100)
     # round trips per size, over all its connections: over a second of CPU for the
-    # fastest server, so that a rate per CPU second is read off enough clock ticks
-    echo_messages: int = 60_000
+    # fastest server (rtlab, about 120,000 a CPU second), so that a rate per CPU second is
+    # read off enough clock ticks
+    echo_messages: int = 150_000
     echo_window: int = 8
     latency_messages: int = 5_000
-    # members, messages: 150,000 to 300,000 deliveries each (ditto)
-    fanout: tuple[tuple[int, int], ...] = ((10, 15_000), (100, 2_000), (1_000, 300))
+    # members, messages: 300,000 to 600,000 deliveries each (ditto: rtlab delivers up to
+    # 350,000 a CPU second)
+    fanout: tuple[tuple[int, int], ...] = ((10, 30_000), (100, 5_000), (1_000, 600))
     fanout_window: int = 4
-    # rooms of N members, connections, messages each: 100,000 deliveries in rooms of 1 and
-    # 2, 300,000 in rooms of 10 (where deliveries are cheapest), so that the fastest peer
-    # still spends over a second of CPU on each
-    chat: tuple[tuple[int, int, int], ...] = ((1, 100, 1_000), (2, 100, 500), (10, 100, 300))
+    # rooms of N members, connections, messages each: 100,000 deliveries in rooms of 1,
+    # 200,000 in rooms of 2, 600,000 in rooms of 10 (where deliveries are cheapest), so that
+    # the fastest server still spends over a second of CPU on each
+    chat: tuple[tuple[int, int, int], ...] = ((1, 100, 1_000), (2, 100, 1_000), (10, 100, 600))
     chat_window: int = 4
     # processes, room of N members, messages: rooms across processes on one Redis
-    redis: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000), (2, 100, 1_500), (4, 100, 1_500))
+    redis: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000), (2, 100, 3_000), (4, 100, 3_000))
     # the same with a mid on each message, as rtlab's reconnecting client sends (rtlab only)
     redis_mids: tuple[tuple[int, int, int], ...] = ((2, 10, 10_000),)
     # rtlab serve --workers N (N, room of, messages): throughput and efficiency
