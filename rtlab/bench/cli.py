@@ -1,6 +1,6 @@
 """``rtlab bench``: every scenario against every server under test, side by side, in one run.
 
-rtlab bench                       # the full run (docs/benchmarks.md): about 5 minutes
+rtlab bench                       # the full run (docs/benchmarks.md): about 9 minutes
 rtlab bench --quick               # small sizes: under a minute
 rtlab bench --scenario echo --servers rtlab,websockets --json out.json --plot out.png
 """
