@@ -105,7 +105,8 @@ class BuiltinEvents:
             # With Redis, a room message's mid is checked and kept by its one script; a
             # resent join-room joins again (its ack, presence and history, is not kept).
             idempotent = event == "join-room"
-            self.ns.on(event, checks_mid=event == "send-message", idempotent=idempotent)(handler)
+            message = event == "send-message"
+            self.ns.on(event, checks_mid=message, idempotent=idempotent, pipelined=message)(handler)
         self.ns.on_leave.append(self.left)
         self.ns.on_joined.append(self.joined)
         self.ns.on_gone.append(self.gone)

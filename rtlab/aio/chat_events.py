@@ -133,10 +133,17 @@ class ChatEvents(BuiltinEvents):
         # No coroutine on the hot path (every chat message) unless the built-in
         # handler returned one (with Redis): its acknowledgement is a dict otherwise.
         answer = super().send_message(session, data)
-        if type(answer) is not dict:
-            return self._end_typing_after(answer, session)
-        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
-        return answer
+        if type(answer) is dict:
+            self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
+            return answer
+        if isinstance(answer, asyncio.Future):  # sent already (Redis): pipelined
+            answer.add_done_callback(lambda done: self._end_typing(done, session))
+            return answer
+        return self._end_typing_after(answer, session)
+
+    def _end_typing(self, done: asyncio.Future[Any], session: Session) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self.indicators.stop_typing(done.result()["roomId"], session.user, skip=session)
 
     async def _end_typing_after(self, pending: Awaitable[Any], session: Session) -> Any:
         answer = await pending

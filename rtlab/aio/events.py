@@ -11,7 +11,9 @@ In the vocabulary Socket.IO users know::
 
 Each connection's events are handled one at a time, in order, most of them as soon as
 they are read (``inline.py``); a handler may be ``async``, and the events behind it then
-wait for its answer.
+wait for its answer. A pipelined handler (``Namespace.on``) returns a future instead,
+once everything its event does is on its way in order (the Redis store's room
+messages): the events behind it go on meanwhile, and the answers go back in order.
 
 Every delivery is written without waiting: one JSON encoding per message, whatever
 the number of recipients, and one write per connection per turn of the event loop
@@ -34,6 +36,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from websockets.asyncio.server import ServerConnection
@@ -56,6 +59,9 @@ from rtlab.core.rooms import Rooms
 Handler = Callable[["Session", Any], Any | Awaitable[Any]]
 Reply = str | bytes | None  # an acknowledgement to send back, or nothing
 Pending = Coroutine[Any, Any, None]  # the rest of handling an event, when it must wait
+# A pipelined event waiting for its answer: the event, the future it returned and the
+# "NS MID" key the manager keeps it under (EventHub._answered).
+Outstanding = tuple[Event, "asyncio.Future[Any]", str | None]
 
 REMEMBERED_MIDS = 1000  # per user: message ids already handled, for safe resends
 REMEMBERED_USERS = 10_000  # users whose mids are kept, the least recently active forgotten
@@ -75,6 +81,9 @@ REFUSAL_WINDOW = 10.0
 # and stops reading (server.py's MAX_QUEUE) until the handler is done.
 BACKLOG = 16 * 2**10
 BACKLOG_OVERHEAD = 64
+# Answers a session may have outstanding from pipelined events (``Namespace.on``): past
+# them, its next event waits for them all, as behind any handler that awaits.
+PIPELINED = 16
 CONTROL_EVENTS = frozenset({"connect", "disconnect", "heartbeat"})
 CONTROL_RATE = 2.0  # control events per second per session, on average...
 CONTROL_BURST = 10  # ...and at once (a reconnection connects its namespaces together)
@@ -84,6 +93,29 @@ RateLimit = SlidingWindow | TokenBucket
 def _ack(event: Event, result: Any) -> Reply:
     """The acknowledgement of ``event`` with ``result``, if the client asked for one."""
     return encode_ack(event.id, result) if event.id is not None else None
+
+
+class Issued:
+    """What ``_dispatch`` gives for a pipelined event whose handler answered with a
+    future: the future, and the "NS MID" key the manager keeps its answer under."""
+
+    __slots__ = ("future", "key")
+
+    def __init__(self, future: asyncio.Future[Any], key: str) -> None:
+        self.future = future
+        self.key = key
+
+
+def _done_future(result: Any) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(result)
+    return future
+
+
+def _failed_future(error: Exception) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
 
 
 def _later(reply: Any) -> bool:
@@ -212,6 +244,7 @@ class LocalManager:
         pass
 
 
+_NO_EVENTS: frozenset[str] = frozenset()
 _DEFAULT_ONLY = (DEFAULT_NAMESPACE,)  # what every session starts in, shared
 
 
@@ -220,10 +253,12 @@ class Session:
 
     # Slotted: a server holds one per connection (rtlab bench: memory).
     __slots__ = (
+        "answers",
         "backlog",
         "backlogged",
         "connection",
         "control",
+        "drained",
         "event",
         "finishing",
         "gate",
@@ -252,6 +287,10 @@ class Session:
         # Messages read while it is, in order (made at the first), and what they count.
         self.backlog: collections.deque[str | bytes] | None = None
         self.backlogged = 0
+        # Pipelined events not answered yet, in order (made at the first); and what an
+        # event that must wait for them all awaits (EventHub._after_answers).
+        self.answers: collections.deque[Outstanding] | None = None
+        self.drained: asyncio.Future[None] | None = None
         self.control = FULL  # control events' token bucket
 
     def emit(self, event: str, data: Any = None, ns: str = DEFAULT_NAMESPACE) -> bool:
@@ -288,9 +327,16 @@ class Namespace:
         self.checks_mid: set[str] = set()
         # Events a resend runs again: no ack of theirs is kept for their mid.
         self.idempotent: set[str] = set()
+        # Events whose handler, when it answers with a future, has issued all it does.
+        self.pipelined: set[str] = set()
 
     def on(
-        self, event: str, *, checks_mid: bool = False, idempotent: bool = False
+        self,
+        event: str,
+        *,
+        checks_mid: bool = False,
+        idempotent: bool = False,
+        pipelined: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Decorator: handle ``event``; the handler's return value is the acknowledgement.
 
@@ -299,11 +345,21 @@ class Namespace:
         room messages, in one Redis round trip), so the hub makes no check before and no
         note after. ``idempotent``: running it twice does what running it once does (the
         lab's join-room, whose ack carries the room's presence and history), so a resend
-        runs it again and the hub keeps nothing for its mid."""
+        runs it again and the hub keeps nothing for its mid. ``pipelined``: when the
+        handler answers with an ``asyncio.Future``, everything the event does is already
+        on its way, in order with what the session's next events will do (the lab's room
+        messages with Redis: one script each, on one connection), so those need not wait
+        for the answer: up to ``PIPELINED`` of them, any other event after waits for
+        their answers, and the answers go back in order."""
 
         def register(handler: Handler) -> Handler:
             self.handlers[event] = handler
-            for flag, events in ((checks_mid, self.checks_mid), (idempotent, self.idempotent)):
+            flags = (
+                (checks_mid, self.checks_mid),
+                (idempotent, self.idempotent),
+                (pipelined, self.pipelined),
+            )
+            for flag, events in flags:
                 if flag:
                     events.add(event)
                 else:
@@ -514,7 +570,8 @@ class EventHub:
         finally:
             if isinstance(connection, InlineConnection):
                 connection.serve_plain()
-            # An async handler, and the backlog after it, end before their connection.
+            # An async handler, and the backlog after it, end before their connection
+            # (pipelined events need not: what they do is on its way already).
             while (finishing := session.finishing) is not None and not finishing.done():
                 await finishing
             if self.sessions.pop(session.id, None) is not None:
@@ -585,25 +642,102 @@ class EventHub:
         try:
             event = decode_event(message)  # bytes: a binary frame, with attachments
         except EnvelopeError as error:
+            if session.answers:  # after the answers before it
+                return self._after_answers(session, None, error)
             self._refuse(session, error.to_json())
             return None
+        answers = session.answers
+        if answers and (len(answers) >= PIPELINED or event.event not in self._pipelined(event)):
+            return self._after_answers(session, event)
+        return self._handle_event(session, event)
+
+    def _handle_event(self, session: Session, event: Event) -> Pending | None:
         try:
             self._check_rate(session, event)
             reply = self._dispatch(session, event)
         except Exception as error:
-            self._failed(session, event, error)
+            if session.answers:  # refused after what came before: answered after it too
+                self._queue_answer(session, event, _failed_future(error), None)
+            else:
+                self._failed(session, event, error)
+            return None
+        if type(reply) is Issued:
+            self._queue_answer(session, event, reply.future, reply.key)
             return None
         if _later(reply):
             return self._finish(session, event, reply)
-        self._answer(session, reply)
+        if session.answers:
+            self._queue_answer(session, event, _done_future(reply), None)
+        else:
+            self._answer(session, reply)
         return None
+
+    def _pipelined(self, event: Event) -> AbstractSet[str]:
+        """The pipelined events of ``event``'s namespace."""
+        namespace = self.namespaces.get(event.ns)
+        return namespace.pipelined if namespace is not None else _NO_EVENTS
+
+    def _queue_answer(
+        self, session: Session, event: Event, future: asyncio.Future[Any], key: str | None
+    ) -> None:
+        """Answer ``event`` when ``future`` is done and every answer before it went back
+        (``key`` None: the future holds the reply itself, not the handler's answer)."""
+        answers = session.answers
+        if answers is None:
+            answers = session.answers = collections.deque()
+        answers.append((event, future, key))
+        future.add_done_callback(lambda _: self._answer_in_order(session))
+
+    def _answer_in_order(self, session: Session) -> None:
+        """Send the answers now due, in order; wake what waits for them all."""
+        answers = session.answers
+        while answers and answers[0][1].done():
+            event, future, key = answers.popleft()
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is not None:
+                self._failed(session, event, error)
+                continue
+            reply = future.result()
+            if key is not None:  # kept for a mid even if its sender is gone
+                reply = self._answered(session, event, reply, key)
+            self._answer(session, reply)  # (deliver skips a session gone meanwhile)
+        drained = session.drained
+        if not answers and drained is not None:
+            session.drained = None
+            drained.set_result(None)
+
+    @staticmethod
+    async def _all_answered(session: Session) -> None:
+        """Until the session's pipelined events are all answered (at once if none)."""
+        while session.answers:
+            if session.drained is None:
+                session.drained = asyncio.get_running_loop().create_future()
+            await session.drained
+
+    async def _after_answers(
+        self, session: Session, event: Event | None, refused: EnvelopeError | None = None
+    ) -> None:
+        """Handle ``event`` (or refuse what could not be read) once the session's
+        pipelined events are all answered."""
+        await self._all_answered(session)
+        if event is None:
+            assert refused is not None
+            self._refuse(session, refused.to_json())
+            return
+        rest = self._handle_event(session, event)
+        if rest is not None:
+            await rest
 
     async def _finish(self, session: Session, event: Event, pending: Awaitable[Reply]) -> None:
         try:
             reply = await pending
         except Exception as error:
+            await self._all_answered(session)  # pipelined events before it, if any
             self._failed(session, event, error)
             return
+        await self._all_answered(session)
         self._answer(session, reply)
 
     def _answer(self, session: Session, reply: Reply) -> None:
@@ -756,6 +890,8 @@ class EventHub:
         if found:
             return _ack(event, answer)
         reply = self._call(session, event, handler, key)
+        if type(reply) is Issued:
+            return self._answered(session, event, await reply.future, reply.key)
         return await reply if _later(reply) else reply
 
     def _call(
@@ -768,6 +904,8 @@ class EventHub:
         finally:
             session.event = None
         if _awaitable(result):
+            if type(result) is asyncio.Future and event.event in self._pipelined(event):
+                return Issued(result, key)
             return self._awaited(session, event, result, key)
         return self._answered(session, event, result, key)
 

@@ -701,10 +701,12 @@ class RedisAdapter:
             dict(zip(seen[::2], seen[1::2], strict=True)),
         )
 
-    async def send_message(
+    def send_message(
         self, session: Session, ns: str, room: str, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Number, keep and publish a room message in one step; the ack's data."""
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Number, keep and publish a room message in one step, sent before this returns
+        (after every command sent before it, and before every one after: the hub may
+        pipeline room messages); the ack's data, once our own copy of it was delivered."""
         self._check()
         event = session.event
         mid = event.mid if event is not None else None
@@ -738,16 +740,40 @@ class RedisAdapter:
             "1" if event is None or event.id is not None or mid is not None else "0",
         ]
         arrived = self._expect(ref)
-        try:
-            seq, result = await self._submit(self._script("send", keys, args))
-            if seq == 0:  # a resend of a message already published
-                return json.loads(result)
-            await arrived  # our own copy delivered here: the message before the ack
-        finally:
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        sent = self._submit(self._script("send", keys, args))
+        sent.add_done_callback(lambda _: self._sent(ref, room, sent, arrived, answer))
+        return answer
+
+    def _sent(
+        self,
+        ref: str,
+        room: str,
+        sent: asyncio.Future[Any],
+        arrived: asyncio.Future[Any],
+        answer: asyncio.Future[dict[str, Any]],
+    ) -> None:
+        """send.lua answered: the ack's data once our own copy was delivered here (the
+        message before its ack), or at once for a resend or a failure."""
+        if answer.done():  # cancelled: whoever awaited it is gone
             self._waiting.pop(ref, None)
-        if result < 0:  # nobody asked how many it reached: not counted
-            return {"roomId": room, "seq": int(seq)}
-        return {"roomId": room, "seq": int(seq), "delivered": int(result)}
+            return
+        error = sent.exception()
+        if error is not None or sent.result()[0] == 0:  # failed, or a resend
+            self._waiting.pop(ref, None)
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(json.loads(sent.result()[1]))
+            return
+        seq, result = sent.result()
+        data = {"roomId": room, "seq": int(seq)}
+        if result >= 0:  # else nobody asked how many it reached: not counted
+            data["delivered"] = int(result)
+        if arrived.done():
+            answer.set_result(data)
+        else:
+            arrived.add_done_callback(lambda _: answer.done() or answer.set_result(data))
 
     def _touch(self, ns: str, room: str) -> bool:
         """Whether a message into ``room`` needs keep.lua's whole ``touch``: not if this

@@ -1,0 +1,125 @@
+"""Room messages pipelined to Redis: a sender's messages go to Redis one after another
+without waiting for each other's answer, and everything still arrives in order.
+
+Real redis-server, real lab servers in this process, a raw websockets client for the
+sender (so that the order of every frame it gets is seen) and an EventClient on a
+second process. No timed assertions: waits only have generous hang guards.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from rtlab.aio.client import EventClient
+from rtlab.aio.events import PIPELINED
+from rtlab.aio.server import LabServer
+from tests.e2e.test_redis import FAST, GUARD, messages, run, until
+
+
+def send(id: int, text: str, room: str = "lobby") -> str:
+    data = {"roomId": room, "message": text}
+    return json.dumps({"event": "send-message", "data": data, "ns": "/", "id": id})
+
+
+async def frames_until_ack(ws: ClientConnection, id: int) -> list[dict[str, Any]]:
+    """Every frame up to the ack (or error) that answers ``id``."""
+    got: list[dict[str, Any]] = []
+    while not got or got[-1].get("ack") != id:
+        got.append(json.loads(await ws.recv()))
+    return got
+
+
+def test_a_burst_of_room_messages_is_pipelined_and_everything_keeps_its_order(redis_server):
+    count = PIPELINED + 4  # past the bound too: the rest wait, then go on
+
+    async def scenario() -> None:
+        one = await LabServer(redis=redis_server.url).start()
+        two = await LabServer(redis=redis_server.url).start()
+        outstanding: list[int] = []  # how many answers alice had waiting, at each message
+        queue = one.events._queue_answer
+
+        def noting(session, event, future, key):  # type: ignore[no-untyped-def]
+            queue(session, event, future, key)
+            outstanding.append(len(session.answers))
+
+        one.events._queue_answer = noting  # type: ignore[method-assign]
+        bob = await EventClient.connect(two.url, "bob")
+        await bob.emit("join-room", "lobby", ack=True)
+        try:
+            async with connect(f"{one.url}/ws?user=alice") as ws:
+                join = {"event": "join-room", "data": "lobby", "ns": "/", "id": 1}
+                await ws.send(json.dumps(join))
+                await frames_until_ack(ws, 1)
+                for id in range(2, count + 2):  # written at once, not waiting for acks
+                    await ws.send(send(id, f"m{id}"))
+                await ws.send("{not json")  # refused in its turn
+                leave = {"event": "leave-room", "data": "lobby", "ns": "/", "id": count + 2}
+                await ws.send(json.dumps(leave))  # waits for the messages' answers
+                got = await frames_until_ack(ws, count + 2)
+        finally:
+            await bob.close()
+            await one.stop()
+            await two.stop()
+        # The acks in order with their seq, the refusal after them, the leave's ack last;
+        # alice's own copies in order, each before its message's ack.
+        answers = [f for f in got if "ack" in f or f.get("event") == "error"]
+        assert [a.get("ack") for a in answers] == [*range(2, count + 2), None, count + 2]
+        assert [a["data"]["seq"] for a in answers[:count]] == list(range(1, count + 1))
+        assert answers[count]["data"]["code"] == "invalid_json"
+        copies = [f["data"]["seq"] for f in got if f.get("event") == "receive-message"]
+        assert copies == list(range(1, count + 1))
+        where = {}  # "copy SEQ" / "ack SEQ" -> its place among alice's frames
+        for place, frame in enumerate(got):
+            kind = "copy" if frame.get("event") == "receive-message" else "ack"
+            if isinstance(frame.get("data"), dict) and "seq" in frame["data"]:
+                where[f"{kind} {frame['data']['seq']}"] = place
+        assert all(where[f"copy {seq}"] < where[f"ack {seq}"] for seq in range(1, count + 1))
+        # Bob, on the other process: every message once, in order, then alice's leaving.
+        assert [m["message"] for m in messages(bob)] == [f"m{id}" for id in range(2, count + 2)]
+        assert [m["seq"] for m in messages(bob)] == list(range(1, count + 1))
+        assert bob.events("user-left")[-1].data == {"userId": "alice", "roomId": "lobby"}
+        # Pipelined: up to the bound, never past it.
+        assert max(outstanding) == PIPELINED
+
+    run(scenario())
+
+
+def test_pipelined_messages_refused_while_redis_is_away_are_answered_in_order(redis_server):
+    """Scripts flushed from Redis: the first pipelined message is refused NOSCRIPT,
+    which counts Redis lost, and every one behind it is refused as unavailable, in
+    order; once the scripts are loaded again the next message goes through."""
+
+    async def scenario() -> None:
+        server = await LabServer(redis=redis_server.url).start()
+        bob = await EventClient.connect(server.url, "bob", reconnection=FAST)
+        await bob.emit("join-room", "lobby", ack=True)
+        try:
+            async with connect(f"{server.url}/ws?user=alice") as ws:
+                join = {"event": "join-room", "data": "lobby", "ns": "/", "id": 1}
+                await ws.send(json.dumps(join))
+                await frames_until_ack(ws, 1)
+                redis_server.client().script_flush()
+                for id in range(2, 7):
+                    await ws.send(send(id, f"m{id}"))
+                got = await frames_until_ack(ws, 6)
+                answers = [f for f in got if "ack" in f]
+                assert [a["ack"] for a in answers] == [2, 3, 4, 5, 6]
+                assert {a["error"]["code"] for a in answers} == {"unavailable"}
+                assert not [f for f in got if f.get("event") == "receive-message"]
+
+                async def sent_again() -> bool:
+                    await ws.send(send(7, "again"))
+                    answer = (await frames_until_ack(ws, 7))[-1]
+                    return "data" in answer
+
+                await until(sent_again, "Redis back: a message goes through")
+            await until(lambda: messages(bob), "bob got it")
+            assert [m["message"] for m in messages(bob)] == ["again"]
+        finally:
+            await bob.close()
+            await server.stop()
+
+    run(scenario(), timeout=GUARD * 3)
