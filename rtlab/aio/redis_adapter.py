@@ -460,12 +460,19 @@ class RedisAdapter:
         ``unavailable`` while Redis is away or if it failed (which counts Redis lost)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
-        if not self.available or self._redis is None:
-            future.set_exception(unavailable(self.retry_after))
+        try:
+            pipe = self._pipe()
+        except EnvelopeError as error:
+            future.set_exception(error)
             return future
-        pipe = self._redis
         pipe.call(*command).add_done_callback(lambda reply: self._replied(reply, future, pipe))
         return future
+
+    def _pipe(self) -> RedisPipe:
+        """The connection commands go on; ``unavailable`` while Redis is away."""
+        if not self.available or self._redis is None:
+            raise unavailable(self.retry_after)
+        return self._redis
 
     def _replied(
         self, reply: asyncio.Future[Any], future: asyncio.Future[Any], pipe: RedisPipe
@@ -707,7 +714,7 @@ class RedisAdapter:
         """Number, keep and publish a room message in one step, sent before this returns
         (after every command sent before it, and before every one after: the hub may
         pipeline room messages); the ack's data, once our own copy of it was delivered."""
-        self._check()
+        pipe = self._pipe()
         event = session.event
         mid = event.mid if event is not None else None
         ref = f"{self.uid}-{next(self._refs)}"
@@ -741,8 +748,9 @@ class RedisAdapter:
         ]
         arrived = self._expect(ref)
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        sent = self._submit(self._script("send", keys, args))
-        sent.add_done_callback(lambda _: self._sent(ref, room, sent, arrived, answer))
+        # As _submit, without a second future: this is every room message's path.
+        sent = pipe.call(*self._script("send", keys, args))
+        sent.add_done_callback(lambda _: self._sent(ref, room, sent, pipe, arrived, answer))
         return answer
 
     def _sent(
@@ -750,19 +758,22 @@ class RedisAdapter:
         ref: str,
         room: str,
         sent: asyncio.Future[Any],
+        pipe: RedisPipe,
         arrived: asyncio.Future[Any],
         answer: asyncio.Future[dict[str, Any]],
     ) -> None:
         """send.lua answered: the ack's data once our own copy was delivered here (the
         message before its ack), or at once for a resend or a failure."""
+        error = sent.exception()
+        if error is not None and pipe is self._redis:  # NOSCRIPT too: scripts load again
+            self._lost(error)
         if answer.done():  # cancelled: whoever awaited it is gone
             self._waiting.pop(ref, None)
             return
-        error = sent.exception()
         if error is not None or sent.result()[0] == 0:  # failed, or a resend
             self._waiting.pop(ref, None)
             if error is not None:
-                answer.set_exception(error)
+                answer.set_exception(unavailable(self.retry_after))
             else:
                 answer.set_result(json.loads(sent.result()[1]))
             return

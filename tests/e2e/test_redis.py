@@ -172,9 +172,10 @@ def test_a_room_message_with_a_mid_costs_one_redis_round_trip(redis_server):
         try:
             await alice.emit("join-room", "lobby", ack=True)
             adapter = server.events.manager
-            operations: list[object] = []
-            submit = adapter._submit
-            adapter._submit = lambda operation: operations.append(operation) or submit(operation)
+            operations: list[object] = []  # every command sent from here on
+            pipe = adapter._redis
+            call = pipe.call
+            pipe.call = lambda *command: operations.append(command) or call(*command)
             data = {"roomId": "lobby", "message": "once"}
             await alice.emit("send-message", data, ack=True, mid="m1")
             await alice.emit("send-message", data, ack=True, mid="m1")  # known here: none
