@@ -18,7 +18,7 @@ sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:proc:UID``         hash       "NS ROOM USER" -> sessions of process UID (TTL)
 ``rtlab:alive:UID``        string     renewed by UID's heartbeat (TTL ``alive_ttl``)
 ``rtlab:procs``            set        the processes that registered (TTL)
-``rtlab:seq:NS:ROOM``      counter    the room's last message number (INCR; TTL
+``rtlab:seq:NS:ROOM``      counter    the room's last message number (INCRBY; TTL
                                       ``seq_ttl``, ``SEQ_TTL``: a week)
 ``rtlab:history:NS:ROOM``  list       "SEQ TIME DATA" of its last ``history_size``
                                       messages; past ``history_bytes`` in a namespace,
@@ -43,7 +43,8 @@ sessions in, by its heartbeat every ``key_ttl / 4``:
 
 A room message is numbered, kept, deduplicated by ``mid`` and published by one
 script, so a message is either published once or not at all, whichever process a
-resend reaches. A join is counted and published by one script whose marker, read
+resend reaches; the messages into one room sent in the same turn of the loop share
+that script (``SendBatch``). A join is counted and published by one script whose marker, read
 back from the channel, is the moment this process adds the session locally and
 replays what it missed: nothing is delivered twice or skipped between replay and
 live delivery. A user's first session in a room, and a user gone from it on every
@@ -68,12 +69,13 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 from redis.exceptions import RedisError
 
 from rtlab.aio.redis_pipe import RedisPipe
@@ -146,6 +148,79 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
+BATCH = 100  # room messages at most in one send.lua
+
+
+def _settle(answer: asyncio.Future[Any], data: Any) -> Callable[[Any], None]:
+    """A callback that answers ``data`` unless the answer was cancelled meanwhile."""
+    return lambda _: answer.done() or answer.set_result(data)
+
+
+class SendBatch:
+    """Room messages into one room sent in one script (send.lua), packed when the turn's
+    commands are written (``RedisPipe.call_deferred``): until then, the next message
+    into the same room joins it, unless another command was queued after it."""
+
+    def __init__(self, adapter: RedisAdapter, ns: str, room: str) -> None:
+        self.adapter = adapter
+        self.ns = ns
+        self.room = room
+        self.now = time.time()
+        self.touch = adapter._touch(ns, room)
+        self.messages: list[str | int] = []  # send.lua's COUNT values for each
+        self.waiting: list[tuple[str, asyncio.Future[Any], asyncio.Future[Any]]] = []
+        self.mids: set[tuple[str, str]] = set()
+
+    def fits(self, ns: str, room: str, user: str, mid: str | None) -> bool:
+        """Whether a message may join: the same room, room left, and not a mid already
+        in the batch (its resend must see the first one noted)."""
+        return (
+            ns == self.ns
+            and room == self.room
+            and len(self.waiting) < BATCH
+            and (mid is None or (user, mid) not in self.mids)
+        )
+
+    def add(
+        self, ref: str, head: str, user: str, mid: str | None, count: bool
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Add a message; the ack's data, once it is answered and delivered here."""
+        adapter = self.adapter
+        arrived = adapter._expect(ref)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting.append((ref, answer, arrived))
+        field = "" if mid is None else f"{self.ns} {mid}"
+        if mid is not None:
+            self.mids.add((user, mid))
+        self.messages += [ref, head, user if mid is not None else "", field, "1" if count else "0"]
+        return answer
+
+    def pack(self) -> bytes:
+        adapter, ns, room = self.adapter, self.ns, self.room
+        keys = [
+            adapter._key("seq", ns, room),
+            adapter._key("history", ns, room),
+            adapter._key("members", ns, room),
+        ]
+        header = json_utf8({"o": adapter.uid, "ns": ns, "room": room})[:-1] + ","
+        args = [
+            adapter.channel,
+            header,
+            *event_parts(adapter.history_event, ns),
+            self.now,
+            adapter.history_size,
+            json_utf8({"roomId": room})[:-1] + ',"seq":',
+            ',"delivered":',
+            *adapter._room_args(ns, room),
+            adapter.history_bytes,
+            adapter.mid_ttl,
+            *adapter.mid_limits,
+            "1" if self.touch else "0",
+            *self.messages,
+        ]
+        return hiredis.pack_command(adapter._script("send", keys, args))
+
+
 def unavailable(retry_after: float) -> EnvelopeError:
     return EnvelopeError(
         ErrorCode.UNAVAILABLE,
@@ -207,6 +282,7 @@ class RedisAdapter:
         self._held: list[str] | None = None  # messages read while connecting, for after
         # Our publications on their way back, by ref: each future, and when to stop waiting.
         self._waiting: dict[str, tuple[asyncio.Future[Any], float]] = {}
+        self._batch: SendBatch | None = None  # room messages of this turn, to one room
         self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
         self._refs = itertools.count(1)
         # Newest seq seen per room with members here (what else the channel numbers is
@@ -359,8 +435,9 @@ class RedisAdapter:
         if room is not None and type(seq) is int:
             key = (namespace.name, room)
             if seq <= self._last_seq.get(key, 0):  # delivered here already, by _catch_up
-                if mine and header.get("ref") is not None:
-                    self._answer(header["ref"], 0)
+                if mine:
+                    for ref in header.get("refs") or [header.get("ref")]:
+                        self._answer(ref, 0)
                 return
             if room in namespace.rooms:
                 self._last_seq[key] = seq
@@ -389,8 +466,9 @@ class RedisAdapter:
             count = 0
             for frame in frames:
                 count = self.hub.deliver(targets, frame)
-            if mine and header.get("ref") is not None:
-                self._answer(header["ref"], count)
+            if mine:  # room messages (send.lua) list theirs, one a frame
+                for ref in header.get("refs") or [header.get("ref")]:
+                    self._answer(ref, count)
         if mine and header.get("ref") is not None and header.get("kind") == "join":
             self._answer(header["ref"], None)
 
@@ -711,80 +789,50 @@ class RedisAdapter:
     def send_message(
         self, session: Session, ns: str, room: str, payload: dict[str, Any]
     ) -> asyncio.Future[dict[str, Any]]:
-        """Number, keep and publish a room message in one step, sent before this returns
-        (after every command sent before it, and before every one after: the hub may
-        pipeline room messages); the ack's data, once our own copy of it was delivered."""
+        """Number, keep and publish a room message, sent before this returns (after every
+        command sent before it, and before every one after: the hub may pipeline room
+        messages); the ack's data, once our own copy of it was delivered here.
+
+        Messages into the same room one after another in a turn of the loop, with
+        nothing between them on the connection, go in one script (``SendBatch``)."""
         pipe = self._pipe()
         event = session.event
         mid = event.mid if event is not None else None
+        count = event is None or event.id is not None or mid is not None
+        batch = self._batch
+        if batch is None or pipe.last() is not batch or not batch.fits(ns, room, session.user, mid):
+            batch = self._batch = SendBatch(self, ns, room)
+            sent = pipe.call_deferred(batch)
+            sent.add_done_callback(lambda _: self._sent(batch, sent, pipe))
         ref = f"{self.uid}-{next(self._refs)}"
-        data_json = json_utf8(payload)
-        head = data_json[:-1] + ',"seq":'
-        header = json_utf8({"o": self.uid, "ns": ns, "room": room, "ref": ref})[:-1] + ',"seq":'
-        keys = [
-            self._key("seq", ns, room),
-            self._key("history", ns, room),
-            self._key("mids", session.user) if mid is not None else "",
-            self._key("members", ns, room),
-        ]
-        answer_prefix = json_utf8({"roomId": room})[:-1] + ',"seq":'
-        args = [
-            self.channel,
-            header,
-            head,
-            *event_parts(self.history_event, ns),
-            time.time(),
-            self.history_size,
-            answer_prefix,
-            ',"delivered":',
-            *self._room_args(ns, room),
-            self.history_bytes,
-            session.user,
-            f"{ns} {mid}",
-            self.mid_ttl,
-            *self.mid_limits,
-            "1" if self._touch(ns, room) else "0",
-            "1" if event is None or event.id is not None or mid is not None else "0",
-        ]
-        arrived = self._expect(ref)
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        # As _submit, without a second future: this is every room message's path.
-        sent = pipe.call(*self._script("send", keys, args))
-        sent.add_done_callback(lambda _: self._sent(ref, room, sent, pipe, arrived, answer))
-        return answer
+        return batch.add(ref, json_utf8(payload)[:-1] + ',"seq":', session.user, mid, count)
 
-    def _sent(
-        self,
-        ref: str,
-        room: str,
-        sent: asyncio.Future[Any],
-        pipe: RedisPipe,
-        arrived: asyncio.Future[Any],
-        answer: asyncio.Future[dict[str, Any]],
-    ) -> None:
-        """send.lua answered: the ack's data once our own copy was delivered here (the
-        message before its ack), or at once for a resend or a failure."""
+    def _sent(self, batch: SendBatch, sent: asyncio.Future[Any], pipe: RedisPipe) -> None:
+        """send.lua answered: each message's ack data, once our own copy was delivered
+        here (the message before its ack), or at once for a resend or a failure."""
+        if self._batch is batch:
+            self._batch = None
         error = sent.exception()
         if error is not None and pipe is self._redis:  # NOSCRIPT too: scripts load again
             self._lost(error)
-        if answer.done():  # cancelled: whoever awaited it is gone
-            self._waiting.pop(ref, None)
-            return
-        if error is not None or sent.result()[0] == 0:  # failed, or a resend
-            self._waiting.pop(ref, None)
-            if error is not None:
-                answer.set_exception(unavailable(self.retry_after))
+        for index, (ref, answer, arrived) in enumerate(batch.waiting):
+            if answer.done() or error is not None or sent.result()[index][0] == 0:
+                self._waiting.pop(ref, None)  # cancelled, failed or a resend
+                if answer.done():
+                    continue
+                if error is not None:
+                    answer.set_exception(unavailable(self.retry_after))
+                else:
+                    answer.set_result(json.loads(sent.result()[index][1]))
+                continue
+            seq, result = sent.result()[index]
+            data = {"roomId": batch.room, "seq": int(seq)}
+            if result >= 0:  # else nobody asked how many it reached: not counted
+                data["delivered"] = int(result)
+            if arrived.done():
+                answer.set_result(data)
             else:
-                answer.set_result(json.loads(sent.result()[1]))
-            return
-        seq, result = sent.result()
-        data = {"roomId": room, "seq": int(seq)}
-        if result >= 0:  # else nobody asked how many it reached: not counted
-            data["delivered"] = int(result)
-        if arrived.done():
-            answer.set_result(data)
-        else:
-            arrived.add_done_callback(lambda _: answer.done() or answer.set_result(data))
+                arrived.add_done_callback(_settle(answer, data))
 
     def _touch(self, ns: str, room: str) -> bool:
         """Whether a message into ``room`` needs keep.lua's whole ``touch``: not if this

@@ -20,7 +20,7 @@ import asyncio
 import collections
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio.connection import SSLConnection, parse_url
@@ -34,6 +34,13 @@ def _error(reply: str) -> ResponseError:
     return NoScriptError(reply) if reply.startswith("NOSCRIPT") else ResponseError(reply)
 
 
+class Deferred(Protocol):
+    """A command packed only when the turn's commands are written: until then, the one
+    who queued it may add to it (``RedisPipe.last``)."""
+
+    def pack(self) -> bytes: ...
+
+
 class RedisPipe(asyncio.Protocol):
     """A connection to Redis; :meth:`open` one, then :meth:`call` commands on it."""
 
@@ -45,7 +52,7 @@ class RedisPipe(asyncio.Protocol):
         self._reader = hiredis.Reader(encoding="utf-8", errors="replace")
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]]
         self._waiting = collections.deque()
-        self._out: list[bytes] = []  # this turn's commands, written together
+        self._out: list[bytes | Deferred] = []  # this turn's commands, written together
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -94,13 +101,18 @@ class RedisPipe(asyncio.Protocol):
     def call(self, *args: str | bytes | int | float) -> asyncio.Future[Any]:
         """Send one command (written at the end of this turn of the loop, with the others
         of the turn); its reply, or the error Redis or the connection gave."""
+        return self.call_deferred(hiredis.pack_command(args))
+
+    def call_deferred(self, command: bytes | Deferred) -> asyncio.Future[Any]:
+        """:meth:`call` with a command packed already, or to be packed at the end of the
+        turn (``Deferred``)."""
         future: asyncio.Future[Any] = self._loop.create_future()
         if self.closed.done():
             future.set_exception(ConnectionError("the Redis connection is closed"))
             return future
         if not self._out:
             self._loop.call_soon(self._flush)
-        self._out.append(hiredis.pack_command(args))
+        self._out.append(command)
         self._waiting.append((future, self._loop.time()))
         if self._timer is None:
             self._timer = self._loop.call_at(self._loop.time() + self.timeout, self._check)
@@ -139,10 +151,14 @@ class RedisPipe(asyncio.Protocol):
 
     # -- inside ----------------------------------------------------------------------------
 
+    def last(self) -> bytes | Deferred | None:
+        """The last command queued in this turn, not written yet (None: there is none)."""
+        return self._out[-1] if self._out else None
+
     def _flush(self) -> None:
         out, self._out = self._out, []
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(out))
+            self._transport.write(b"".join(c if type(c) is bytes else c.pack() for c in out))
 
     def _check(self) -> None:
         """The oldest command's reply is due: drop the connection if it is late."""

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from rtlab.aio.client import EventClient
 from rtlab.aio.events import PIPELINED
+from rtlab.aio.redis_adapter import SendBatch
 from rtlab.aio.server import LabServer
 from tests.e2e.test_redis import FAST, GUARD, messages, run, until
 
@@ -123,3 +124,60 @@ def test_pipelined_messages_refused_while_redis_is_away_are_answered_in_order(re
             await server.stop()
 
     run(scenario(), timeout=GUARD * 3)
+
+
+async def write_together(ws: ClientConnection, frames: list[str]) -> None:
+    """Write ``frames`` in one write, so that the server reads them in one turn."""
+    for frame in frames:
+        ws.protocol.send_text(frame.encode())
+    ws.transport.write(b"".join(ws.protocol.data_to_send()))
+
+
+def test_messages_read_together_go_in_one_script_in_their_order(redis_server):
+    """Room messages into one room read in one turn are numbered, kept and published by
+    one script; one into another room between them starts a script of its own, so that
+    a member of both rooms still gets them in the order they were sent. A resend in the
+    same read is answered as a resend, not delivered twice."""
+
+    async def scenario() -> None:
+        one = await LabServer(redis=redis_server.url).start()
+        two = await LabServer(redis=redis_server.url).start()
+        scripts: list[list[str]] = []  # the refs of each send.lua run, from `one`
+        pipe = one.events.manager._redis
+        call = pipe.call_deferred
+
+        def noting(command):  # type: ignore[no-untyped-def]
+            if isinstance(command, SendBatch):
+                scripts.append(command.waiting)
+            return call(command)
+
+        pipe.call_deferred = noting
+        bob = await EventClient.connect(two.url, "bob")
+        for room in ("lobby", "kitchen"):
+            await bob.emit("join-room", room, ack=True)
+        try:
+            async with connect(f"{one.url}/ws?user=alice") as ws:
+                for id, room in ((1, "lobby"), (2, "kitchen")):
+                    join = {"event": "join-room", "data": room, "ns": "/", "id": id}
+                    await ws.send(json.dumps(join))
+                    await frames_until_ack(ws, id)
+                frames = [send(3, "m3"), send(4, "m4"), send(5, "m5", "kitchen")]
+                for id in (6, 7):  # m6, then a resend of it (the same mid)
+                    frames.append(json.dumps(json.loads(send(id, "m6")) | {"mid": "m6"}))
+                await write_together(ws, frames)
+                got = await frames_until_ack(ws, 7)
+        finally:
+            await bob.close()
+            await one.stop()
+            await two.stop()
+        # lobby (m3, m4), kitchen, lobby, and the resend of m6 in one of its own: it must
+        # find m6's mid noted by the script before it
+        assert [len(refs) for refs in scripts] == [2, 1, 1, 1]
+        acks = {f["ack"]: f["data"] for f in got if "ack" in f}
+        assert [acks[id]["seq"] for id in (3, 4, 6)] == [1, 2, 3]
+        assert acks[5]["seq"] == 1  # the kitchen's own numbering
+        assert acks[7] == acks[6]  # the resend: the first one's answer, once more
+        everything = [e.data["message"] for e in bob.events("receive-message")]
+        assert everything == ["m3", "m4", "m5", "m6"]
+
+    run(scenario())

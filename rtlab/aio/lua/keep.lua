@@ -43,23 +43,25 @@ local function drop_oldest(prefix, ns, room)
   return true
 end
 
--- Keep a room's new message: its last ``size`` messages, and within the namespace's
--- ``budget`` bytes, the least recently used rooms losing their oldest messages first (as
--- rtlab/core/history.py). Call after ``touch``, which made this room the most recent and
--- says whether its keys' TTLs were renewed (``renewed``): a key made now gets one too.
--- A message into a full history costs RPUSH and LPOP, whatever the room, and two HINCRBY
--- when it is not as long as the one it pushed out; only one that adds bytes can take the
--- namespace past its budget.
-local function keep_message(prefix, ns, room, entry, size, budget, ttl, renewed)
+-- Keep a room's new messages (``entries``, oldest first): its last ``size`` messages, and
+-- within the namespace's ``budget`` bytes, the least recently used rooms losing their
+-- oldest messages first (as rtlab/core/history.py). Call after ``touch``, which made this
+-- room the most recent and says whether its keys' TTLs were renewed (``renewed``): a key
+-- made now gets one too. Messages into a full history cost one RPUSH and one LPOP,
+-- whatever the room and however many, and two HINCRBY when they are not as long as the
+-- ones they pushed out; only messages that add bytes can take the namespace past its
+-- budget.
+local function keep_messages(prefix, ns, room, entries, size, budget, ttl, renewed)
   local history = room_key(prefix, 'history', ns, room)
   local sizes = sizes_key(prefix, ns)
-  local length = redis.call('RPUSH', history, entry)
-  if length == 1 then redis.call('EXPIRE', history, ttl) end
-  local delta = #entry
-  while length > size do
-    local old = redis.call('LPOP', history)
-    if not old then break end
-    delta, length = delta - #old, length - 1
+  local length = redis.call('RPUSH', history, unpack(entries))
+  if length == #entries then redis.call('EXPIRE', history, ttl) end
+  local delta = 0
+  for _, entry in ipairs(entries) do delta = delta + #entry end
+  if length > size then
+    for _, old in ipairs(redis.call('LPOP', history, length - size) or {}) do
+      delta = delta - #old
+    end
   end
   if delta == 0 then  -- a full history, a message as long as the one it pushed out
     if renewed then redis.call('EXPIRE', sizes, ttl) end

@@ -1,36 +1,69 @@
--- KEYS: seq, history, the user's mids ('' without a mid), members.  ARGV: channel, header
--- prefix, data head, frame prefix, frame suffix, now, size, answer prefix, answer middle,
--- then (keep.lua) prefix, ns, room, ttl, cap, seq ttl, the namespace's history budget in
--- bytes, user, "NS MID", mid ttl and the five mid limits; then whether to touch the room
--- ("0": this process did within the last second, or a quarter of the TTL if shorter) and to count its sessions ("0": no ack
--- and no mid wants the count).  The mid's answer is the whole acknowledgement: a resend
--- that reaches another process gets the same one.
-if KEYS[3] ~= '' then
-  local seen = redis.call('HGET', KEYS[3], ARGV[18])
-  if seen then return {0, seen} end
+-- Room messages into one room, sent in one turn of a process's loop: numbered, kept,
+-- checked against their mids and published together.
+-- KEYS: seq, history, members.  ARGV: channel, header prefix, frame prefix, frame suffix,
+-- now, size, answer prefix, answer middle, then (keep.lua) prefix, ns, room, ttl, cap,
+-- seq ttl, the namespace's history budget in bytes, mid ttl and the five mid limits;
+-- whether to touch the room ("0": this process did within the last second, or a quarter
+-- of the TTL if shorter); then the messages, COUNT values each (below): its ref, data
+-- head, user and "NS MID" ('' without a mid), and whether to count the room's sessions
+-- for it ("0": no ack and no mid wants the count).
+-- Returns {seq, sessions} for each message (sessions -1: not counted), or {0, answer}
+-- for a resend: a mid's answer is the whole acknowledgement, so a resend that reaches
+-- another process gets the same one. One PUBLISH carries them all: the header lists
+-- their refs and the last seq, then one frame a line.
+local FIRST, COUNT = 23, 5
+local prefix, ns, room, now = ARGV[9], ARGV[10], ARGV[11], ARGV[5]
+local results, fresh, count = {}, {}, false
+for i = FIRST, #ARGV, COUNT do
+  local user, field = ARGV[i + 2], ARGV[i + 3]
+  local seen = field ~= '' and redis.call('HGET', prefix .. ':mids:' .. user, field)
+  if seen then
+    results[#results + 1] = {0, seen}
+  else
+    results[#results + 1] = false
+    fresh[#fresh + 1] = i
+    count = count or field ~= '' or ARGV[i + 4] == '1'
+  end
 end
-local seq = redis.call('INCR', KEYS[1])
-local data = ARGV[3] .. seq .. '}'
+if #fresh == 0 then return results end
+local last = redis.call('INCRBY', KEYS[1], #fresh)
+local first = last - #fresh + 1
 local renewed = false
-if ARGV[25] == '1' then
-  renewed = touch(ARGV[10], ARGV[11], ARGV[12], ARGV[6], ARGV[13], tonumber(ARGV[14]),
-    ARGV[15], false)
+if ARGV[22] == '1' then
+  renewed = touch(prefix, ns, room, now, ARGV[12], tonumber(ARGV[13]), ARGV[14], false)
 else  -- touched within the second: all touch would do is move it first again
-  redis.call('ZADD', ARGV[10] .. ':rooms:' .. ARGV[11], ARGV[6], ARGV[12])
+  redis.call('ZADD', prefix .. ':rooms:' .. ns, now, room)
 end
-if seq == 1 then  -- the numbering is new: it needs its TTL, whatever touch renewed
-  redis.call('EXPIRE', KEYS[1], ARGV[15])
+if first == 1 then  -- the numbering is new: it needs its TTL, whatever touch renewed
+  redis.call('EXPIRE', KEYS[1], ARGV[14])
 end
-keep_message(ARGV[10], ARGV[11], ARGV[12], seq .. ' ' .. ARGV[6] .. ' ' .. data,
-  tonumber(ARGV[7]), tonumber(ARGV[16]), ARGV[13], renewed)
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. '}\n' .. ARGV[4] .. data .. ARGV[5])
+local entries, frames, refs = {}, {}, {}
+for j, i in ipairs(fresh) do
+  local data = ARGV[i + 1] .. (first + j - 1) .. '}'
+  entries[j] = (first + j - 1) .. ' ' .. now .. ' ' .. data
+  frames[j] = ARGV[3] .. data .. ARGV[4]
+  refs[j] = '"' .. ARGV[i] .. '"'
+end
+keep_messages(prefix, ns, room, entries, tonumber(ARGV[6]), tonumber(ARGV[15]), ARGV[12],
+  renewed)
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. '"refs":[' .. table.concat(refs, ',') ..
+  '],"seq":' .. last .. '}\n' .. table.concat(frames, '\n'))
 local sessions = -1
-if ARGV[26] == '1' or KEYS[3] ~= '' then
+if count then
   sessions = 0
-  for _, count in ipairs(redis.call('HVALS', KEYS[4])) do sessions = sessions + tonumber(count) end
+  for _, n in ipairs(redis.call('HVALS', KEYS[3])) do sessions = sessions + tonumber(n) end
 end
-if KEYS[3] ~= '' then
-  local answer = ARGV[8] .. seq .. ARGV[9] .. sessions .. '}'
-  remember(ARGV[10], ARGV[17], ARGV[18], answer, ARGV[6], ARGV[19], mid_limits(20))
+local j = 0
+for k, result in ipairs(results) do
+  if not result then
+    j = j + 1
+    local i, seq = fresh[j], first + j - 1
+    local counted = (ARGV[i + 3] ~= '' or ARGV[i + 4] == '1') and sessions or -1
+    results[k] = {seq, counted}
+    if ARGV[i + 3] ~= '' then
+      local answer = ARGV[7] .. seq .. ARGV[8] .. sessions .. '}'
+      remember(prefix, ARGV[i + 2], ARGV[i + 3], answer, now, ARGV[16], mid_limits(17))
+    end
+  end
 end
-return {seq, sessions}
+return results
