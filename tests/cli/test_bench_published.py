@@ -65,8 +65,8 @@ def test_the_tables_give_ratios_and_say_when_a_run_was_too_short():
     assert "per server CPU second" in chat[0]
     [one] = [line for line in chat if line.startswith("rooms of 1 member, no ack")]
     assert one.split()[6:] == [
-        *("60,241", "75,758", "(0.80)", "42,735", "(1.41)"),
-        *("10,194", "(5.91)", "77,519", "(0.78)"),
+        *("53,763", "68,027", "(0.79)", "38,911", "(1.38)"),
+        *("9,524", "(5.65)", "65,359", "(0.82)"),
     ]
     mine = published.Published("chat", "rooms of 9", "rtlab", 1000.0)
     short = published.Published("chat", "rooms of 9", "websockets", None)
