@@ -722,6 +722,8 @@ class EventHub:
         """Handle ``event`` (or refuse what could not be read) once the session's
         pipelined events are all answered."""
         await self._all_answered(session)
+        if session.id not in self.sessions:  # dropped meanwhile: as the backlog (_finished)
+            return
         if event is None:
             assert refused is not None
             self._refuse(session, refused.to_json())

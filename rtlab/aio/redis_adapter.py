@@ -816,16 +816,18 @@ class RedisAdapter:
         if error is not None and pipe is self._redis:  # NOSCRIPT too: scripts load again
             self._lost(error)
         for index, (ref, answer, arrived) in enumerate(batch.waiting):
-            if answer.done() or error is not None or sent.result()[index][0] == 0:
-                self._waiting.pop(ref, None)  # cancelled, failed or a resend
-                if answer.done():
-                    continue
-                if error is not None:
-                    answer.set_exception(unavailable(self.retry_after))
-                else:
-                    answer.set_result(json.loads(sent.result()[index][1]))
+            if answer.done():  # cancelled: whoever awaited it is gone
+                self._waiting.pop(ref, None)
+                continue
+            if error is not None:
+                self._waiting.pop(ref, None)
+                answer.set_exception(unavailable(self.retry_after))
                 continue
             seq, result = sent.result()[index]
+            if seq == 0:  # a resend of a message already published: its answer again
+                self._waiting.pop(ref, None)
+                answer.set_result(json.loads(result))
+                continue
             data = {"roomId": batch.room, "seq": int(seq)}
             if result >= 0:  # else nobody asked how many it reached: not counted
                 data["delivered"] = int(result)

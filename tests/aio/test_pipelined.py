@@ -135,3 +135,26 @@ def test_a_connection_that_closes_with_answers_outstanding_is_forgotten_at_once(
         assert handled == ["later 1", "later 2", "now bob"]
 
     run(main())
+
+
+def test_an_event_waiting_behind_pipelined_ones_is_not_handled_once_its_session_is_dropped(
+    server,
+):
+    """A join behind a room message must not put a session the server dropped back in."""
+    futures, handled = install(server)
+    hub = server.server.events
+
+    async def main() -> None:
+        async with connect(f"{server.url}/ws?user=alice") as ws:
+            await ws.send(event("later", 1, 1))
+            await ws.send(event("now", 2, 2))  # waits for later's answer
+            await until(lambda: len(futures) == 1, "later handled")
+            [session] = await on_server(server, lambda: list(hub.sessions.values()))
+            await on_server(server, hub.drop, session, "dropped by the test")
+            await on_server(server, futures[0].set_result, None)
+            await ws.wait_closed()
+        assert ws.close_code == 1008
+        await asyncio.sleep(0.2)  # "now" would run here if it were still handled
+        assert handled == ["later 1"]
+
+    run(main())
