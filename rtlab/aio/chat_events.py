@@ -29,7 +29,6 @@ extends calls the built-in one with ``super()``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from rtlab.aio.admission import USER
@@ -130,25 +129,21 @@ class ChatEvents(BuiltinEvents):
         self.indicators.stop_typing(room, user)  # started here (with Redis, ended as they left)
 
     def send_message(self, session: Session, data: Any) -> Any:
-        # No coroutine on the hot path (every chat message) unless the built-in
-        # handler returned one (with Redis): its acknowledgement is a dict otherwise.
+        # The ack itself in one process; with Redis, a future (the message is sent
+        # already, the hub pipelines it): typing ends once it is answered.
         answer = super().send_message(session, data)
         if type(answer) is dict:
-            self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
-            return answer
-        if isinstance(answer, asyncio.Future):  # sent already (Redis): pipelined
-            answer.add_done_callback(lambda done: self._end_typing(done, session))
-            return answer
-        return self._end_typing_after(answer, session)
-
-    def _end_typing(self, done: asyncio.Future[Any], session: Session) -> None:
-        if not done.cancelled() and done.exception() is None:
-            self.indicators.stop_typing(done.result()["roomId"], session.user, skip=session)
-
-    async def _end_typing_after(self, pending: Awaitable[Any], session: Session) -> Any:
-        answer = await pending
-        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
+            self._end_typing(answer, session)
+        else:
+            answer.add_done_callback(lambda done: self._end_typing_once_sent(done, session))
         return answer
+
+    def _end_typing(self, answer: dict[str, Any], session: Session) -> None:
+        self.indicators.stop_typing(answer["roomId"], session.user, skip=session)
+
+    def _end_typing_once_sent(self, done: asyncio.Future[Any], session: Session) -> None:
+        if not done.cancelled() and done.exception() is None:
+            self._end_typing(done.result(), session)
 
     def typing(self, session: Session, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):

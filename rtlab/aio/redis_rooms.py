@@ -11,7 +11,7 @@ on every process. Every process hands the adapter's markers to its namespace
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from asyncio import Future
 from typing import TYPE_CHECKING, Any
 
 from rtlab.aio.room_store import Ack
@@ -36,7 +36,7 @@ class RedisRooms:
     def left(self, session: Session, room: str) -> None:
         pass  # the manager was told: its left marker reaches every process
 
-    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Awaitable[Ack]:
+    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Future[Ack]:
         """Numbered, kept, checked against its mid and published by one script."""
         return self.adapter.send_message(session, self.ns.name, room, payload)
 

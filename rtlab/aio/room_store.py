@@ -15,6 +15,7 @@ channel by every process with Redis. The chat app says what they mean.
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,9 +42,11 @@ class RoomStore(Protocol):
         """``session`` is out of ``room`` here (and the manager was told)."""
         ...
 
-    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Ack | Awaitable[Ack]:
+    def send(self, session: Session, room: str, payload: dict[str, Any]) -> Ack | Future[Ack]:
         """Number, keep (durably first) and deliver a room message; the ack: roomId, seq,
-        delivered. Refused with ``unavailable`` when it could not be kept."""
+        delivered. Refused with ``unavailable`` when it could not be kept. A future only
+        when everything it does was sent already, in order (``send-message`` is
+        pipelined: the hub goes on with the session's next events meanwhile)."""
         ...
 
     def direct(self, session: Session, to: str, frame: str | bytes) -> Ack | Awaitable[Ack]:
