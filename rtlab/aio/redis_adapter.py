@@ -555,15 +555,21 @@ class RedisAdapter:
     def _replied(
         self, reply: asyncio.Future[Any], future: asyncio.Future[Any], pipe: RedisPipe
     ) -> None:
-        error = reply.exception()
-        if error is not None and pipe is self._redis:  # NOSCRIPT too: scripts load again
-            self._lost(error)
+        error = self._failure(reply, pipe)
         if future.done():
             return
         if error is not None:
             future.set_exception(unavailable(self.retry_after))
         else:
             future.set_result(reply.result())
+
+    def _failure(self, reply: asyncio.Future[Any], pipe: RedisPipe) -> BaseException | None:
+        """What a command on ``pipe`` failed with, if it did; a failure on the current
+        connection counts Redis lost (NOSCRIPT too: the scripts load again)."""
+        error = reply.exception()
+        if error is not None and pipe is self._redis:
+            self._lost(error)
+        return error
 
     def _script(self, name: str, keys: list[Any], args: list[Any]) -> Command:
         """The command that runs one of the scripts (loaded on connecting)."""
@@ -812,9 +818,7 @@ class RedisAdapter:
         here (the message before its ack), or at once for a resend or a failure."""
         if self._batch is batch:
             self._batch = None
-        error = sent.exception()
-        if error is not None and pipe is self._redis:  # NOSCRIPT too: scripts load again
-            self._lost(error)
+        error = self._failure(sent, pipe)
         for index, (ref, answer, arrived) in enumerate(batch.waiting):
             if answer.done():  # cancelled: whoever awaited it is gone
                 self._waiting.pop(ref, None)
