@@ -20,8 +20,9 @@ from tests.aio.test_events import on_server, run
 from tests.e2e.test_redis import until
 
 
-def event(name: str, id: int, data: Any = None) -> str:
-    return json.dumps({"event": name, "data": data, "ns": "/", "id": id})
+def event(name: str, id: int, data: Any = None, **more: str) -> str:
+    """An event with an id, as a raw client sends it (``more``: a mid)."""
+    return json.dumps({"event": name, "data": data, "ns": "/", "id": id, **more})
 
 
 async def answers(ws: ClientConnection, count: int) -> list[dict[str, Any]]:

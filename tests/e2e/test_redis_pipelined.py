@@ -17,12 +17,18 @@ from rtlab.aio.client import EventClient
 from rtlab.aio.events import PIPELINED
 from rtlab.aio.redis_adapter import SendBatch
 from rtlab.aio.server import LabServer
+from tests.aio.test_pipelined import event
 from tests.e2e.test_redis import FAST, GUARD, messages, run, until
 
 
-def send(id: int, text: str, room: str = "lobby") -> str:
-    data = {"roomId": room, "message": text}
-    return json.dumps({"event": "send-message", "data": data, "ns": "/", "id": id})
+def send(id: int, text: str, room: str = "lobby", **more: str) -> str:
+    return event("send-message", id, {"roomId": room, "message": text}, **more)
+
+
+async def join(ws: ClientConnection, id: int, room: str = "lobby") -> None:
+    """Join ``room`` and wait for the ack."""
+    await ws.send(event("join-room", id, room))
+    await frames_until_ack(ws, id)
 
 
 async def frames_until_ack(ws: ClientConnection, id: int) -> list[dict[str, Any]]:
@@ -51,14 +57,12 @@ def test_a_burst_of_room_messages_is_pipelined_and_everything_keeps_its_order(re
         await bob.emit("join-room", "lobby", ack=True)
         try:
             async with connect(f"{one.url}/ws?user=alice") as ws:
-                join = {"event": "join-room", "data": "lobby", "ns": "/", "id": 1}
-                await ws.send(json.dumps(join))
-                await frames_until_ack(ws, 1)
+                await join(ws, 1)
                 for id in range(2, count + 2):  # written at once, not waiting for acks
                     await ws.send(send(id, f"m{id}"))
                 await ws.send("{not json")  # refused in its turn
-                leave = {"event": "leave-room", "data": "lobby", "ns": "/", "id": count + 2}
-                await ws.send(json.dumps(leave))  # waits for the messages' answers
+                # waits for the messages' answers
+                await ws.send(event("leave-room", count + 2, "lobby"))
                 got = await frames_until_ack(ws, count + 2)
         finally:
             await bob.close()
@@ -99,9 +103,7 @@ def test_pipelined_messages_refused_while_redis_is_away_are_answered_in_order(re
         await bob.emit("join-room", "lobby", ack=True)
         try:
             async with connect(f"{server.url}/ws?user=alice") as ws:
-                join = {"event": "join-room", "data": "lobby", "ns": "/", "id": 1}
-                await ws.send(json.dumps(join))
-                await frames_until_ack(ws, 1)
+                await join(ws, 1)
                 redis_server.client().script_flush()
                 for id in range(2, 7):
                     await ws.send(send(id, f"m{id}"))
@@ -158,12 +160,10 @@ def test_messages_read_together_go_in_one_script_in_their_order(redis_server):
         try:
             async with connect(f"{one.url}/ws?user=alice") as ws:
                 for id, room in ((1, "lobby"), (2, "kitchen")):
-                    join = {"event": "join-room", "data": room, "ns": "/", "id": id}
-                    await ws.send(json.dumps(join))
-                    await frames_until_ack(ws, id)
+                    await join(ws, id, room)
                 frames = [send(3, "m3"), send(4, "m4"), send(5, "m5", "kitchen")]
                 for id in (6, 7):  # m6, then a resend of it (the same mid)
-                    frames.append(json.dumps(json.loads(send(id, "m6")) | {"mid": "m6"}))
+                    frames.append(send(id, "m6", mid="m6"))
                 await write_together(ws, frames)
                 got = await frames_until_ack(ws, 7)
         finally:
