@@ -8,6 +8,7 @@ second process. No timed assertions: waits only have generous hang guards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -64,6 +65,8 @@ def test_a_burst_of_room_messages_is_pipelined_and_everything_keeps_its_order(re
                 # waits for the messages' answers
                 await ws.send(event("leave-room", count + 2, "lobby"))
                 got = await frames_until_ack(ws, count + 2)
+            # Bob's process reads the departure after every message, on the channel.
+            await bob.wait_for("user-left", 1, timeout=GUARD)
         finally:
             await bob.close()
             await one.stop()
@@ -166,6 +169,9 @@ def test_messages_read_together_go_in_one_script_in_their_order(redis_server):
                     frames.append(send(id, "m6", mid="m6"))
                 await write_together(ws, frames)
                 got = await frames_until_ack(ws, 7)
+            # Bob is on the other process, which reads the channel on its own time.
+            await bob.wait_for("receive-message", 4, timeout=GUARD)
+            await asyncio.sleep(0.2)  # a duplicate of m6 would show up now
         finally:
             await bob.close()
             await one.stop()
