@@ -25,10 +25,10 @@ sessions in, by its heartbeat every ``key_ttl / 4``:
                                       the least recently used rooms' oldest go (TTL)
 ``rtlab:sizes:NS``         hash       room -> bytes of its history; "*": all (TTL)
 ``rtlab:seen:NS:ROOM``     hash       user -> when they left, the last ``max_seen`` (TTL)
-``rtlab:rooms:NS``         zset       room -> last use; past ``max_rooms`` the least
-                                      recent loses its history and last seen, past twice
-                                      as many its numbering too, unless someone is in it
-                                      (TTL ``seq_ttl``)
+``rtlab:rooms:NS``         zset       room -> last use, to the second; past ``max_rooms``
+                                      the least recent loses its history and last seen,
+                                      past twice as many its numbering too, unless
+                                      someone is in it (TTL ``seq_ttl``)
 ``rtlab:mids:USER``        hash       "NS MID" -> ack (over ``MID_ACK`` bytes: a marker),
                                       the last ``MIDS_PER_USER`` within
                                       ``MID_BYTES_PER_USER`` (TTL ``MID_TTL``, renewed
@@ -196,29 +196,10 @@ class SendBatch:
         return answer
 
     def pack(self) -> bytes:
-        adapter, ns, room = self.adapter, self.ns, self.room
-        keys = [
-            adapter._key("seq", ns, room),
-            adapter._key("history", ns, room),
-            adapter._key("members", ns, room),
-        ]
-        header = json_utf8({"o": adapter.uid, "ns": ns, "room": room})[:-1] + ","
-        args = [
-            adapter.channel,
-            header,
-            *event_parts(adapter.history_event, ns),
-            self.now,
-            adapter.history_size,
-            json_utf8({"roomId": room})[:-1] + ',"seq":',
-            ',"delivered":',
-            *adapter._room_args(ns, room),
-            adapter.history_bytes,
-            adapter.mid_ttl,
-            *adapter.mid_limits,
-            "1" if self.touch else "0",
-            *self.messages,
-        ]
-        return hiredis.pack_command(adapter._script("send", keys, args))
+        head, size = self.adapter._send_head(self.ns, self.room)
+        tail = hiredis.pack_command((self.now, "1" if self.touch else "0", *self.messages))
+        count = size + 2 + len(self.messages)
+        return b"*%d\r\n" % count + head + tail[tail.index(b"\n") + 1 :]
 
 
 def unavailable(retry_after: float) -> EnvelopeError:
@@ -282,6 +263,9 @@ class RedisAdapter:
         self._held: list[str] | None = None  # messages read while connecting, for after
         # Our publications on their way back, by ref: each future, and when to stop waiting.
         self._waiting: dict[str, tuple[asyncio.Future[Any], float]] = {}
+        # send.lua's command up to its first argument that changes, packed, per room
+        # (at most TOUCHED), with the settings it was packed with (_send_head).
+        self._heads: dict[tuple[str, str], tuple[tuple[Any, ...], bytes, int]] = {}
         self._batch: SendBatch | None = None  # room messages of this turn, to one room
         self._pending_users: dict[int, str] = {}  # sessions whose join is on its way
         self._refs = itertools.count(1)
@@ -840,12 +824,50 @@ class RedisAdapter:
             else:
                 arrived.add_done_callback(_settle(answer, data))
 
+    def _send_head(self, ns: str, room: str) -> tuple[bytes, int]:
+        """send.lua's command into ``room`` up to ``now`` (what is the same for every
+        script into it while the settings are: read at each use, so that a test may
+        change them), packed without the count in front; and how many values it holds."""
+        settings = (
+            self.history_size,
+            self.key_ttl,
+            self.max_rooms,
+            self.seq_ttl,
+            self.history_bytes,
+            self.mid_ttl,
+            self.mid_limits,
+        )
+        key = (ns, room)
+        found = self._heads.get(key)
+        if found is not None and found[0] == settings:
+            return found[1], found[2]
+        keys = [self._key(kind, ns, room) for kind in ("seq", "history", "members")]
+        args = [
+            self.channel,
+            json_utf8({"o": self.uid, "ns": ns, "room": room})[:-1] + ",",
+            *event_parts(self.history_event, ns),
+            self.history_size,
+            json_utf8({"roomId": room})[:-1] + ',"seq":',
+            ',"delivered":',
+            *self._room_args(ns, room),
+            self.history_bytes,
+            self.mid_ttl,
+            *self.mid_limits,
+        ]
+        command = self._script("send", keys, args)
+        packed = hiredis.pack_command(command)
+        head = packed[packed.index(b"\n") + 1 :]
+        if len(self._heads) >= TOUCHED:
+            self._heads.clear()
+        self._heads[key] = (settings, head, len(command))
+        return head, len(command)
+
     def _touch(self, ns: str, room: str) -> bool:
         """Whether a message into ``room`` needs keep.lua's whole ``touch``: not if this
         process touched the room within the last second and a quarter of the TTL, when
-        touch would neither renew its keys nor look its rank up, only move it first (which
-        send.lua then does alone: one command where there were two). Remembers ``TOUCHED``
-        rooms at most, all forgotten past that."""
+        touch would neither renew its keys nor look its rank up, only move it first by
+        less than a second: send.lua leaves it (the registry orders rooms by their last
+        use to the second). Remembers ``TOUCHED`` rooms at most, all forgotten past that."""
         now = time.monotonic()
         key = (ns, room)
         if now - self._touched.get(key, -math.inf) < min(1.0, self.key_ttl / 4):

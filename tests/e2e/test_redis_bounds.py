@@ -299,8 +299,12 @@ def test_mids_kept_before_the_order_held_their_sizes_still_go_in_order(redis_ser
 
 
 def test_history_stays_within_its_bytes_the_least_recent_rooms_losing_their_oldest(
-    redis_server,
+    redis_server, monkeypatch
 ):
+    """Rooms are ordered by their last use to the second (a process moves a room it
+    used within the second no further): here every message moves its room, as
+    messages a second apart would, so that this test need not take a minute."""
+    monkeypatch.setattr(RedisAdapter, "_touch", lambda self, ns, room: True)
     store = redis_server.client()
     budget = 3000  # bytes of history entries in the namespace
 
@@ -343,6 +347,33 @@ def test_history_stays_within_its_bytes_the_least_recent_rooms_losing_their_olde
     run(scenario())
 
 
+def test_a_room_message_takes_the_bounds_as_they_are_now(redis_server):
+    """A process packs what every script into a room repeats once (_send_head), but the
+    bounds are read at each message: changed between two, the second keeps the new."""
+    store = redis_server.client()
+
+    async def scenario() -> None:
+        server = await started(redis_server.url)
+        alice = await EventClient.connect(server.url, "alice")
+        await alice.emit("join-room", "hall", ack=True)
+        for n in range(4):
+            await alice.emit("send-message", {"roomId": "hall", "message": f"m{n}"}, ack=True)
+        assert store.llen("rtlab:history:/:hall") == 4
+        adapter(server).history_size = 2
+        answer = await alice.emit("send-message", {"roomId": "hall", "message": "m4"}, ack=True)
+        assert answer["seq"] == 5
+        kept = store.lrange("rtlab:history:/:hall", 0, -1)
+        assert [entry.split(" ", 1)[0] for entry in kept] == ["4", "5"]
+        adapter(server).mid_limits = (4, 600, 2, 10**6, 10)  # every ack too big to keep
+        data = {"roomId": "hall", "message": "m5"}
+        await alice.emit("send-message", data, ack=True, mid="a")
+        assert store.hget("rtlab:mids:alice", "/ a") == '{"duplicate":true}'
+        await alice.close()
+        await server.stop()
+
+    run(scenario())
+
+
 def test_with_the_default_bounds_every_key_expires_within_its_families_ttl(redis_server):
     store = redis_server.client()
     longest = {"seq": SEQ_TTL, "rooms": SEQ_TTL, "alive": 5}
@@ -371,7 +402,8 @@ def test_with_the_default_bounds_every_key_expires_within_its_families_ttl(redis
 def test_a_process_remembers_rooms_only_while_they_have_members_there(redis_server, monkeypatch):
     """Every process reads every room's messages off the channel: the newest seq it keeps
     per room (what tells a live message from one its catch-up delivered) is for rooms
-    with members there only, and the rooms it touched lately are capped (TOUCHED)."""
+    with members there only, and the rooms it touched lately, like the scripts it packed
+    for rooms, are capped (TOUCHED)."""
     monkeypatch.setattr(redis_adapter, "TOUCHED", 4)
 
     async def scenario() -> None:
@@ -386,7 +418,7 @@ def test_a_process_remembers_rooms_only_while_they_have_members_there(redis_serv
                 "send-message", {"roomId": f"r{n}", "message": "hi"}, ack=True
             )
             assert answer["seq"] == 1
-            assert len(adapter(a)._touched) <= 4
+            assert len(adapter(a)._touched) <= 4 and len(adapter(a)._heads) <= 4
         await bob.wait_for("receive-message", 1, timeout=GUARD)
         assert set(adapter(a)._last_seq) == {("/", f"r{n}") for n in range(10)}
         assert set(adapter(b)._last_seq) == {("/", "r0")}  # nine rooms without bob: none

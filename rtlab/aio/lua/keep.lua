@@ -90,7 +90,9 @@ end
 -- someone is in it (then its keys live on, renewed by their processes, until the next
 -- use puts it first again). A room used within the last second was among the CAP most
 -- recent then: its rank is not looked up again (the byte budget bounds what a room
--- pushed out meanwhile keeps), so a busy room's message costs ZSCORE and ZADD here.
+-- pushed out meanwhile keeps), so a busy room's message costs ZSCORE and ZADD here;
+-- send.lua does not touch a room its process touched within the second (the registry
+-- orders rooms by their last use to the second).
 -- Whether the TTLs were renewed.
 local function touch(prefix, ns, room, now, ttl, cap, seq_ttl, always)
   local rooms = prefix .. ':rooms:' .. ns

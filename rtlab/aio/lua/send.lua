@@ -1,18 +1,20 @@
 -- Room messages into one room, sent in one turn of a process's loop: numbered, kept,
 -- checked against their mids and published together.
--- KEYS: seq, history, members.  ARGV: channel, header prefix, frame prefix, frame suffix,
--- now, size, answer prefix, answer middle, then (keep.lua) prefix, ns, room, ttl, cap,
--- seq ttl, the namespace's history budget in bytes, mid ttl and the five mid limits;
--- whether to touch the room ("0": this process did within the last second, or a quarter
--- of the TTL if shorter); then the messages, COUNT values each (below): its ref, data
--- head, user and "NS MID" ('' without a mid), and whether to count the room's sessions
--- for it ("0": no ack and no mid wants the count).
+-- KEYS: seq, history, members.  ARGV: first what is the same for every script into the
+-- room (the process packs it once: SendBatch): channel, header prefix, frame prefix,
+-- frame suffix, size, answer prefix, answer middle, then (keep.lua) prefix, ns, room,
+-- ttl, cap, seq ttl, the namespace's history budget in bytes, mid ttl and the five mid
+-- limits; then now, and whether to touch the room ("0": this process did within the
+-- last second, or a quarter of the TTL if shorter: the rooms' registry orders them by
+-- their last use to the second); then the messages, COUNT values each (below): its ref,
+-- data head, user and "NS MID" ('' without a mid), and whether to count the room's
+-- sessions for it ("0": no ack and no mid wants the count).
 -- Returns {seq, sessions} for each message (sessions -1: not counted), or {0, answer}
 -- for a resend: a mid's answer is the whole acknowledgement, so a resend that reaches
 -- another process gets the same one. One PUBLISH carries them all: the header lists
 -- their refs and the last seq, then one frame a line.
 local FIRST, COUNT = 23, 5
-local prefix, ns, room, now = ARGV[9], ARGV[10], ARGV[11], ARGV[5]
+local prefix, ns, room, now = ARGV[8], ARGV[9], ARGV[10], ARGV[21]
 local results, fresh, count = {}, {}, false
 for i = FIRST, #ARGV, COUNT do
   local user, field = ARGV[i + 2], ARGV[i + 3]
@@ -29,13 +31,11 @@ if #fresh == 0 then return results end
 local last = redis.call('INCRBY', KEYS[1], #fresh)
 local first = last - #fresh + 1
 local renewed = false
-if ARGV[22] == '1' then
-  renewed = touch(prefix, ns, room, now, ARGV[12], tonumber(ARGV[13]), ARGV[14], false)
-else  -- touched within the second: all touch would do is move it first again
-  redis.call('ZADD', prefix .. ':rooms:' .. ns, now, room)
+if ARGV[22] == '1' then  -- else this process touched it within the second: in its place
+  renewed = touch(prefix, ns, room, now, ARGV[11], tonumber(ARGV[12]), ARGV[13], false)
 end
 if first == 1 then  -- the numbering is new: it needs its TTL, whatever touch renewed
-  redis.call('EXPIRE', KEYS[1], ARGV[14])
+  redis.call('EXPIRE', KEYS[1], ARGV[13])
 end
 local entries, frames, refs = {}, {}, {}
 for j, i in ipairs(fresh) do
@@ -44,7 +44,7 @@ for j, i in ipairs(fresh) do
   frames[j] = ARGV[3] .. data .. ARGV[4]
   refs[j] = '"' .. ARGV[i] .. '"'
 end
-keep_messages(prefix, ns, room, entries, tonumber(ARGV[6]), tonumber(ARGV[15]), ARGV[12],
+keep_messages(prefix, ns, room, entries, tonumber(ARGV[5]), tonumber(ARGV[14]), ARGV[11],
   renewed)
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. '"refs":[' .. table.concat(refs, ',') ..
   '],"seq":' .. last .. '}\n' .. table.concat(frames, '\n'))
@@ -61,8 +61,8 @@ for k, result in ipairs(results) do
     local counted = (ARGV[i + 3] ~= '' or ARGV[i + 4] == '1') and sessions or -1
     results[k] = {seq, counted}
     if ARGV[i + 3] ~= '' then
-      local answer = ARGV[7] .. seq .. ARGV[8] .. sessions .. '}'
-      remember(prefix, ARGV[i + 2], ARGV[i + 3], answer, now, ARGV[16], mid_limits(17))
+      local answer = ARGV[6] .. seq .. ARGV[7] .. sessions .. '}'
+      remember(prefix, ARGV[i + 2], ARGV[i + 3], answer, now, ARGV[15], mid_limits(16))
     end
   end
 end
