@@ -69,7 +69,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -151,9 +151,29 @@ def shown_url(url: str) -> str:
 BATCH = 100  # room messages at most in one send.lua
 
 
-def _settle(answer: asyncio.Future[Any], data: Any) -> Callable[[Any], None]:
-    """A callback that answers ``data`` unless the answer was cancelled meanwhile."""
-    return lambda _: answer.done() or answer.set_result(data)
+class Copy:
+    """A room message of ours on its way: its ack's data, answered once both the script's
+    reply (``sent``) and our own copy off the channel (``arrived``) are here, in either
+    order: the message is delivered here before its ack."""
+
+    __slots__ = ("answer", "data", "here", "ref")
+
+    def __init__(self, ref: str, answer: asyncio.Future[dict[str, Any]]) -> None:
+        self.ref = ref
+        self.answer = answer
+        self.data: dict[str, Any] | None = None
+        self.here = False
+
+    def arrived(self) -> None:
+        """Our copy was delivered here (or will never be: Redis went away, or too late)."""
+        self.here = True
+        if self.data is not None and not self.answer.done():
+            self.answer.set_result(self.data)
+
+    def sent(self, data: dict[str, Any]) -> None:
+        self.data = data
+        if self.here and not self.answer.done():
+            self.answer.set_result(data)
 
 
 class SendBatch:
@@ -165,10 +185,11 @@ class SendBatch:
         self.adapter = adapter
         self.ns = ns
         self.room = room
+        self.loop = asyncio.get_running_loop()
         self.now = time.time()
         self.touch = adapter._touch(ns, room)
         self.messages: list[str | int] = []  # send.lua's COUNT values for each
-        self.waiting: list[tuple[str, asyncio.Future[Any], asyncio.Future[Any]]] = []
+        self.waiting: list[Copy] = []
         self.mids: set[tuple[str, str]] = set()
 
     def fits(self, ns: str, room: str, user: str, mid: str | None) -> bool:
@@ -185,15 +206,14 @@ class SendBatch:
         self, ref: str, head: str, user: str, mid: str | None, count: bool
     ) -> asyncio.Future[dict[str, Any]]:
         """Add a message; the ack's data, once it is answered and delivered here."""
-        adapter = self.adapter
-        arrived = adapter._expect(ref)
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.waiting.append((ref, answer, arrived))
+        copy = Copy(ref, self.loop.create_future())
+        self.adapter._waiting[ref] = (copy, time.monotonic() + ANSWER_TIMEOUT)
+        self.waiting.append(copy)
         field = "" if mid is None else f"{self.ns} {mid}"
         if mid is not None:
             self.mids.add((user, mid))
         self.messages += [ref, head, user if mid is not None else "", field, "1" if count else "0"]
-        return answer
+        return copy.answer
 
     def pack(self) -> bytes:
         head, size = self.adapter._send_head(self.ns, self.room)
@@ -261,8 +281,9 @@ class RedisAdapter:
         self._redis: RedisPipe | None = None
         self._sub: RedisPipe | None = None
         self._held: list[str] | None = None  # messages read while connecting, for after
-        # Our publications on their way back, by ref: each future, and when to stop waiting.
-        self._waiting: dict[str, tuple[asyncio.Future[Any], float]] = {}
+        # Our publications on their way back, by ref: each future (or room message's Copy),
+        # and when to stop waiting.
+        self._waiting: dict[str, tuple[asyncio.Future[Any] | Copy, float]] = {}
         # send.lua's command up to its first argument that changes, packed, per room
         # (at most TOUCHED), with the settings it was packed with (_send_head).
         self._heads: dict[tuple[str, str], tuple[tuple[Any, ...], bytes, int]] = {}
@@ -308,7 +329,8 @@ class RedisAdapter:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for future, _ in self._waiting.values():
+        for waiter, _ in self._waiting.values():
+            future = waiter.answer if type(waiter) is Copy else waiter
             if not future.done():
                 future.cancel()
 
@@ -498,9 +520,11 @@ class RedisAdapter:
         return arrived
 
     def _answer(self, ref: str, value: Any) -> None:
-        future, _ = self._waiting.pop(ref, (None, 0.0))
-        if future is not None and not future.done():
-            future.set_result(value)
+        waiter, _ = self._waiting.pop(ref, (None, 0.0))
+        if type(waiter) is Copy:
+            waiter.arrived()
+        elif waiter is not None and not waiter.done():
+            waiter.set_result(value)
 
     def _give_up(self, before: float = math.inf) -> None:
         """Stop waiting for our publications due before ``before`` (all by default)."""
@@ -803,26 +827,24 @@ class RedisAdapter:
         if self._batch is batch:
             self._batch = None
         error = self._failure(sent, pipe)
-        for index, (ref, answer, arrived) in enumerate(batch.waiting):
+        for index, copy in enumerate(batch.waiting):
+            answer = copy.answer
             if answer.done():  # cancelled: whoever awaited it is gone
-                self._waiting.pop(ref, None)
+                self._waiting.pop(copy.ref, None)
                 continue
             if error is not None:
-                self._waiting.pop(ref, None)
+                self._waiting.pop(copy.ref, None)
                 answer.set_exception(unavailable(self.retry_after))
                 continue
             seq, result = sent.result()[index]
             if seq == 0:  # a resend of a message already published: its answer again
-                self._waiting.pop(ref, None)
+                self._waiting.pop(copy.ref, None)
                 answer.set_result(json.loads(result))
                 continue
             data = {"roomId": batch.room, "seq": int(seq)}
             if result >= 0:  # else nobody asked how many it reached: not counted
                 data["delivered"] = int(result)
-            if arrived.done():
-                answer.set_result(data)
-            else:
-                arrived.add_done_callback(_settle(answer, data))
+            copy.sent(data)
 
     def _send_head(self, ns: str, room: str) -> tuple[bytes, int]:
         """send.lua's command into ``room`` up to ``now`` (what is the same for every
