@@ -5,10 +5,13 @@ and a timeout of its own, then awaits the reply; it reads a channel one awaited 
 at a time. Profiled, that was a third of a server process's CPU for each room message
 it published and half for each it delivered (docs/benchmarks.md). Here a command is packed
 by hiredis and written with every other command of the same turn of the loop in one
-write; Redis answers a connection's commands in order, so each reply read resolves the
-oldest waiting command; a subscribed connection hands every message one read brought to
-a callback, in order. A reply later than ``timeout`` seconds drops the connection, as
-does anything Redis closes: every waiting command fails, and ``closed`` says why.
+write, at the end of the next turn: the loop looks at its sockets once more first, so
+what a client sent meanwhile joins the write (with Redis shared by every process, fewer
+writes and scripts are what scales). Redis answers a connection's commands in order, so
+each reply read resolves the oldest waiting command; a subscribed connection hands every
+message one read brought to a callback, in order. A reply later than ``timeout`` seconds
+drops the connection, as does anything Redis closes: every waiting command fails, and
+``closed`` says why.
 
 URLs are redis-py's (``parse_url``): ``redis://``, ``rediss://`` (TLS, verified unless
 ``?ssl_cert_reqs=none``), ``unix://``, with a user and password, and a db.
@@ -99,8 +102,8 @@ class RedisPipe(asyncio.Protocol):
         return pipe
 
     def call(self, *args: str | bytes | int | float) -> asyncio.Future[Any]:
-        """Send one command (written at the end of this turn of the loop, with the others
-        of the turn); its reply, or the error Redis or the connection gave."""
+        """Send one command (written with the others of this turn of the loop at the end of
+        the next, see module); its reply, or the error Redis or the connection gave."""
         return self.call_deferred(hiredis.pack_command(args))
 
     def call_deferred(self, command: bytes | Deferred) -> asyncio.Future[Any]:
@@ -110,8 +113,8 @@ class RedisPipe(asyncio.Protocol):
         if self.closed.done():
             future.set_exception(ConnectionError("the Redis connection is closed"))
             return future
-        if not self._out:
-            self._loop.call_soon(self._flush)
+        if not self._out:  # written after the next poll (see module)
+            self._loop.call_soon(self._loop.call_soon, self._flush)
         self._out.append(command)
         self._waiting.append((future, self._loop.time()))
         if self._timer is None:

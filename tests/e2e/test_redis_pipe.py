@@ -1,7 +1,7 @@
 """The Redis adapter's connection (rtlab/aio/redis_pipe.py) against a real redis-server:
-commands of one turn answered in order, an error failing its own command only, a
-channel's messages in order, a late reply dropping the connection, and the URLs it
-takes (a password, a user, a db, a Unix socket, TLS)."""
+commands of one turn answered in order, written with the next turn's, an error failing
+its own command only, a channel's messages in order, a late reply dropping the
+connection, and the URLs it takes (a password, a user, a db, a Unix socket, TLS)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,36 @@ def test_a_turns_commands_are_answered_in_order_and_an_error_fails_only_its_own(
             await missing
         assert await after == "100"  # the connection goes on after errors
         assert not pipe.closed.done()
+        pipe.close()
+
+    run(scenario())
+
+
+def test_what_the_next_turn_queues_joins_the_write(redis_server):
+    """A turn's commands are written at the end of the next turn, after one more look at
+    the sockets: what the loop read meanwhile (here, a callback of the next turn) goes
+    in the same write; what comes later goes in a write of its own."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        pipe = await RedisPipe.open(redis_server.url, "test")
+        transport = pipe._transport
+        assert transport is not None
+        writes: list[bytes] = []
+        write = transport.write
+
+        def counted(data: bytes) -> None:
+            writes.append(data)
+            write(data)
+
+        transport.write = counted  # type: ignore[method-assign]
+        later: list[asyncio.Future[object]] = []
+        first = pipe.call("INCR", "pipe:turns")
+        loop.call_soon(lambda: later.append(pipe.call("INCR", "pipe:turns")))
+        assert await first == 1 and await later[0] == 2
+        assert len(writes) == 1
+        assert await pipe.call("INCR", "pipe:turns") == 3
+        assert len(writes) == 2
         pipe.close()
 
     run(scenario())
