@@ -24,8 +24,13 @@ SECRET = "class-secret-for-the-log-test"
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"
 
 
+BANNERS: dict[int, str] = {}  # process id -> the banner serve() read, for stop()
+
+
 def serve(*args: str) -> tuple[subprocess.Popen[str], int]:
-    """``rtlab serve --port 0 ARGS``; its port, read off the banner on stdout."""
+    """``rtlab serve --port 0 ARGS``; its port, read off the banner on stdout. The whole
+    banner is read (to "Press Ctrl-C"): ``communicate`` reads the pipe itself, so what
+    ``readline`` had buffered past a line would be lost to ``stop``."""
     process = subprocess.Popen(
         [sys.executable, "-m", "rtlab", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
@@ -35,21 +40,25 @@ def serve(*args: str) -> tuple[subprocess.Popen[str], int]:
     assert process.stdout is not None
     deadline = time.monotonic() + 60
     banner = []
+    port = None
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         banner.append(line)
-        if match := re.search(r"on http://[^:]+:(\d+)/", line):
-            return process, int(match[1])
+        if port is None and (match := re.search(r"on http://[^:]+:(\d+)/", line)):
+            port = int(match[1])
+        if port is not None and line.startswith("Press Ctrl-C to stop."):
+            BANNERS[process.pid] = "".join(banner)
+            return process, port
         assert line or process.poll() is None, "".join(banner)
     process.kill()
     raise AssertionError("no banner:\n" + "".join(banner))
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
-    """Ctrl-C, then what it printed (stdout, stderr)."""
+    """Ctrl-C, then all it printed (stdout, its banner first; stderr)."""
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
-    return out, err
+    return BANNERS.pop(process.pid, "") + out, err
 
 
 async def class_session(port: int) -> None:
@@ -136,11 +145,8 @@ def test_serve_on_every_interface_lists_the_addresses_students_can_use():
 def test_a_redis_password_is_in_no_line():
     # Redis is not there (port 1): the server serves anyway, says so, and retries.
     process, _ = serve("--redis", "redis://:hunter2@127.0.0.1:1/0")
-    assert process.stdout is not None
-    banner = [process.stdout.readline() for _ in range(9)]  # up to "Press Ctrl-C"
     time.sleep(1.5)  # a reconnection attempt or two, to be logged
     out, err = stop(process)
-    out = "".join(banner) + out
     assert "Redis redis://:***@127.0.0.1:1/0. (unreachable for now: retrying)" in out, out
     assert "INFO redis redis://:***@127.0.0.1:1/0: reconnecting in" in err, err
     assert "hunter2" not in out + err
