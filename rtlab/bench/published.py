@@ -47,10 +47,11 @@ def figures(*scenarios: str) -> list[Published]:
 
 
 def source(scenario: str) -> str:
-    """Which run a scenario's figures come from, when, and how busy the machine was."""
+    """Which run a scenario's figures come from, when, on what machine (a run's own, or
+    the file's), and how busy it was."""
     data = load()
     [run] = [r for r in data["runs"] if any(x["scenario"] == scenario for x in r["results"])]
-    lines = [f"{run['what']}; {run['when']}; {run['rtlab']}", data["machine"]]
+    lines = [f"{run['what']}; {run['when']}; {run['rtlab']}", run.get("machine", data["machine"])]
     lines.append(f"load average {run['load_average']}")
     return "\n".join(lines)
 

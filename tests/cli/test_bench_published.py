@@ -75,11 +75,19 @@ def test_the_tables_give_ratios_and_say_when_a_run_was_too_short():
 
 
 def test_each_scenario_names_its_run_its_date_and_the_machine():
-    for scenario, when in (("echo", "2 December 2026"), ("chat", "7 December 2026")):
+    for scenario, when in (
+        ("echo", "2 December 2026"),
+        ("chat", "7 December 2026"),
+        ("redis", "7 December 2026, 16:17"),
+    ):
         text = published.source(scenario)
         assert when in text and "2 vCPUs" in text and "load average" in text
-    assert "medians of three full runs" in published.source("redis")
+    assert "medians of three full runs" in published.source("chat")
+    assert "medians of three runs" in published.source("redis")
     assert "three full runs" in published.source("fanout")
+    # The evening's Redis runs were on a slower machine, and say so.
+    assert "slower than the afternoon's" in published.source("redis")
+    assert "slower" not in published.source("chat")
 
 
 def test_the_plot_has_a_panel_per_scenario_with_only_its_servers():
