@@ -41,17 +41,17 @@ sessions in, by its heartbeat every ``key_ttl / 4``:
 ``rtlab:midsizes``         hash       user -> bytes of their kept acks; "*": all (same)
 =========================  =========  ===============================================
 
-A room message is numbered, kept, deduplicated by ``mid`` and published by one
-script, so a message is either published once or not at all, whichever process a
-resend reaches; the messages into one room sent in the same turn of the loop share
-that script (``SendBatch``). A join is counted and published by one script whose marker, read
-back from the channel, is the moment this process adds the session locally and
-replays what it missed: nothing is delivered twice or skipped between replay and
-live delivery. A user's first session in a room, and a user gone from it on every
-process (who left, or whose process died: another one reaps its sessions), are
-markers too, which every process hands to its namespace's ``on_joined`` and
-``on_gone`` hooks, as a room store in one process raises them (local_rooms.py): the app
-that installed them (chat_events.py) says what they mean.
+A room message is numbered, kept, deduplicated by ``mid`` and published by one script,
+so a message is either published once or not at all, whichever process a resend reaches;
+the messages into one room sent before the connection's next write (the end of the next
+turn of the loop: ``RedisPipe``) share that script (``SendBatch``). A join is counted
+and published by one script whose marker, read back from the channel, is the moment this
+process adds the session locally and replays what it missed: nothing is delivered twice
+or skipped between replay and live delivery. A user's first session in a room, and a
+user gone from it on every process (who left, or whose process died: another one reaps
+its sessions), are markers too, which every process hands to its namespace's
+``on_joined`` and ``on_gone`` hooks, as a room store in one process raises them
+(local_rooms.py): the app that installed them (chat_events.py) says what they mean.
 This module names no chat event. While Redis is unreachable, events that need it
 are refused with ``unavailable`` (and ``retryAfter``), the server goes on serving,
 and the adapter reconnects with backoff, then writes its sessions back.
@@ -807,8 +807,8 @@ class RedisAdapter:
         command sent before it, and before every one after: the hub may pipeline room
         messages); the ack's data, once our own copy of it was delivered here.
 
-        Messages into the same room one after another in a turn of the loop, with
-        nothing between them on the connection, go in one script (``SendBatch``)."""
+        Messages into the same room one after another before the connection's next
+        write, with nothing between them on it, go in one script (``SendBatch``)."""
         pipe = self._pipe()
         event = session.event
         mid = event.mid if event is not None else None

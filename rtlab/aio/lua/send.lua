@@ -1,4 +1,4 @@
--- Room messages into one room, sent in one turn of a process's loop: numbered, kept,
+-- Room messages into one room, sent in one write of a process's connection: numbered, kept,
 -- checked against their mids and published together.
 -- KEYS: seq, history, members.  ARGV: first what is the same for every script into the
 -- room (the process packs it once: SendBatch): channel, header prefix, frame prefix,
