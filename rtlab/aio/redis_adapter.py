@@ -441,8 +441,8 @@ class RedisAdapter:
         if room is not None and type(seq) is int:
             key = (namespace.name, room)
             if seq <= self._last_seq.get(key, 0):  # delivered here already, by _catch_up
-                if mine:
-                    for ref in header.get("refs") or [header.get("ref")]:
+                if mine:  # numbered: room messages (send.lua), which list their refs
+                    for ref in header.get("refs", ()):
                         self._answer(ref, 0)
                 return
             if room in namespace.rooms:
@@ -473,7 +473,7 @@ class RedisAdapter:
             for frame in frames:
                 count = self.hub.deliver(targets, frame)
             if mine:  # room messages (send.lua) list theirs, one a frame
-                for ref in header.get("refs") or [header.get("ref")]:
+                for ref in header.get("refs", ()):
                     self._answer(ref, count)
         if mine and header.get("ref") is not None and header.get("kind") == "join":
             self._answer(header["ref"], None)
