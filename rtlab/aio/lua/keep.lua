@@ -45,9 +45,9 @@ end
 
 -- Keep a room's new messages (``entries``, oldest first): its last ``size`` messages, and
 -- within the namespace's ``budget`` bytes, the least recently used rooms losing their
--- oldest messages first (as rtlab/core/history.py). Call after ``touch``, which made this
--- room the most recent and says whether its keys' TTLs were renewed (``renewed``): a key
--- made now gets one too. Messages into a full history cost one RPUSH and one LPOP,
+-- oldest messages first (as rtlab/core/history.py). Call after ``touch`` (or within the
+-- second of one: send.lua), which made this room the most recent and says whether its
+-- keys' TTLs were renewed (``renewed``): a key made now gets one too. Messages into a full history cost one RPUSH and one LPOP,
 -- whatever the room and however many, and two HINCRBY when they are not as long as the
 -- ones they pushed out; only messages that add bytes can take the namespace past its
 -- budget.
