@@ -49,8 +49,7 @@ CUTS = {"two": True, "four": False}  # cut the link when this text first arrives
 DELAY, DELAY_MAX = 0.01, 0.4  # what the check passes to keep_asking
 REFUSALS = 7  # attempts the server refuses after the first cut, timed
 HOT_LOOP = 0.15  # the refused attempts spread over less than this many seconds: no waits
-GROWTH = 1.5  # the last two waits together, at least this times the first two
-LATE_WAITS = 0.2  # seconds the last two waits take at least (doubling: 0.36 s or more)
+GROWTH = 0.2  # seconds the last two waits exceed twice the shortest early one (doubling: 0.3)
 SLACK = 0.1  # seconds a wait may exceed delay_max (a connection attempt takes time too)
 JS_SLACK = 0.2  # the same in a browser tab, whose failed handshakes take longer under load
 
@@ -253,8 +252,9 @@ def _waits_problem(
             f"delay_max={DELAY_MAX:g} s",
             hint,
         )
-    # Slow handshakes on a busy machine can make a hot loop's gaps grow a little by chance.
-    if gaps[-1] + gaps[-2] < max(GROWTH * (gaps[0] + gaps[1]), LATE_WAITS):
+    # A busy machine only ever stretches a gap, never shortens one: the shortest of the
+    # first three is the early wait plus what an attempt costs, whatever stretched the rest.
+    if gaps[-1] + gaps[-2] - 2 * min(gaps[:3]) < GROWTH:
         return (
             f"waits between refused attempts were {shown} s: they did not grow; "
             "double the wait after each failed attempt, up to delay_max",
