@@ -21,12 +21,14 @@ Bounded on disk, compacted while running: once what was appended since the last
 compaction passes what that compaction wrote (and ``min_compaction`` bytes), the file
 is rewritten to what the history keeps. The snapshot is a list of references taken
 on the event loop; a thread encodes it to a temporary file and fsyncs it while appends
-go on to the old file and are noted; then, on the loop in one step, the noted lines
-are added and the temporary file replaces the old one. So the file stays under about
-``2 x what the history keeps + min_compaction`` plus what arrives during one
-compaction, and others wait only for the snapshot (tests/aio/test_journal.py
-measures it). A compaction that fails (a full disk) leaves the old file as it was
-and is tried again :data:`RETRY_COMPACTION` seconds later.
+go on to the old file; then the thread copies what was appended meanwhile from the old
+file to the new one, and, on the loop in one step, the last of it is copied and the
+temporary file replaces the old one. So the file stays under about ``2 x what the
+history keeps + min_compaction`` plus what arrives during one compaction, however long
+a slow disk makes it, none of which is held in memory, and others wait only for the
+snapshot (tests/aio/test_journal.py measures both). A compaction that fails (a full
+disk) leaves the old file as it was and is tried again :data:`RETRY_COMPACTION` seconds
+later.
 
 Read tolerantly: as bytes, line by line. A line that is not UTF-8 JSON with the
 right fields and types, longer than :data:`MAX_LINE`, out of order, or cut short by a
@@ -57,6 +59,8 @@ MAX_LINE = 4 * 2**20  # bytes; a longer line is skipped without being read whole
 MIN_COMPACTION = 4 * 2**20  # bytes appended before a compaction is worth it
 RETRY_COMPACTION = 30.0  # seconds after a failed compaction before the next try
 BATCH = 1000  # lines a compaction encodes and writes at once
+CHUNK = 2**20  # bytes a compaction copies at once of what was appended meanwhile
+CATCH_UPS = 4  # times the thread copies what was appended meanwhile, until it is a CHUNK
 REASONS = {
     errno.ENOSPC: "disk full",
     errno.EDQUOT: "disk quota exceeded",
@@ -97,7 +101,7 @@ class Journal:
         self._file: io.FileIO | None = None
         self._size = 0  # bytes of whole lines in the file
         self._kept = 0  # bytes the last compaction wrote
-        self._noted: list[bytes] | None = None  # lines appended while a compaction runs
+        self._compacting = False
         self._retry_at = 0.0
         self._generation = 0  # a compaction started before close() or load() is dropped
         self._cut = False  # a failed write may have left part of a line: cut it first
@@ -174,8 +178,6 @@ class Journal:
             self._failed(error)
             raise JournalError(reason(error)) from error
         self._size += len(line)
-        if self._noted is not None:
-            self._noted.append(line)
         if self._refused:
             self.logger.warning(
                 "history: writing to %s again, after refusing %d room messages",
@@ -204,25 +206,32 @@ class Journal:
         """Whether the file has grown enough since the last compaction to compact it."""
         return (
             self._file is not None
-            and self._noted is None
+            and not self._compacting
             and self._size - self._kept > max(self._kept, self.min_compaction)
             and time.monotonic() >= self._retry_at
         )
 
     async def compact(self, history: History) -> bool:
         """Rewrite the file to what ``history`` keeps while appends go on; whether it was."""
-        if self._file is None or self._noted is not None:
+        if self._file is None or self._compacting:
             return False
         generation = self._generation
         rooms, marks, floors = history.snapshot()
-        self._noted = []
+        self._compacting = True
+        copied = self._size  # appends from here on are copied from the old file
         temporary = self._temporary()
         try:
             written = await asyncio.to_thread(_write, temporary, rooms, marks, floors)
+            del rooms, marks, floors  # what the history forgets meanwhile may go
+            for _ in range(CATCH_UPS):
+                if generation != self._generation or self._size - copied <= CHUNK:
+                    break
+                end = self._size
+                await asyncio.to_thread(_copy, self.path, temporary, copied, end)
+                copied = end
             if generation != self._generation:  # closed or loaded again meanwhile
                 return False
-            with temporary.open("ab") as out:  # on the loop from here: no append between
-                out.write(b"".join(self._noted))
+            _copy(self.path, temporary, copied, self._size)  # on the loop: no append between
             temporary.replace(self.path)
         except OSError as error:
             if generation == self._generation:
@@ -237,7 +246,7 @@ class Journal:
         finally:
             temporary.unlink(missing_ok=True)
             if generation == self._generation:
-                self._noted = None
+                self._compacting = False
         self._open()
         self._kept = written  # what the history holds: the next threshold
         self.compactions += 1
@@ -262,7 +271,7 @@ class Journal:
 
     def close(self) -> None:
         self._generation += 1
-        self._noted = None
+        self._compacting = False
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -292,6 +301,18 @@ def _write_all(file: io.FileIO, data: bytes) -> None:
     while view:
         written = file.write(view)
         view = view[written or 0 :]
+
+
+def _copy(source: Path, target: Path, start: int, end: int) -> None:
+    """Append bytes ``start`` to ``end`` of ``source`` (whole lines) to ``target``."""
+    with source.open("rb") as old, target.open("ab") as new:
+        old.seek(start)
+        while start < end:
+            chunk = old.read(min(CHUNK, end - start))
+            if not chunk:
+                raise OSError(errno.EIO, f"{source} ends before byte {end}")
+            new.write(chunk)
+            start += len(chunk)
 
 
 def _write(

@@ -15,7 +15,9 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
+import tracemalloc
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,7 +37,10 @@ from rtlab.core.history import FLOORS, History, Record, floor_of
 T = TypeVar("T")
 
 
-def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+GUARD = 60.0  # seconds: a hang guard, never a speed requirement
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = GUARD) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
@@ -545,6 +550,52 @@ def test_a_compaction_does_not_stop_the_event_loop(tmp_path):
     Journal(tmp_path).load(again)
     assert again.records() == history.records()
     assert again.last_seq("/", "live") > 2
+
+
+def test_what_is_appended_during_a_slow_compaction_is_not_held_in_memory(tmp_path, monkeypatch):
+    """A slow disk (its fsync here waits until 24 MB more were appended) makes a long
+    compaction: what arrives meanwhile is copied from the old file, never kept in memory
+    (a flood with --data-dir under CI's load once grew the server by 150 MiB so)."""
+    history = History(size=2)
+    journal = Journal(tmp_path, min_compaction=1)
+    journal.load(history)
+    keep(journal, history, "r", "before")
+    appended = threading.Event()
+    write = journal_module._write
+
+    def slow_disk(*args: Any) -> int:
+        written = write(*args)
+        assert appended.wait(GUARD)
+        return written
+
+    monkeypatch.setattr(journal_module, "_write", slow_disk)
+    text = "x" * 1000
+
+    async def main() -> tuple[int, int]:
+        compaction = asyncio.create_task(journal.compact(history))
+        await asyncio.sleep(0)  # the snapshot is taken, the thread writes
+        tracemalloc.start()
+        try:
+            start, count = journal.size, 0
+            while journal.size - start < 24 * 2**20:
+                keep(journal, history, "r", text)
+                count += 1
+            appended.set()
+            assert await compaction
+            return tracemalloc.get_traced_memory()[1], count
+        finally:
+            tracemalloc.stop()
+
+    peak, count = run(main())
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB held for 24 MiB appended"
+    keep(journal, history, "r", "after")
+    lines = (tmp_path / FILENAME).read_bytes().count(b"\n")
+    journal.close()
+    again = History(size=2)
+    Journal(tmp_path).load(again)
+    assert again.records() == history.records()
+    assert again.last_seq("/", "r") == history.last_seq("/", "r")
+    assert lines >= count + 2  # every line appended meanwhile, then loading compacted it
 
 
 def test_a_compaction_that_fails_leaves_the_file_and_tries_later(tmp_path, monkeypatch):
