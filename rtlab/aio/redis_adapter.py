@@ -105,6 +105,7 @@ ANSWER_TIMEOUT = 5.0  # seconds to wait for our own publication to come back
 BACKOFF = Reconnection(delay=0.2, delay_max=5.0, randomization_factor=0.2)
 FAILURES = (RedisError, OSError, asyncio.TimeoutError)
 TOUCHED = 4096  # rooms whose last touch a process remembers (_touch)
+HELD = 16 * 2**20  # characters of channel messages held while catching up: past it, again
 Command = tuple[str | int | float, ...]  # a Redis command and its arguments
 
 
@@ -281,6 +282,8 @@ class RedisAdapter:
         self._redis: RedisPipe | None = None
         self._sub: RedisPipe | None = None
         self._held: list[str] | None = None  # messages read while connecting, for after
+        self._held_size = 0  # their characters, at most held_limit
+        self.held_limit = HELD
         # Our publications on their way back, by ref: each future (or room message's Copy),
         # and when to stop waiting.
         self._waiting: dict[str, tuple[asyncio.Future[Any] | Copy, float]] = {}
@@ -374,7 +377,7 @@ class RedisAdapter:
         read (``_read``), until a connection drops; connect again with backoff."""
         attempt = 0
         while True:
-            self._held = []  # read before catching up: delivered after it, in order
+            self._held, self._held_size = [], 0  # read before catching up: delivered after
             try:
                 self._sub = await RedisPipe.open(
                     self.url, f"rtlab-sub-{self.uid}", on_message=self._read
@@ -386,6 +389,9 @@ class RedisAdapter:
                 await self._register()
                 await self._resync_sessions()
                 await self._catch_up()
+                for pipe in (self._sub, self._redis):
+                    if pipe.closed.done():  # lost meanwhile (_read): deliver nothing held
+                        raise pipe.closed.exception() or ConnectionError("Redis is gone")
                 held, self._held = self._held, None
                 for text in held:
                     self._read(text)
@@ -415,8 +421,21 @@ class RedisAdapter:
                 self._sub = self._redis = None
 
     def _read(self, text: str) -> None:
-        """A message read from the channel (all that one read brought, in order)."""
+        """A message read from the channel (all that one read brought, in order). While
+        connecting, held for after the catch-up; past ``held_limit`` characters, the
+        connection counts as failed (the catch-up takes too long for the channel's rate),
+        and the next one catches up from the rooms' history."""
         if self._held is not None:
+            self._held_size += len(text)
+            if self._held_size > self.held_limit:  # what is held is never delivered
+                self._held, self._held_size = [], 0
+                error = ConnectionError(
+                    f"the channel brought more than {self.held_limit:,} characters "
+                    "while this process caught up"
+                )
+                self.logger.warning("redis %s: %s: connecting again", self.shown, error)
+                self._lost(error)
+                return
             self._held.append(text)
             return
         self.received += 1

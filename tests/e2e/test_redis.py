@@ -369,6 +369,56 @@ def test_messages_published_while_a_process_resubscribes_reach_its_members(redis
     run(scenario())
 
 
+def test_what_the_channel_brings_during_a_long_catch_up_is_bounded(redis_server):
+    """A process catching up after it subscribed again holds what the channel brings
+    meanwhile, up to held_limit characters; past that it drops what it held, connects
+    again and catches up from the rooms' history: its members get every message once,
+    in order. (Here the first catch-up waits until the channel overflowed: a slow Redis.)"""
+
+    async def scenario() -> None:
+        one, two, alice, bob = await two_in_lobby(redis_server.url)
+        manager = two.events.manager
+        manager.held_limit = 2_000
+        catch_up = manager._catch_up
+        overflowed = asyncio.Event()
+        calls = 0
+
+        async def slow_catch_up() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await overflowed.wait()
+            await catch_up()
+
+        manager._catch_up = slow_catch_up
+        admin = redis_server.client()
+        name = f"rtlab-sub-{manager.uid}"
+        (subscriber,) = [c for c in admin.client_list() if c["name"] == name]
+        assert admin.client_kill_filter(_id=subscriber["id"]) == 1
+        await until(lambda: not manager.available, "server two notices")
+        await until(lambda: manager._held is not None and calls == 1, "two catches up, slowly")
+        texts = [f"m{i} " + "x" * 400 for i in range(10)]
+        for text in texts:
+            await alice.emit("send-message", {"roomId": "lobby", "message": text}, ack=True)
+        gave_up = "the channel brought more than 2,000 characters while this process caught up"
+        await until(lambda: any(gave_up in line for line in two.log), "two gives up")
+        assert manager._held_size <= manager.held_limit
+        overflowed.set()
+        await until(lambda: manager.available, "server two subscribes again")
+        got = await bob.wait_for("receive-message", 10, timeout=GUARD)
+        await alice.emit("send-message", {"roomId": "lobby", "message": "after"}, ack=True)
+        got = await bob.wait_for("receive-message", 11, timeout=GUARD)
+        assert [m["message"] for m in got] == [*texts, "after"]  # each once, in order
+        assert calls >= 2
+        admin.close()
+        for client in (alice, bob):
+            await client.close()
+        await one.stop()
+        await two.stop()
+
+    run(scenario())
+
+
 def test_without_redis_nothing_changes_and_the_manager_is_local():
     async def scenario() -> None:
         async with LabServer() as server:
