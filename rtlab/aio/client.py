@@ -55,6 +55,7 @@ from rtlab.core.refusal import advice, is_final
 
 ClientHandler = Callable[[Any], Any | Awaitable[Any]]
 KEPT_EVENTS = 10_000  # received events kept for inspection and waits
+KEPT_ERRORS = 100  # the last errors noted (a handler that fails at every event: its last)
 MAX_QUEUE = 1000  # events waiting for the server's acknowledgement, offline or not
 PACED_TIMEOUT = 10.0  # seconds to wait for each acknowledgement of a backlog
 # Refusals that keep an event queued, to be sent again after retryAfter: too fast, and
@@ -158,7 +159,7 @@ class EventClient:
         self.max_queue = max_queue
         self.connection: ClientConnection | None = None
         self.received: collections.deque[Event] = collections.deque(maxlen=KEPT_EVENTS)
-        self.errors: list[str] = []  # handler failures, kept instead of printed
+        self.errors: list[str] = []  # handler failures, kept instead of printed (note_error)
         self.reconnects = 0
         self.refusal: Refused | None = None  # why the server turned us away for good
         self.rate_limited = False  # the server has said "slow down": backlogs go paced
@@ -457,7 +458,7 @@ class EventClient:
                     try:
                         reply = decode_reply(message)
                     except EnvelopeError as error:
-                        self.errors.append(f"unreadable message from the server: {error}")
+                        self.note_error(f"unreadable message from the server: {error}")
                         continue
                     if isinstance(reply, Ack):
                         self._settle(reply)
@@ -553,7 +554,7 @@ class EventClient:
                 if inspect.isawaitable(result):
                     await result
             except Exception as error:
-                self.errors.append(f"handler for {event.event!r} failed: {error!r}")
+                self.note_error(f"handler for {event.event!r} failed: {error!r}")
         # Recorded after its handlers ran, so that a wait never sees half-handled events.
         self.received.append(event)
 
@@ -663,7 +664,7 @@ class EventClient:
                 if error.code in RETRIED:
                     raise
                 self._namespaces.discard(ns)
-                self.errors.append(f"{ns}: not connected again: {error}")
+                self.note_error(f"{ns}: not connected again: {error}")
         for ns, room in sorted(self._rooms):
             if ns not in self._namespaces:
                 self._rooms.discard((ns, room))
@@ -675,7 +676,7 @@ class EventClient:
                 if error.code in RETRIED:
                     raise
                 self._rooms.discard((ns, room))
-                self.errors.append(f"{ns} {room}: not joined again: {error}")
+                self.note_error(f"{ns} {room}: not joined again: {error}")
                 continue
             if not isinstance(answer, dict):
                 continue
@@ -684,12 +685,12 @@ class EventClient:
                 # The server numbers from 1 again: it restarted without its history.
                 # Follow it, or every new message would look like one seen already.
                 self._last_seq[(ns, room)] = seq
-                self.errors.append(
+                self.note_error(
                     f"{ns} {room}: the server numbers messages from 1 again "
                     "(restarted without its history); some may be lost"
                 )
             elif answer.get("recovered") is False:
-                self.errors.append(f"{ns} {room}: messages older than the server keeps are lost")
+                self.note_error(f"{ns} {room}: messages older than the server keeps are lost")
         await self._flush(paced=self.rate_limited)
 
     # -- closing ------------------------------------------------------------------------------
@@ -713,6 +714,12 @@ class EventClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def note_error(self, error: str) -> None:
+        """Keep ``error`` among the last ``KEPT_ERRORS``, instead of printing it."""
+        self.errors.append(error)
+        if len(self.errors) > KEPT_ERRORS:
+            del self.errors[0]
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "connected" if self.connected else "reconnecting"

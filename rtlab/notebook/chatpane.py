@@ -384,7 +384,7 @@ class ChatPane(widgets.VBox):
 
     def _typing_sent(self, future: concurrent.futures.Future[Any]) -> None:
         if not future.cancelled() and (error := future.exception()) is not None:
-            self._client.inner.errors.append(f"typing not sent: {_reason(error)}")
+            self._client.inner.note_error(f"typing not sent: {_reason(error)}")
 
     def _arm(self, delay: float) -> None:
         """Check for idleness ``delay`` seconds from now, on the client loop."""

@@ -38,7 +38,7 @@ from websockets.uri import parse_uri
 import rtlab
 import rtlab.aio.events as events_module
 import rtlab.core.envelope as envelope_module
-from rtlab.aio.client import AckError, EventClient
+from rtlab.aio.client import KEPT_ERRORS, AckError, EventClient
 from rtlab.aio.corked_writes import CorkedWriter
 from rtlab.aio.events import Namespace, Session
 from rtlab.core.envelope import encode_event
@@ -1177,6 +1177,26 @@ def test_allow_anonymous_true_accepts_users():
 
 
 # -- the client ------------------------------------------------------------------------
+
+
+def test_a_handler_that_fails_at_every_event_leaves_only_the_last_errors(server):
+    async def main() -> None:
+        alice, bob = await connect(server, "alice"), await connect(server, "bob")
+        alice.on("receive-message", lambda data: int(data["message"]) // 0)
+        await alice.emit("join-room", "lobby", ack=True)
+        await bob.emit("join-room", "lobby", ack=True)
+        for n in range(KEPT_ERRORS + 50):
+            await bob.emit("send-message", {"roomId": "lobby", "message": str(n)})
+        await alice.wait_for("receive-message", KEPT_ERRORS + 50, timeout=10)
+        await usable(alice)
+        assert len(alice.errors) == KEPT_ERRORS
+        failed = "handler for 'receive-message' failed: ZeroDivisionError"
+        assert all(error.startswith(failed) for error in alice.errors)
+        assert len(alice.events("receive-message")) == KEPT_ERRORS + 50  # all handled
+        await alice.close()
+        await bob.close()
+
+    run(main())
 
 
 def test_client_handlers_per_event_sync_async_and_failing(server):
