@@ -184,7 +184,8 @@ class ChatPane(widgets.VBox):
 
     @property
     def messages(self) -> list[tuple[str, str]]:
-        """The room's messages received so far, as ``(user, text)``, in order."""
+        """The room's messages received so far, as ``(user, text)``, in order (the last
+        10,000)."""
         with self._changed:
             return list(self.view.messages)
 
@@ -214,7 +215,8 @@ class ChatPane(widgets.VBox):
 
     @property
     def direct(self) -> list[tuple[str, str, str]]:
-        """Direct messages to this user (or from their other tabs): ``(from, to, text)``."""
+        """Direct messages to this user (or from their other tabs): ``(from, to, text)``
+        (the last 10,000)."""
         with self._changed:
             return list(self.view.direct)
 
@@ -251,20 +253,20 @@ class ChatPane(widgets.VBox):
         connection closes first, so that a cell never hangs.
         """
         deadline = time.monotonic() + timeout
-        messages = self.view.messages
+        view = self.view
         with self._changed:
-            while len(messages) < n and not self.view.ended:
+            while view.received < n and not view.ended:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError(
-                        f"{self.user}: {len(messages)} of {n} messages within {timeout} s"
+                        f"{self.user}: {view.received} of {n} messages within {timeout} s"
                     )
                 self._changed.wait(left)
-            if len(messages) < n:
+            if view.received < n:
                 raise ConnectionError(
-                    f"{self.user}: disconnected after {len(messages)} of {n} messages"
+                    f"{self.user}: disconnected after {view.received} of {n} messages"
                 )
-            return list(messages)
+            return list(view.messages)
 
     # -- sending -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 LOG_LINES = 200  # the log keeps the last LOG_LINES lines
+KEPT = 10_000  # messages, and direct messages, kept: the last (a flooded room's too)
 Kind = Literal["message", "history", "system", "broadcast", "direct"]
 Presence = Literal["joined", "left", "presence", "typing"]
 
@@ -48,12 +49,14 @@ class RoomView:
     def __init__(self, user: str, room: str) -> None:
         self.user = user
         self.room = room
-        self.messages: list[tuple[str, str]] = []
+        self.messages: collections.deque[tuple[str, str]] = collections.deque(maxlen=KEPT)
+        self.received = 0  # the room's messages that arrived, kept or not
         self.online: set[str] = set()
         self.away: dict[str, str | None] = {}  # offline users: when last seen (ISO)
         self.typing: set[str] = set()  # the others typing in the room
         self.history: list[tuple[str, str]] = []  # the room's messages from before the join
-        self.direct: list[tuple[str, str, str]] = []  # direct messages: from, to, text
+        # Direct messages: from, to, text.
+        self.direct: collections.deque[tuple[str, str, str]] = collections.deque(maxlen=KEPT)
         self.lines: collections.deque[Line] = collections.deque(maxlen=LOG_LINES)
         self.connected = False
         self.ended = False
@@ -94,6 +97,7 @@ class RoomView:
             return False
         user, text = str(data.get("userId", "?")), str(data.get("message", ""))
         self.messages.append((user, text))
+        self.received += 1
         self.typing.discard(user)  # the message ends the typing (the server says so too)
         self.lines.append(Line("message", text, user))
         return True
@@ -191,7 +195,7 @@ class RoomView:
             extra += f", typing={sorted(self.typing)!r}"
         if self.history:
             extra += f", history={len(self.history)}"
-        return f"online={sorted(self.online)!r}, messages={len(self.messages)}{extra}"
+        return f"online={sorted(self.online)!r}, messages={self.received}{extra}"
 
     def __repr__(self) -> str:
         return f"<RoomView {self.user!r} in {self.room!r}: {self.summary()}>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from rtlab.notebook.room_view import LOG_LINES, RoomView, typing_line
+from rtlab.notebook.room_view import KEPT, LOG_LINES, RoomView, typing_line
 
 LOBBY = "lobby"
 
@@ -35,7 +35,7 @@ def test_the_join_brings_members_who_was_here_and_the_history():
     assert view.away == {"carol": "2026-01-02T03:04:05.000Z"}
     assert view.history == [("carol", "earlier")]
     assert [line.plain for line in view.lines] == ["⋯ 1 earlier messages", "carol: earlier"]
-    assert view.messages == []  # history is not a message received
+    assert list(view.messages) == []  # history is not a message received
 
 
 def test_events_before_the_joins_answer_wait_for_it_then_apply_in_order():
@@ -54,7 +54,7 @@ def test_a_message_is_kept_ends_its_senders_typing_and_other_rooms_are_ignored()
     assert typing_line(view.typing) == "bob is typing…"
     assert not view.message({"roomId": "kitchen", "userId": "bob", "message": "no"})
     assert view.message({"roomId": LOBBY, "userId": "bob", "message": "hi"})
-    assert view.messages == [("bob", "hi")]
+    assert list(view.messages) == [("bob", "hi")]
     assert view.typing == set()
 
 
@@ -99,10 +99,23 @@ def test_direct_messages_and_notes_go_to_the_log_which_keeps_the_last_lines():
     view = joined()
     view.direct_message("bob", "alice", "psst")
     view.broadcast({"userId": "bob", "message": "all"})
-    assert view.direct == [("bob", "alice", "psst")]
+    assert list(view.direct) == [("bob", "alice", "psst")]
     assert [line.kind for line in view.lines] == ["direct", "broadcast"]
     for i in range(LOG_LINES + 5):
         view.note(f"n{i}")
     assert len(view.lines) == LOG_LINES
     assert view.lines[-1].plain == f"n{LOG_LINES + 4}"
     assert view.summary() == "online=['alice', 'bob'], messages=0"
+
+
+def test_a_flooded_room_keeps_the_last_messages_and_counts_them_all() -> None:
+    """A student flooding a shared room must not fill every learner's kernel."""
+    view = RoomView("alice", "lobby")
+    view.join({"members": ["alice", "mallory"]})
+    for n in range(KEPT + 5):
+        assert view.message({"roomId": "lobby", "userId": "mallory", "message": str(n)})
+        view.direct_message("mallory", "alice", str(n))
+    assert view.received == KEPT + 5
+    assert len(view.messages) == KEPT and view.messages[0] == ("mallory", "5")
+    assert len(view.direct) == KEPT and view.direct[-1] == ("mallory", "alice", str(KEPT + 4))
+    assert len(view.lines) == LOG_LINES
