@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rtlab.core.presence import MAX_SEEN
+
 LOG_LINES = 200  # the log keeps the last LOG_LINES lines
 KEPT = 10_000  # messages, and direct messages, kept: the last (a flooded room's too)
 Kind = Literal["message", "history", "system", "broadcast", "direct"]
@@ -52,7 +54,8 @@ class RoomView:
         self.messages: collections.deque[tuple[str, str]] = collections.deque(maxlen=KEPT)
         self.received = 0  # the room's messages that arrived, kept or not
         self.online: set[str] = set()
-        self.away: dict[str, str | None] = {}  # offline users: when last seen (ISO)
+        # Offline users: when last seen (ISO); the last MAX_SEEN gone, as the server keeps.
+        self.away: dict[str, str | None] = {}
         self.typing: set[str] = set()  # the others typing in the room
         self.history: list[tuple[str, str]] = []  # the room's messages from before the join
         # Direct messages: from, to, text.
@@ -140,7 +143,7 @@ class RoomView:
             else:
                 self.online.discard(user)
                 self.typing.discard(user)
-                self.away[user] = data.get("lastSeen")
+                self._gone(user, data.get("lastSeen"))
         elif kind == "joined":
             self.online.add(user)
             self.away.pop(user, None)
@@ -148,8 +151,15 @@ class RoomView:
         else:
             self.online.discard(user)
             self.typing.discard(user)
-            self.away.setdefault(user, None)  # when: the presence event that follows says
+            if user not in self.away:
+                self._gone(user, None)  # when: the presence event that follows says
             self.note(f"← {user} left")
+
+    def _gone(self, user: str, when: str | None) -> None:
+        self.away.pop(user, None)  # last in the order: the most recently gone
+        self.away[user] = when
+        if len(self.away) > MAX_SEEN:
+            del self.away[next(iter(self.away))]
 
     def dropped(self) -> bool:
         """The link dropped (the client reconnects); whether that is news."""

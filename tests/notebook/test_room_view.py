@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from rtlab.core.presence import MAX_SEEN
 from rtlab.notebook.room_view import KEPT, LOG_LINES, RoomView, typing_line
 
 LOBBY = "lobby"
@@ -119,3 +120,16 @@ def test_a_flooded_room_keeps_the_last_messages_and_counts_them_all() -> None:
     assert len(view.messages) == KEPT and view.messages[0] == ("mallory", "5")
     assert len(view.direct) == KEPT and view.direct[-1] == ("mallory", "alice", str(KEPT + 4))
     assert len(view.lines) == LOG_LINES
+
+
+def test_users_gone_are_remembered_as_the_server_does_the_last_ones() -> None:
+    """A student joining and leaving under ever new names must not fill the pane."""
+    view = RoomView("alice", "lobby")
+    view.join({"members": ["alice"]})
+    for n in range(MAX_SEEN + 5):
+        view.presence("joined", {"roomId": "lobby", "userId": f"u{n}"})
+        view.presence("left", {"roomId": "lobby", "userId": f"u{n}"})
+        view.presence("presence", {"roomId": "lobby", "userId": f"u{n}", "online": False})
+    assert len(view.away) == MAX_SEEN
+    assert "u4" not in view.away and "u5" in view.away and f"u{MAX_SEEN + 4}" in view.away
+    assert view.online == {"alice"}
