@@ -49,6 +49,7 @@ from rtlab.aio.inline import ConnectionLimits, InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.local_rooms import LocalRooms
+from rtlab.aio.log_writer import LogWriter
 from rtlab.aio.progress_events import LocalProgress, ProgressEvents
 from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.aio.progress_redis import RedisProgress
@@ -146,13 +147,16 @@ def _keep_only_authorization(connection: ServerConnection) -> None:
         request.headers = kept
 
 
-def log_to(logger: logging.Logger, stream: TextIO, level: int | str = logging.INFO) -> None:
+def log_to(logger: logging.Logger, stream: TextIO, level: int | str = logging.INFO) -> LogWriter:
     """Also write ``logger``'s lines to ``stream`` from ``level`` up, one per line, with
-    the time (what ``rtlab serve --log-level`` does with the lab server's logger)."""
+    the time (what ``rtlab serve --log-level`` does with the lab server's logger), from a
+    thread, so that a stream that takes nothing never stops the server (log_writer.py)."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger.addHandler(handler)
+    writer = LogWriter(handler)
+    logger.addHandler(writer)
     logger.setLevel(level)
+    return writer
 
 
 def _response(status: HTTPStatus, body: bytes, content_type: str) -> Response:

@@ -150,3 +150,30 @@ def test_a_redis_password_is_in_no_line():
     assert "Redis redis://:***@127.0.0.1:1/0. (unreachable for now: retrying)" in out, out
     assert "INFO redis redis://:***@127.0.0.1:1/0: reconnecting in" in err, err
     assert "hunter2" not in out + err
+
+
+def test_a_log_nobody_reads_never_stops_the_server():
+    """A terminal paused with Ctrl-S, or a pipe nobody reads, takes no more lines once
+    full (64 KiB here): the server goes on serving, drops the lines that do not fit, and
+    says how many once its log is read again."""
+    process, port = serve("--anonymous")  # stderr, the log, is a pipe read by nobody yet
+
+    async def visits(count: int) -> None:
+        for start_at in range(0, count, 20):
+            async with asyncio.timeout(30):  # a hang guard, not a speed claim
+                await asyncio.gather(*(visit(f"v{n}") for n in range(start_at, start_at + 20)))
+
+    async def visit(user: str) -> None:  # each logs a line as it opens, one as it closes
+        async with connect(f"ws://127.0.0.1:{port}/ws?user={user}") as ws:
+            await ws.send(json.dumps({"event": "leave-room", "data": "nowhere", "id": 1}))
+            assert json.loads(await ws.recv())["ack"] == 1
+
+    try:
+        asyncio.run(visits(6_000))  # 12,000 lines: past the pipe (64 KiB) and LOG_QUEUE
+        assert process.poll() is None
+    finally:
+        out, err = stop(process)
+    assert "Press Ctrl-C to stop." in out
+    dropped = re.search(r"WARNING (\d+) log lines dropped: their output was not read", err)
+    assert dropped is not None, err[-2000:]
+    assert int(dropped[1]) > 0
