@@ -87,6 +87,13 @@ def log_lines(page) -> list[str]:
     return page.locator("#log li span").all_inner_texts()
 
 
+def expect_online(page, names: list[str]) -> None:
+    """The page lists ``names`` online (drawn once a frame: waited for, a hang guard)."""
+    from playwright.sync_api import expect  # late: without Playwright, `browser` skips
+
+    expect(page.locator("#online li")).to_have_text(names, timeout=10_000)
+
+
 def wait_for_log(page, text: str) -> None:
     page.locator("#log li span", has_text=text).last.wait_for(timeout=10_000)
 
@@ -109,7 +116,7 @@ def test_chat_page_and_a_python_client_talk_in_one_room(browser, served):
         assert page.input_value("#user") == "carol"
         assert page.input_value("#room") == "lobby"
         wait_for_log(page, "you joined lobby")
-        assert page.locator("#online li").all_inner_texts() == ["alice", "carol (you)"]
+        expect_online(page, ["alice", "carol (you)"])
         assert alice.wait_for("user-joined") == [{"userId": "carol", "roomId": "lobby"}]
 
         # carol types in the page (Enter sends) -> alice gets receive-message from carol
@@ -164,7 +171,7 @@ def test_chat_page_and_a_python_client_talk_in_one_room(browser, served):
 
     # alice leaves: the page says so and takes her off the online list
     wait_for_log(page, "alice left lobby")
-    assert page.locator("#online li").all_inner_texts() == ["carol (you)"]
+    expect_online(page, ["carol (you)"])
     assert not [line for line in log_lines(page) if "connection failed" in line]
 
 
@@ -199,12 +206,12 @@ def test_chat_page_asks_for_a_name_and_shows_the_close(browser, serving):
     page.click("#join")
     page.wait_for_selector("#status.open", timeout=10_000)
     wait_for_log(page, "you joined kitchen")
-    assert page.locator("#online li").all_inner_texts() == ["dave (you)"]
+    expect_online(page, ["dave (you)"])
     assert page.is_enabled("#text")
     page.fill("#room", "lobby")  # Join again: join-room lobby too, and show it
     page.click("#join")
     wait_for_log(page, "you joined lobby")
-    assert page.locator("#online li").all_inner_texts() == ["dave (you)"]
+    expect_online(page, ["dave (you)"])
     process.terminate()
     assert process.wait(timeout=10) == 0
     page.wait_for_selector("#status.closed", timeout=10_000)
