@@ -15,22 +15,13 @@ import pytest
 
 from rtlab.aio.client import EventClient
 from tests.cli.test_cli import start, wait_for_line
-from tests.e2e.test_browser import CHROMIUM_ARGS, ws_base
+from tests.e2e.test_browser import ws_base
 from tests.e2e.test_chat_browser import WAIT, Chat, expect, stop
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 MAX_DMS, MAX_GONE, MAX_SEQS = 50, 1000, 1000  # the page's own
 AT_ONCE = 50  # flooding connections open at once (the server allows 256 per address)
-
-
-@pytest.fixture
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -85,6 +85,22 @@ async def two_in_lobby(url: str) -> tuple[LabServer, LabServer, EventClient, Eve
     return one, two, alice, bob
 
 
+def cut_subscription(redis_server: RedisServer, server: LabServer) -> None:
+    """Kill ``server``'s subscribed connection to Redis (the adapter names it), only."""
+    admin = redis_server.client()
+    name = f"rtlab-sub-{server.events.manager.uid}"
+    (subscriber,) = [c for c in admin.client_list() if c["name"] == name]
+    assert admin.client_kill_filter(_id=subscriber["id"]) == 1
+    admin.close()
+
+
+async def close_all(servers: list[LabServer], clients: list[EventClient]) -> None:
+    for client in clients:
+        await client.close()
+    for server in servers:
+        await server.stop()
+
+
 def test_three_processes_one_room_every_member_gets_everything_once(serve_redis):
     urls = [serve_redis()[0] for _ in range(3)]
     users = [f"u{i}" for i in range(6)]  # two on each process
@@ -345,11 +361,7 @@ def test_messages_published_while_a_process_resubscribes_reach_its_members(redis
         await alice.emit("send-message", {"roomId": "lobby", "message": "before"}, ack=True)
         await bob.wait_for("receive-message", 1, timeout=GUARD)
 
-        # Cut server two's subscription only: it backs off before subscribing again.
-        admin = redis_server.client()
-        name = f"rtlab-sub-{two.events.manager.uid}"  # the adapter names its connections
-        (subscriber,) = [c for c in admin.client_list() if c["name"] == name]
-        assert admin.client_kill_filter(_id=subscriber["id"]) == 1
+        cut_subscription(redis_server, two)  # it backs off before subscribing again
         await until(lambda: not two.events.manager.available, "server two notices")
         await until(lambda: one.events.manager.available, "server one is still subscribed")
         sent = await alice.emit("send-message", {"roomId": "lobby", "message": "gap"}, ack=True)
@@ -360,11 +372,7 @@ def test_messages_published_while_a_process_resubscribes_reach_its_members(redis
         await alice.emit("send-message", {"roomId": "lobby", "message": "after"}, ack=True)
         got = await bob.wait_for("receive-message", 3, timeout=GUARD)
         assert [m["message"] for m in got] == ["before", "gap", "after"]  # nothing twice
-        admin.close()
-        for client in (alice, bob):
-            await client.close()
-        await one.stop()
-        await two.stop()
+        await close_all([one, two], [alice, bob])
 
     run(scenario())
 
@@ -391,10 +399,7 @@ def test_what_the_channel_brings_during_a_long_catch_up_is_bounded(redis_server)
             await catch_up()
 
         manager._catch_up = slow_catch_up
-        admin = redis_server.client()
-        name = f"rtlab-sub-{manager.uid}"
-        (subscriber,) = [c for c in admin.client_list() if c["name"] == name]
-        assert admin.client_kill_filter(_id=subscriber["id"]) == 1
+        cut_subscription(redis_server, two)
         await until(lambda: not manager.available, "server two notices")
         await until(lambda: manager._held is not None and calls == 1, "two catches up, slowly")
         texts = [f"m{i} " + "x" * 400 for i in range(10)]
@@ -410,11 +415,7 @@ def test_what_the_channel_brings_during_a_long_catch_up_is_bounded(redis_server)
         got = await bob.wait_for("receive-message", 11, timeout=GUARD)
         assert [m["message"] for m in got] == [*texts, "after"]  # each once, in order
         assert calls >= 2
-        admin.close()
-        for client in (alice, bob):
-            await client.close()
-        await one.stop()
-        await two.stop()
+        await close_all([one, two], [alice, bob])
 
     run(scenario())
 
@@ -569,10 +570,7 @@ def test_a_departure_across_processes_is_told_as_in_one_process(redis_server):
         await bob.wait_for("typing", 2, timeout=GUARD)
         said = [e.event for e in bob.events() if e.event in ("typing", "presence", "user-left")]
         assert said == ["typing", "user-left", "presence", "typing"]
-        for client in (alice, bob):
-            await client.close()
-        await one.stop()
-        await two.stop()
+        await close_all([one, two], [alice, bob])
 
     run(scenario())
 
