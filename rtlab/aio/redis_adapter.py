@@ -275,7 +275,6 @@ class RedisAdapter:
         self._refreshed = -math.inf  # when the keys of this process's rooms were last renewed
         self.available = False
         self.retry_after = BACKOFF.delay
-        self.published = 0  # messages this process published
         self.received = 0  # messages this process read from the channel
         # Every command of this process, in order; the channel on a connection of its own
         # (both opened by _listen, and again after Redis was away).
@@ -724,7 +723,6 @@ class RedisAdapter:
             frame = base64.b64encode(frame).decode()
         message = f"{json_utf8(header)}\n{frame}"
         self._submit(("PUBLISH", self.channel, message))
-        self.published += 1
         return len(local)
 
     def _leave(self, ns: str, room: str, user: str) -> None:
