@@ -78,8 +78,9 @@ class LocalProgress:
         return changed, self.progress.cell(report.user, report.key).to_json()
 
     async def grid(self) -> dict[str, Any]:
-        evicted, ignored = self.progress.evicted, self.progress.ignored
-        return {**self.progress.grid(), "evicted": evicted, "ignored": ignored}
+        progress = self.progress
+        counts = {"evicted": progress.evicted, "replaced": progress.replaced}
+        return {**progress.grid(), **counts, "ignored": progress.ignored}
 
     async def close(self) -> None:
         pass

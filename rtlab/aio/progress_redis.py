@@ -9,11 +9,13 @@ manager's keys (docs/architecture.md), so they span the processes too.
 =============================  ======  =============================================
 key                            type    what
 =============================  ======  =============================================
-``rtlab:progress:students``    zset    user -> when they last reported (a counter)
+``rtlab:progress:students``    zset    user -> when their grid last changed (a counter)
 ``rtlab:progress:cells:USER``  hash    ``lesson/exercise`` -> the cell as JSON
-``rtlab:progress:exercises``   set     the grid's columns
+``rtlab:progress:columns``     set     the grid's columns: ``lesson/exercise``
+``rtlab:progress:tried:KEY``   set     the students with a cell in exercise KEY
 ``rtlab:progress:clock``       string  the counter
 ``rtlab:progress:evicted``     string  students evicted for room
+``rtlab:progress:replaced``    string  exercises given up for a new one
 ``rtlab:progress:ignored``     string  reports of exercises past the bound
 ``rtlab:progress:door:UID``    string  one process's door: refusals, rate limits,
                                        drops, instructors watching (JSON, a TTL of
@@ -52,21 +54,58 @@ local p, user, key, run = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
 local passed, attempt = ARGV[4] == '1', tonumber(ARGV[5])
 local max_students, max_exercises = tonumber(ARGV[7]), tonumber(ARGV[8])
 local max_runs = tonumber(ARGV[9])
-if redis.call('SISMEMBER', p .. 'exercises', key) == 0 then
-  if redis.call('SCARD', p .. 'exercises') >= max_exercises then
+local columns, students = p .. 'columns', p .. 'students'
+if redis.call('EXISTS', p .. 'exercises') == 1 then  -- an older rtlab's: who tried what
+  for _, old in ipairs(redis.call('SMEMBERS', p .. 'exercises')) do
+    redis.call('SADD', columns, old)
+  end
+  for _, someone in ipairs(redis.call('ZRANGE', students, 0, -1)) do
+    for _, old in ipairs(redis.call('HKEYS', p .. 'cells:' .. someone)) do
+      redis.call('SADD', p .. 'tried:' .. old, someone)
+    end
+  end
+  redis.call('DEL', p .. 'exercises')
+end
+if redis.call('SISMEMBER', columns, key) == 0 and redis.call('SCARD', columns) >= max_exercises then
+  local alone, victim, most, since = {}, nil, 0, nil  -- user -> the exercises only they tried
+  for _, old in ipairs(redis.call('SMEMBERS', columns)) do
+    local tried = redis.call('SMEMBERS', p .. 'tried:' .. old)
+    if #tried == 1 then
+      alone[tried[1]] = alone[tried[1]] or {}
+      table.insert(alone[tried[1]], old)
+    end
+  end
+  for someone, theirs in pairs(alone) do
+    local at = tonumber(redis.call('ZSCORE', students, someone))
+    if #theirs > most or (#theirs == most and at < since) then
+      victim, most, since = someone, #theirs, at
+    end
+  end
+  if not victim then
     redis.call('INCR', p .. 'ignored')
     return {0, 0, 0}
   end
-  redis.call('SADD', p .. 'exercises', key)
+  table.sort(alone[victim])
+  local old = alone[victim][1]
+  redis.call('HDEL', p .. 'cells:' .. victim, old)
+  redis.call('DEL', p .. 'tried:' .. old)
+  redis.call('SREM', columns, old)
+  redis.call('INCR', p .. 'replaced')
 end
-if not redis.call('ZSCORE', p .. 'students', user) then
-  while redis.call('ZCARD', p .. 'students') >= max_students do
-    local oldest = redis.call('ZPOPMIN', p .. 'students')
-    redis.call('DEL', p .. 'cells:' .. oldest[1])
+if not redis.call('ZSCORE', students, user) then
+  while redis.call('ZCARD', students) >= max_students do
+    local oldest = redis.call('ZPOPMIN', students)[1]
+    for _, old in ipairs(redis.call('HKEYS', p .. 'cells:' .. oldest)) do
+      redis.call('SREM', p .. 'tried:' .. old, oldest)
+      if redis.call('EXISTS', p .. 'tried:' .. old) == 0 then redis.call('SREM', columns, old) end
+    end
+    redis.call('DEL', p .. 'cells:' .. oldest)
     redis.call('INCR', p .. 'evicted')
   end
+  redis.call('ZADD', students, redis.call('INCR', p .. 'clock'), user)
 end
-redis.call('ZADD', p .. 'students', redis.call('INCR', p .. 'clock'), user)
+redis.call('SADD', p .. 'tried:' .. key, user)
+redis.call('SADD', columns, key)
 local raw = redis.call('HGET', p .. 'cells:' .. user, key)
 local cell = raw and cjson.decode(raw) or {p = 0, b = 0, r = {}}
 local function total()
@@ -93,6 +132,9 @@ if passed then cell.p = 1 end
 local after_n = total()
 redis.call('HSET', p .. 'cells:' .. user, key, cjson.encode(cell))
 local changed = (cell.p ~= before_p or after_n ~= before_n) and 1 or 0
+if changed == 1 then  -- only a change counts as the student's last report (as in one process)
+  redis.call('ZADD', students, redis.call('INCR', p .. 'clock'), user)
+end
 return {changed, cell.p, after_n}
 """
 
@@ -140,16 +182,19 @@ class RedisProgress:
         return bool(changed), _cell(passed, attempts)
 
     async def grid(self) -> dict[str, Any]:
-        """What :meth:`ClassProgress.grid` gives, with ``evicted`` and ``ignored``."""
+        """What :meth:`ClassProgress.grid` gives, with ``evicted``, ``replaced`` and
+        ``ignored``."""
         p = self.prefix
         users = sorted(await self._redis.zrange(f"{p}students", 0, -1))
         async with self._redis.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.hgetall(f"{p}cells:{user}")
-            pipe.smembers(f"{p}exercises")
+            pipe.smembers(f"{p}columns")
+            pipe.smembers(f"{p}exercises")  # an older rtlab's, until the next report
             pipe.get(f"{p}evicted")
+            pipe.get(f"{p}replaced")
             pipe.get(f"{p}ignored")
-            *cells, exercises, evicted, ignored = await pipe.execute()
+            *cells, columns, older, evicted, replaced, ignored = await pipe.execute()
         students = {}
         for user, raw in zip(users, cells, strict=True):
             row = {}
@@ -159,9 +204,10 @@ class RedisProgress:
                 row[key] = _cell(cell["p"], cell["b"] + sum(n for _, n in runs))
             students[user] = row
         return {
-            "exercises": sorted(exercises),
+            "exercises": sorted({*columns, *older}),
             "students": students,
             "evicted": int(evicted or 0),
+            "replaced": int(replaced or 0),
             "ignored": int(ignored or 0),
         }
 

@@ -13,10 +13,16 @@ is made up by the next (attempt 3 says there were 3); a restarted kernel counts 
 
 Bounds, so that nobody can fill the server's memory by reporting:
 
-- ``max_students``: a report from one student more evicts the student whose last report
-  is the oldest (counted in ``evicted``);
-- ``max_exercises``: a report of one exercise more is ignored (counted in ``ignored``):
-  the course has a few dozen, so a column never seen before past the bound is noise;
+- ``max_students``: a report from one student more evicts the student whose grid changed
+  longest ago (counted in ``evicted``);
+- ``max_exercises``: a report of one exercise more takes the place of an exercise that
+  one student alone has tried, and that student's cell goes with it (counted in
+  ``replaced``): of the student who has the most such exercises (of those, the one whose
+  grid changed longest ago), the first by name. When every exercise has two students or
+  more, the report is ignored (counted in ``ignored``). The course has a few dozen: a
+  student who makes up names holds the most exercises of their own, so theirs are the
+  ones replaced, and a name stays for good once two students report it. An exercise
+  whose students were all evicted goes too;
 - per cell, the last ``MAX_RUNS`` runs; older ones are folded into a base count.
 """
 
@@ -126,28 +132,59 @@ class ClassProgress:
     def __init__(self, max_students: int = MAX_STUDENTS, max_exercises: int = MAX_EXERCISES):
         self.max_students = max_students
         self.max_exercises = max_exercises
-        # user -> exercise key -> cell; the student whose last report is oldest first
+        # user -> exercise key -> cell; the student whose grid changed longest ago first
         self._students: collections.OrderedDict[str, dict[str, Cell]] = collections.OrderedDict()
-        self._exercises: set[str] = set()
+        self._exercises: dict[str, set[str]] = {}  # exercise key -> the students who tried it
         self.evicted = 0  # students forgotten to make room
+        self.replaced = 0  # exercises of one student given up for a new one
         self.ignored = 0  # reports of exercises past max_exercises
 
     def record(self, report: Report) -> Cell | None:
-        """Count ``report``; its cell when that changed, None when nothing did."""
-        if report.key not in self._exercises:
-            if len(self._exercises) >= self.max_exercises:
-                self.ignored += 1
-                return None
-            self._exercises.add(report.key)
-        cells = self._students.pop(report.user, None)
+        """Count ``report``; its cell when that changed, None when nothing did.
+
+        Only a change counts as the student's last report, so that a journal, which keeps
+        the reports that change a cell, gives the same grid when it is read again."""
+        user, key = report.user, report.key
+        full = len(self._exercises) >= self.max_exercises
+        if key not in self._exercises and full and not self._replace_one():
+            self.ignored += 1
+            return None
+        cells = self._students.get(user)
         if cells is None:
-            cells = {}
             while len(self._students) >= self.max_students:
-                self._students.popitem(last=False)
+                self._forget(*self._students.popitem(last=False))
                 self.evicted += 1
-        self._students[report.user] = cells  # most recent last
-        cell = cells.setdefault(report.key, Cell())
-        return cell if cell.add(report) else None
+            cells = self._students[user] = {}
+        self._exercises.setdefault(key, set()).add(user)
+        cell = cells.setdefault(key, Cell())
+        if not cell.add(report):
+            return None
+        self._students.move_to_end(user)
+        return cell
+
+    def _replace_one(self) -> bool:
+        """Give up an exercise one student alone has tried (see the module's docstring)."""
+        alone: dict[str, list[str]] = {}
+        for key, tried in self._exercises.items():
+            if len(tried) == 1:
+                alone.setdefault(next(iter(tried)), []).append(key)
+        if not alone:
+            return False
+        since = {name: i for i, name in enumerate(self._students)}  # longest ago first
+        user = max(alone, key=lambda name: (len(alone[name]), -since[name]))
+        key = min(alone[user])
+        del self._students[user][key]
+        del self._exercises[key]
+        self.replaced += 1
+        return True
+
+    def _forget(self, user: str, cells: dict[str, Cell]) -> None:
+        """An evicted student's cells go, and the exercises nobody else has tried."""
+        for key in cells:
+            tried = self._exercises[key]
+            tried.discard(user)
+            if not tried:
+                del self._exercises[key]
 
     def cell(self, user: str, key: str) -> Cell:
         """The cell of ``user`` and ``key`` (an empty one, not tried, when there is none)."""

@@ -5,6 +5,7 @@ delivers each verdict once, queued while the server is away, and stops on a refu
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
 from rtlab.aio.server import LabServer
 from rtlab.checks.handshake import check_accept_key
 from rtlab.core.handshake import accept_key
-from rtlab.core.progress import ClassProgress, Report
+from rtlab.core.progress import MAX_EXERCISES, ClassProgress, Report
 from rtlab.core.tokens import issue
 from rtlab.notebook import progress_report
 from rtlab.notebook import shared as shared_module
@@ -108,6 +109,40 @@ def test_a_report_sent_again_counts_once():
             await ann.close()
 
     run(main())
+
+
+def test_a_student_making_up_exercises_never_keeps_the_class_out_of_the_grid():
+    """One student reports more made-up exercises than the grid holds, before and after
+    the class starts one: the instructor sees the class's exercise and every cell of it."""
+
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            mallory = await client(server, "mallory")
+            for i in range(MAX_EXERCISES + 20):
+                await mallory.emit("report", report(f"junk{i}"), ns=NAMESPACE, ack=True)
+            ann, bob = await client(server, "ann"), await client(server, "bob")
+            assert await ann.emit("report", report(), ns=NAMESPACE, ack=True) == {
+                "state": "failing",
+                "attempts": 1,
+            }
+            await bob.emit("report", report(passed=True), ns=NAMESPACE, ack=True)
+            for i in range(MAX_EXERCISES + 20, 2 * MAX_EXERCISES):
+                await mallory.emit("report", report(f"junk{i}"), ns=NAMESPACE, ack=True)
+            teacher = await client(server, "teach", "instructor")
+            view = await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            assert "handshake/accept_key" in view["exercises"]
+            assert len(view["exercises"]) == MAX_EXERCISES
+            assert view["students"]["ann"] == {
+                "handshake/accept_key": {"state": "failing", "attempts": 1}
+            }
+            assert view["students"]["bob"] == {
+                "handshake/accept_key": {"state": "passed", "attempts": 1}
+            }
+            assert (view["replaced"], view["ignored"]) == (MAX_EXERCISES + 1, 0)
+            for each in (mallory, ann, bob, teacher):
+                await each.close()
+
+    run(main(), timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -325,6 +360,35 @@ def test_the_journal_is_compacted_to_the_grid_and_skips_a_torn_line(tmp_path, mo
         '{"user":"ann","lesson":"handshake","exercise":"accept_key","passed":true,'
         '"attempt":12,"run":"k1"}'
     ]
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_read_again_the_journal_gives_the_same_grid_past_every_bound(tmp_path, monkeypatch, seed):
+    """Students evicted, exercises replaced, reports sent twice, compactions on the way:
+    a restart shows the grid the server had, and then goes on the same way."""
+    monkeypatch.setattr(progress_journal, "MIN_LINES", 30)
+    pick = random.Random(seed)
+
+    def made() -> Report:
+        user = pick.choice(["ann", "bob", "cat", "dan", "eve"])
+        exercise = pick.choice(["a", "b", "c", "d", "e", "f"])
+        return Report(user, "x", exercise, pick.random() < 0.3, pick.randint(1, 3), "k")
+
+    journal = progress_journal.ProgressJournal(tmp_path)
+    progress = ClassProgress(max_students=3, max_exercises=3)
+    journal.load(progress)
+    for _ in range(80):
+        report = made()
+        if progress.record(report) is not None:
+            journal.append(report)
+    assert progress.replaced and progress.evicted
+    again = ClassProgress(max_students=3, max_exercises=3)
+    progress_journal.ProgressJournal(tmp_path).load(again)
+    assert again.grid() == progress.grid()
+    for _ in range(40):
+        report = made()
+        assert (again.record(report) is None) == (progress.record(report) is None)
+        assert again.grid() == progress.grid()
 
 
 def test_with_redis_away_a_report_is_refused_as_unavailable_and_kept_by_the_client():

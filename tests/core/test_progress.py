@@ -99,13 +99,62 @@ def test_past_max_students_the_one_whose_last_report_is_oldest_is_evicted():
     assert (progress.evicted, len(progress)) == (1, 2)
 
 
-def test_past_max_exercises_a_new_exercise_is_ignored_and_counted():
+def test_past_max_exercises_a_new_one_replaces_one_of_who_tried_most_alone():
+    progress = ClassProgress(max_exercises=3)
+    progress.record(report("ann", "c"))
+    progress.record(report("bob", "b"))
+    progress.record(report("ann", "a"))
+    assert progress.record(report("cat", "d")) is not None  # ann has two alone: a goes
+    assert (progress.exercises, progress.replaced) == (
+        ["handshake/b", "handshake/c", "handshake/d"],
+        1,
+    )
+    assert progress.grid()["students"]["ann"] == {"handshake/c": {"state": FAILING, "attempts": 1}}
+    progress.record(report("bob", "b", attempt=1))  # changes nothing: bob's stays the oldest
+    progress.record(report("dan", "e"))  # one alone each: bob's grid changed longest ago
+    assert progress.exercises == ["handshake/c", "handshake/d", "handshake/e"]
+    assert progress.grid()["students"]["bob"] == {}
+
+
+def test_an_exercise_two_students_tried_stays_and_a_new_one_is_then_ignored():
     progress = ClassProgress(max_exercises=2)
-    progress.record(report(exercise="a"))
-    progress.record(report(exercise="b"))
-    assert progress.record(report(exercise="c")) is None
-    assert progress.record(report("bob", exercise="a")) is not None  # a known one still counts
-    assert (progress.exercises, progress.ignored) == (["handshake/a", "handshake/b"], 1)
+    for user in ("ann", "bob"):
+        progress.record(report(user, "a"))
+        progress.record(report(user, "b"))
+    assert progress.record(report("cat", "c")) is None
+    assert progress.record(report("cat", "a")) is not None  # a known one still counts
+    assert (progress.exercises, progress.ignored, progress.replaced) == (
+        ["handshake/a", "handshake/b"],
+        1,
+        0,
+    )
+
+
+def test_made_up_exercise_names_never_keep_the_class_out():
+    """A curious student reports every name they can think of, before and after the class
+    starts on an exercise: the class's exercise gets its column and keeps it."""
+    progress = ClassProgress(max_exercises=200)
+    for i in range(200):
+        progress.record(report("mallory", f"junk{i}", lesson="x"))
+    assert progress.record(report("ann", "accept_key")) is not None
+    assert progress.record(report("bob", "accept_key", passed=True)) is not None
+    for i in range(200, 1000):
+        progress.record(report("mallory", f"junk{i}", lesson="x"))
+    assert "handshake/accept_key" in progress.exercises
+    assert len(progress.exercises) == 200
+    assert progress.cell("ann", "handshake/accept_key").state == FAILING
+    assert progress.cell("bob", "handshake/accept_key").state == PASSED
+    assert (progress.replaced, progress.ignored) == (801, 0)
+    assert len(progress.grid()["students"]["mallory"]) == 199  # the rest are theirs
+
+
+def test_an_evicted_student_takes_the_exercises_nobody_else_tried():
+    progress = ClassProgress(max_students=2)
+    progress.record(report("ann", "a"))
+    progress.record(report("ann", "b"))
+    progress.record(report("bob", "b"))
+    progress.record(report("cat", "c"))  # ann reported longest ago
+    assert progress.exercises == ["handshake/b", "handshake/c"]
 
 
 @pytest.mark.parametrize(

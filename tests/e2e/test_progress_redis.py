@@ -1,0 +1,110 @@
+"""The class's grid in a real Redis (rtlab/aio/progress_redis.py) follows the model's
+rules (rtlab/core/progress.py) report by report: the same cells, columns and counts,
+whatever students and exercises come past the bounds; and it reads a grid an older
+rtlab kept (the columns in a set) without losing a cell."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import redis
+
+from rtlab.aio.progress_redis import RedisProgress
+from rtlab.core.progress import ClassProgress, Report
+
+
+def model_view(progress: ClassProgress) -> dict:
+    counts = {"evicted": progress.evicted, "replaced": progress.replaced}
+    return {**progress.grid(), **counts, "ignored": progress.ignored}
+
+
+def reports(seed: int, count: int) -> list[Report]:
+    """Random reports over more students and exercises than the bounds hold."""
+    pick = random.Random(seed)
+    made = []
+    for _ in range(count):
+        user = pick.choice(["ann", "bob", "cat", "dan", "eve"])
+        exercise = pick.choice(["a", "b", "c", "d", "e", "f"])
+        made.append(
+            Report(user, "x", exercise, pick.random() < 0.3, pick.randint(1, 3), pick.choice("kl"))
+        )
+    return made
+
+
+def test_the_redis_grid_follows_the_model_report_by_report(redis_server):
+    async def main() -> None:
+        store = RedisProgress(redis_server.url, max_students=3, max_exercises=3)
+        try:
+            for seed in range(12):
+                await store._redis.flushdb()
+                model = ClassProgress(max_students=3, max_exercises=3)
+                for i, report in enumerate(reports(seed, 60)):
+                    changed, cell = await store.record(report)
+                    assert changed == (model.record(report) is not None), (seed, i, report)
+                    assert cell == model.cell(report.user, report.key).to_json(), (seed, i)
+                    assert await store.grid() == model_view(model), (seed, i, report)
+                assert model.replaced and model.evicted  # the sequences went past both bounds
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_made_up_exercise_names_never_keep_the_class_out_across_processes(redis_server):
+    async def main() -> None:
+        store = RedisProgress(redis_server.url, max_exercises=20)
+        try:
+            for i in range(20):
+                await store.record(Report("mallory", "x", f"junk{i}", False, 1, "k"))
+            await store.record(Report("ann", "handshake", "accept_key", False, 1, "k"))
+            await store.record(Report("bob", "handshake", "accept_key", True, 1, "k"))
+            for i in range(20, 100):
+                await store.record(Report("mallory", "x", f"junk{i}", False, 1, "k"))
+            grid = await store.grid()
+            assert "handshake/accept_key" in grid["exercises"]
+            assert len(grid["exercises"]) == 20
+            assert grid["students"]["bob"] == {
+                "handshake/accept_key": {"state": "passed", "attempts": 1}
+            }
+            assert (grid["replaced"], grid["ignored"]) == (81, 0)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_grid_an_older_rtlab_kept_loses_nothing(redis_server):
+    """Before columns were replaced, they were a set (``exercises``), with no record of
+    who tried each: the grid shows them at once, and the next report moves them over."""
+    old = redis.Redis.from_url(redis_server.url)
+    old.zadd("rtlab:progress:students", {"ann": 1, "bob": 2})
+    old.set("rtlab:progress:clock", 2)
+    old.sadd("rtlab:progress:exercises", "x/a", "x/b")
+    old.hset("rtlab:progress:cells:ann", "x/a", '{"p": 1, "b": 0, "r": [["k", 2]]}')
+    old.hset("rtlab:progress:cells:bob", "x/a", '{"p": 0, "b": 0, "r": [["k", 1]]}')
+    old.hset("rtlab:progress:cells:bob", "x/b", '{"p": 0, "b": 0, "r": [["k", 1]]}')
+
+    async def main() -> None:
+        store = RedisProgress(redis_server.url, max_exercises=2)
+        try:
+            before = await store.grid()
+            assert before["exercises"] == ["x/a", "x/b"]
+            assert before["students"]["ann"] == {"x/a": {"state": "passed", "attempts": 2}}
+            # Full: c takes the place of b, which bob alone tried, not of a, which both did.
+            assert await store.record(Report("cat", "x", "c", False, 1, "k")) == (
+                True,
+                {"state": "failing", "attempts": 1},
+            )
+            after = await store.grid()
+            assert after["exercises"] == ["x/a", "x/c"]
+            assert after["students"]["bob"] == {"x/a": {"state": "failing", "attempts": 1}}
+            assert after["students"]["ann"] == before["students"]["ann"]
+            assert not old.exists("rtlab:progress:exercises")
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        old.close()
