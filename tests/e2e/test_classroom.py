@@ -24,6 +24,7 @@ from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
 from rtlab.aio.server import LabServer
 from rtlab.checks.handshake import check_accept_key, check_frame_header
 from rtlab.core.handshake import accept_key
+from rtlab.core.progress import Report
 from rtlab.core.ratelimit import TokenBucket
 from rtlab.core.tokens import issue
 from rtlab.notebook import progress_report
@@ -40,6 +41,7 @@ SCRIPT = """
 import sys
 from rtlab.checks.handshake import check_accept_key
 from rtlab.core.handshake import accept_key
+from rtlab.core.progress import Report
 for step in sys.argv[1:]:
     print(check_accept_key(accept_key if step == "right" else lambda key: key))
 """
@@ -267,6 +269,67 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         assert any(line.startswith(expired_line) for line in log), log[-20:]
         assert not [line for line in log if "token=" in line or SECRET in line]
         assert time.monotonic() - started < 60
+
+
+def test_a_report_on_the_instructors_page_redraws_its_cell_alone(browser):
+    """A class of 40 by 30 exercises: a report of a cell on screen changes that cell,
+    never the whole grid (drawing it is what a big class cannot afford at each report);
+    a new student or exercise draws the grid again, at most once a frame."""
+    students, exercises = [f"s{i:02}" for i in range(40)], [f"e{j:02}" for j in range(30)]
+    with rtlab.start_server(secret=SECRET) as server:
+        progress = server.server.progress.store.progress
+        server.call(
+            lambda: [
+                progress.record(Report(user, "x", exercise, False, 1, "k"))
+                for user in students
+                for exercise in exercises
+            ]
+        )
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{server.http_url}teacher#token={token('teach', 'instructor')}")
+        page.wait_for_selector("#status.open", timeout=10_000)
+        cells = page.locator("#grid tbody td")
+        assert cells.count() == len(students) * len(exercises)
+        page.evaluate(
+            """() => {
+                window.redrawn = 0;
+                new MutationObserver(() => { window.redrawn += 1; })
+                    .observe(document.querySelector("#grid tbody"), { childList: true });
+            }"""
+        )
+
+        async def report_all(made: list[tuple[str, str]]) -> None:
+            async def one(user: str, exercise: str) -> None:
+                client = await EventClient.connect(server.url, user, token=token(user))
+                data = {"lesson": "x", "exercise": exercise, "passed": True, "attempt": 2}
+                await client.emit("report", {**data, "run": "k"}, ns=NAMESPACE, ack=True)
+                await client.close()
+
+            await asyncio.gather(*(one(user, exercise) for user, exercise in made))
+
+        def send(made: list[tuple[str, str]]) -> None:  # Playwright owns this thread's loop
+            thread = threading.Thread(target=asyncio.run, args=(report_all(made),))
+            thread.start()
+            thread.join(30)
+
+        # Every student passes their own exercise, in a burst, each on screen already.
+        send([(u, exercises[i % 30]) for i, u in enumerate(students)])
+        passed = page.locator("#grid tbody td[data-state=passed]")
+        passed.nth(len(students) - 1).wait_for(timeout=10_000)
+        assert passed.count() == len(students)
+        page.wait_for_timeout(2_500)  # a snapshot came meanwhile: it finds nothing to draw
+        assert page.evaluate("window.redrawn") == 0
+        summary = page.inner_text("#summary")
+        assert summary.startswith("x/e00: 2/40 · x/e01: 2/40 ·"), summary
+        title = "s31, x/e01: passed after 2 attempt(s)"
+        assert page.locator(f'td[data-state="passed"][title="{title}"]').count() == 1
+
+        # A new student and a new exercise: the grid is drawn again, with both.
+        send([("newcomer", "e00"), ("s00", "extra")])
+        page.locator('tr[data-user="newcomer"] td[data-state="passed"]').wait_for(timeout=10_000)
+        page.locator('td[data-exercise="x/extra"][data-state="passed"]').wait_for(timeout=10_000)
+        assert 1 <= page.evaluate("window.redrawn") <= 2
+        assert cells.count() == (len(students) + 1) * (len(exercises) + 1)
 
 
 # -- servers sharing Redis (--redis, --workers) ------------------------------------------------
