@@ -68,11 +68,11 @@ if redis.call('EXISTS', p .. 'exercises') == 1 then  -- an older rtlab's: who tr
 end
 if redis.call('SISMEMBER', columns, key) == 0 and redis.call('SCARD', columns) >= max_exercises then
   local alone, victim, most, since = {}, nil, 0, nil  -- user -> the exercises only they tried
-  for _, old in ipairs(redis.call('SMEMBERS', columns)) do
-    local tried = redis.call('SMEMBERS', p .. 'tried:' .. old)
-    if #tried == 1 then
-      alone[tried[1]] = alone[tried[1]] or {}
-      table.insert(alone[tried[1]], old)
+  for _, old in ipairs(redis.call('SMEMBERS', columns)) do  -- a count each, not its members
+    if redis.call('SCARD', p .. 'tried:' .. old) == 1 then
+      local someone = redis.call('SRANDMEMBER', p .. 'tried:' .. old)
+      alone[someone] = alone[someone] or {}
+      table.insert(alone[someone], old)
     end
   end
   for someone, theirs in pairs(alone) do
