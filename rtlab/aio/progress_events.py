@@ -34,13 +34,12 @@ from rtlab.aio.events import EventHub, Namespace, Session
 from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.aio.progress_redis import RedisProgress
 from rtlab.core.envelope import DEFAULT_NAMESPACE, EnvelopeError, ErrorCode
-from rtlab.core.progress import ClassProgress, Report, parse_report
+from rtlab.core.progress import ClassProgress, Report, parse_report, rooms_shown
 from rtlab.core.tokens import TokenError, verify_claims
 
 NAMESPACE = "/progress"
 INSTRUCTORS = "instructors"  # the room of /progress where instructors' sessions watch
 MAX_ANNOUNCEMENT = 500  # characters, as a chat message
-MAX_ROOMS_SHOWN = 200  # rooms listed in a class view
 RETRY_AFTER = 1.0  # seconds, when Redis is away
 SHARE_EVERY = 2.0  # seconds between two shares of a process's door figures (with Redis)
 NOT_AN_INSTRUCTOR = (
@@ -211,13 +210,17 @@ class ProgressEvents:
             self._sharing = asyncio.get_running_loop().create_task(self._share())
 
     def _rooms(self) -> list[dict[str, Any]]:
-        rooms: list[dict[str, Any]] = []
-        for name, namespace in sorted(self.hub.namespaces.items()):
-            if name == NAMESPACE:
-                continue
-            for room in sorted(namespace.rooms)[: MAX_ROOMS_SHOWN - len(rooms)]:
-                rooms.append({"ns": name, "room": room, "members": namespace.users(room)})
-        return rooms
+        """The rooms with the most members first (rooms_shown)."""
+        sizes = (
+            (len(namespace.users(room)), name, room)
+            for name, namespace in self.hub.namespaces.items()
+            if name != NAMESPACE
+            for room in namespace.rooms
+        )
+        return [
+            {"ns": name, "room": room, "members": self.hub.namespaces[name].users(room)}
+            for _, name, room in rooms_shown(sizes)
+        ]
 
     async def close(self) -> None:
         if self._sharing is not None:

@@ -41,11 +41,11 @@ from rtlab.core.progress import (
     NOT_TRIED,
     PASSED,
     Report,
+    rooms_shown,
 )
 
 PREFIX = "rtlab:progress:"
 MEMBERS = "rtlab:members:"  # the Redis manager's: NS:ROOM -> user -> sessions; NS:* online
-MAX_ROOMS_SHOWN = 200
 DOOR_TTL = 5  # seconds a process's door figures live unless shared again (every 2 s)
 
 # A cell is {"p": 0|1, "b": base, "r": [[run, highest attempt], ...]}, oldest run first.
@@ -216,20 +216,28 @@ class RedisProgress:
         return set(await self._redis.hkeys(f"{MEMBERS}/:*"))
 
     async def rooms(self, skip: str) -> list[dict[str, Any]]:
-        """Every room with members on any process, but those of namespace ``skip``."""
+        """The rooms with members on any process, but those of namespace ``skip``: the
+        ones with the most members first, as in one process (``rooms_shown``)."""
         found = []
         async for key in self._redis.scan_iter(match=f"{MEMBERS}*", count=500):
             ns, _, room = key.removeprefix(MEMBERS).rpartition(":")
             if room != "*" and ns != skip:
                 found.append((ns, room, key))
-            if len(found) >= MAX_ROOMS_SHOWN:
-                break
-        rooms = []
-        for ns, room, key in sorted(found):
-            members = sorted(await self._redis.hkeys(key))
-            if members:
-                rooms.append({"ns": ns, "room": room, "members": members})
-        return rooms
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for *_, key in found:
+                pipe.hlen(key)
+            sizes = await pipe.execute()
+        shown = rooms_shown((n, ns, room) for n, (ns, room, _) in zip(sizes, found, strict=True))
+        keys = {(ns, room): key for ns, room, key in found}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for _, ns, room in shown:
+                pipe.hkeys(keys[ns, room])
+            members = await pipe.execute()
+        return [
+            {"ns": ns, "room": room, "members": sorted(users)}
+            for (_, ns, room), users in zip(shown, members, strict=True)
+            if users
+        ]
 
     async def share_door(self, figures: dict[str, Any]) -> None:
         """Keep this process's door figures where the others see them, for DOOR_TTL s."""

@@ -29,7 +29,9 @@ Bounds, so that nobody can fill the server's memory by reporting:
 from __future__ import annotations
 
 import collections
+import heapq
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ MAX_STUDENTS = 500
 MAX_EXERCISES = 200
 MAX_RUNS = 8  # runs (kernels) remembered per cell
 MAX_ATTEMPT = 1_000_000
+MAX_ROOMS_SHOWN = 200  # rooms listed in an instructor's view of the class
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")  # a lesson or an exercise
 RUN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 BASE_RUN = "_base"  # the runs a cell no longer remembers one by one, in reports()
@@ -222,3 +225,9 @@ class ClassProgress:
 
     def __len__(self) -> int:
         return len(self._students)
+
+
+def rooms_shown(sizes: Iterable[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    """Of ``(members, ns, room)``, the MAX_ROOMS_SHOWN with the most members, most first
+    (then by namespace and name): a class's tables, however many rooms of one someone made."""
+    return heapq.nsmallest(MAX_ROOMS_SHOWN, sizes, key=lambda s: (-s[0], s[1], s[2]))

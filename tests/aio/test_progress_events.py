@@ -20,6 +20,7 @@ from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
 from rtlab.aio.server import LabServer
 from rtlab.checks.handshake import check_accept_key
+from rtlab.core import progress as progress_module
 from rtlab.core.handshake import accept_key
 from rtlab.core.progress import MAX_EXERCISES, ClassProgress, Report
 from rtlab.core.tokens import issue
@@ -143,6 +144,31 @@ def test_a_student_making_up_exercises_never_keeps_the_class_out_of_the_grid():
                 await each.close()
 
     run(main(), timeout=60)
+
+
+def test_the_instructor_sees_the_class_tables_first_whatever_rooms_a_student_made(
+    monkeypatch,
+):
+    monkeypatch.setattr(progress_module, "MAX_ROOMS_SHOWN", 5)
+
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            mallory = await client(server, "mallory")
+            for i in range(50):  # named to sort before the class's tables
+                await mallory.emit("join-room", f"aaa{i:02}", ack=True)
+            table = [await client(server, user) for user in ("ann", "bob", "cat")]
+            for each in table:
+                await each.emit("join-room", "table-1", ack=True)
+            teacher = await client(server, "teach", "instructor")
+            view = await teacher.emit("subscribe", ns=NAMESPACE, ack=True)
+            assert view["rooms"] == [
+                {"ns": "/", "room": "table-1", "members": ["ann", "bob", "cat"]},
+                *({"ns": "/", "room": f"aaa{i:02}", "members": ["mallory"]} for i in range(4)),
+            ]
+            for each in (mallory, *table, teacher):
+                await each.close()
+
+    run(main())
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from rtlab.core import progress as progress_module
 from rtlab.core.progress import (
     FAILING,
     MAX_RUNS,
@@ -14,6 +15,7 @@ from rtlab.core.progress import (
     ClassProgress,
     Report,
     parse_report,
+    rooms_shown,
 )
 from rtlab.core.ratelimit import SlidingWindow, TokenBucket
 from rtlab.core.tokens import Claims, TokenError, _b64, _sign, issue, verify, verify_claims
@@ -155,6 +157,18 @@ def test_an_evicted_student_takes_the_exercises_nobody_else_tried():
     progress.record(report("bob", "b"))
     progress.record(report("cat", "c"))  # ann reported longest ago
     assert progress.exercises == ["handshake/b", "handshake/c"]
+
+
+def test_the_rooms_shown_are_those_with_the_most_members(monkeypatch):
+    monkeypatch.setattr(progress_module, "MAX_ROOMS_SHOWN", 3)
+    junk = [(1, "/", f"aaa{i}") for i in range(50)]  # one student's rooms, named to sort first
+    tables = [(3, "/", "table-2"), (4, "/", "table-1"), (3, "/chat", "table-1")]
+    assert rooms_shown(junk + tables) == [
+        (4, "/", "table-1"),
+        (3, "/", "table-2"),
+        (3, "/chat", "table-1"),
+    ]
+    assert rooms_shown(junk[:2]) == [(1, "/", "aaa0"), (1, "/", "aaa1")]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import random
 import redis
 
 from rtlab.aio.progress_redis import RedisProgress
+from rtlab.core import progress as progress_module
 from rtlab.core.progress import ClassProgress, Report
 
 
@@ -108,3 +109,32 @@ def test_a_grid_an_older_rtlab_kept_loses_nothing(redis_server):
         asyncio.run(main())
     finally:
         old.close()
+
+
+def test_the_rooms_shown_across_processes_are_those_with_the_most_members(
+    redis_server, monkeypatch
+):
+    """As in one process: the Redis manager's member hashes, the biggest rooms first."""
+    monkeypatch.setattr(progress_module, "MAX_ROOMS_SHOWN", 3)
+    keys = redis.Redis.from_url(redis_server.url)
+    for i in range(30):
+        keys.hset(f"rtlab:members:/:aaa{i:02}", "mallory", 1)
+    keys.hset("rtlab:members:/:table-1", mapping={"ann": 1, "bob": 2})
+    keys.hset("rtlab:members:/:*", mapping={"ann": 1, "bob": 2, "mallory": 30})  # online
+    keys.hset("rtlab:members:/progress:instructors", "teach", 1)  # the namespace skipped
+
+    async def main() -> None:
+        store = RedisProgress(redis_server.url)
+        try:
+            assert await store.rooms("/progress") == [
+                {"ns": "/", "room": "table-1", "members": ["ann", "bob"]},
+                {"ns": "/", "room": "aaa00", "members": ["mallory"]},
+                {"ns": "/", "room": "aaa01", "members": ["mallory"]},
+            ]
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        keys.close()
