@@ -330,6 +330,17 @@ def test_a_report_on_the_instructors_page_redraws_its_cell_alone(browser):
         page.locator('td[data-exercise="x/extra"][data-state="passed"]').wait_for(timeout=10_000)
         assert 1 <= page.evaluate("window.redrawn") <= 2
         assert cells.count() == (len(students) + 1) * (len(exercises) + 1)
+        assert page.inner_text('dd[data-bound="exercises replaced"]') == "0"
+
+        # The grid full, a made-up name: it takes the place of one s00 alone tried, and
+        # the next snapshot shows the column gone and the count.
+        server.call(lambda: setattr(progress, "max_exercises", len(exercises) + 1))
+        send([("s01", "made-up")])
+        page.wait_for_selector('dd[data-bound="exercises replaced"] >> text=1')
+        page.locator('td[data-exercise="x/made-up"]').first.wait_for(timeout=10_000)
+        gone = "() => !document.querySelector('td[data-exercise=\"x/extra\"]')"
+        page.wait_for_function(gone, timeout=10_000)  # drawn the frame after the snapshot
+        assert page.inner_text('dd[data-bound="reports ignored"]') == "0"
 
 
 # -- servers sharing Redis (--redis, --workers) ------------------------------------------------
