@@ -78,8 +78,12 @@ class LocalProgress:
 
     async def grid(self) -> dict[str, Any]:
         progress = self.progress
-        counts = {"evicted": progress.evicted, "replaced": progress.replaced}
-        return {**progress.grid(), **counts, "ignored": progress.ignored}
+        return {
+            **progress.grid(),
+            "evicted": progress.evicted,
+            "replaced": progress.replaced,
+            "ignored": progress.ignored,
+        }
 
     async def close(self) -> None:
         pass

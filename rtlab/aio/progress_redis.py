@@ -222,16 +222,15 @@ class RedisProgress:
         async for key in self._redis.scan_iter(match=f"{MEMBERS}*", count=500):
             ns, _, room = key.removeprefix(MEMBERS).rpartition(":")
             if room != "*" and ns != skip:
-                found.append((ns, room, key))
+                found.append((ns, room))
         async with self._redis.pipeline(transaction=False) as pipe:
-            for *_, key in found:
-                pipe.hlen(key)
+            for ns, room in found:
+                pipe.hlen(f"{MEMBERS}{ns}:{room}")
             sizes = await pipe.execute()
-        shown = rooms_shown((n, ns, room) for n, (ns, room, _) in zip(sizes, found, strict=True))
-        keys = {(ns, room): key for ns, room, key in found}
+        shown = rooms_shown((n, ns, room) for n, (ns, room) in zip(sizes, found, strict=True))
         async with self._redis.pipeline(transaction=False) as pipe:
             for _, ns, room in shown:
-                pipe.hkeys(keys[ns, room])
+                pipe.hkeys(f"{MEMBERS}{ns}:{room}")
             members = await pipe.execute()
         return [
             {"ns": ns, "room": room, "members": sorted(users)}
