@@ -70,6 +70,8 @@ def verify_claims(secret: str, token: str, now: float) -> Claims:
     payload, dot, signature = token.partition(".")
     if not dot or not payload or not signature:
         raise TokenError("malformed token: expected PAYLOAD.SIGNATURE")
+    if not token.isascii():  # hmac.compare_digest raises TypeError for other text
+        raise TokenError("malformed token: tokens are ASCII (base64url and a dot)")
     if not hmac.compare_digest(signature, _sign(secret, payload)):
         raise TokenError("bad signature: the token was not made with this server's secret")
     try:

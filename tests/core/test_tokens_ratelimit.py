@@ -26,6 +26,8 @@ def test_a_token_names_its_user_until_it_expires():
         ("no-dot", "malformed token"),
         (".sig", "malformed token"),
         ("payload.", "malformed token"),
+        ("payload.sïg", "tokens are ASCII"),
+        ("pаyload.sig", "tokens are ASCII"),
     ],
 )
 def test_malformed_tokens_are_refused(token, message):
