@@ -19,6 +19,7 @@ import base64
 import hmac
 import inspect
 import json
+import string
 import sys
 import textwrap
 import types
@@ -79,6 +80,10 @@ TRAILING_SLASH = (
     "an Origin never ends with '/', but an allow-list typed by a person may "
     "(--origins https://class.example.org/): compare entry.rstrip('/') with the origin"
 )
+EMPTY = (
+    "an empty Origin header is still a header, sent by something that is no browser "
+    "you know: only None means there was none, so refuse ''"
+)
 NULL = (
     "'null' is the origin of sandboxed frames and local files: it is not the server's own "
     "page, and nothing in the allow-list matches it, so refuse it"
@@ -109,12 +114,16 @@ ORIGIN_CASES: tuple[OriginCase, ...] = (
     OriginCase("https://anything.example", LAB, ("*",), True, STAR),
     OriginCase("http://127.0.0.1:9999", HERE, (), False, OTHER_PORT),
     OriginCase(f"http://{HERE}.evil.example", HERE, (), False, WHOLE),
+    OriginCase(f"http://1{HERE}", HERE, (), False, WHOLE),
+    OriginCase(f"https://evil{LAB}", LAB, (), False, WHOLE),
     OriginCase(f"{CLASS}.evil.example", LAB, (CLASS,), False, WHOLE),
     OriginCase("https://myclass.example.org", LAB, (CLASS,), False, WHOLE),
     OriginCase("https://class.example", LAB, (CLASS,), False, WHOLE),
     OriginCase("https://class.example.org.evil.com", LAB, (CLASS,), False, WHOLE),
+    OriginCase("https://class-example.org", LAB, (CLASS,), False, WHOLE),
     OriginCase("http://class.example.org", LAB, (CLASS,), False, SCHEME),
     OriginCase(f"{CLASS}:8443", LAB, (CLASS,), False, LISTED_PORT),
+    OriginCase("", HERE, (), False, EMPTY),
     OriginCase("null", HERE, (), False, NULL),
     OriginCase("null", LAB, (CLASS,), False, NULL),
     OriginCase(CLASS, LAB, (f"{CLASS}/",), True, TRAILING_SLASH),
@@ -151,6 +160,7 @@ def _live_origins(port: int) -> list[tuple[str | None, int]]:
         (CLASS, 101),
         ("http://evil.example", 403),
         (f"{CLASS}.evil.com", 403),
+        (f"http://1127.0.0.1:{port}", 403),
         ("http://localhost:1", 403),
     ]
 
@@ -209,8 +219,8 @@ def check_origin_allowed(origin_allowed: Callable[..., Any]) -> Verdict:
 
 TOKEN_HINT = (
     "split PAYLOAD.SIGNATURE at the dot; compute the HMAC-SHA256 of the payload text with "
-    "the secret, base64url without '='; compare it with the signature using "
-    "hmac.compare_digest; only then decode the payload and check that now < exp"
+    "the secret, base64url without '='; compare it with the signature, both as bytes "
+    "(.encode()), using hmac.compare_digest; only then decode the payload and check that now < exp"
 )
 TOKEN_NUDGE = (
     "start by splitting the token safely: payload, dot, signature = token.partition('.'), "
@@ -227,6 +237,11 @@ EXPIRY = (
 MALFORMED = (
     "a token without a dot, or with an empty part, proves nothing: return None instead of "
     "raising (str.partition('.') splits safely)"
+)
+NON_ASCII = (
+    "a token is ASCII, but whoever sends one can put anything in it, and compare_digest "
+    "raises TypeError for a str with other characters: compare bytes, "
+    "hmac.compare_digest(signature.encode(), expected.encode())"
 )
 TIMING = (
     "compare signatures with hmac.compare_digest, not ==: == stops at the first character "
@@ -252,10 +267,19 @@ def _tampered_payload() -> str:
     return f"{_b64(body.encode())}.{signature}"
 
 
-def _tampered_signature() -> str:
+B64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+
+
+def _other(character: str) -> str:
+    """Another base64url character, one of whose data bits differs (the last character of
+    a signature carries 4 bits and 2 of padding): different bytes, not just another text."""
+    return B64URL[B64URL.index(character) ^ 0b010000]
+
+
+def _resigned(change: Callable[[str], str]) -> str:
+    """alice's token with its signature changed by ``change``."""
     payload, signature = issue(TOKEN_SECRET, "alice", TTL, ISSUED).split(".")
-    first = "B" if signature[0] != "B" else "C"  # a whole character: different bytes
-    return f"{payload}.{first}{signature[1:]}"
+    return f"{payload}.{change(signature)}"
 
 
 @dataclass(frozen=True)
@@ -283,13 +307,48 @@ TOKEN_CASES: tuple[TokenCase, ...] = (
         SIGNATURE,
     ),
     TokenCase("alice's token with 'admin' in its payload", _tampered_payload(), ISSUED, SIGNATURE),
-    TokenCase("alice's token with a changed signature", _tampered_signature(), ISSUED, SIGNATURE),
+    TokenCase(
+        "alice's token with the first character of its signature changed",
+        _resigned(lambda sig: _other(sig[0]) + sig[1:]),
+        ISSUED,
+        SIGNATURE,
+    ),
+    TokenCase(
+        "alice's token with the last character of its signature changed",
+        _resigned(lambda sig: sig[:-1] + _other(sig[-1])),
+        ISSUED,
+        SIGNATURE,
+    ),
+    TokenCase(
+        "alice's token with only the first character of its signature",
+        _resigned(lambda sig: sig[:1]),
+        ISSUED,
+        SIGNATURE,
+    ),
+    TokenCase(
+        "alice's token with its signature's last character cut",
+        _resigned(lambda sig: sig[:-1]),
+        ISSUED,
+        SIGNATURE,
+    ),
+    TokenCase(
+        "alice's token with a character added to its signature",
+        _resigned(lambda sig: sig + "A"),
+        ISSUED,
+        SIGNATURE,
+    ),
     TokenCase("alice's token, 1 s after its exp", ALICE, ISSUED + TTL + 1, EXPIRY),
     TokenCase("alice's token, exactly at its exp", ALICE, ISSUED + TTL, EXPIRY),
     TokenCase("the token 'garbage'", "garbage", ISSUED, MALFORMED),
     TokenCase("the empty token ''", "", ISSUED, MALFORMED),
     TokenCase("alice's token cut after its dot", ALICE[: ALICE.index(".") + 1], ISSUED, MALFORMED),
     TokenCase("alice's payload alone", ALICE.split(".")[0], ISSUED, MALFORMED),
+    TokenCase(
+        "alice's token with an 'é' in place of its signature's first character",
+        _resigned(lambda sig: "é" + sig[1:]),
+        ISSUED,
+        NON_ASCII,
+    ),
 )
 
 
@@ -328,6 +387,31 @@ def _imported(tree: ast.AST) -> dict[str, Any]:
     return names
 
 
+def _discarded(tree: ast.AST) -> set[int]:
+    """The ids of the calls whose answer nothing reads: a bare expression, or an assignment
+    to names that are never read (``same = compare_digest(...)`` and then ``==``)."""
+    read = {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
+    discarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Expr):
+            discarded.add(id(node.value))
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            stored = [
+                name.id
+                for target in targets
+                for name in ast.walk(target)
+                if isinstance(name, ast.Name)
+            ]
+            if stored and not read.intersection(stored):
+                discarded.add(id(node.value))
+    return discarded
+
+
 def _calls_compare_digest(function: Callable[..., Any], depth: int = 2) -> bool | None:
     """Whether the function calls ``hmac.compare_digest`` (under any name it was imported
     as) and uses the answer, or calls a function of its own module that does; None when
@@ -337,7 +421,7 @@ def _calls_compare_digest(function: Callable[..., Any], depth: int = 2) -> bool 
     except (OSError, TypeError, SyntaxError):
         return None
     names = {**getattr(function, "__globals__", {}), **_imported(tree)}
-    discarded = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    discarded = _discarded(tree)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or id(node) in discarded:
             continue

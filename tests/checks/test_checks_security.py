@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from hmac import compare_digest as timing_safe
 from urllib.parse import urlsplit
@@ -185,9 +186,55 @@ def compares_lists(origin, host, allow):
     return origin is None or urlsplit(origin).netloc == host or "*" in allow or [origin] == allow
 
 
+def own_suffix(origin, host, allow):
+    listed = "*" in allow or origin in allow
+    return origin is None or urlsplit(origin).netloc.endswith(host) or listed
+
+
+def own_text_suffix(origin, host, allow):
+    return origin is None or origin.endswith(host) or "*" in allow or origin in allow
+
+
+def listed_patterns(origin, host, allow):
+    return (
+        origin is None
+        or urlsplit(origin).netloc == host
+        or any(entry == "*" or re.fullmatch(entry.rstrip("/"), origin) for entry in allow)
+    )
+
+
+def empty_as_none(origin, host, allow):
+    if not origin:
+        return True
+    return urlsplit(origin).netloc == host or "*" in allow or origin in allow
+
+
 @pytest.mark.parametrize(
     ("wrong", "message", "hint"),
     [
+        (
+            own_suffix,
+            "origin_allowed('http://1127.0.0.1:8765', '127.0.0.1:8765', []) "
+            "returned True, expected False",
+            security.WHOLE,
+        ),
+        (
+            own_text_suffix,
+            "origin_allowed('http://1127.0.0.1:8765', '127.0.0.1:8765', []) "
+            "returned True, expected False",
+            security.WHOLE,
+        ),
+        (
+            listed_patterns,
+            "origin_allowed('https://class-example.org', 'lab.example.org', "
+            "['https://class.example.org']) returned True, expected False",
+            security.WHOLE,
+        ),
+        (
+            empty_as_none,
+            "origin_allowed('', '127.0.0.1:8765', []) returned True, expected False",
+            security.EMPTY,
+        ),
         (
             substring,
             "origin_allowed('http://127.0.0.1:8765.evil.example', '127.0.0.1:8765', []) "
@@ -336,7 +383,7 @@ def token_right(secret, token, now):
     if not dot or not payload or not signature:
         return None
     expected = b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(signature, expected):
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     if now >= claims["exp"]:
@@ -355,7 +402,7 @@ def variant(*, compare=hmac.compare_digest, check_signature=True, expired=None, 
         else:
             payload, signature = token.split(".")  # ValueError without exactly one dot
         expected = b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-        if check_signature and not compare(signature, expected):
+        if check_signature and not compare(signature.encode(), expected.encode()):
             return None
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         if (expired or (lambda now, exp: now >= exp))(now, claims["exp"]):
@@ -366,8 +413,11 @@ def variant(*, compare=hmac.compare_digest, check_signature=True, expired=None, 
 
 
 def signed(secret, token):
-    """The payload and both signatures, or None for a malformed token."""
+    """The payload and both signatures, or None for a malformed token (compare_digest
+    compares ASCII text alone)."""
     payload, dot, signature = token.partition(".")
+    if not token.isascii():
+        return None
     if not dot or not payload or not signature:
         return None
     return payload, signature, b64(hmac.new(secret.encode(), payload.encode(), "sha256").digest())
@@ -549,3 +599,81 @@ def test_a_wrong_user_is_reported() -> None:
     assert verdict.message == (
         "verify_token: bob's token, 50 minutes after it was made: returned 'alice', expected 'bob'"
     )
+
+
+def prefix_of_expected(secret, token, now):
+    parts = signed(secret, token)
+    if parts is None or not parts[1]:
+        return None
+    given, expected = parts[1], parts[2][: len(parts[1])]  # any prefix of the right one
+    return claims_of(parts[0], now) if hmac.compare_digest(given, expected) else None
+
+
+def first_characters(secret, token, now):
+    parts = signed(secret, token)
+    same = parts and hmac.compare_digest(parts[1][:8], parts[2][:8])
+    return claims_of(parts[0], now) if same else None
+
+
+@pytest.mark.parametrize(
+    ("wrong", "case"),
+    [
+        (prefix_of_expected, "alice's token with only the first character of its signature"),
+        (first_characters, "alice's token with the last character of its signature changed"),
+    ],
+    ids=lambda value: value.__name__ if callable(value) else "",
+)
+def test_a_part_of_the_signature_compared_fails_with_its_hint(wrong, case) -> None:
+    verdict = check_verify_token(wrong)
+    assert verdict.message == f"verify_token: {case}: returned 'alice', expected None"
+    assert verdict.hint == security.SIGNATURE
+
+
+def test_signature_cases_change_bytes_not_just_text() -> None:
+    # A base64url signature's last character carries 2 bits of padding: a change there alone
+    # would leave the bytes as they were, and a right answer comparing bytes would pass it.
+    def decoded(text: str) -> bytes | None:
+        try:
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except ValueError:  # no bytes at all: refused by any answer that decodes
+            return None
+
+    right = security.ALICE.split(".")[1]
+    for case in TOKEN_CASES:
+        signature = case.token.partition(".")[2]
+        if "signature" in case.what and signature.isascii():
+            assert decoded(signature) != decoded(right), case.what
+
+
+def test_compare_digest_on_text_that_is_not_ascii_fails_with_its_hint() -> None:
+    def text_compared(secret, token, now):
+        payload, dot, signature = token.partition(".")
+        if not dot or not payload or not signature:
+            return None
+        expected = b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+        return claims_of(payload, now) if hmac.compare_digest(signature, expected) else None
+
+    verdict = check_verify_token(text_compared)
+    assert verdict.message == (
+        "verify_token: alice's token with an 'é' in place of its signature's first character: "
+        "raised TypeError: comparing strings with non-ASCII characters is not supported; "
+        "return None instead"
+    )
+    assert verdict.hint == security.NON_ASCII
+
+
+def test_compare_digest_whose_answer_is_kept_but_never_read_gets_the_timing_hint() -> None:
+    def kept(secret, token, now):
+        parts = signed(secret, token)
+        if parts is None:
+            return None
+        same = hmac.compare_digest(parts[1], parts[2])  # noqa: F841 - the mistake itself
+        return claims_of(parts[0], now) if parts[1] == parts[2] else None
+
+    def read(secret, token, now):
+        parts = signed(secret, token)
+        same = parts is not None and hmac.compare_digest(parts[1], parts[2])
+        return claims_of(parts[0], now) if same else None
+
+    assert check_verify_token(kept).hint == security.TIMING
+    assert check_verify_token(read).passed
