@@ -254,8 +254,12 @@ def worth_compressing(message: bytes) -> bool:
     return deflated_size(message) <= (1 - WORTH) * len(message)
 
 
-def message_mix(seed: int = 6) -> list[bytes]:
-    """A day of chat traffic: short lines, join-room acks with history, and presence lists."""
+def message_mix(
+    seed: int = 6, histories: Sequence[int] = (3, 8, 20, 50), pictures: int = 0
+) -> list[bytes]:
+    """A day of chat traffic: short lines, join-room acks with ``histories`` messages of
+    history, presence lists, and ``pictures`` lines carrying a thumbnail in base64 (random
+    bytes: deflate cannot halve them)."""
     rng = random.Random(seed)
     words = [
         "hello",
@@ -291,7 +295,10 @@ def message_mix(seed: int = 6) -> list[bytes]:
     mix = []
     for i in range(30):
         mix.append({"event": "receive-message", "data": line(i), "ns": "/"})
-    for n in (3, 8, 20, 50):
+    for i in range(pictures):
+        thumbnail = base64.b64encode(rng.randbytes(rng.randint(300, 600))).decode()
+        mix.append({"event": "receive-message", "data": {**line(i), "image": thumbnail}})
+    for n in histories:
         history = [line(i) for i in range(n)]
         mix.append({"ack": n, "data": {"roomId": "lobby", "history": history, "seq": n}})
     for n in (1, 2):
@@ -309,7 +316,10 @@ def thresholds_that_work(messages: Sequence[bytes]) -> range:
     return range(low, high + 1)
 
 
-MIX_SEEDS = (6, 8)  # the lesson's mix, and another day's
+def days() -> list[list[bytes]]:
+    """The mixes the check grades on: the lesson's, another day's, and a day with pictures,
+    whose thresholds that work share none with the others' (no constant passes)."""
+    return [message_mix(6), message_mix(8), message_mix(7, (10, 25, 50), pictures=6)]
 
 
 def _whole(threshold: object) -> int | None:
@@ -352,9 +362,9 @@ def check_threshold(
     choose_threshold: Callable[[list[bytes]], int],
     mixes: Sequence[Sequence[bytes]] | None = None,
 ) -> Verdict:
-    """Grade ``choose_threshold(messages) -> int`` on each mix (default: two days of
-    :func:`message_mix`): the threshold must compress exactly the messages worth it."""
-    chosen = [message_mix(seed) for seed in MIX_SEEDS] if mixes is None else mixes
+    """Grade ``choose_threshold(messages) -> int`` on each mix (default: :func:`days`):
+    the threshold must compress exactly the messages worth it."""
+    chosen = days() if mixes is None else mixes
 
     def attempt() -> str | None:
         if not callable(choose_threshold):

@@ -368,6 +368,7 @@ WRONG_THRESHOLDS = [
     ),
     ("compress everything", lambda m: 0, "mix 1: 0 compresses a 61-byte message"),
     ("hard-coded for one day", lambda m: HARD_CODED, "mix 2: "),
+    ("a round number", lambda m: 256, "mix 3: 256 compresses a 688-byte message"),
     ("a text", lambda m: "400", "mix 1: expected a whole number of bytes, got '400'"),
     ("a bool", lambda m: True, "mix 1: expected a whole number of bytes, got True"),
     ("half a byte", lambda m: 425.5, "mix 1: expected a whole number of bytes, got 425.5"),
@@ -383,6 +384,12 @@ def test_wrong_thresholds_fail_with_the_recipe(choose, message) -> None:  # type
     assert not verdict.passed
     assert verdict.message.startswith(f"choose_threshold: {message}"), verdict.message
     assert verdict.hint == performance.THRESHOLD_HINT
+
+
+def test_no_one_threshold_works_every_day() -> None:
+    works = [set(thresholds_that_work(mix)) for mix in performance.days()]
+    assert all(works)
+    assert not set.intersection(*works)  # a constant, however well guessed, fails a day
 
 
 def test_threshold_endless_loop_is_a_cross(monkeypatch) -> None:  # type: ignore[no-untyped-def]
