@@ -122,6 +122,11 @@ SAME_TEXT = "two messages can say the same thing ('ok'): tell them apart by seq,
 WHOLE_SCREEN = "return the whole screen: what it showed before, then what was missed"
 IN_ORDER = "keep the screen in seq order: the order the room's messages were sent in"
 
+NO_REDIS = (
+    "not your code: redis-server is not running (the clean-up cell stops it). Start it "
+    "again with `redis_process = start_redis()`, then run the check again"
+)
+
 CATCH_UP_ROOM = "relay"
 BEFORE = ["hello", "is alice here?"]  # frank's messages before alice joins
 SEEN = ["welcome, alice", "ok"]  # what alice's screen shows when her server dies
@@ -151,7 +156,10 @@ def _catch_up_problem(
 ) -> str | tuple[str, str] | None:
     if not callable(catch_up):
         return f"expected a function, got {type(catch_up).__name__}", CATCH_UP_HINT
-    _clear_room(redis_url)
+    try:
+        _clear_room(redis_url)
+    except redis.ConnectionError:
+        return f"no redis-server answers at {redis_url}, so the check cannot run", NO_REDIS
     servers: list[RunningServer] = []
     clients: list[Client] = []
 

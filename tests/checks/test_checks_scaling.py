@@ -5,6 +5,7 @@ learner copy, and turn whatever the learner's code raises into a cross naming it
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -248,3 +249,12 @@ def test_catch_up_not_done_yet_shows_the_nudge(redis_url):
     verdict = check_catch_up(todo, redis_url)
     assert verdict.message == "catch_up: not done yet"
     assert verdict.hint.startswith(scaling.CATCH_UP_NUDGE)
+
+
+def test_without_redis_the_check_says_so_and_blames_no_code():
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    verdict = check_catch_up(catch_up_right, url)
+    assert verdict.message == f"catch_up: no redis-server answers at {url}, so the check cannot run"
+    assert verdict.hint == scaling.NO_REDIS
