@@ -18,7 +18,9 @@ JavaScript in a cell (the code of a ``rtlab.js_exercise`` box) marks its solutio
 ``throw new Error("not done yet: your code here");``, which the exercise's check answers
 with "not done yet".
 A "predict, then run" cell (a code cell tagged ``predict`` in its metadata) loses
-its outputs too, so the learner predicts before seeing them. The notebook's saved
+its outputs too, so the learner predicts before seeing them; so do the code cells after
+it up to the next heading, whose outputs may tell, and the markdown cell after it, the
+answer, is folded in a ``<details>`` element the learner opens. The notebook's saved
 widget state is dropped (a JavaScript box's code is in it). Everything else is
 copied unchanged.
 """
@@ -33,6 +35,7 @@ from typing import Any
 PLACEHOLDER = "raise NotImplementedError  # your code here"
 JS_PLACEHOLDER = 'throw new Error("not done yet: your code here");'
 PREDICT = "predict"  # the cell tag of a "predict, then run" cell
+ANSWER_SUMMARY = "What happened, and why (open it once you have run the cell above)"
 _MARKER = re.compile(
     r"^(?P<indent>[ \t]*)"
     r"(?:# (?P<code>BEGIN|END) SOLUTION|// (?P<js>BEGIN|END) SOLUTION"
@@ -52,6 +55,7 @@ class LearnerNotebook:
     exercises: list[int]  # indexes of the code cells that had a solution
     solutions: int  # solution blocks removed, in code and markdown cells
     predictions: list[int]  # indexes of the "predict, then run" cells, outputs cleared
+    answers: list[int]  # indexes of the markdown cells after them, folded
 
 
 def _text(source: str | list[str]) -> str:
@@ -111,6 +115,11 @@ def _clear(cell: dict[str, Any]) -> None:
     cell["execution_count"] = None
 
 
+def folded(answer: str) -> str:
+    """A markdown answer inside a ``<details>`` element, shut until the learner opens it."""
+    return f"<details><summary>{ANSWER_SUMMARY}</summary>\n\n{answer.strip()}\n\n</details>\n"
+
+
 def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> LearnerNotebook:
     """A learner copy of ``notebook`` (an nbformat 4 dict; the original is not changed).
 
@@ -123,12 +132,23 @@ def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> Le
     copied.get("metadata", {}).pop("widgets", None)
     exercises: list[int] = []
     predictions: list[int] = []
+    answers: list[int] = []
     solutions = 0
+    predicted = False  # since the last "predict, then run" cell, before the next heading
     for index, cell in enumerate(copied.get("cells", [])):
         code = cell.get("cell_type") == "code"
+        text = _text(cell.get("source", ""))
         if code and PREDICT in cell.get("metadata", {}).get("tags", []):
             predictions.append(index)
-            _clear(cell)
+            predicted = True
+        elif not code and text.lstrip().startswith("#"):
+            predicted = False
+        elif not code and predictions and predictions[-1] == index - 1:
+            answers.append(index)
+            text = folded(text)
+            cell["source"] = text if isinstance(cell["source"], str) else _lines(text)
+        if code and predicted:
+            _clear(cell)  # the predict cell, or one after it whose output may tell
         where = f"{name}, cell {index + 1}" + (f" (id {cell['id']})" if cell.get("id") else "")
         source, count = learner_source(_text(cell.get("source", "")), where)
         if not count:
@@ -138,4 +158,4 @@ def learner_notebook(notebook: dict[str, Any], name: str = "the notebook") -> Le
         if code:
             exercises.append(index)
             _clear(cell)
-    return LearnerNotebook(copied, exercises, solutions, predictions)
+    return LearnerNotebook(copied, exercises, solutions, predictions, answers)

@@ -11,6 +11,7 @@ import pytest
 
 from rtlab import cli, handout
 from rtlab.learner import (
+    ANSWER_SUMMARY,
     JS_PLACEHOLDER,
     PLACEHOLDER,
     SolutionError,
@@ -244,18 +245,44 @@ def test_predict_then_run_cells_lose_their_outputs_and_nothing_else():
         code("print(len(frame))", result("6"), count=5, tags=("slow", "predict")),
         code("print('kept')", result("kept"), count=6, tags=("predicted",)),
         {**markdown("tagged, but not code"), "metadata": {"tags": ["predict"]}},
+        markdown("## 2 · The next section"),
         code(EXERCISE, result("✅ correct"), tags=("predict",)),
     )
     learner = learner_notebook(before)
     after = learner.notebook["cells"]
-    assert learner.predictions == [1, 2, 5] and learner.exercises == [5]
-    for index in (1, 2, 5):
+    assert learner.predictions == [1, 2, 6] and learner.exercises == [6]
+    for index in (1, 2, 6):
         assert after[index]["outputs"] == [] and after[index]["execution_count"] is None
     for index in (1, 2):
         assert after[index]["source"] == before["cells"][index]["source"]
         assert after[index]["metadata"] == before["cells"][index]["metadata"]
-    assert after[3] == before["cells"][3] and after[4] == before["cells"][4]
+    assert after[4] == before["cells"][4] and after[5] == before["cells"][5]
     assert before["cells"][1]["outputs"] == result("Echo: hi"), "the source was changed"
+
+
+def test_what_tells_a_predictions_answer_is_shut_until_the_learner_opens_it():
+    answer = "Nine went through, the other five came back as `error`.\n"
+    before = notebook(
+        markdown("**Predict, then run**: how many get through?"),
+        code("flood()", result("sent 14"), count=1, tags=("predict",)),
+        markdown(answer),
+        code("print(bob.seen)", result("bob has seen 10"), count=2),
+        markdown("More about it, in the same section."),
+        code("print(1)", result("1"), count=3),
+        markdown("## 2 · The next section"),
+        code("print(2)", result("2"), count=4),
+    )
+    learner = learner_notebook(before)
+    after = learner.notebook["cells"]
+    assert learner.answers == [2]
+    assert after[2]["source"] == (
+        f"<details><summary>{ANSWER_SUMMARY}</summary>\n\n{answer.strip()}\n\n</details>\n"
+    )
+    for index in (1, 3, 5):  # the rest of the section: an output may tell the answer
+        assert after[index]["outputs"] == [] and after[index]["execution_count"] is None
+        assert after[index]["source"] == before["cells"][index]["source"]
+    assert after[4] == before["cells"][4], "only the answer right after the cell is folded"
+    assert after[6:] == before["cells"][6:], "the next section keeps its outputs"
 
 
 # -- the command ---------------------------------------------------------------------------
