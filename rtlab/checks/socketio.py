@@ -27,6 +27,7 @@ from typing import Any
 
 import socketio
 
+from rtlab.aio.socketio_chat import timestamp
 from rtlab.checks import Verdict, describe, grade
 from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.core.engineio import PacketError, parse
@@ -227,6 +228,28 @@ RETURN_DATA = (
     "return the ack's data, not the packet: '431[{\"roomId\":...}]' is '43', the id 1, "
     "then a JSON array of the handler's return values; json.loads(packet[3:])[0]"
 )
+KEEP_LOOKING = (
+    "a GET brings what the server has for you, in order: here a welcome event came before "
+    "the ack. Look through every packet of every GET until one starts with '431'"
+)
+WELCOME = "welcome"  # what the check's server sends a joiner before the ack
+
+
+def _welcoming_joins(chat: RunningSocketIO) -> list[dict[str, Any]]:
+    """Make ``join-room`` on ``chat`` send the joiner a ``welcome`` event before its ack,
+    and put the time of joining in the ack: an answer must find the ack among other
+    packets, and read it. The acks sent, as they are sent."""
+    sio, acks = chat.chat.sio, []
+    join = sio.handlers["/"]["join-room"]
+
+    async def join_and_welcome(sid: str, room_id: str) -> dict[str, Any]:
+        ack = {**await join(sid, room_id), "joinedAt": timestamp()}
+        await sio.emit(WELCOME, {"roomId": room_id}, to=sid)
+        acks.append(ack)
+        return ack
+
+    chat.call(sio.on, "join-room", join_and_welcome)
+    return acks
 
 
 def _grade_join_by_polling(join_by_polling: Callable[..., Any]) -> Problem | None:
@@ -235,6 +258,7 @@ def _grade_join_by_polling(join_by_polling: Callable[..., Any]) -> Problem | Non
     member: _Member | None = None
     try:
         member = _Member(chat.url, POLL_ROOM)
+        acks = _welcoming_joins(chat)
         log_before, requests_before = len(chat.log), chat.requests
         error: BaseException | None = None
         try:
@@ -265,8 +289,11 @@ def _grade_join_by_polling(join_by_polling: Callable[..., Any]) -> Problem | Non
         if [m["message"] for m in member.received] != [POLL_MESSAGE]:
             heard = [m["message"] for m in member.received]
             return f"joined {POLL_ROOM!r}; the member there received {heard!r}", SEND_IT
-        if got != {"roomId": POLL_ROOM}:
-            return f"returned {got!r:.60}, not the ack's data", RETURN_DATA
+        if got != chat.call(lambda: acks[-1] if acks else None):
+            welcomed = isinstance(got, str) and WELCOME in got
+            return f"returned {got!r:.80}, not the ack's data", (
+                KEEP_LOOKING if welcomed else RETURN_DATA
+            )
         return None
     finally:
         if member is not None:

@@ -129,6 +129,10 @@ class Running:
     def running(self) -> bool:
         return self._background.alive
 
+    def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` on the server's own thread (where its state lives)."""
+        return self._background.call(function, *args)
+
     async def _stop(self) -> None:
         raise NotImplementedError
 
@@ -203,10 +207,6 @@ class RunningServer(Running):
     def log(self) -> list[str]:
         """What the server logged (it never prints), plus background errors."""
         return [*self.server.log, *self._background.errors]
-
-    def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run ``function(*args)`` on the server's own thread (where its state lives)."""
-        return self._background.call(function, *args)
 
     def emit(self, event: str, data: Any = None, *, ns: str = "/", to: str | None = None) -> int:
         """Send an event from the server to a room, or to everyone in ``ns``; how many got it."""

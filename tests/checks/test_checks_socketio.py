@@ -16,6 +16,7 @@ from rtlab.checks.socketio import (
     CONNECT_FIRST,
     ENGINE_DIGIT,
     JSON,
+    KEEP_LOOKING,
     NAMESPACE,
     NO_ACK,
     NO_SESSION,
@@ -230,7 +231,40 @@ def forgets_to_send(url, room, message):
     session.post("40")
     session.get()
     session.post("421" + json.dumps(["join-room", room]))
-    return json.loads(session.get()[0][3:])[0]
+    while not (acks := [p for p in session.get() if p.startswith("431")]):
+        pass
+    return json.loads(acks[0][3:])[0]
+
+
+def never_reads_the_ack(url, room, message):
+    session = LongPolling(url)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("421" + json.dumps(["join-room", room]))
+    session.post("42" + json.dumps(["send-message", {"roomId": room, "message": message}]))
+    return {"roomId": room}  # what the lesson's server answered: made up, not read
+
+
+def without_an_ack_id(url, room, message):
+    session = LongPolling(url)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("42" + json.dumps(["join-room", room]))
+    session.post("42" + json.dumps(["send-message", {"roomId": room, "message": message}]))
+    return {"roomId": room}
+
+
+def first_packet_parsed(url, room, message):
+    session = LongPolling(url)
+    session.open()
+    session.post("40")
+    session.get()
+    session.post("421" + json.dumps(["join-room", room]))
+    first = session.get()[0]
+    session.post("42" + json.dumps(["send-message", {"roomId": room, "message": message}]))
+    return json.loads("[" + first[first.index("[") + 1 :])[-1]  # the last value of the array
 
 
 def upgrades(url, room, message):
@@ -252,7 +286,10 @@ def websocket_url(url, room, message):  # a ws:// URL: urllib cannot open it
     [
         (no_connect, "a session opened, but never connected to '/'", CONNECT_FIRST),
         (no_ack_id, "the member there received []", SEND_IT),
-        (returns_the_packet, 'returned \'431[{"roomId":"kitchen"}]\'', RETURN_DATA),
+        (returns_the_packet, 'returned \'42["welcome",{"roomId":"kitchen"}]\'', KEEP_LOOKING),
+        (never_reads_the_ack, "returned {'roomId': 'kitchen'}, not the ack's data", RETURN_DATA),
+        (without_an_ack_id, "returned {'roomId': 'kitchen'}, not the ack's data", RETURN_DATA),
+        (first_packet_parsed, "returned {'roomId': 'kitchen'}, not the ack's data", RETURN_DATA),
         (forgets_to_send, "the member there received []", SEND_IT),
         (upgrades, "the client upgraded to WebSocket", POLLING_ONLY),
         (websocket_url, "the server saw no long-polling request", NO_SESSION),
