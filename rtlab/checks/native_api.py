@@ -13,7 +13,9 @@ never returns, or even ignores its cancellation, is given up on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import re
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -33,6 +35,7 @@ ASK_CASES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 GRACE = 1.0  # seconds a cancelled coroutine, or the server, gets to finish
+CLOSING = 3.0  # seconds until the server logs how a connection closed (its close_timeout: 2)
 
 ASK_NUDGE = (
     "open a connection with `async with connect(url) as ws:`, then send and receive "
@@ -45,6 +48,19 @@ ASK_HINT = (
     "Leaving the block closes the connection cleanly (code 1000), and a `return` "
     "inside it leaves the block too."
 )
+
+NOT_CLEAN = (
+    "close with the closing handshake and code 1000: leave the `async with connect(url) as "
+    "ws:` block (or `await ws.close()`). Dropping the connection (1006) or closing with an "
+    "error code (1011) tells the server something went wrong"
+)
+CLEAN = ("1000 ", "1001 ")  # normal closure, going away: nothing went wrong
+_CLOSED = re.compile(r"closed #\d+ [^:]*: (.*)$")
+
+
+def _closed(log: list[str]) -> str | None:
+    """How the connection of a log's ``closed`` line ended, ``1000 (OK)``; None before it."""
+    return next((m[1] for line in log if (m := _CLOSED.search(line))), None)
 
 
 def _shown(value: object, limit: int = 40) -> str:
@@ -108,14 +124,20 @@ async def _ask_problem(ask: Callable[[str, str], Any], timeout: float) -> Proble
     try:
         for path, text, expected in ASK_CASES:
             url = f"{server.url}{path}"
+            before = len(server.log)
             if problem := await _one_ask(ask, url, text, expected, timeout):
                 return problem
+            call = f"ask('…{path}', {_shown(text, 24)})"
             try:
                 await until(lambda: not server.clients, timeout=GRACE)
             except TimeoutError:
                 n = len(server.clients)
-                call = f"ask('…{path}', {_shown(text, 24)})"
                 return f"{call} left {n} connection{'s' if n != 1 else ''} open after returning"
+            with contextlib.suppress(TimeoutError):  # logged once websockets has closed it
+                await until(lambda start=before: _closed(server.log[start:]), timeout=CLOSING)
+            closed = _closed(server.log[before:]) or "no closing handshake"
+            if not closed.startswith(CLEAN):
+                return f"{call} ended its connection with {closed}, not a clean close", NOT_CLEAN
         return None
     finally:
         # From a thread: the server's closing handshake needs this loop to answer it.

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as sync_connect
 
-from rtlab.checks.native_api import ASK_HINT, ASK_NUDGE, check_ask
+from rtlab.checks.native_api import ASK_HINT, ASK_NUDGE, NOT_CLEAN, check_ask
 
 # -- ask(url, text) --------------------------------------------------------------
 
@@ -242,3 +242,32 @@ def test_ask_check_without_await_says_so() -> None:
         "`await native_api.check_ask(ask)`"
     )
     assert not [t for t in threading.enumerate() if t.name == "rtlab-server"]  # nothing started
+
+
+async def ask_drops_the_connection(url: str, text: str) -> str:
+    ws = await connect(url)
+    await ws.send(text)
+    reply = await ws.recv()
+    ws.transport.abort()  # no closing handshake: the server sees 1006
+    return reply
+
+
+async def ask_closes_with_an_error(url: str, text: str) -> str:
+    ws = await connect(url)
+    await ws.send(text)
+    reply = await ws.recv()
+    await ws.close(1011, "oops")
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("ask", "closed"),
+    [(ask_drops_the_connection, "1006 (abnormal closure)"), (ask_closes_with_an_error, "1011")],
+)
+def test_a_connection_that_does_not_close_cleanly_fails_with_its_hint(ask, closed) -> None:
+    verdict = run_check_ask(ask)
+    assert verdict.message.startswith(
+        f"ask: ask('…/echo', 'hello') ended its connection with {closed}"
+    ), verdict.message
+    assert verdict.message.endswith(", not a clean close")
+    assert verdict.hint == NOT_CLEAN
