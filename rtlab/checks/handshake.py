@@ -22,8 +22,11 @@ import random
 import socket
 from collections.abc import Callable
 
+import websockets.utils
+
 from rtlab.checks import Problem, Verdict, describe, grade
 from rtlab.checks.bounded import STILL_RUNNING, call_within
+from rtlab.checks.calls import uses_answer_of
 from rtlab.core import frames
 from rtlab.core import handshake as core
 from rtlab.core.handshake import GUID
@@ -52,6 +55,11 @@ ACCEPT_NUDGE = (
     "then base64-encode the hash"
 )
 
+LIBRARY_ACCEPT_KEYS = (reference_accept_key, websockets.utils.accept_key)
+YOUR_OWN = (
+    "the check compares with handshake.accept_key: calling it proves nothing. Compute the "
+    "value yourself, with hashlib and base64, as section 2 did by hand"
+)
 ACCEPT_HINT = (
     "base64(SHA-1(key + GUID)): append the GUID to the key, as text; hash the result "
     "with hashlib.sha1(...).digest() (the 20 raw bytes, not .hexdigest()); then "
@@ -143,6 +151,8 @@ def check_accept_key(function: Callable[[str], str]) -> Verdict:
                 if got == slip:
                     return f"{call} returned {_shorten(got)}: {why}"
             return f"{call} returned {_shorten(got)}, expected {expected!r}"
+        if uses_answer_of(function, LIBRARY_ACCEPT_KEYS):
+            return "right answers, but they come from a library's accept_key", YOUR_OWN
         return None
 
     return grade("accept_key", attempt, ACCEPT_HINT, ACCEPT_NUDGE)

@@ -14,15 +14,10 @@ Every case is fixed, so a cell that ends with a check always shows the same line
 
 from __future__ import annotations
 
-import ast
 import base64
 import hmac
-import inspect
 import json
 import string
-import sys
-import textwrap
-import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +26,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from rtlab.checks import Verdict, describe, grade
+from rtlab.checks.calls import uses_answer_of
 from rtlab.core.tokens import TokenError, issue, verify
 from rtlab.notebook.background import start_server
 
@@ -359,86 +355,6 @@ def _expected_user(case: TokenCase) -> str | None:
         return None
 
 
-def _resolve(node: ast.expr, names: dict[str, Any]) -> Any:
-    """The object a name or a ``module.attribute`` chain stands for, or None."""
-    if isinstance(node, ast.Name):
-        return names.get(node.id)
-    if isinstance(node, ast.Attribute):
-        base = _resolve(node.value, names)
-        if isinstance(base, types.ModuleType):
-            return getattr(base, node.attr, None)
-    return None
-
-
-def _imported(tree: ast.AST) -> dict[str, Any]:
-    """Names bound by the imports inside the function (``import hmac`` in its body)."""
-    names: dict[str, Any] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                top = alias.name.partition(".")[0]
-                module = sys.modules.get(alias.name if alias.asname else top)
-                names[alias.asname or top] = module
-        elif isinstance(node, ast.ImportFrom) and node.module in sys.modules:
-            for alias in node.names:
-                names[alias.asname or alias.name] = getattr(
-                    sys.modules[node.module], alias.name, None
-                )
-    return names
-
-
-def _discarded(tree: ast.AST) -> set[int]:
-    """The ids of the calls whose answer nothing reads: a bare expression, or an assignment
-    to names that are never read (``same = compare_digest(...)`` and then ``==``)."""
-    read = {
-        node.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-    }
-    discarded = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Expr):
-            discarded.add(id(node.value))
-        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            stored = [
-                name.id
-                for target in targets
-                for name in ast.walk(target)
-                if isinstance(name, ast.Name)
-            ]
-            if stored and not read.intersection(stored):
-                discarded.add(id(node.value))
-    return discarded
-
-
-def _calls_compare_digest(function: Callable[..., Any], depth: int = 2) -> bool | None:
-    """Whether the function calls ``hmac.compare_digest`` (under any name it was imported
-    as) and uses the answer, or calls a function of its own module that does; None when
-    its source cannot be read."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    except (OSError, TypeError, SyntaxError):
-        return None
-    names = {**getattr(function, "__globals__", {}), **_imported(tree)}
-    discarded = _discarded(tree)
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or id(node) in discarded:
-            continue
-        called = _resolve(node.func, names)
-        if called is hmac.compare_digest:
-            return True
-        own = inspect.isfunction(called) and called.__module__ == function.__module__
-        if (
-            own
-            and called is not function
-            and depth > 0
-            and _calls_compare_digest(called, depth - 1)
-        ):
-            return True
-    return False
-
-
 def _token_problem(verify_token: Callable[..., Any]) -> Problem | None:
     if not callable(verify_token):
         return f"expected a function, got {type(verify_token).__name__}", TOKEN_HINT
@@ -457,7 +373,7 @@ def _token_problem(verify_token: Callable[..., Any]) -> Problem | None:
         if got != expected:
             shown = "None" if expected is None else repr(expected)
             return f"{where}: returned {got!r}, expected {shown}", case.hint
-    if _calls_compare_digest(verify_token) is False:
+    if uses_answer_of(verify_token, {hmac.compare_digest}) is False:
         return "right answers, but the signatures are not compared with compare_digest", TIMING
     return None
 

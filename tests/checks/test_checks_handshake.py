@@ -20,11 +20,13 @@ from rtlab.checks.handshake import (
     KEYS,
     LIVE,
     RFC_KEY,
+    YOUR_OWN,
     check_accept_key,
     check_frame_header,
     expected_header,
 )
 from rtlab.core import frames
+from rtlab.core import handshake as core_handshake
 from rtlab.core.handshake import GUID, accept_key
 
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3, for RFC_KEY
@@ -515,3 +517,24 @@ def test_answers_that_never_return_are_crosses_not_hung_cells() -> None:
         "does a loop never end?"
     )
     assert time.monotonic() - started < 5.8
+
+
+def through_the_lessons_module(key):  # type: ignore[no-untyped-def]
+    return core_handshake.accept_key(key)
+
+
+def through_an_alias(key):  # type: ignore[no-untyped-def]
+    from websockets.utils import accept_key as accept
+
+    return accept(key)
+
+
+def through_a_helper(key):  # type: ignore[no-untyped-def]
+    return through_the_lessons_module(key).strip()
+
+
+@pytest.mark.parametrize("answer", [through_the_lessons_module, through_an_alias, through_a_helper])
+def test_calling_a_librarys_accept_key_is_not_an_answer(answer) -> None:  # type: ignore[no-untyped-def]
+    verdict = check_accept_key(answer)
+    assert verdict.message == "accept_key: right answers, but they come from a library's accept_key"
+    assert verdict.hint == YOUR_OWN
