@@ -446,8 +446,8 @@ def js_keep_asking(code: str) -> JsBox:
 # -- fresh(messages) ---------------------------------------------------------------------
 
 
-def _message(room: str, seq: int, text: str) -> dict[str, Any]:
-    return {"roomId": room, "seq": seq, "userId": "bob", "message": text}
+def _message(room: str, seq: int, text: str, user: str = "bob") -> dict[str, Any]:
+    return {"roomId": room, "seq": seq, "userId": user, "message": text}
 
 
 # Arrival orders a client can see: live messages, then a replay that overlaps them.
@@ -495,12 +495,24 @@ FRESH_CASES: tuple[tuple[list[dict[str, Any]], list[str]], ...] = (
         [_message("lobby", 1, "a"), _message("lobby", 3, "c"), _message("lobby", 2, "b")],
         ["a", "c"],
     ),
+    (  # the same, from two senders: the room numbers its messages, whoever sent them
+        [
+            _message("lobby", 1, "a", "alice"),
+            _message("lobby", 3, "c", "bob"),
+            _message("lobby", 2, "b", "alice"),
+        ],
+        ["a", "c"],
+    ),
 )
 
 FRESH_NUDGE = "go through the messages in order and remember something per roomId"
 FRESH_HINT = (
     "remember, per roomId, the highest seq seen so far (a dict); keep a message only when its "
     "seq is higher, and update the dict; keep the order of arrival"
+)
+SENDER_HINT = (
+    "seq numbers a room's messages, whoever sent them: remember the highest seq per roomId "
+    "alone, not per sender"
 )
 OLDER_HINT = (
     "a message not seen before can still be older than one already shown: compare its seq "
@@ -532,6 +544,10 @@ def _fresh_problem(
         if isinstance(texts, _NotMessages):
             return f"returned {texts.returned!r:.80}: expected a list of the messages kept"
         if texts != expected:
+            if len({m["userId"] for m in messages}) > 1:
+                arrived = [(m["roomId"], m["seq"], m["userId"]) for m in messages]
+                problem = f"for arrivals (room, seq, user) {arrived} kept {texts}"
+                return f"{problem}, expected {expected}", SENDER_HINT
             arrived = [(m["roomId"], m["seq"]) for m in messages]
             problem = f"for arrivals (room, seq) {arrived} kept {texts}, expected {expected}"
             older = len(texts) > len(expected) and texts[: len(expected)] == expected

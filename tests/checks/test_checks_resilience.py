@@ -462,6 +462,25 @@ def test_a_set_of_seen_seqs_keeps_an_older_message() -> None:
     assert verdict.hint == resilience.OLDER_HINT
 
 
+def test_a_highest_seq_per_sender_keeps_an_older_message() -> None:
+    def per_sender(messages: list[dict]) -> list[dict]:
+        newest: dict[tuple[str, str], int] = {}
+        kept = []
+        for m in messages:
+            key = (m["roomId"], m["userId"])
+            if m["seq"] > newest.get(key, 0):
+                newest[key] = m["seq"]
+                kept.append(m)
+        return kept
+
+    verdict = check_fresh(per_sender)
+    assert verdict.message == (
+        "fresh: for arrivals (room, seq, user) [('lobby', 1, 'alice'), ('lobby', 3, 'bob'), "
+        "('lobby', 2, 'alice')] kept ['a', 'c', 'b'], expected ['a', 'c']"
+    )
+    assert verdict.hint == resilience.SENDER_HINT
+
+
 def test_fresh_slips_are_shown_with_the_arrivals() -> None:
     def everything(messages: list[dict]) -> list[dict]:
         return list(messages)
