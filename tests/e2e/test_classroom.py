@@ -343,6 +343,46 @@ def test_a_report_on_the_instructors_page_redraws_its_cell_alone(browser):
         assert page.inner_text('dd[data-bound="reports ignored"]') == "0"
 
 
+def test_new_columns_in_a_stream_redraw_the_instructors_grid_at_most_once_a_second(browser):
+    """Students reporting one made-up exercise each, one every 50 ms, for 3 s: a new
+    column each time. The grid is drawn again at most once a second, not at each, so that
+    a class cannot keep the instructor's page busy redrawing; every column is there in
+    the end."""
+    students = [f"s{i:02}" for i in range(60)]
+    with rtlab.start_server(secret=SECRET) as server:
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{server.http_url}teacher#token={token('teach', 'instructor')}")
+        page.wait_for_selector("#status.open", timeout=10_000)
+        page.evaluate(
+            """() => {
+                window.redrawn = 0;
+                new MutationObserver(() => { window.redrawn += 1; })
+                    .observe(document.querySelector("#grid tbody"), { childList: true });
+            }"""
+        )
+
+        async def stream() -> None:
+            clients = [
+                await EventClient.connect(server.url, user, token=token(user)) for user in students
+            ]
+            started = time.monotonic()
+            for i, client in enumerate(clients):
+                data = {"lesson": "x", "exercise": f"made-up-{i:02}", "passed": False}
+                await client.emit("report", {**data, "attempt": 1, "run": "k"}, ns=NAMESPACE)
+                await asyncio.sleep(max(0, started + 0.05 * (i + 1) - time.monotonic()))
+            for client in clients:
+                await client.close()
+
+        thread = threading.Thread(target=asyncio.run, args=(stream(),))  # Playwright's loop
+        thread.start()
+        thread.join(30)
+        last = 'tr[data-user="s59"] td[data-exercise="x/made-up-59"][data-state="failing"]'
+        page.locator(last).wait_for(timeout=10_000)
+        assert page.locator("#grid tbody tr").count() == len(students)
+        assert page.locator("#grid thead th.exercise").count() == len(students)
+        assert page.evaluate("window.redrawn") <= 6  # 3 s of reports: one a second, and the end
+
+
 # -- servers sharing Redis (--redis, --workers) ------------------------------------------------
 
 
