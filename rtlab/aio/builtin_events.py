@@ -8,6 +8,7 @@
 ``send-message``  {"roomId", "message"} -> everyone in the room, sender included,
                                           gets ``receive-message``
 ``broadcast``     data: any text      -> everyone in the namespace gets ``broadcast-message``
+                                         (on a server with a secret, from an instructor)
 ``heartbeat``     data: anything      -> acknowledged at once with the server's time (an
                                          application-level heartbeat, beside ping/pong)
 
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
 ROOM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MESSAGE = 500  # characters, as in the tutorial
+INSTRUCTORS_BROADCAST = (
+    "on a class's server only an instructor sends to everyone: send to your room instead"
+)
 
 
 _second: list[Any] = [None, ""]  # the last whole second formatted, and its text
@@ -171,6 +175,8 @@ class BuiltinEvents:
         return self.store.send(session, room, payload)
 
     def broadcast(self, session: Session, data: Any) -> dict[str, Any]:
+        if not self.app.may_broadcast(session):
+            raise EnvelopeError(ErrorCode.FORBIDDEN, INSTRUCTORS_BROADCAST)
         text = message_text(data, "data")
         payload = {"userId": session.user, "message": text, "timestamp": timestamp()}
         return {"delivered": self.ns.emit("broadcast-message", payload)}

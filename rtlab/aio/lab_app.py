@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rtlab.aio.journal import Journal, JournalError
@@ -43,6 +44,9 @@ class LabApp:
         self.journal = journal
         self.max_rooms = max_rooms
         self.typing_expiry = TYPING_EXPIRY  # seconds a typing=true lasts unless renewed
+        # Who may send to everyone (broadcast): anyone, but on a class's server
+        # (LabServer with a secret) its instructors alone.
+        self.may_broadcast: Callable[[Session], bool] = lambda session: True
         self._compaction: asyncio.Task[bool] | None = None
 
     def load_journal(self, hub: EventHub) -> int:

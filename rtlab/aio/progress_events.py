@@ -125,8 +125,11 @@ class ProgressEvents:
         except TokenError:
             return None
 
+    def is_instructor(self, session: Session) -> bool:
+        return self.role(session) == "instructor"
+
     def _instructor_only(self, session: Session) -> None:
-        if self.role(session) != "instructor":
+        if not self.is_instructor(session):
             raise EnvelopeError(ErrorCode.FORBIDDEN, NOT_AN_INSTRUCTOR)
 
     # -- handlers ---------------------------------------------------------------------

@@ -302,6 +302,8 @@ class LabServer:
             else LocalProgress(journal=ProgressJournal(data_dir) if data_dir is not None else None)
         )
         self.progress = ProgressEvents(self.events, self.admission, store)
+        if secret is not None:  # a class's server: one student must not spam everyone
+            self.app.may_broadcast = self.progress.is_instructor
 
     # -- life cycle ------------------------------------------------------------
 

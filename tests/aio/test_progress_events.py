@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 import rtlab
 from rtlab.aio import progress_journal
+from rtlab.aio.builtin_events import INSTRUCTORS_BROADCAST
 from rtlab.aio.client import AckError, EventClient
 from rtlab.aio.progress_events import NAMESPACE, NOT_AN_INSTRUCTOR
 from rtlab.aio.server import LabServer
@@ -230,6 +231,32 @@ def test_an_announcement_reaches_every_connection():
             with pytest.raises(AckError, match="at most 500 characters"):
                 await teacher.emit("announce", {"message": "x" * 501}, ns=NAMESPACE, ack=True)
             await teacher.close()
+
+    run(main())
+
+
+def test_on_a_class_server_only_an_instructor_sends_to_everyone():
+    async def main() -> None:
+        async with LabServer(secret=SECRET) as server:
+            teacher = await client(server, "teach", "instructor")
+            ann = await client(server, "ann")
+            with pytest.raises(AckError) as refused:
+                await ann.emit("broadcast", "CLASS CANCELLED -- the instructor", ack=True)
+            assert (refused.value.code, refused.value.message) == (
+                "forbidden",
+                INSTRUCTORS_BROADCAST,
+            )
+            assert await teacher.emit("broadcast", "lunch", ack=True) == {"delivered": 2}
+            [got] = await ann.wait_for("broadcast-message", count=1, timeout=5)
+            assert (got["userId"], got["message"]) == ("teach", "lunch")
+            await asyncio.sleep(0.2)  # a refused one would have come by now
+            assert len(ann.events("broadcast-message")) == 1
+            for one in (teacher, ann):
+                await one.close()
+        async with LabServer() as server:  # no secret, a learner's own: anyone may
+            anon = await EventClient.connect(server.url, "ann")
+            assert await anon.emit("broadcast", "hello all", ack=True) == {"delivered": 1}
+            await anon.close()
 
     run(main())
 

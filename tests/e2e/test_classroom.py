@@ -212,6 +212,14 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         connections = len(IN_THREADS) + len(chatting) + 2  # the chat page, the instructor
         page.wait_for_selector(f"#announced >> text=sent to {connections} connection(s)")
         chat.wait_for_selector("text=teach to everyone: 10 minute break, back at 11:00")
+        # Only an instructor sends to everyone on a class's server: a student's page
+        # has no such button (and the server would refuse it).
+        assert chat.locator("#broadcast").is_hidden()
+        staff = browser.new_page()
+        staff.goto(f"{server.http_url}?token={token('assistant', 'instructor')}")
+        staff.wait_for_selector("#status.open", timeout=10_000)
+        assert staff.locator("#broadcast").is_visible()
+        staff.close()
         wait_until(
             lambda: all(
                 [a["message"] for a in r.announcements] == ["10 minute break, back at 11:00"]
