@@ -62,7 +62,12 @@ async def serve(
             shown = shown_url(options["redis"])  # never its password
             print(f"Rooms span every server on Redis {shown}.{away}", flush=True)
         if options.get("data_dir") is not None:
-            print(f"Room history is kept in {options['data_dir']}.", flush=True)
+            window = options.get("history_window", 300)
+            print(
+                f"Room history (the last {window:g} s of each room) is kept in "
+                f"{options['data_dir']}.",
+                flush=True,
+            )
         if options.get("secret"):
             print(
                 "Tokens are required on /ws, /echo and /feed: ?token=... "
@@ -218,6 +223,15 @@ def parser() -> argparse.ArgumentParser:
         "so that it survives a restart",
     )
     serve_.add_argument(
+        "--history-window",
+        type=cliargs.seconds,
+        default=300,
+        metavar="SECONDS",
+        help="how far back a room's history reaches: what a late joiner or a reconnecting "
+        "client (or, with --data-dir, a restart) can catch up on (default 300; a class "
+        "that wants the morning's table chat: 14400)",
+    )
+    serve_.add_argument(
         "--ping-interval",
         type=cliargs.seconds_or_off,
         default=20,
@@ -303,6 +317,11 @@ def serve_command(args: argparse.Namespace) -> int:
         args.usage_error("--certfile and --keyfile go together")
     if args.redis and not args.redis.startswith(("redis://", "rediss://", "unix://")):
         args.usage_error(f"--redis must look like redis://HOST:PORT/DB, got {args.redis!r}")
+    if args.redis and args.data_dir:
+        args.usage_error(
+            "--data-dir keeps what Redis keeps with --redis (history and progress): "
+            "leave it out, and give Redis persistence of its own"
+        )
     context = None
     if args.certfile:
         try:
@@ -320,6 +339,7 @@ def serve_command(args: argparse.Namespace) -> int:
         "max_handshakes_per_address": args.max_handshakes_per_address,
         "ssl_context": context,
         "data_dir": args.data_dir,
+        "history_window": args.history_window,
         "ping_interval": args.ping_interval or None,
         "ping_timeout": args.ping_timeout,
         "redis": args.redis,

@@ -322,6 +322,33 @@ def test_serve_sets_the_connection_limits_per_user_and_per_address():
         assert process.wait(timeout=10) == 0
 
 
+def test_serve_history_window_is_how_far_back_a_joiner_catches_up(tmp_path):
+    process = start(
+        "serve", "--port", "0", "--data-dir", str(tmp_path), "--history-window", "1"
+    )  # fmt: skip
+    try:
+        base = wait_for_line(process, r"events\s+(ws://127\.0\.0\.1:\d+/ws)\?").group(1)
+        wait_for_line(process, rf"Room history \(the last 1 s of each room\) is kept in {tmp_path}")
+
+        def join(user: str) -> dict:
+            with connect(f"{base}?user={user}") as ws:
+                ws.send(json.dumps({"event": "join-room", "data": "t1", "id": 1}))
+                if user == "ann":
+                    data = {"roomId": "t1", "message": "hi"}
+                    ws.send(json.dumps({"event": "send-message", "data": data, "id": 2}))
+                while "ack" not in (reply := json.loads(ws.recv(timeout=5))) or reply["ack"] != 1:
+                    pass
+                return reply["data"]
+
+        join("ann")
+        assert [m["message"] for m in join("bob")["history"]] == ["hi"]
+        time.sleep(1.5)  # past the window: the message is no longer replayed
+        assert join("cy")["history"] == []
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
 @pytest.mark.parametrize("flag", ["--max-connections-per-user", "--max-connections-per-address"])
 def test_serve_rejects_a_connection_limit_below_one(flag):
     result = subprocess.run(
@@ -400,6 +427,8 @@ BAD_NUMBERS = {
     ("serve", "--ping-interval"): {"-1": "must be 0 (off) or more seconds, got -1",
                                    "inf": "must be a finite number, got 'inf'"},
     ("serve", "--ping-timeout"): {"0": "must be more than 0 seconds, got 0"},
+    ("serve", "--history-window"): {"0": "must be more than 0 seconds, got 0",
+                                    "inf": "must be a finite number, got 'inf'"},
     ("serve", "--compression"): {"-5": "must be off, on or a size in bytes (0 or more)",
                                  "big": "must be off, on or a size in bytes (0 or more)"},
     ("token", "--ttl"): {"-1": "must be more than 0 seconds, got -1",
@@ -448,6 +477,10 @@ def test_a_bad_number_is_a_usage_error_of_its_command(command, flag, value, reas
         (["serve", "--workers", "2"], "--workers needs --redis"),
         (["serve", "--redis", "localhost:6379"], "--redis must look like redis://HOST:PORT/DB"),
         (["serve", "--keyfile", "k.pem"], "--certfile and --keyfile go together"),
+        (
+            ["serve", "--redis", "redis://127.0.0.1:6379/0", "--data-dir", "class"],
+            "--data-dir keeps what Redis keeps with --redis",
+        ),
         (["token", "--ttl", "60"], "the following arguments are required: --user"),
         (
             ["learner", "--update", "--force"],
@@ -477,6 +510,7 @@ def test_good_numbers_reach_the_server_as_numbers():
     assert (args.port, args.rate_limit.rate, args.rate_limit.burst) == (0, 2.5, 7)
     assert (args.ping_interval, args.compression, args.workers) == (0, "on", 3)
     assert cli.parser().parse_args(["serve", "--rate-limit", "off"]).rate_limit is None
+    assert cli.parser().parse_args(["serve", "--history-window", "14400"]).history_window == 14400
     assert cli.parser().parse_args(["serve"]).rate_limit.burst == 50  # the default, parsed
 
 
