@@ -59,6 +59,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     learner = commands.add_parser(
         "learner",
         help="write learner copies of the notebooks, solutions taken out",
+        description="Write learner copies of the notebooks: every solution replaced by a "
+        "placeholder whose check says 'not done yet', the outputs of exercises and "
+        "predictions cleared. Existing copies are kept unless --update or --force says.",
     )
     learner.add_argument(
         "source",
@@ -108,11 +111,20 @@ def sources_hash(notebook: dict[str, Any]) -> str:
     return _digest(json.dumps(cells, ensure_ascii=False))
 
 
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
 def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all, readable as any file the user makes (mkstemp's
+    own 0600 would keep a course folder's copies from the class)."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -311,6 +313,21 @@ def test_the_command_writes_copies_and_reports(tmp_path, capsys):
     assert json.loads((out / "02_b.ipynb").read_text()) == json.loads(
         (source / "02_b.ipynb").read_text()
     )
+
+
+def test_copies_are_as_readable_as_any_file_the_user_makes(tmp_path, capsys):
+    # A course folder shared with a class: mkstemp's 0600 would lock the students out.
+    source = tmp_path / "course"
+    write(source, "01_a.ipynb", notebook(code(EXERCISE, result("✅ correct"))))
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["learner", str(source), "--out", str(tmp_path / "shared")]) == 0
+        os.umask(0o077)
+        assert cli.main(["learner", str(source), "--out", str(tmp_path / "mine")]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared" / "01_a.ipynb").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "mine" / "01_a.ipynb").stat().st_mode) == 0o600
 
 
 def test_the_default_source_is_the_course(tmp_path, capsys):
