@@ -149,7 +149,14 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"rtlab {version('rtlab')}")
     commands = top.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
-    serve_ = commands.add_parser("serve", help="run the lab server for yourself or a class")
+    serve_ = commands.add_parser(
+        "serve",
+        help="run the lab server for yourself or a class",
+        description="Run the lab server until Ctrl-C: the chat page, /ws events, /echo, /feed "
+        "and, with tokens, the instructor's /teacher. Alone it serves this machine; for a "
+        "class, see docs/workshop.md (RTLAB_SECRET, --host 0.0.0.0, --certfile/--keyfile, "
+        "--data-dir).",
+    )
     serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve_.add_argument(
         "--port", type=cliargs.port, default=8765, help="port (default 8765, 0 = any)"
@@ -286,9 +293,21 @@ def parser() -> argparse.ArgumentParser:
         help="open the course's notebooks/ instead, solutions in (instructors, maintainers)",
     )
 
-    commands.add_parser("doctor", help="check the installation and a loopback round trip")
+    commands.add_parser(
+        "doctor",
+        help="check the installation and a loopback round trip",
+        description="Print a table of what the lessons need (Python, the packages, the "
+        "JupyterLab extensions, a lab server's round trip on 127.0.0.1), and of the programs "
+        "only some parts use (redis-server, node and npm), each with how to fix it. Exit code "
+        "0 when the lessons can run; the optional programs do not change it.",
+    )
 
-    token_ = commands.add_parser("token", help="print signed tokens for a class, one per user")
+    token_ = commands.add_parser(
+        "token",
+        help="print signed tokens for a class, one per user",
+        description="Print a signed token per --user, as name<TAB>token lines (the token "
+        "alone for a single --user), for a server started with the same secret.",
+    )
     token_.add_argument("--secret", help="the server's secret (or RTLAB_SECRET)")
     token_.add_argument(
         "--user", action="append", required=True, help="a user name; repeat for a class list"
