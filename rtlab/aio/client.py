@@ -107,6 +107,11 @@ def events_url(url: str, user: str, token: str | None = None) -> str:
     path = parts.path.rstrip("/")
     if not path.endswith("/ws"):
         path += "/ws"
+    if not token and not (isinstance(user, str) and user):
+        raise ValueError(
+            f"connect as whom? got user {user!r} and no token: give a user name, or on a "
+            "class's server your token (RTLAB_TOKEN, or shared_server(..., token=...))"
+        )
     query = f"token={quote(token)}" if token else f"user={quote(user)}"
     return f"{parts.scheme}://{parts.netloc}{path}?{query}"
 

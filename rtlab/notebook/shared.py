@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from rtlab.aio.client import token_user
 
@@ -89,6 +89,12 @@ def server_url(text: str) -> str:
     return f"{scheme}://{parts.netloc}{path}"
 
 
+def _token_in(url: str) -> str | None:
+    """The ``?token=`` of a chat page's address pasted whole, if it has one."""
+    query = urlsplit(url.strip() if "://" in url else f"ws://{url.strip()}").query
+    return parse_qs(query).get("token", [None])[0]
+
+
 def shared_server(
     url: str | None = None, token: str | None = None, *, default: Any = None
 ) -> SharedServer | Any:
@@ -100,7 +106,7 @@ def shared_server(
     saying what to set.
     """
     url = url or os.environ.get(SERVER_VARIABLE) or None
-    token = token or os.environ.get(TOKEN_VARIABLE) or None
+    token = token or os.environ.get(TOKEN_VARIABLE) or (url and _token_in(url)) or None
     if url is None:
         if default is not None:
             return default

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
+import time
 
 import pytest
 import trustme
 from websockets.exceptions import InvalidStatus
 
 import rtlab
+from rtlab.core.tokens import issue
 from rtlab.notebook.shared import SharedServer, server_url
 from tests.cli.test_cli import RTLAB, start, wait_for_line
 
@@ -171,3 +173,19 @@ def test_urls_for_the_page_and_the_endpoints():
     assert shared.echo_url == "wss://class.example.org:8765/echo"
     assert (shared.host, shared.port) == ("class.example.org", 8765)
     assert repr(SharedServer("ws://h:1")) == "<SharedServer ws://h:1>"
+
+
+def test_the_chat_pages_address_pasted_whole_brings_its_token(monkeypatch):
+    monkeypatch.delenv("RTLAB_TOKEN", raising=False)
+    token = issue("s", "ann", 60, time.time())
+    shared = rtlab.shared_server(f"https://class.example.org:8765/?token={token}&room=table-1")
+    assert (shared.url, shared.token, shared.user) == ("wss://class.example.org:8765", token, "ann")
+    given = rtlab.shared_server(f"https://class.example.org:8765/?token={token}", token="other")
+    assert given.token == "other"  # a token given says who, whatever the address holds
+
+
+def test_a_shared_server_without_a_token_says_so_before_connecting(monkeypatch):
+    monkeypatch.delenv("RTLAB_TOKEN", raising=False)
+    shared = rtlab.shared_server("wss://class.example.org:8765")
+    with pytest.raises(ValueError, match=r"connect as whom\? got user None and no token"):
+        rtlab.connect(shared, shared.user)
