@@ -298,8 +298,9 @@ def parser() -> argparse.ArgumentParser:
         help="check the installation and a loopback round trip",
         description="Print a table of what the lessons need (Python, the packages, the "
         "JupyterLab extensions, a lab server's round trip on 127.0.0.1), and of the programs "
-        "only some parts use (redis-server, node and npm), each with how to fix it. Exit code "
-        "0 when the lessons can run; the optional programs do not change it.",
+        "only some parts use (redis-server, node and npm), each with how to fix it; with "
+        "RTLAB_SERVER set, a connection to the class's server with RTLAB_TOKEN. Exit code 0 "
+        "when the lessons can run; the optional rows do not change it.",
     )
 
     token_ = commands.add_parser(

@@ -4,13 +4,16 @@ The exit code is 0 when every check the lessons need passes (Python, the package
 the JupyterLab extensions, a loopback round trip). The programs only some parts use
 (``redis-server`` for lesson 10, ``node`` and ``npm`` for ``rtlab bench``'s Node peers)
 are checked too, ❌ with the command that installs them when missing, but do not
-change the exit code: lessons 00-09 run without them.
+change the exit code: lessons 00-09 run without them. Neither does the class's server,
+checked when ``RTLAB_SERVER`` is set (a workshop): a connection with ``RTLAB_TOKEN``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from rtlab.notebook.background import start_server
@@ -108,6 +112,38 @@ def _tool(name: str, programs: tuple[str, ...], needed_for: str, debian: str, co
     return Check(name, True, f"{versions} (for {needed_for})", optional=True)
 
 
+def _class_server() -> Check | None:
+    """With ``RTLAB_SERVER`` set (a workshop): a handshake there with ``RTLAB_TOKEN``, which
+    tells a mistyped token or a missing certificate before a check's report is lost."""
+    from rtlab.aio.client import events_url
+    from rtlab.notebook.shared import SERVER_VARIABLE, TOKEN_VARIABLE, shared_server
+
+    if not os.environ.get(SERVER_VARIABLE):
+        return None
+    name = "class server"
+    try:
+        shared = shared_server()
+        if shared.token is None:
+            return Check(name, False, f"{shared.url}: set {TOKEN_VARIABLE} too", optional=True)
+        with connect(events_url(shared.url, "", shared.token), open_timeout=5):
+            pass
+    except InvalidStatus as refused:
+        reason = refused.response.body.decode(errors="replace").strip()
+        status = refused.response.status_code
+        return Check(name, False, f"refused (HTTP {status}): {reason}", optional=True)
+    except ssl.SSLCertVerificationError:
+        return Check(
+            name,
+            False,
+            f"{shared.url}: its certificate is not trusted: set SSL_CERT_FILE to the "
+            "class's rootCA.pem",
+            optional=True,
+        )
+    except Exception as error:
+        return Check(name, False, f"{type(error).__name__}: {error}", optional=True)
+    return Check(name, True, f"{shared.url} as {shared.user}", optional=True)
+
+
 def tool_checks() -> list[Check]:
     """The programs only some lessons need (:data:`TOOLS`)."""
     return [_tool(*tool) for tool in TOOLS]
@@ -146,5 +182,7 @@ def report(checks: list[Check]) -> str:
 def main() -> int:
     """Print the table: exit code 0 when the lessons can run (optional tools aside)."""
     checks = run_checks() + tool_checks()
+    if (workshop := _class_server()) is not None:
+        checks.append(workshop)
     print(report(checks))
     return 0 if ready(checks) else 1

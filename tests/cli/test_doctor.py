@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
+import rtlab
 from rtlab import doctor
+from rtlab.core.tokens import issue
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
 
@@ -80,3 +84,28 @@ def test_the_lessons_checks_leave_the_tools_out():
     assert "redis-server" not in names and "node" not in names
     assert [check.name for check in doctor.tool_checks()] == ["redis-server", "node"]
     assert all(check.optional for check in doctor.tool_checks())
+
+
+def test_in_a_workshop_the_class_server_row_tells_whether_the_token_works(monkeypatch, capsys):
+    """RTLAB_SERVER set: a handshake with RTLAB_TOKEN, whose refusal a check's report would
+    otherwise meet in silence (a mistyped token, a missing one)."""
+    monkeypatch.delenv("RTLAB_SERVER", raising=False)
+    assert doctor._class_server() is None  # alone at home: no row
+    secret = "class-secret"
+    with rtlab.start_server(secret=secret) as server:
+        monkeypatch.setenv("RTLAB_SERVER", f"127.0.0.1:{server.port}")
+        monkeypatch.setenv("RTLAB_TOKEN", issue(secret, "ann", 60, time.time()))
+        row = doctor._class_server()
+        assert (row.ok, row.detail) == (True, f"ws://127.0.0.1:{server.port} as ann")
+        monkeypatch.setenv("RTLAB_TOKEN", issue("a-guess", "ann", 60, time.time()))
+        row = doctor._class_server()
+        assert not row.ok and row.optional
+        assert row.detail.startswith("refused (HTTP 401): invalid token: bad signature")
+        assert doctor.main() == 0, "the lessons run without the class's server"
+        assert re.search(r"❌ class server +refused \(HTTP 401\)", capsys.readouterr().out)
+        monkeypatch.delenv("RTLAB_TOKEN")
+        row = doctor._class_server()
+        assert (row.ok, row.detail) == (False, f"ws://127.0.0.1:{server.port}: set RTLAB_TOKEN too")
+    monkeypatch.setenv("RTLAB_TOKEN", issue(secret, "ann", 60, time.time()))
+    row = doctor._class_server()  # the server is gone
+    assert not row.ok and "ConnectionRefusedError" in row.detail
