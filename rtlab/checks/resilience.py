@@ -51,6 +51,8 @@ REFUSALS = 7  # attempts the server refuses after the first cut, timed
 HOT_LOOP = 0.15  # the refused attempts spread over less than this many seconds: no waits
 GROWTH = 0.2  # seconds the last two waits exceed twice the shortest early one (doubling: 0.3)
 SLACK = 0.1  # seconds a wait may exceed delay_max (a connection attempt takes time too)
+RESET = 0.18  # seconds from the second cut to the next handshake: more, attempt was not reset
+STALL = 0.25  # seconds the caller's loop may not turn: longer, twice, something blocked it
 JS_SLACK = 0.2  # the same in a browser tab, whose failed handshakes take longer under load
 
 KEEP_ASKING_NUDGE = (
@@ -72,6 +74,14 @@ RESEND_HINT = (
     "keep the answers you have; after reconnecting, send the first text without an answer "
     "(the one in flight when the link dropped) and go on from there"
 )
+RESET_HINT = (
+    "once connected, the link was good: set attempt = 0, so that the next drop starts "
+    "again from delay, not from where the last outage left the waits"
+)
+BLOCKING_HINT = (
+    "time.sleep in an async def stops the whole event loop (the kernel's: every other "
+    "task waits too); wait with `await asyncio.sleep(seconds)`"
+)
 BACKOFF_HINT = (
     "after failed attempt n (from 0), sleep min(delay * 2**n, delay_max), jittered "
     "(for instance times random.uniform(0.5, 1.5), capped again), before trying again"
@@ -88,6 +98,8 @@ class _Seen:
     refusals: list[float] = field(default_factory=list)  # when each refused attempt came
     outage: bool = False  # refusing handshakes now
     origins: list[str | None] = field(default_factory=list)  # Origin of each accepted handshake
+    accepted: list[float] = field(default_factory=list)  # when each accepted handshake came
+    cuts: dict[str, float] = field(default_factory=dict)  # when each cue cut the link
     closes: list[int | None] = field(default_factory=list)  # close code the client sent, each
 
     def summary(self) -> str:
@@ -133,6 +145,7 @@ class _Scene:
         seen = self._seen_by(request)
         if not seen.outage:
             seen.origins.append(request.headers.get("Origin"))
+            seen.accepted.append(time.monotonic())
             return None
         seen.refusals.append(time.monotonic())
         if len(seen.refusals) >= REFUSALS:
@@ -150,6 +163,7 @@ class _Scene:
                 seen.received.append(text)
                 if text in CUTS and seen.received.count(text) == 1:
                     seen.outage = CUTS[text]
+                    seen.cuts[text] = time.monotonic()
                     assert self.proxy is not None
                     self.proxy.cut()  # before answering: this text's answer never comes
                     return
@@ -196,6 +210,16 @@ class _Outcome:
     error: BaseException | None = None
     timed_out: bool = False
     not_async: bool = False
+    stalls: list[float] = field(default_factory=list)  # the caller's loop stood still this long
+
+
+async def _watch_loop(stalls: list[float], tick: float = 0.02) -> None:
+    """Note every time this loop turned later than ``tick`` plus STALL: blocked."""
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(tick)
+        if (late := time.monotonic() - before - tick) > STALL:
+            stalls.append(late)
 
 
 async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _Outcome:
@@ -212,7 +236,9 @@ async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _
             outcome.not_async, outcome.result = True, call
             return outcome
         task = asyncio.ensure_future(call)
+        watch = asyncio.ensure_future(_watch_loop(outcome.stalls))
         done, _ = await asyncio.wait({task}, timeout=timeout)
+        watch.cancel()
         if not done:
             task.cancel()
             await asyncio.wait({task}, timeout=1.0)  # never wait on a task that ignores cancel
@@ -301,7 +327,24 @@ def _keep_asking_problem(outcome: _Outcome, timeout: float) -> Problem | None:
         return f"returned {list(result)!r}: {missing[0]!r} is missing", RESEND_HINT
     if list(result) != expected:
         return f"returned {list(result)!r}, expected {expected!r}", RESEND_HINT
-    return _waits_problem(seen.refusals)
+    if len(outcome.stalls) >= 2:
+        longest = max(outcome.stalls)
+        return f"the event loop stood still for up to {longest:.2f} s at a time", BLOCKING_HINT
+    return _waits_problem(seen.refusals) or _reset_problem(seen)
+
+
+def _reset_problem(seen: _Seen) -> Problem | None:
+    """After the second cut the server takes the next handshake: a client that set attempt
+    back to 0 when it connected waits about ``delay``, one that did not, ``delay_max``."""
+    cut = seen.cuts.get("four")
+    after = [when for when in seen.accepted if cut is not None and when > cut]
+    if after and after[0] - cut > RESET:
+        return (
+            f"after the link dropped again, {after[0] - cut:.2f} s passed before the next "
+            f"connection, not about delay={DELAY:g} s",
+            RESET_HINT,
+        )
+    return None
 
 
 async def check_keep_asking(keep_asking: Callable[..., Any], timeout: float = 8.0) -> Verdict:

@@ -575,3 +575,54 @@ def test_what_each_refused_attempt_costs_on_a_busy_machine_is_allowed_for() -> N
     assert resilience._waits_problem(costly) is None
     no_cap = list(itertools.accumulate([0.0, 0.11, 0.12, 0.14, 0.18, 0.26, 0.42, 0.74]))
     assert "longer than delay_max" in resilience._waits_problem(no_cap)[0]
+
+
+async def never_resets(url: str, texts: list[str], delay: float, delay_max: float) -> list:
+    """Backs off right, but never sets attempt back to 0 once connected."""
+    answers: list[str] = []
+    attempt = 0
+    while len(answers) < len(texts):
+        try:
+            async with connect(url) as ws:
+                while len(answers) < len(texts):
+                    await ws.send(texts[len(answers)])
+                    answers.append(await ws.recv())
+        except (OSError, WebSocketException):
+            await asyncio.sleep(min(delay * 2**attempt, delay_max))
+            attempt += 1
+    return answers
+
+
+async def sleeps_the_loop(url: str, texts: list[str], delay: float, delay_max: float) -> list:
+    """Right but for its wait: time.sleep, which stops the event loop it runs on."""
+    answers: list[str] = []
+    attempt = 0
+    while len(answers) < len(texts):
+        try:
+            async with connect(url) as ws:
+                attempt = 0
+                while len(answers) < len(texts):
+                    await ws.send(texts[len(answers)])
+                    answers.append(await ws.recv())
+        except (OSError, WebSocketException):
+            time.sleep(min(delay * 2**attempt, delay_max))
+            attempt += 1
+    return answers
+
+
+def test_keep_asking_that_never_resets_its_attempts_gets_the_reset_hint() -> None:
+    verdict = run(never_resets)
+    assert re.fullmatch(
+        r"keep_asking: after the link dropped again, 0\.\d\d s passed before the next "
+        r"connection, not about delay=0\.01 s",
+        verdict.message,
+    ), verdict.message
+    assert verdict.hint == resilience.RESET_HINT
+
+
+def test_keep_asking_with_time_sleep_gets_the_blocking_hint() -> None:
+    verdict = run(sleeps_the_loop)
+    assert re.fullmatch(
+        r"keep_asking: the event loop stood still for up to 0\.\d\d s at a time", verdict.message
+    ), verdict.message
+    assert verdict.hint == resilience.BLOCKING_HINT
