@@ -17,6 +17,7 @@ from rtlab import cliargs, handout, tls, workers
 from rtlab.addresses import reachable, url_host
 from rtlab.aio import compression
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, USER, is_loopback
+from rtlab.aio.data_dir import DataDirError
 from rtlab.aio.redis_adapter import shown_url
 from rtlab.aio.server import LabServer, log_to
 from rtlab.bench import cli as bench_cli
@@ -368,6 +369,9 @@ def serve_command(args: argparse.Namespace) -> int:
     }
     try:
         asyncio.run(serve(args.host, args.port, args.anonymous, args.log_level, **options))
+    except DataDirError as error:  # in use by another server: nothing in it was touched
+        print(f"rtlab serve: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         print(f"rtlab serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

@@ -60,14 +60,25 @@ def token_of(session: Session) -> str | None:
 
 
 class LocalProgress:
-    """The grid in this process; with a journal, on disk too, loaded now."""
+    """The grid in this process; with a journal, on disk too, read by :meth:`load`."""
 
     def __init__(
         self, progress: ClassProgress | None = None, journal: ProgressJournal | None = None
     ) -> None:
         self.progress = progress or ClassProgress()
         self.journal = journal
-        self.loaded = journal.load(self.progress) if journal is not None else 0
+        self.loaded = 0  # reports read from the journal by the last load()
+
+    def load(self) -> int:
+        """Read the grid from the journal (the lab server holds the folder's lock); how
+        many reports. Into a fresh grid: the file has every report the old one counted."""
+        if self.journal is None:
+            return 0
+        old = self.progress
+        fresh = ClassProgress(old.max_students, old.max_exercises)
+        self.loaded = self.journal.load(fresh)
+        self.progress = fresh
+        return self.loaded
 
     async def record(self, report: Report) -> tuple[bool, dict[str, Any]]:
         """Count ``report``: whether its cell changed, and the cell now."""

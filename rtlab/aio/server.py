@@ -43,6 +43,7 @@ from websockets.http11 import Request, Response
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, Admission, split_target
 from rtlab.aio.chat_events import ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
+from rtlab.aio.data_dir import DataDirError, DataDirLock
 from rtlab.aio.descriptors import raise_limit
 from rtlab.aio.events import MAX_BUFFER, EventHub, Handler, Namespace, RateLimit
 from rtlab.aio.inline import ConnectionLimits, InlineConnection
@@ -214,8 +215,9 @@ class LabServer:
         ``ssl_context``:
         serve ``wss://`` and ``https://``. ``rate_limit``: a policy per user (a
         :class:`~rtlab.core.ratelimit.TokenBucket`, say); ``rtlab serve`` sets one by
-        default, a lab server in a notebook has none. ``data_dir``: keep room history on
-        disk there, so that it survives a restart (otherwise it lives in memory).
+        default, a lab server in a notebook has none. ``data_dir``: keep room history (and
+        the class's progress) on disk there, so that it survives a restart (otherwise it
+        lives in memory); one server at a time: :meth:`start` locks it.
         ``history_size`` messages per room, at most ``history_window`` seconds old,
         are kept for clients that come back, ``history_bytes`` in all (rtlab.core.history
         counts them). ``compression``: permessage-deflate
@@ -268,6 +270,7 @@ class LabServer:
         self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
         # Pings and unsent bytes, per connection on every path (inline.py).
         self.limits = ConnectionLimits(max_buffer=max_buffer)
+        self.data_lock = DataDirLock(data_dir) if data_dir is not None else None
         # The lab's events on the event framework, as an app installs its handlers.
         self.app = LabApp(
             history=History(history_size, history_window, max_bytes=history_bytes),
@@ -295,7 +298,7 @@ class LabServer:
             self.events.namespace(name)
         # /progress: the checks' reports and the instructor's view (/teacher).
         # In Redis with the manager there, where every process sees it; else here, and
-        # on disk with data_dir (one file per process: never shared by workers).
+        # on disk with data_dir (loaded by start(), under the folder's lock).
         store = (
             RedisProgress(redis)
             if redis is not None
@@ -308,15 +311,24 @@ class LabServer:
     # -- life cycle ------------------------------------------------------------
 
     async def start(self) -> LabServer:
-        """Bind and start serving; ``self.port`` becomes the real port when 0 was asked."""
+        """Lock the data folder, bind, load what the folder keeps, and start serving;
+        ``self.port`` becomes the real port when 0 was asked. A folder another server
+        holds raises :class:`~rtlab.aio.data_dir.DataDirInUse`, a port in use
+        :class:`OSError`: either way nothing in the folder is read or written."""
         if self._server is not None:
             raise RuntimeError("the server is already started")
+        if self.data_lock is not None:
+            self.data_lock.acquire()  # before anything in the folder is read
+        try:
+            return await self._start()
+        except BaseException:
+            await self._abandon()
+            raise
+
+    async def _start(self) -> LabServer:
         self.descriptors, said = raise_limit()  # one per connection: 1,024 is a small class
         self.logger.info("%s", said)
         self.descriptors_said = said
-        if self.app.journal is not None:
-            loaded = self.app.load_journal(self.events)
-            self.logger.info("history: %d messages loaded from %s", loaded, self.app.journal.path)
         self._server = await serve(
             self._handle,
             self.host,
@@ -342,6 +354,7 @@ class LabServer:
         self.port = self._server.sockets[0].getsockname()[1]
         bound = ", ".join(str(sock.getsockname()[:2]) for sock in self._server.sockets)
         self.logger.info("listening on %s", bound)
+        self._load_data()  # once bound: a port in use never rewrites the folder
         await self.events.manager.start()  # with Redis: serves anyway if Redis is away
         self.progress.start()
         return self
@@ -358,6 +371,32 @@ class LabServer:
         await self.progress.close()
         if self.app.journal is not None:
             self.app.journal.close()
+        if self.data_lock is not None:
+            self.data_lock.release()
+
+    def _load_data(self) -> None:
+        """Read the data folder: room history, then the class's grid (no await: nothing
+        is served before both are in memory)."""
+        try:
+            if self.app.journal is not None:
+                loaded = self.app.load_journal(self.events)
+                path = self.app.journal.path
+                self.logger.info("history: %d messages loaded from %s", loaded, path)
+            if isinstance(self.progress.store, LocalProgress):
+                self.progress.store.load()
+        except OSError as error:
+            raise DataDirError(f"cannot load the data folder: {error}") from None
+
+    async def _abandon(self) -> None:
+        """Undo a start that failed: stop listening, close the journal, unlock the folder."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self.app.journal is not None:
+            self.app.journal.close()
+        if self.data_lock is not None:
+            self.data_lock.release()
 
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
