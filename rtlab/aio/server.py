@@ -224,7 +224,8 @@ class LabServer:
         ``"off"`` (or None), ``"on"``, or on for messages of at least that many bytes
         (default 1024, see rtlab.aio.compression). ``redis``: a ``redis://HOST:PORT/DB``
         URL: rooms, history and resends span every server given the same one
-        (rtlab.aio.redis_adapter); then room history lives in Redis, not ``data_dir``."""
+        (rtlab.aio.redis_adapter); then room history and progress live in Redis, and
+        ``data_dir`` is not used (workers may share one)."""
         self.host = host
         self.port = port
         self.max_size = max_size
@@ -270,6 +271,9 @@ class LabServer:
         self.events = EventHub(self.logger, max_buffer=max_buffer, rate_limit=rate_limit)
         # Pings and unsent bytes, per connection on every path (inline.py).
         self.limits = ConnectionLimits(max_buffer=max_buffer)
+        # The data folder: not used with Redis, where the rooms and the grid live.
+        if redis is not None:
+            data_dir = None
         self.data_lock = DataDirLock(data_dir) if data_dir is not None else None
         # The lab's events on the event framework, as an app installs its handlers.
         self.app = LabApp(
