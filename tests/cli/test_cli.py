@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import json
 import os
@@ -21,6 +22,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
 from rtlab import cli, handout, tls
+from rtlab.aio.client import EventClient
 from rtlab.learner import PLACEHOLDER
 
 RTLAB = [sys.executable, "-m", "rtlab.cli"]
@@ -83,6 +85,60 @@ def test_serve_reports_a_busy_port(serve):
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def say(base: str, text: str) -> int:
+    """alice sends ``text`` to the lobby of the server at ``base``; the seq of the ack."""
+
+    async def main() -> int:
+        alice = await EventClient.connect(base, "alice")
+        await alice.emit("join-room", "lobby", ack=True)
+        ack = await alice.emit("send-message", {"roomId": "lobby", "message": text}, ack=True)
+        await alice.close()
+        return ack["seq"]
+
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_serve_refuses_a_data_dir_in_use_and_the_first_server_loses_nothing(tmp_path):
+    """The same command run again, say to check that the first still runs: one line and
+    exit 1, on another port as on the same, and the first's file is left to it."""
+    journal = tmp_path / "history.jsonl"
+    first = start("serve", "--port", "0", "--data-dir", str(tmp_path))
+    try:
+        base = wait_for_line(first, r"events\s+(ws://127\.0\.0\.1:\d+)/ws").group(1)
+        assert say(base, "m1") == 1
+        inode = journal.stat().st_ino
+        for port in ("0", base.rpartition(":")[2]):
+            second = subprocess.run(
+                [*RTLAB, "serve", "--port", port, "--data-dir", str(tmp_path)],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert (second.returncode, second.stdout) == (1, "")
+            assert second.stderr == (
+                f"rtlab serve: {tmp_path} is in use by another lab server (pid {first.pid}): "
+                "stop it first, or use another --data-dir\n"
+            )
+        assert journal.stat().st_ino == inode  # the file the first server appends to
+        assert say(base, "m2") == 2
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    again = start("serve", "--port", "0", "--data-dir", str(tmp_path))  # the lock was let go
+    try:
+        base = wait_for_line(again, r"events\s+(ws://127\.0\.0\.1:\d+)/ws").group(1)
+        assert say(base, "m3") == 3  # m1 and m2 came back: the numbering goes on
+    finally:
+        again.terminate()
+        assert again.wait(timeout=30) == 0
+    lines = [json.loads(line) for line in journal.read_bytes().splitlines()]
+    assert [line["payload"]["message"] for line in lines] == ["m1", "m2", "m3"]
 
 
 def test_serve_rejects_a_bad_port():
