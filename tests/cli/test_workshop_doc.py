@@ -138,6 +138,8 @@ def test_the_python_snippets_use_what_rtlab_has():
         "server stopping",
         "rate_limited",
         "unavailable",
+        "another lab server",
+        "stop it first, or use another --data-dir",
     ],
 )
 def test_the_troubleshooting_table_quotes_the_server(reason):
