@@ -761,6 +761,12 @@ class EventHub:
         failure = EnvelopeError(ErrorCode.INTERNAL, f"the {event.event!r} handler failed")
         self._answer(session, self._refusal(event, failure))
 
+    def charge(self, session: Session, events: int) -> None:
+        """Count ``events`` more against the user's rate limit, if there is one: what an
+        event made the server send beyond its own answer (a replay, say)."""
+        if self.rate_limit is not None and events > 0:
+            self.rate_limit.charge(session.user, time.monotonic(), events)
+
     def _check_rate(self, session: Session, event: Event) -> None:
         if self.rate_limit is None:
             return

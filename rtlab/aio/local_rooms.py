@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from rtlab.aio.room_store import HISTORY, ROOM_MESSAGE, Ack
+from rtlab.aio.room_store import HISTORY, REPLAYED_PER_EVENT, ROOM_MESSAGE, Ack
 from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
 from rtlab.core.presence import Presence, iso
 
@@ -47,6 +47,7 @@ class LocalRooms:
             missed, complete = history.since(ns.name, room, since, now)
             for payload in missed:
                 ns.hub.deliver([session], encode_event(ROOM_MESSAGE, payload, ns.name))
+            ns.hub.charge(session, len(missed) // REPLAYED_PER_EVENT)
             answer["recovered"] = complete
             answer["replayed"] = len(missed)
         answer["history"] = history.recent(ns.name, room, HISTORY, now)

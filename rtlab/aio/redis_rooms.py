@@ -14,7 +14,7 @@ from __future__ import annotations
 from asyncio import Future
 from typing import TYPE_CHECKING, Any
 
-from rtlab.aio.room_store import Ack
+from rtlab.aio.room_store import REPLAYED_PER_EVENT, Ack
 from rtlab.core.envelope import EnvelopeError, ErrorCode
 
 if TYPE_CHECKING:
@@ -31,7 +31,9 @@ class RedisRooms:
 
     async def enter(self, session: Session, room: str, since: int | None) -> Ack:
         """The whole join across processes, in one script (redis_adapter.py)."""
-        return joined_answer(room, await self.adapter.join_room(session, self.ns, room, since))
+        joined = await self.adapter.join_room(session, self.ns, room, since)
+        self.ns.hub.charge(session, (joined.replayed or 0) // REPLAYED_PER_EVENT)
+        return joined_answer(room, joined)
 
     def left(self, session: Session, room: str) -> None:
         pass  # the manager was told: its left marker reaches every process

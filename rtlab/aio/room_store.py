@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 ROOM_MESSAGE = "receive-message"  # the event a room's numbered messages go as
 HISTORY = 50  # messages of a room sent with the join's acknowledgement
+# A join with ``since`` costs the rate limit one event more for every this many messages
+# it replays: one event must not make the server send a room's whole history again and
+# again (6 MB a join, ten joins a second, without it).
+REPLAYED_PER_EVENT = 100
 
 Ack = dict[str, Any]
 

@@ -52,6 +52,12 @@ class SlidingWindow:
         times.append(now)
         return Decision(True)
 
+    def charge(self, key: str, now: float, events: int) -> None:
+        """Count ``events`` more for ``key``, as if sent ``now`` (what an event cost beyond
+        itself); at most the window's limit, so memory stays bounded."""
+        times = self._times.setdefault(key, collections.deque())
+        times.extend([now] * max(0, min(events, self.limit - len(times))))
+
     def forget_idle(self, now: float) -> None:
         """Drop keys with nothing in their window (call now and then)."""
         for key in [k for k, t in self._times.items() if not t or now - t[-1] >= self.window]:
@@ -80,6 +86,13 @@ class TokenBucket:
     def check(self, key: str, now: float) -> Decision:
         self._buckets[key], wait = take(self._buckets.get(key, FULL), now, self.rate, self.burst)
         return Decision(not wait, wait)
+
+    def charge(self, key: str, now: float, events: int) -> None:
+        """Take ``events`` more tokens for ``key`` (what an event cost beyond itself): the
+        bucket may owe up to a burst, which it pays back before the next event passes."""
+        tokens, at = self._buckets.get(key, FULL)
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        self._buckets[key] = (max(tokens - events, -float(self.burst)), now)
 
     def forget_idle(self, now: float) -> None:
         """Drop keys whose bucket has filled up again (they look like new keys)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -53,6 +54,27 @@ def test_a_refused_event_without_id_gets_an_error_event_with_retry_after():
         error = answers[1]["data"]
         assert error["code"] == "rate_limited"
         assert 0 < error["retryAfter"] <= 1
+
+
+def test_a_join_that_replays_a_whole_history_costs_the_rate_limit_more_than_one_event():
+    """Ten events a second each replaying a room's 1,000 messages would make one student
+    cost the server megabytes a second; a replay costs an event per 100 messages."""
+    server = rtlab.start_server(rate_limit=TokenBucket(rate=1, burst=30))
+    with server, rtlab.connect(server, "mallory") as mallory:
+        history = server.server.app.history
+        server.call(
+            lambda: [
+                history.append("/", "big", {"roomId": "big", "message": f"m{i}"}, time.time())
+                for i in range(1000)
+            ]
+        )
+        replayed = []
+        with pytest.raises(AckError) as refused:
+            for _ in range(30):
+                ack = mallory.emit("join-room", {"roomId": "big", "since": 0}, ack=True)
+                replayed.append(ack["replayed"])
+        assert refused.value.code == "rate_limited"
+        assert replayed == [1000] * 3  # 11 events each, 33 of a burst of 30: not 30 joins
 
 
 def test_sustained_abuse_closes_with_1008_and_others_are_unaffected():

@@ -88,6 +88,20 @@ def test_token_bucket_allows_a_burst_then_the_rate():
     assert not bucket.check("alice", NOW + 0.5).allowed
 
 
+def test_an_event_charged_more_than_one_makes_the_next_ones_wait():
+    bucket = TokenBucket(rate=2, burst=5)
+    assert bucket.check("alice", NOW).allowed
+    bucket.charge("alice", NOW, 10)  # 4 tokens left, 10 taken: 6 owed, but a burst at most
+    refused = bucket.check("alice", NOW)
+    assert not refused.allowed and refused.retry_after == pytest.approx(3.0)  # 5 owed, +1
+    assert bucket.check("bob", NOW).allowed
+    window = SlidingWindow(limit=10, window=60)
+    window.charge("alice", NOW, 8)
+    assert [window.check("alice", NOW + 1).allowed for _ in range(3)] == [True, True, False]
+    window.charge("alice", NOW + 2, 1_000_000)  # never more than the limit kept
+    assert len(window._times["alice"]) == 10
+
+
 @given(st.lists(st.floats(0, 1000), min_size=1, max_size=200))
 def test_sliding_window_never_allows_more_than_its_limit_in_any_window(offsets):
     limit = SlidingWindow(limit=5, window=10)
