@@ -254,10 +254,21 @@ async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _
         await scene.stop()
 
 
+def _back(seen: _Seen) -> float | None:
+    """Seconds from the last refused attempt to the next handshake the server took."""
+    last = seen.refusals[-1] if seen.refusals else None
+    return next((when - last for when in seen.accepted if last is not None and when > last), None)
+
+
 def _waits_problem(
-    refusals: list[float], hint: str = BACKOFF_HINT, slack: float = SLACK
+    refusals: list[float],
+    hint: str = BACKOFF_HINT,
+    slack: float = SLACK,
+    back: float | None = None,
 ) -> Problem | None:
-    """A problem with the waits between refused attempts: none, too long, or not growing."""
+    """A problem with the waits between refused attempts, and the one after the last of
+    them (``back``, until the server took a handshake again): none, too long, or not
+    growing."""
     gaps = [later - earlier for earlier, later in itertools.pairwise(refusals)]
     shown = ", ".join(f"{gap:.2f}" for gap in gaps)
     span = refusals[-1] - refusals[0]
@@ -272,9 +283,10 @@ def _waits_problem(
     # refused attempt itself costs here, which the shortest one shows: allow that too.
     longest = DELAY_MAX + slack + min(gaps)
     over = [gap for gap in gaps if gap > longest]
-    if gaps[-1] > longest or len(over) > 1:
+    if gaps[-1] > longest or len(over) > 1 or (back is not None and back > longest):
+        then = f", then {back:.2f} s until the next connection" if back is not None else ""
         return (
-            f"waits between refused attempts were {shown} s: one is longer than "
+            f"waits between refused attempts were {shown} s{then}: one is longer than "
             f"delay_max={DELAY_MAX:g} s",
             hint,
         )
@@ -330,10 +342,10 @@ def _keep_asking_problem(outcome: _Outcome, timeout: float) -> Problem | None:
     if len(outcome.stalls) >= 2:
         longest = max(outcome.stalls)
         return f"the event loop stood still for up to {longest:.2f} s at a time", BLOCKING_HINT
-    return _waits_problem(seen.refusals) or _reset_problem(seen)
+    return _waits_problem(seen.refusals, back=_back(seen)) or _reset_problem(seen)
 
 
-def _reset_problem(seen: _Seen) -> Problem | None:
+def _reset_problem(seen: _Seen, hint: str = RESET_HINT) -> Problem | None:
     """After the second cut the server takes the next handshake: a client that set attempt
     back to 0 when it connected waits about ``delay``, one that did not, ``delay_max``."""
     cut = seen.cuts.get("four")
@@ -342,7 +354,7 @@ def _reset_problem(seen: _Seen) -> Problem | None:
         return (
             f"after the link dropped again, {after[0] - cut:.2f} s passed before the next "
             f"connection, not about delay={DELAY:g} s",
-            RESET_HINT,
+            hint,
         )
     return None
 
@@ -369,7 +381,7 @@ async def check_keep_asking(keep_asking: Callable[..., Any], timeout: float = 8.
 # -- lesson 05's JavaScript exercise: the same client, in the learner's browser tab ----------
 
 JS_TIMEOUT = 10.0  # seconds the page has to get every answer and close (a hang guard)
-JS_SETTLE = 0.3  # seconds to watch after the last close, for a connection that comes after
+JS_SETTLE = DELAY_MAX + JS_SLACK  # seconds to watch after the last close: one more wait
 
 JS_NUDGE = (
     "in connect(), open new WebSocket(url), send the first text without an answer on 'open', "
@@ -390,6 +402,10 @@ JS_BACKOFF_HINT = (
 JS_RECONNECT_HINT = (
     "a refused or cut connection ends with a 'close' event (after 'error'): call connect() "
     "again from there, every time, until every text has its answer; no attempt limit"
+)
+JS_RESET_HINT = (
+    "on 'open' the link is good: set attempt = 0, so that the next drop starts again from "
+    "delay, not from where the last outage left the waits"
 )
 JS_CLOSE_HINT = "once every text has its answer, socket.close(1000), and connect no more"
 JS_RESEND_HINT = (
@@ -437,7 +453,8 @@ def _js_problem(scene: _Scene, attempt: Attempt) -> Problem | None:
         return f"it connected again after every text had its answer: {seen.summary()}"
     if seen.closes[-1] not in (1000, 1005):
         return f"the last connection ended with close code {seen.closes[-1]}", JS_CLOSE_HINT
-    return _waits_problem(seen.refusals, JS_BACKOFF_HINT, JS_SLACK)
+    waits = _waits_problem(seen.refusals, JS_BACKOFF_HINT, JS_SLACK, _back(seen))
+    return waits or _reset_problem(seen, JS_RESET_HINT)
 
 
 class _Exercise:

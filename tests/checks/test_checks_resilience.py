@@ -227,10 +227,19 @@ def test_forgetting_the_cap_is_named() -> None:
     verdict = run(reconnecting(lambda attempt, delay, delay_max: delay * 2**attempt))
     assert not verdict
     assert re.fullmatch(
-        r"keep_asking: waits between refused attempts were \d\.\d\d, .*, \d\.\d\d s: "
-        r"one is longer than delay_max=0\.4 s",
+        r"keep_asking: waits between refused attempts were \d\.\d\d, .*, \d\.\d\d s, "
+        r"then \d\.\d\d s until the next connection: one is longer than delay_max=0\.4 s",
         verdict.message,
     )
+
+
+def test_forgetting_the_cap_is_named_whatever_the_jitter_draws() -> None:
+    """Jittered, an uncapped wait among the refused attempts may stay under the cap's
+    bound; the one after the last of them (1.28 s, times 0.5 to 1.5) never does."""
+    low = reconnecting(lambda attempt, delay, delay_max: delay * 2**attempt * 0.5)
+    verdict = run(low)
+    assert "until the next connection: one is longer than delay_max" in verdict.message
+    assert verdict.hint == resilience.BACKOFF_HINT
 
 
 async def loses_the_text_in_flight(

@@ -188,6 +188,18 @@ WRONG = {
         listeners("setTimeout(connect, delay * 2 ** attempt++);"),
         "one is longer than delay_max=0.4 s",
     ),
+    "no cap, jittered: the wait after the last refusal gives it away": (
+        listeners("setTimeout(connect, delay * 2 ** attempt++ * (0.5 + Math.random() / 10));"),
+        "until the next connection: one is longer than delay_max=0.4 s",
+    ),
+    "never resets attempt once connected": (
+        client(
+            LISTENERS.replace("attempt = 0;\n", "").replace(
+                "WAIT", "setTimeout(connect, Math.min(delay * 2 ** attempt++, delayMax));"
+            )
+        ),
+        "after the link dropped again",
+    ),
     "the tutorial's reconnectionAttempts: 5": (
         listeners(
             "if (++attempt <= 5) setTimeout(connect, Math.min(delay * 2 ** attempt, delayMax));"
