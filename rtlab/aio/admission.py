@@ -24,7 +24,9 @@
 - **Limits**: connections per user on ``/ws``, and per address on every path, counted
   from the TCP accept to the close (429 beyond); unfinished handshakes per address are
   capped too: past the cap the oldest one makes room, and an address never holds more
-  than its connection limit plus that cap (one more is closed at once).
+  than its connection limit plus that cap (one more is closed at once). With TLS a
+  connection is counted before its TLS handshake, which is an unfinished handshake
+  (:meth:`Admission.counted`).
 
 ``GET /admission`` with a handshake's query string repeats the decision as JSON,
 for a browser page that cannot see why its WebSocket was refused.
@@ -39,6 +41,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -76,6 +79,7 @@ FORWARDING = (
 )
 MAX_HANDSHAKES_PER_ADDRESS = 64  # accepted connections still sending their request...
 HANDSHAKE_GRACE = 2.0  # ...before the oldest one past these seconds makes room for a new one
+TLS_HANDSHAKE_TIMEOUT = 5.0  # seconds a TLS handshake may take (on a LAN, milliseconds)
 PROXY_ADVICE = (
     "?user=NAME came through a proxy ({names}), so its address proves nothing: "
     "run the server with --secret and give each user a token (docs/protocol.md, Admission)\n"
@@ -175,8 +179,11 @@ class Admission:
         self.addresses: collections.Counter[str] = collections.Counter()
         self.grace = HANDSHAKE_GRACE
         self._address: dict[ServerConnection, str] = {}
-        # Unfinished handshakes by address, oldest first, with when they arrived.
-        self._waiting: dict[str, dict[ServerConnection, float]] = {}
+        # Unfinished handshakes by address, oldest first: when they arrived, and their
+        # TCP transport (the one to abort, also during the TLS handshake).
+        self._waiting: dict[str, dict[ServerConnection, tuple[float, asyncio.BaseTransport]]]
+        self._waiting = {}
+        self._doors: set[asyncio.Task[None]] = set()  # TLS handshakes under way
         # Admitted handshakes until their connection opens (a failed one just vanishes).
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, str] = (
             weakref.WeakKeyDictionary()
@@ -184,28 +191,51 @@ class Admission:
 
     # -- connections, from accept to close -----------------------------------------------
 
-    def counted(self, base: type[ServerConnection]) -> Callable[..., ServerConnection]:
-        """A ``create_connection`` for websockets' ``serve``: ``base`` connections that
-        this policy counts by address from the TCP accept until the close."""
+    def counted(
+        self,
+        base: type[ServerConnection],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        tls_timeout: float = TLS_HANDSHAKE_TIMEOUT,
+        shutdown_timeout: float | None = None,
+    ) -> Callable[..., asyncio.Protocol]:
+        """A ``create_connection`` for websockets' ``serve`` (given no ``ssl``): ``base``
+        connections that this policy counts by address from the TCP accept until the
+        close. With ``ssl_context`` the TLS handshake starts once the connection is
+        counted (and may take ``tls_timeout`` seconds): asyncio's own TLS would call the
+        connection only once its handshake is over, uncounted until then."""
         admission = self
 
         class Counted(base):  # type: ignore[valid-type, misc]
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
-                admission._arrived(self, transport)
+                if ssl_context is None:  # else counted by its _Door at the accept
+                    admission._arrived(self, transport)
 
             def connection_lost(self, exc: Exception | None) -> None:
                 admission._gone(self)
                 super().connection_lost(exc)
 
         Counted.__name__ = Counted.__qualname__ = f"Counted{base.__name__}"
-        return Counted
+        if ssl_context is None:
+            return Counted
+
+        def door(*args: Any, **kwargs: Any) -> _Door:
+            tls = (ssl_context, tls_timeout, shutdown_timeout)
+            return _Door(admission, Counted(*args, **kwargs), tls)
+
+        return door
+
+    def close_doors(self) -> None:
+        """Drop the connections still in their TLS handshake (the server stops)."""
+        for task in list(self._doors):
+            task.cancel()
 
     def unfinished(self, address: str) -> int:
         """Connections from ``address`` whose request has not arrived yet."""
         return len(self._waiting.get(address, ()))
 
-    def _arrived(self, connection: ServerConnection, transport: asyncio.BaseTransport) -> None:
+    def _arrived(self, connection: ServerConnection, transport: asyncio.BaseTransport) -> bool:
         """Count a new connection; close it at once if its address holds too many.
 
         Past ``max_handshakes`` unfinished handshakes, the oldest one older than
@@ -221,20 +251,21 @@ class Admission:
                 self.addresses[address],
             )
             transport.abort()  # connection_lost follows; nothing was counted
-            return
+            return False
         waiting = self._waiting.setdefault(address, {})
         if len(waiting) >= self.max_handshakes:
-            oldest, since = next(iter(waiting.items()))
+            since, oldest = next(iter(waiting.values()))
             if time.monotonic() - since >= self.grace:
                 self.logger.warning(
                     "closed the oldest of %d unfinished handshakes from %s",
                     len(waiting),
                     address,
                 )
-                oldest.transport.abort()
+                oldest.abort()  # its TCP transport: also one still in its TLS handshake
         self._address[connection] = address
         self.addresses[address] += 1
-        waiting[connection] = time.monotonic()
+        waiting[connection] = (time.monotonic(), transport)
+        return True
 
     def _gone(self, connection: ServerConnection) -> None:
         if connection not in self._address:
@@ -455,6 +486,92 @@ class Admission:
             HTTPStatus.FORBIDDEN,
             "anonymous ?user=NAME is only accepted from this machine\n",
         )
+
+
+class _Door(asyncio.Protocol):
+    """A TLS connection from its TCP accept: counted by its address first, then secured
+    (``loop.start_tls``), then handed over to its websockets ``connection``.
+
+    What the TLS layer passes on before the hand-over (a request that came with the
+    handshake's last flight, its end) waits here, and follows the hand-over in order.
+    """
+
+    __slots__ = ("admission", "connection", "early", "over", "secured", "tls")
+
+    def __init__(
+        self,
+        admission: Admission,
+        connection: ServerConnection,
+        tls: tuple[ssl.SSLContext, float, float | None],
+    ) -> None:
+        self.admission, self.connection, self.tls = admission, connection, tls
+        self.secured: asyncio.Transport | None = None  # once handed over
+        self.early: list[Callable[[], object]] = []
+        self.over = False  # refused at once, or its TLS handshake failed: nothing to hand
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self.admission._arrived(self.connection, transport):
+            self.over = True  # aborted at once: nothing counted, nothing to secure
+            return
+        transport.pause_reading()  # the ClientHello waits for start_tls
+        task = asyncio.get_running_loop().create_task(self._secure(transport))
+        self.admission._doors.add(task)
+        task.add_done_callback(self.admission._doors.discard)
+
+    async def _secure(self, transport: asyncio.Transport) -> None:
+        context, timeout, shutdown = self.tls
+        secured = None
+        try:
+            if not transport.is_closing():  # not aborted meanwhile
+                secured = await asyncio.get_running_loop().start_tls(
+                    transport,
+                    self,
+                    context,
+                    server_side=True,
+                    ssl_handshake_timeout=timeout,
+                    ssl_shutdown_timeout=shutdown,
+                )
+        except (OSError, asyncio.CancelledError) as error:
+            # Failed, timed out, aborted, or the server stops. The error's traceback holds
+            # start_tls's frame, which holds the error: a cycle that would keep this
+            # connection's TLS buffers (256 KiB) until the garbage collector's next pass.
+            error.__traceback__ = None
+        finally:
+            if secured is None:  # never handed over: the connection is done here
+                self.over = True
+                self.early.clear()
+                transport.abort()
+                self.admission._gone(self.connection)
+        if secured is None:
+            return
+        secured.set_protocol(self.connection)
+        self.connection.connection_made(secured)
+        self.secured = secured
+        for step in self.early:
+            step()
+        self.early.clear()
+
+    def _then(self, step: Callable[[], object]) -> None:
+        if self.secured is not None:
+            step()
+        else:
+            self.early.append(step)
+
+    def data_received(self, data: bytes) -> None:
+        self._then(lambda: self.connection.data_received(data))
+
+    def eof_received(self) -> bool:
+        def received() -> None:
+            if not self.connection.eof_received() and self.secured is not None:
+                self.secured.close()
+
+        self._then(received)
+        return True  # decided once handed over
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.over:  # else never handed over, and _secure counted it out
+            self._then(lambda: self.connection.connection_lost(exc))
 
 
 def checked(secret: str, token: str) -> str:

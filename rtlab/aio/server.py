@@ -40,7 +40,12 @@ from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, Admission, split_target
+from rtlab.aio.admission import (
+    MAX_HANDSHAKES_PER_ADDRESS,
+    TLS_HANDSHAKE_TIMEOUT,
+    Admission,
+    split_target,
+)
 from rtlab.aio.chat_events import ChatEvents
 from rtlab.aio.compression import DEFAULT_THRESHOLD, Compression, server_options, threshold
 from rtlab.aio.data_dir import DataDirError, DataDirLock
@@ -343,13 +348,19 @@ class LabServer:
             ping_timeout=self.ping_timeout,
             close_timeout=self.close_timeout,
             open_timeout=self.handshake_timeout,
-            ssl=self.ssl_context,
             logger=self._websockets_logger,
             server_header="rtlab",
-            # /ws events handled as they are read; every connection counted by address,
-            # its pings and unsent bytes limited (inline.py)
+            # /ws events handled as they are read; every connection counted by address
+            # from the TCP accept, before its TLS handshake (admission.py), its pings and
+            # unsent bytes limited (inline.py)
             create_connection=functools.partial(
-                self.admission.counted(InlineConnection), limits=self.limits
+                self.admission.counted(
+                    InlineConnection,
+                    ssl_context=self.ssl_context,
+                    tls_timeout=min(self.handshake_timeout, TLS_HANDSHAKE_TIMEOUT),
+                    shutdown_timeout=self.close_timeout,
+                ),
+                limits=self.limits,
             ),
             max_queue=MAX_QUEUE,
             reuse_port=self.reuse_port or None,
@@ -368,6 +379,7 @@ class LabServer:
         if self._server is None:
             return
         self._server.close(code=code, reason=reason)
+        self.admission.close_doors()  # TLS handshakes under way
         await self._server.wait_closed()
         await asyncio.gather(*self._closing_logs)
         self._server = None
