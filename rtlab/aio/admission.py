@@ -21,12 +21,13 @@
   show that a proxy on it relayed the request (403); from anywhere if anonymous use is
   allowed; or with a page pass (``?pass=``) signed with the server's ``page_secret``,
   which the pages a notebook shows through jupyter-server-proxy carry.
-- **Limits**: connections per user on ``/ws``, and per address on every path, counted
-  from the TCP accept to the close (429 beyond); unfinished handshakes per address are
-  capped too: past the cap the oldest one makes room, and an address never holds more
-  than its connection limit plus that cap (one more is closed at once). With TLS a
-  connection is counted before its TLS handshake, which is an unfinished handshake
-  (:meth:`Admission.counted`).
+- **Limits**: connections per user on every path that names one (``/ws``, and
+  ``/echo`` and ``/feed`` with a token), counted from the admission to the close, and
+  per address on every path, counted from the TCP accept to the close (429 beyond);
+  unfinished handshakes per address are capped too: past the cap the oldest one makes
+  room, and an address never holds more than its connection limit plus that cap (one
+  more is closed at once). With TLS a connection is counted before its TLS handshake,
+  which is an unfinished handshake (:meth:`Admission.counted`).
 
 ``GET /admission`` with a handshake's query string repeats the decision as JSON,
 for a browser page that cannot see why its WebSocket was refused.
@@ -43,7 +44,6 @@ import re
 import socket
 import ssl
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -184,10 +184,9 @@ class Admission:
         self._waiting: dict[str, dict[ServerConnection, tuple[float, asyncio.BaseTransport]]]
         self._waiting = {}
         self._doors: set[asyncio.Task[None]] = set()  # TLS handshakes under way
-        # Admitted handshakes until their connection opens (a failed one just vanishes).
-        self._admitted: weakref.WeakKeyDictionary[ServerConnection, str] = (
-            weakref.WeakKeyDictionary()
-        )
+        # The user of each connection admitted with a name, from its admission to its
+        # close (``users`` counts them): a handshake that never opens is counted too.
+        self._user: dict[ServerConnection, str] = {}
 
     # -- connections, from accept to close -----------------------------------------------
 
@@ -274,6 +273,11 @@ class Admission:
         address = self._address.pop(connection)
         self.addresses[address] -= 1
         self.addresses += collections.Counter()  # drops the zeros
+        user = self._user.pop(connection, None)
+        if user is not None:
+            self.users[user] -= 1
+            if not self.users[user]:
+                del self.users[user]
 
     def _received(self, connection: ServerConnection) -> None:
         address = self._address.get(connection)
@@ -342,7 +346,9 @@ class Admission:
         """None to go on with the upgrade, or the refusal to send instead."""
         decision = self._decide(connection, request, events=events)
         if isinstance(decision, str):
-            self._admitted[connection] = decision
+            if connection in self._address:  # counted until its close (_gone)
+                self._user[connection] = decision
+                self.users[decision] += 1
             return None
         if decision is not None:
             self._refused(connection, request, decision)
@@ -387,7 +393,8 @@ class Admission:
     def _decide(
         self, connection: ServerConnection, request: Request, *, events: bool
     ) -> Response | str | None:
-        """The refusal, or the admitted user (None for an endpoint without users)."""
+        """The refusal, or the admitted user (None where nobody is named: ``/echo`` and
+        ``/feed`` without a secret)."""
         refusal = self._check_origin(connection, request)
         if refusal is not None:
             return refusal
@@ -400,7 +407,7 @@ class Admission:
         if isinstance(user, Response):
             return user
         address = connection.remote_address[0]
-        if user is not None and events and self.users[user] >= self.max_per_user:
+        if user is not None and self.users[user] >= self.max_per_user:
             return refuse(
                 connection,
                 HTTPStatus.TOO_MANY_REQUESTS,
@@ -412,17 +419,11 @@ class Admission:
                 HTTPStatus.TOO_MANY_REQUESTS,
                 f"{self.max_per_address} connections are open from {address} already\n",
             )
-        return user if events else None
-
-    def enter(self, connection: ServerConnection) -> str:
-        """The admitted user of an opened ``/ws`` connection; counted until :meth:`leave`."""
-        user = self._admitted.pop(connection)
-        self.users[user] += 1
         return user
 
-    def leave(self, connection: ServerConnection, user: str) -> None:
-        self.users[user] -= 1
-        self.users += collections.Counter()  # drops the zeros
+    def user(self, connection: ServerConnection) -> str | None:
+        """The user an opened connection was admitted as (counted until it closes)."""
+        return self._user.get(connection)
 
     def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
         origin = request.headers.get("Origin")

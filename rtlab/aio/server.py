@@ -523,15 +523,12 @@ class LabServer:
         host, port, *_ = connection.remote_address
         info = ClientInfo(next(self._ids), path, f"{host}:{port}", time.time())
         self._clients[connection] = info
-        user = self.admission.enter(connection) if path == "/ws" else None
+        user = self.admission.user(connection)  # counted until the connection closes
         who = f"{path} as {user}" if user is not None else path
         self.logger.info("open #%d %s from %s", info.id, who, info.remote)
         try:
-            if user is not None:
-                try:
-                    await self.events.serve(connection, user)
-                finally:
-                    self.admission.leave(connection, user)
+            if path == "/ws" and user is not None:
+                await self.events.serve(connection, user)
             elif path == "/echo":
                 await self._echo(connection)
             elif path == "/feed":

@@ -204,6 +204,29 @@ def test_the_per_address_limit_counts_echo_and_feed_connections():
             assert ws.recv(timeout=5) == "Echo: room again"
 
 
+def test_the_per_user_limit_counts_every_path_a_token_opens():
+    with rtlab.start_server(secret=SECRET, max_connections_per_user=2) as server:
+        alice, bob = (issue(SECRET, name, 60, time.time()) for name in ("alice", "bob"))
+        with connect(f"{server.echo_url}?token={alice}") as echo:
+            with connect(f"{server.feed_url}?token={alice}"):
+                for path in ("/echo", "/feed", "/ws"):
+                    status, body = ask(
+                        server, f"GET {path}?token={alice} HTTP/1.1\r\n{host(server)}", upgrade=True
+                    )
+                    assert (status, body) == (429, "alice already has 2 connections open\n")
+                with connect(f"{server.echo_url}?token={bob}") as other:
+                    other.send("bob is served")
+                    assert other.recv(timeout=5) == "Echo: bob is served"
+            # One closed: its place is free again.
+            rtlab.wait_until(lambda: len(server.clients) == 1, what="the feed to close")
+            with connect(f"{server.url}/ws?token={alice}") as ws:
+                ws.send('{"event": "heartbeat", "id": 1}')
+                assert '"ack":1' in ws.recv(timeout=5)
+            echo.send("still open")
+            assert echo.recv(timeout=5) == "Echo: still open"
+        rtlab.wait_until(lambda: not server.server.admission.users, what="all counted out")
+
+
 def test_past_the_cap_the_oldest_unfinished_handshake_makes_room():
     with rtlab.start_server(max_handshakes_per_address=3, handshake_timeout=5) as server:
         admission = server.server.admission
