@@ -20,7 +20,8 @@
   ``/ws?user=NAME`` is taken at its word: from this machine, unless forwarding headers
   show that a proxy on it relayed the request (403); from anywhere if anonymous use is
   allowed; or with a page pass (``?pass=``) signed with the server's ``page_secret``,
-  which the pages a notebook shows through jupyter-server-proxy carry.
+  which the pages a notebook shows through jupyter-server-proxy carry. A token sent
+  there without ``?user=`` gets 401: this server cannot check tokens (``NO_SECRET``).
 - **Limits**: connections per user on every path that names one (``/ws``, and
   ``/echo`` and ``/feed`` with a token), counted from the admission to the close, and
   per address on every path, counted from the TCP accept to the close (429 beyond);
@@ -83,6 +84,12 @@ TLS_HANDSHAKE_TIMEOUT = 5.0  # seconds a TLS handshake may take (on a LAN, milli
 PROXY_ADVICE = (
     "?user=NAME came through a proxy ({names}), so its address proves nothing: "
     "run the server with --secret and give each user a token (docs/protocol.md, Admission)\n"
+)
+
+# A token sent to a server that has no secret to check it with (started without it).
+NO_SECRET = (
+    "this server was started without its secret (RTLAB_SECRET), so it cannot check "
+    "tokens: tell your instructor\n"
 )
 
 OriginRule = Callable[[str | None, str, Iterable[str]], bool]  # (origin, host, allow-list)
@@ -439,10 +446,7 @@ class Admission:
     def _token_user(self, connection: ServerConnection, request: Request) -> str | Response:
         """The user a valid token names (``?token=`` or ``Authorization: Bearer``)."""
         assert self.secret is not None
-        token = query_value(request.path, "token")
-        authorization = request.headers.get("Authorization", "")
-        if authorization.startswith("Bearer "):
-            token = authorization.removeprefix("Bearer ").strip()
+        token = token_of(request)
         if not token:
             return refuse(
                 connection,
@@ -463,6 +467,8 @@ class Admission:
         if self.secret is not None:
             return self._token_user(connection, request)  # a ?user= beside it is ignored
         user = query_value(request.path, "user")
+        if user is None and token_of(request):  # a token holder, not a name to add
+            return refuse(connection, HTTPStatus.UNAUTHORIZED, NO_SECRET)
         if user is None:
             return refuse(
                 connection, HTTPStatus.BAD_REQUEST, "say who you are: add ?user=NAME to the URL\n"
@@ -578,6 +584,14 @@ class _Door(asyncio.Protocol):
 def checked(secret: str, token: str) -> str:
     """The user a valid token names now; :class:`TokenError` for anything else."""
     return verify(secret, token, time.time())
+
+
+def token_of(request: Request) -> str | None:
+    """The token a request carries: ``Authorization: Bearer``, else ``?token=``."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        return authorization.removeprefix("Bearer ").strip()
+    return query_value(request.path, "token")
 
 
 def forwarding(headers: Headers) -> list[str]:

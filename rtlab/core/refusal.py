@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 
 EXPIRED = re.compile(r"expired (\d+) s ago")
+# A 401 that no new token mends: the server cannot check any (started without its secret).
+NO_SECRET = "this server was started without its secret"
 
 
 def is_final(status: int) -> bool:
@@ -32,6 +34,8 @@ def ago(seconds: int) -> str:
 def advice(status: int, reason: str) -> str:
     """One line a student can act on, from the status and the server's reason."""
     reason = EXPIRED.sub(lambda m: f"expired {ago(int(m[1]))} ago", reason.strip())
+    if status == 401 and reason.startswith(NO_SECRET):
+        return f"refused: {reason}"
     if status == 401:
         reason = reason.removeprefix("invalid token: ")
         return f"your token was rejected: {reason} — ask your instructor for a new one"

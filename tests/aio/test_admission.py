@@ -178,6 +178,27 @@ def test_with_a_secret_echo_and_feed_need_a_token_too(path):
                 assert ws.recv(timeout=5) == "Echo: hi"
 
 
+def test_a_token_sent_to_a_server_without_its_secret_is_told_so(server):
+    """Not "add ?user=NAME": the server cannot check any token, and its user cannot mend it."""
+    said = (
+        "this server was started without its secret (RTLAB_SECRET), so it cannot check "
+        "tokens: tell your instructor\n"
+    )
+    token = issue(SECRET, "alice", 60, time.time())
+    for head in (
+        f"GET /ws?token={token} HTTP/1.1\r\n{host(server)}",
+        f"GET /ws HTTP/1.1\r\n{host(server)}\r\nAuthorization: Bearer {token}",
+    ):
+        assert ask(server, head, upgrade=True) == (401, said)
+    explained = ask(server, f"GET /admission?token={token} HTTP/1.1\r\n{host(server)}")[1]
+    assert '"status": 401' in explained and "RTLAB_SECRET" in explained
+    assert ask(server, f"GET /ws HTTP/1.1\r\n{host(server)}", upgrade=True) == (
+        400,
+        "say who you are: add ?user=NAME to the URL\n",
+    )
+    assert ask(server, f"GET /ws?user=alice HTTP/1.1\r\n{host(server)}", upgrade=True)[0] == 101
+
+
 def test_a_non_ascii_token_is_a_401_not_a_500():
     with rtlab.start_server(secret=SECRET) as server:
         head = f"GET /ws HTTP/1.1\r\n{host(server)}\r\nAuthorization: Bearer abc.d\xe9f"

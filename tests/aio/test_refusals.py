@@ -79,6 +79,11 @@ def test_advice_names_the_reason_and_what_to_do():
     assert advice(404, "no WebSocket endpoint /nope") == (
         "the server refused the connection (HTTP 404): no WebSocket endpoint /nope"
     )
+    no_secret = (
+        "this server was started without its secret (RTLAB_SECRET), so it cannot check "
+        "tokens: tell your instructor"
+    )
+    assert advice(401, no_secret + "\n") == f"refused: {no_secret}"  # no new token mends it
 
 
 # -- the Python client ------------------------------------------------------------------
@@ -89,6 +94,21 @@ def classroom():
     server = rtlab.start_server(secret=SECRET)
     yield server
     server.stop()
+
+
+def test_a_token_for_a_server_started_without_its_secret_stops_the_client_saying_so():
+    with rtlab.start_server() as restarted:  # the class server, restarted without RTLAB_SECRET
+
+        async def main() -> None:
+            with pytest.raises(Refused) as refused:
+                await EventClient.connect(restarted.url, "ann", token=token(), reconnection=FAST)
+            assert refused.value.status == 401
+            assert str(refused.value) == (
+                "refused: this server was started without its secret (RTLAB_SECRET), so it "
+                "cannot check tokens: tell your instructor"
+            )
+
+        run(main())
 
 
 def test_an_expired_token_stops_a_reconnecting_client_at_once(classroom):
