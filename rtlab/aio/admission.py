@@ -568,13 +568,8 @@ class _Door(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._then(lambda: self.connection.data_received(data))
 
-    def eof_received(self) -> bool:
-        def received() -> None:
-            if not self.connection.eof_received() and self.secured is not None:
-                self.secured.close()
-
-        self._then(received)
-        return True  # decided once handed over
+    def eof_received(self) -> None:
+        self._then(self.connection.eof_received)  # TLS closes anyway: no answer to give
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.over:  # else never handed over, and _secure counted it out
