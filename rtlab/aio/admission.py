@@ -280,6 +280,9 @@ class Admission:
         address = self._address.pop(connection)
         self.addresses[address] -= 1
         self.addresses += collections.Counter()  # drops the zeros
+        self._forget_user(connection)
+
+    def _forget_user(self, connection: ServerConnection) -> None:
         user = self._user.pop(connection, None)
         if user is not None:
             self.users[user] -= 1
@@ -427,6 +430,12 @@ class Admission:
                 f"{self.max_per_address} connections are open from {address} already\n",
             )
         return user
+
+    def answered(self, connection: ServerConnection, request: Request, response: Response) -> None:
+        """websockets' ``process_response``: a handshake admitted here but refused after
+        all (no key, a bad version...) no longer counts for its user."""
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            self._forget_user(connection)
 
     def user(self, connection: ServerConnection) -> str | None:
         """The user an opened connection was admitted as (counted until it closes)."""

@@ -343,6 +343,7 @@ class LabServer:
             self.host,
             self.port,
             process_request=self._process_request,
+            process_response=self.admission.answered,
             max_size=self.max_size,
             ping_interval=self.ping_interval,
             ping_timeout=self.ping_timeout,
