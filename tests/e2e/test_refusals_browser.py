@@ -75,6 +75,18 @@ def test_a_tampered_token_and_a_foreign_name_stop_the_page_too(browser):
         page.close()
 
 
+def test_a_token_on_a_server_started_without_its_secret_says_so(browser):
+    token = issue(SECRET, "ann", 3600, time.time())
+    with rtlab.start_server() as server:  # the class server, restarted without RTLAB_SECRET
+        page, _ = open_page(browser, f"{server.http_url}?token={token}&{QUICK}")
+        expect(page.locator("#refused")).to_have_text(
+            "refused: this server was started without its secret (RTLAB_SECRET), so it cannot"
+            " check tokens: tell your instructor",
+            timeout=WAIT,
+        )
+        page.close()
+
+
 def test_a_restart_reconnects_and_a_restart_with_a_new_secret_stops(browser):
     token = issue(SECRET, "ann", 3600, time.time())
     server = rtlab.start_server(secret=SECRET)
