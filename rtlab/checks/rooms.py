@@ -175,6 +175,16 @@ CASES: tuple[Case, ...] = (
         OTHERS_LEFT,
     ),
     Case(LOBBY_AND_KITCHEN, EVERYONE_ONLINE, "dave", "leave-room", "lobby", {}, NOTHING_NEW),
+    Case(LOBBY_AND_KITCHEN, EVERYONE_ONLINE, "dave", "leave-room", "attic", {}, NOTHING_NEW),
+    Case(
+        LOBBY_AND_KITCHEN,
+        EVERYONE_ONLINE,
+        "dave",
+        "send-message",
+        {"roomId": "attic", "message": "anyone?"},
+        {},
+        NOT_MEMBER,
+    ),
     Case(
         LOBBY_AND_KITCHEN,
         EVERYONE_ONLINE,
@@ -272,6 +282,11 @@ SHOUT_HINT = (
 SHOUT_DATA_HINT = (
     "the data is {'userId': the sender's name (session.user), 'roomId': room, "
     "'message': the message in capitals (str.upper())}"
+)
+FORGED_HINT = (
+    "who shouted is the connection's user, session.user: {sender} sent "
+    "'userId': '{claims}' in the data, and a client writes whatever it likes there. "
+    "Build the event from roomId and the message alone"
 )
 BLOCKING_HINT = (
     "a handler answers by returning: one that blocks (time.sleep, a loop) or awaits "
@@ -374,7 +389,10 @@ def _shouted(client: Client) -> list[Any]:
 
 
 def _names(clients: list[Client]) -> str:
-    names = [client.user for client in clients]
+    """``bob, carol and carol's tab``: a user's second connection is their tab."""
+    names: list[str] = []
+    for client in clients:
+        names.append(f"{client.user}'s tab" if client.user in names else client.user)
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -389,12 +407,16 @@ def _what_failed(server: RunningServer, handler: _Watched, error: AckError) -> s
     return error.message
 
 
-def _shout(server: RunningServer, handler: _Watched, client: Client, text: str) -> Any:
-    """``client`` shouts to lobby; the ack's data. An ``internal`` refusal says what failed."""
+def _shout(
+    server: RunningServer, handler: _Watched, client: Client, text: str, claims: str | None = None
+) -> Any:
+    """``client`` shouts to lobby (its data claiming to be from ``claims``, if given); the
+    ack's data. An ``internal`` refusal says what failed."""
+    data = {"roomId": SHOUT_ROOM, "message": text}
+    if claims is not None:
+        data["userId"] = claims
     try:
-        return client.emit(
-            "shout", {"roomId": SHOUT_ROOM, "message": text}, ack=True, timeout=ACK_TIMEOUT
-        )
+        return client.emit("shout", data, ack=True, timeout=ACK_TIMEOUT)
     except AckError as error:
         if error.code != "internal":
             raise
@@ -411,12 +433,14 @@ def _heard(
     others: list[Client],
     text: str,
     timeout: float,
+    claims: str | None = None,
 ) -> Problem | None:
-    """``sender``, in lobby, shouts: ``hearers`` must get it once, ``others`` (the sender
-    among them) nothing, and the ack must count the hearers."""
-    before = {client.user: len(_shouted(client)) for client in (*hearers, *others)}
+    """``sender``, in lobby, shouts (claiming to be ``claims``, if given): ``hearers`` must
+    get it once, ``others`` (the sender among them) nothing, and the ack must count the
+    hearers' connections."""
+    before = {id(client): len(_shouted(client)) for client in (*hearers, *others)}
     try:
-        ack = _shout(server, handler, sender, text)
+        ack = _shout(server, handler, sender, text, claims)
     except AckError as error:
         return (
             f"{sender.user}, who is in {SHOUT_ROOM}, shouted {text!r} to it and was refused: "
@@ -431,7 +455,7 @@ def _heard(
     expected = {"userId": sender.user, "roomId": SHOUT_ROOM, "message": text.upper()}
     for other in hearers:
         try:
-            other.wait_for("shouted", before[other.user] + 1, timeout=timeout)
+            other.wait_for("shouted", before[id(other)] + 1, timeout=timeout)
         except (TimeoutError, ConnectionError):
             return (
                 f"{other.user}, who is in {SHOUT_ROOM}, received no 'shouted' event from "
@@ -439,16 +463,19 @@ def _heard(
                 SHOUT_HINT,
             )
         _round_trip(other)  # a second copy, if any, has arrived too
-        got = _shouted(other)[before[other.user] :]
+        got = _shouted(other)[before[id(other)] :]
         if got != [expected]:
             shown = _shown(got[0]) if len(got) == 1 else f"{len(got)} events {got!r}"
+            forged = len(got) == 1 and isinstance(got[0], dict) and got[0].get("userId") == claims
             return (
                 f"{other.user} received 'shouted' with {shown}, expected {_shown(expected)}",
-                SHOUT_DATA_HINT,
+                FORGED_HINT.format(sender=sender.user, claims=claims)
+                if forged
+                else SHOUT_DATA_HINT,
             )
     for other in others:
         _round_trip(other)
-        if len(_shouted(other)) == before[other.user]:
+        if len(_shouted(other)) == before[id(other)]:
             continue
         if other is sender:
             return (
@@ -473,7 +500,7 @@ def _refused(
     server: RunningServer, handler: _Watched, outsider: Client, members: list[Client]
 ) -> Problem | None:
     """``outsider``, not in lobby, shouts to it: refused with not_member, nobody told."""
-    before = {client.user: len(_shouted(client)) for client in members}
+    before = {id(client): len(_shouted(client)) for client in members}
     who = f"{outsider.user}, who is not in {SHOUT_ROOM},"
     try:
         ack = _shout(server, handler, outsider, "let me in")
@@ -498,7 +525,7 @@ def _refused(
         )
     for client in members:
         _round_trip(client)
-        if len(_shouted(client)) > before[client.user]:
+        if len(_shouted(client)) > before[id(client)]:
             return (
                 f"{outsider.user}'s refused shout still reached {client.user}",
                 "check membership first, and raise before calling ns.emit",
@@ -535,31 +562,35 @@ def _shout_problem(register_shout: Callable[[Namespace], Any], timeout: float) -
 def _scenes(
     server: RunningServer, handler: _Watched, clients: dict[str, Client], timeout: float
 ) -> Problem | None:
-    """alice shouts, dave (outside) is refused, then dave joins and shouts."""
-    for user, room in [
-        ("alice", SHOUT_ROOM),
-        ("bob", SHOUT_ROOM),
-        ("carol", SHOUT_ROOM),
-        ("dave", OTHER_ROOM),
+    """alice shouts, dave (outside) is refused, then dave joins and shouts, claiming in
+    his data to be alice. carol has two connections (a notebook and a tab)."""
+    for key, user, room in [
+        ("alice", "alice", SHOUT_ROOM),
+        ("bob", "bob", SHOUT_ROOM),
+        ("carol", "carol", SHOUT_ROOM),
+        ("carol's tab", "carol", SHOUT_ROOM),
+        ("dave", "dave", OTHER_ROOM),
     ]:
-        clients[user] = connect(server, user)
-        clients[user].emit("join-room", room, ack=True, timeout=2)
-    alice, bob, carol, dave = clients.values()
-    problem = _heard(server, handler, alice, [bob, carol], [alice, dave], "hello, lobby!", timeout)
-    problem = problem or _refused(server, handler, dave, [alice, bob, carol])
+        clients[key] = connect(server, user)
+        clients[key].emit("join-room", room, ack=True, timeout=2)
+    alice, bob, carol, tab, dave = clients.values()
+    lobby = [bob, carol, tab]
+    problem = _heard(server, handler, alice, lobby, [alice, dave], "hello, lobby!", timeout)
+    problem = problem or _refused(server, handler, dave, [alice, *lobby])
     if problem is not None:
         return problem
     dave.emit("join-room", SHOUT_ROOM, ack=True, timeout=2)  # now a shout from him counts
-    return _heard(server, handler, dave, [alice, bob, carol], [dave], "me too!", timeout)
+    return _heard(server, handler, dave, [alice, *lobby], [dave], "me too!", timeout, "alice")
 
 
 def check_shout(register_shout: Callable[[Namespace], Any], timeout: float = 2.0) -> Verdict:
     """Grade ``register_shout(ns)`` on a lab server of the check's own.
 
-    alice, bob and carol are in lobby, dave in kitchen. alice shouts: bob and carol
-    must get ``shouted`` once with the text in capitals, alice and dave nothing, and
-    alice's ack must be ``{"delivered": 2}``. dave shouts to lobby: refused,
-    ``not_member``, nobody told. dave joins lobby and shouts: the other three hear it,
-    and his ack says 3.
+    alice, bob and carol (on two connections) are in lobby, dave in kitchen. alice
+    shouts: bob and carol's two connections must get ``shouted`` once with the text in
+    capitals, alice and dave nothing, and alice's ack must be ``{"delivered": 3}``. dave
+    shouts to lobby: refused, ``not_member``, nobody told. dave joins lobby and shouts,
+    his data claiming ``"userId": "alice"``: the other four connections hear it from
+    dave, and his ack says 4.
     """
     return grade("shout", lambda: _shout_problem(register_shout, timeout), SHOUT_HINT, SHOUT_NUDGE)

@@ -444,6 +444,31 @@ def register_hard_coded_two(ns):  # type: ignore[no-untyped-def]
         return {"delivered": 2}
 
 
+def register_spreading_data(ns):  # type: ignore[no-untyped-def]
+    """Copies roomId and message by spreading the data, and whatever else the client sent."""
+
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
+        loud = {"userId": session.user, **data, "message": data["message"].upper()}
+        return {"delivered": ns.emit("shouted", loud, to=room, skip=session)}
+
+
+def register_counting_people(ns):  # type: ignore[no-untyped-def]
+    """Counts the people who heard it, not the connections it was written to."""
+
+    @ns.on("shout")
+    def shout(session, data):  # type: ignore[no-untyped-def]
+        room = data["roomId"]
+        if not ns.rooms.is_member(session, room):
+            raise EnvelopeError(ErrorCode.NOT_MEMBER, "no")
+        loud = {"userId": session.user, "roomId": room, "message": data["message"].upper()}
+        ns.emit("shouted", loud, to=room, skip=session)
+        return {"delivered": len(set(ns.users(room)) - {session.user})}
+
+
 def register_skip_alice(ns):  # type: ignore[no-untyped-def]
     """Leaves out the first sender it saw, by name, instead of the session shouting."""
 
@@ -592,13 +617,13 @@ WRONG_SHOUTS = [
     (
         "without the ack",
         shout_handler(ack=False),
-        "alice's ack said None, expected {'delivered': 2} (bob and carol)",
+        "alice's ack said None, expected {'delivered': 3} (bob, carol and carol's tab)",
         ACK_HINT,
     ),
     (
         "an ack hard-coded to 2",
         register_hard_coded_two,
-        "dave's ack said {'delivered': 2}, expected {'delivered': 3} (alice, bob and carol)",
+        "alice's ack said {'delivered': 2}, expected {'delivered': 3} (bob, carol and carol's tab)",
         ACK_HINT,
     ),
     (
@@ -611,7 +636,7 @@ WRONG_SHOUTS = [
         "outsiders not refused",
         shout_handler(member_check=False),
         "dave, who is not in lobby, shouted to it and was not refused "
-        "(the ack said {'delivered': 3})",
+        "(the ack said {'delivered': 4})",
         None,
     ),
     (
@@ -679,6 +704,20 @@ WRONG_SHOUTS = [
     ),
     ("registered on another namespace", register_on_another_namespace, *NOT_REGISTERED),
     ("the wrong event", register_the_wrong_event, *NOT_REGISTERED),
+    (
+        "the data spread into the event: a forged userId",
+        register_spreading_data,
+        "alice received 'shouted' with {'message': 'ME TOO!', 'roomId': 'lobby', "
+        "'userId': 'alice'}, expected {'message': 'ME TOO!', 'roomId': 'lobby', "
+        "'userId': 'dave'}",
+        rooms.FORGED_HINT.format(sender="dave", claims="alice"),
+    ),
+    (
+        "people counted, not connections",
+        register_counting_people,
+        "alice's ack said {'delivered': 2}, expected {'delivered': 3} (bob, carol and carol's tab)",
+        ACK_HINT,
+    ),
 ]
 
 
