@@ -173,6 +173,11 @@ def _client_problem(lab: Lab, attempt: Attempt) -> Problem | None:
     if (seen.close_code, seen.close_reason) != (CODE, REASON):
         got = f"{seen.close_code} {seen.close_reason!r}"
         return f"the server received close {got}, not {CODE} {REASON!r}"
+    if not any(ECHO in line for line in attempt.logs):
+        return (
+            f"the server saw everything right, but the page never logged the echo ({ECHO!r})",
+            "in the 'message' listener: console.log(event.data), then close",
+        )
     closing = [line for line in attempt.logs if all(w in line for w in (str(CODE), REASON, "true"))]
     if not closing:
         return (

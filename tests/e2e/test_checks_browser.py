@@ -103,7 +103,10 @@ RIGHT = {
             this.socket.addEventListener("close", (e) => console.info({
               code: e.code, reason: e.reason, wasClean: e.wasClean }));
           }
-          got(text) { if (text.startsWith("Echo:")) this.socket.close(1000, "done"); }
+          got(text) {
+            console.log(text);
+            if (text.startsWith("Echo:")) this.socket.close(1000, "done");
+          }
         }
         new Client(url);
     """,
@@ -189,10 +192,16 @@ WRONG = {
         "socket.onmessage = () => socket.close(1001, 'done');",
         "your code threw InvalidAccessError:",
     ),
+    "closes on a timer, with no message listener": (
+        "const socket = new WebSocket(url);\n"
+        "socket.onopen = () => { socket.send('Hello Server!');"
+        " setTimeout(() => socket.close(1000, 'done'), 200); };" + LISTENERS,
+        "the page never logged the echo ('Echo: Hello Server!')",
+    ),
     "the close event not logged": (
         "const socket = new WebSocket(url);\n"
         "socket.onopen = () => socket.send('Hello Server!');\n"
-        "socket.onmessage = () => socket.close(1000, 'done');\n"
+        "socket.onmessage = (e) => { console.log(e.data); socket.close(1000, 'done'); };\n"
         "socket.onclose = () => console.log('Disconnected from server');",
         "the page never logged the close event's code, reason and wasClean",
     ),
