@@ -41,7 +41,7 @@ function runExercise(code, url, report) {
     ? `${error.name}: ${error.message}` : `uncaught ${show(error)}`);
   const say = (real) => (...args) => { real(...args); tell("log", args.map(show).join(" ")); };
   const pageConsole = { ...console, log: say(console.log), info: say(console.info),
-    warn: say(console.warn), error: say(console.error) };
+    debug: say(console.debug), warn: say(console.warn), error: say(console.error) };
   const guarded = new WeakMap();
   const guard = (listener) => {
     if (typeof listener !== "function") return listener;

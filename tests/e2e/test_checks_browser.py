@@ -91,7 +91,7 @@ RIGHT = {
         const ws = new WebSocket(url);
         ws.onopen = () => ws.send("Hello Server!");
         ws.onmessage = ({ data }) => { console.log(data); ws.close(1000, "done"); };
-        ws.onclose = ({ code, reason, wasClean }) => console.log(`${code} ${reason} ${wasClean}`);
+        ws.onclose = ({ code, reason, wasClean }) => console.debug(`${code} ${reason} ${wasClean}`);
         ws.onerror = (e) => console.error(e);
     """,
     "a class around the socket": """
