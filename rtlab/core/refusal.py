@@ -15,6 +15,7 @@ import re
 EXPIRED = re.compile(r"expired (\d+) s ago")
 # A 401 that no new token mends: the server cannot check any (started without its secret).
 NO_SECRET = "this server was started without its secret"
+NO_TOKEN = "this server needs a token"  # none was sent: nothing was rejected
 
 
 def is_final(status: int) -> bool:
@@ -36,6 +37,11 @@ def advice(status: int, reason: str) -> str:
     reason = EXPIRED.sub(lambda m: f"expired {ago(int(m[1]))} ago", reason.strip())
     if status == 401 and reason.startswith(NO_SECRET):
         return f"refused: {reason}"
+    if status == 401 and reason.startswith(NO_TOKEN):
+        return (
+            "no token was sent, and this server needs one: give the token your instructor "
+            "handed out (RTLAB_TOKEN, or ?token= in the page's address)"
+        )
     if status == 401:
         reason = reason.removeprefix("invalid token: ")
         return f"your token was rejected: {reason} — ask your instructor for a new one"

@@ -84,6 +84,11 @@ def test_advice_names_the_reason_and_what_to_do():
         "tokens: tell your instructor"
     )
     assert advice(401, no_secret + "\n") == f"refused: {no_secret}"  # no new token mends it
+    # None sent: nothing was rejected, the one handed out is missing.
+    assert advice(401, "this server needs a token: ?token=... or Authorization: Bearer ...") == (
+        "no token was sent, and this server needs one: give the token your instructor "
+        "handed out (RTLAB_TOKEN, or ?token= in the page's address)"
+    )
 
 
 # -- the Python client ------------------------------------------------------------------
@@ -133,7 +138,7 @@ def test_rtlab_connect_raises_the_refusal_too(classroom):
     tampered = token()[:-2] + ("AA" if not token().endswith("AA") else "BB")
     with pytest.raises(Refused, match="your token was rejected: bad signature"):
         rtlab.connect(classroom, "ann", token=tampered, reconnection=True)
-    with pytest.raises(Refused, match="this server needs a token"):
+    with pytest.raises(Refused, match="no token was sent, and this server needs one"):
         run(rtlab.aconnect(classroom, "ann", reconnection=True))
 
 

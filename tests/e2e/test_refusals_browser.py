@@ -70,7 +70,7 @@ def test_a_tampered_token_and_a_foreign_name_stop_the_page_too(browser):
         page.close()
         page, _ = open_page(browser, f"{server.http_url}?user=ann&{QUICK}")
         expect(page.locator("#refused")).to_contain_text(
-            "your token was rejected: this server needs a token", timeout=WAIT
+            "no token was sent, and this server needs one", timeout=WAIT
         )
         page.close()
 
