@@ -99,6 +99,8 @@ class _Seen:
     outage: bool = False  # refusing handshakes now
     origins: list[str | None] = field(default_factory=list)  # Origin of each accepted handshake
     accepted: list[float] = field(default_factory=list)  # when each accepted handshake came
+    open_now: int = 0  # connections open at the moment
+    most_open: int = 0  # ...and the most ever open at once
     cuts: dict[str, float] = field(default_factory=dict)  # when each cue cut the link
     closes: list[int | None] = field(default_factory=list)  # close code the client sent, each
 
@@ -156,6 +158,8 @@ class _Scene:
         assert connection.request is not None
         seen = self._seen_by(connection.request)
         seen.connections += 1
+        seen.open_now += 1
+        seen.most_open = max(seen.most_open, seen.open_now)
         try:
             async for text in connection:
                 if not isinstance(text, str):
@@ -172,6 +176,7 @@ class _Scene:
         except ConnectionClosed:
             pass
         finally:
+            seen.open_now -= 1
             received = connection.protocol.close_rcvd
             seen.closes.append(received.code if received is not None else None)
 
@@ -403,6 +408,10 @@ JS_RECONNECT_HINT = (
     "a refused or cut connection ends with a 'close' event (after 'error'): call connect() "
     "again from there, every time, until every text has its answer; no attempt limit"
 )
+JS_ONE_CHAIN_HINT = (
+    "reconnect from the 'close' listener alone: a failed attempt fires 'error' and then "
+    "'close', so reconnecting from both starts two connections for each failure"
+)
 JS_RESET_HINT = (
     "on 'open' the link is good: set attempt = 0, so that the next drop starts again from "
     "delay, not from where the last outage left the waits"
@@ -432,12 +441,20 @@ def _js_problem(scene: _Scene, attempt: Attempt) -> Problem | None:
         return f"the server saw no connection in {JS_TIMEOUT:g} s", JS_NUDGE
     if None in seen.origins:
         return "a handshake had no Origin header: it did not come from a browser page"
+    if seen.most_open > 1:
+        return (
+            f"{seen.most_open} connections were open at the same time: {seen.summary()}",
+            JS_ONE_CHAIN_HINT,
+        )
+    # A right answer connects three times (the first, after each cut); many more are
+    # reconnections started twice per failure, as 'error' then 'close' each do.
+    chains = seen.connections > 2 * (len(CUTS) + 1)
     twice = [text for text in TEXTS if seen.answered[text] > 1]
     if twice:
         return (
             f"the server answered {twice[0]!r} {seen.answered[twice[0]]} times: "
             "it was sent again after its answer had arrived",
-            JS_RESEND_HINT,
+            JS_ONE_CHAIN_HINT if chains else JS_RESEND_HINT,
         )
     missing = [text for text in TEXTS if not seen.answered[text]]
     if missing:
@@ -450,7 +467,8 @@ def _js_problem(scene: _Scene, attempt: Attempt) -> Problem | None:
             JS_CLOSE_HINT,
         )
     if seen.connections > connections:
-        return f"it connected again after every text had its answer: {seen.summary()}"
+        problem = f"it connected again after every text had its answer: {seen.summary()}"
+        return (problem, JS_ONE_CHAIN_HINT) if chains else problem
     if seen.closes[-1] not in (1000, 1005):
         return f"the last connection ended with close code {seen.closes[-1]}", JS_CLOSE_HINT
     waits = _waits_problem(seen.refusals, JS_BACKOFF_HINT, JS_SLACK, _back(seen))

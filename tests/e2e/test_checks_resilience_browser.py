@@ -192,6 +192,20 @@ WRONG = {
         listeners("setTimeout(connect, delay * 2 ** attempt++ * (0.5 + Math.random() / 10));"),
         "until the next connection: one is longer than delay_max=0.4 s",
     ),
+    "reconnects from both error and close": (
+        client(
+            LISTENERS.replace(
+                "WAIT", "setTimeout(connect, Math.min(delay * 2 ** attempt++, delayMax));"
+            ).replace(
+                'socket.addEventListener("close", () => {',
+                'socket.addEventListener("error", () => {\n'
+                "    setTimeout(connect, Math.min(delay * 2 ** attempt++, delayMax));\n"
+                "  });\n"
+                '  socket.addEventListener("close", () => {',
+            )
+        ),
+        "reconnect from the 'close' listener alone",  # whichever symptom shows first
+    ),
     "never resets attempt once connected": (
         client(
             LISTENERS.replace("attempt = 0;\n", "").replace(
