@@ -62,6 +62,10 @@ UNITS = (
     "`now` is in seconds, so the window is 60 (the tutorial's Date.now() counts "
     "milliseconds, hence its 60000): an event ten minutes old no longer counts"
 )
+OWN_CLOCK = (
+    "use the `now` you are given, not time.time() or time.monotonic(): the server passes "
+    "each event's time, and the check replays hours of traffic in a moment"
+)
 BOUNDARY = (
     "an event exactly 60 s ago is out of the window: drop times t with now - t >= 60 "
     "(with > 60 the user waits one event longer than the limit says)"
@@ -220,12 +224,25 @@ def _scenarios_problem(make: Any) -> Problem | None:
             if got != expected[index]:
                 before = _in_window(scenario.events, expected, index)
                 said, right = ("allowed", "refused") if got else ("refused", "allowed")
+                hint = OWN_CLOCK if scenario.hint == UNITS and _own_clock(make) else scenario.hint
                 return (
                     f"{where}: you {said} it, the tutorial's limit says {right} "
                     f"({user} had {before} allowed in the 60 s before)",
-                    scenario.hint,
+                    hint,
                 )
     return None
+
+
+def _own_clock(make: Any) -> bool:
+    """Whether a fresh limiter still refuses alice a year after her 10 events: then it
+    reads a clock of its own (a window in milliseconds, 60000, would have let her in)."""
+    limiter = make()
+    try:
+        for now in range(LIMIT):
+            limiter.allow(ALICE, float(now))
+        return limiter.allow(ALICE, 365 * 86_400.0) is False
+    except Exception:
+        return False
 
 
 # -- on a real server ----------------------------------------------------------------------

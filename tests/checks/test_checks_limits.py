@@ -5,6 +5,7 @@ tabs), and says "not done yet" to a learner copy."""
 from __future__ import annotations
 
 import collections
+import time
 
 import pytest
 
@@ -154,6 +155,16 @@ def milliseconds(self, session, now):
     return True
 
 
+def own_clock(self, session, now):
+    now = time.monotonic()  # the server's clock, not the event's
+    times = self.seen.setdefault(session.user, [])
+    times[:] = [t for t in times if now - t < 60]
+    if len(times) >= 10:
+        return False
+    times.append(now)
+    return True
+
+
 def keeps_exactly_60_s(self, session, now):
     times = self.seen.setdefault(session.user, collections.deque())
     while times and now - times[0] > 60:
@@ -226,6 +237,13 @@ def anchored_window(self, session, now):
             "t=600: you refused it, the tutorial's limit says allowed (alice had 0 allowed in "
             "the 60 s before)",
             limits.UNITS,
+        ),
+        (
+            own_clock,
+            "limiter: alice sends 10, then comes back ten minutes later: alice's event #12 at "
+            "t=600: you refused it, the tutorial's limit says allowed (alice had 0 allowed in "
+            "the 60 s before)",
+            limits.OWN_CLOCK,
         ),
         (
             keeps_exactly_60_s,
