@@ -45,6 +45,7 @@ import re
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -185,7 +186,12 @@ class Admission:
         # request has not arrived yet (unfinished handshakes).
         self.addresses: collections.Counter[str] = collections.Counter()
         self.grace = HANDSHAKE_GRACE
-        self._address: dict[ServerConnection, str] = {}
+        self._address: dict[ServerConnection, str] = {}  # counted, until the close
+        # ...and where each came from, as long as the connection object lives (a request
+        # handled after its close still names it: a closed TLS transport knows no peer).
+        self._came_from: weakref.WeakKeyDictionary[ServerConnection, str] = (
+            weakref.WeakKeyDictionary()
+        )
         # Unfinished handshakes by address, oldest first: when they arrived, and their
         # TCP transport (the one to abort, also during the TLS handshake).
         self._waiting: dict[str, dict[ServerConnection, tuple[float, asyncio.BaseTransport]]]
@@ -246,32 +252,57 @@ class Admission:
 
         Past ``max_handshakes`` unfinished handshakes, the oldest one older than
         ``grace`` makes room (a slowloris, not a browser's burst of fresh ones); an
-        address never holds more than ``max_per_address + max_handshakes`` connections.
+        address never holds more than ``max_per_address + max_handshakes`` connections,
+        and there too the oldest stalled handshake makes room for a newcomer.
         """
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        if self.addresses[address] >= self.max_per_address + self.max_handshakes:
+        waiting = self._waiting.setdefault(address, {})
+        full = self.addresses[address] >= self.max_per_address + self.max_handshakes
+        stalled = self._stalled(waiting)
+        if full and stalled is None:
             self.logger.warning(
                 "closed a connection from %s at once: %d are open from it",
                 address,
                 self.addresses[address],
             )
             transport.abort()  # connection_lost follows; nothing was counted
+            if not waiting:
+                del self._waiting[address]
             return False
-        waiting = self._waiting.setdefault(address, {})
-        if len(waiting) >= self.max_handshakes:
-            since, oldest = next(iter(waiting.values()))
-            if time.monotonic() - since >= self.grace:
-                self.logger.warning(
-                    "closed the oldest of %d unfinished handshakes from %s",
-                    len(waiting),
-                    address,
-                )
-                oldest.abort()  # its TCP transport: also one still in its TLS handshake
-        self._address[connection] = address
+        if stalled is not None and (full or len(waiting) >= self.max_handshakes):
+            # A slowloris, not a browser's burst of fresh ones: the oldest makes room, even
+            # when the address is full, so that it cannot lock its own address out.
+            self.logger.warning(
+                "closed the oldest of %d unfinished handshakes from %s", len(waiting), address
+            )
+            self._evict(stalled)
+            waiting = self._waiting.setdefault(address, {})  # if that emptied it
+        self._address[connection] = self._came_from[connection] = address
         self.addresses[address] += 1
         waiting[connection] = (time.monotonic(), transport)
         return True
+
+    def _stalled(
+        self, waiting: dict[ServerConnection, tuple[float, asyncio.BaseTransport]]
+    ) -> ServerConnection | None:
+        """The oldest unfinished handshake, if it has waited ``grace`` seconds."""
+        for connection, (since, _) in waiting.items():
+            return connection if time.monotonic() - since >= self.grace else None
+        return None
+
+    def _evict(self, connection: ServerConnection) -> None:
+        """Close an unfinished handshake and count it out now (its close comes later)."""
+        address = self._address[connection]
+        transport = self._waiting[address][connection][1]
+        self._gone(connection)
+        transport.abort()  # its TCP transport: also one still in its TLS handshake
+
+    def address_of(self, connection: ServerConnection) -> str:
+        """The address a connection came from, as counted at its accept (a TLS connection
+        closed meanwhile has no ``remote_address`` any more)."""
+        address = self._address.get(connection) or self._came_from.get(connection)
+        return address if address is not None else "unknown"
 
     def _gone(self, connection: ServerConnection) -> None:
         if connection not in self._address:
@@ -373,7 +404,7 @@ class Admission:
             "refused %d %s from %s: %s",
             refusal.status_code,
             request.path.partition("?")[0][:100],
-            connection.remote_address[0],
+            self.address_of(connection),
             reason[0][:200] if reason else "",
         )
 
@@ -416,7 +447,14 @@ class Admission:
             user = None
         if isinstance(user, Response):
             return user
-        address = connection.remote_address[0]
+        address = self.address_of(connection)
+        # A request that came gets a place before handshakes that never sent theirs.
+        waiting = self._waiting.get(address, {})
+        while self.addresses[address] > self.max_per_address and (
+            (stalled := self._stalled(waiting)) is not None
+        ):
+            self.logger.warning("closed an unfinished handshake from %s to make room", address)
+            self._evict(stalled)
         if user is not None and self.users[user] >= self.max_per_user:
             return refuse(
                 connection,
@@ -490,7 +528,7 @@ class Admission:
             )
         if self.allow_anonymous or self._has_pass(request):
             return user
-        if self.allow_anonymous is None and is_loopback(connection.remote_address[0]):
+        if self.allow_anonymous is None and is_loopback(self.address_of(connection)):
             relayed = forwarding(request.headers)
             if not relayed:
                 return user
@@ -512,7 +550,7 @@ class _Door(asyncio.Protocol):
     handshake's last flight, its end) waits here, and follows the hand-over in order.
     """
 
-    __slots__ = ("admission", "connection", "early", "over", "secured", "tls")
+    __slots__ = ("admission", "connection", "early", "lost", "over", "secured", "tls")
 
     def __init__(
         self,
@@ -524,6 +562,7 @@ class _Door(asyncio.Protocol):
         self.secured: asyncio.Transport | None = None  # once handed over
         self.early: list[Callable[[], object]] = []
         self.over = False  # refused at once, or its TLS handshake failed: nothing to hand
+        self.lost = False  # the connection ended before it could be handed over
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -561,10 +600,17 @@ class _Door(asyncio.Protocol):
                 self.admission._gone(self.connection)
         if secured is None:
             return
+        if self.lost:  # gone with its handshake's last flight: nobody left to answer
+            self.early.clear()
+            secured.abort()
+            self.admission._gone(self.connection)
+            return
         secured.set_protocol(self.connection)
         self.connection.connection_made(secured)
         self.secured = secured
         for step in self.early:
+            if secured.is_closing():  # answered and closed (a refusal): nothing more to say
+                break
             step()
         self.early.clear()
 
@@ -581,8 +627,10 @@ class _Door(asyncio.Protocol):
         self._then(self.connection.eof_received)  # TLS closes anyway: no answer to give
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.over:  # else never handed over, and _secure counted it out
-            self._then(lambda: self.connection.connection_lost(exc))
+        if self.secured is None:
+            self.lost = True  # before the hand-over: _secure counts it out
+        elif not self.over:
+            self.connection.connection_lost(exc)
 
 
 def checked(secret: str, token: str) -> str:

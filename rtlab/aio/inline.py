@@ -255,9 +255,12 @@ class InlineConnection(ServerConnection):
         ServerProtocol.send_eof(self.protocol)
 
     def eof_received(self) -> bool | None:
-        if self.request is not None and self.response is None:  # answering it now
+        answering = self.request is not None and self.response is None
+        # asyncio keeps a plain transport open after True, so the response still goes out;
+        # a TLS one closes anyway, and says so in a warning a client could repeat at will.
+        if answering and self.transport.get_extra_info("ssl_object") is None:
             self._g.eof_after_response = True
-            return True  # asyncio keeps the transport open: the response still goes out
+            return True
         return super().eof_received()
 
     def _response_sent(self) -> None:

@@ -521,7 +521,7 @@ class LabServer:
     async def _handle(self, connection: ServerConnection) -> None:
         path = urlsplit(connection.request.path).path if connection.request else ""
         _keep_only_authorization(connection)
-        host, port, *_ = connection.remote_address
+        host, port, *_ = connection.remote_address or (self.admission.address_of(connection), 0)
         info = ClientInfo(next(self._ids), path, f"{host}:{port}", time.time())
         self._clients[connection] = info
         user = self.admission.user(connection)  # counted until the connection closes

@@ -288,6 +288,29 @@ def test_an_address_never_holds_more_than_its_limit_plus_the_handshake_cap():
             assert ws.recv(timeout=5) == "Echo: served again"
 
 
+def test_an_address_full_of_stalled_handshakes_still_lets_a_newcomer_in():
+    """A slowloris that fills its address must not lock that address out (a class behind
+    one NAT address): past the limit, the oldest stalled handshake makes room too."""
+    with rtlab.start_server(
+        max_connections_per_address=2, max_handshakes_per_address=1, handshake_timeout=5
+    ) as server:
+        admission = server.server.admission
+        admission.grace = 0.2
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+        try:
+            rtlab.wait_until(lambda: admission.addresses["127.0.0.1"] == 3, what="3 counted")
+            time.sleep(0.3)  # all three stalled now
+            with connect(server.echo_url) as ws:
+                assert held[0].recv(1024) == b""  # the oldest made room
+                ws.send("served")
+                assert ws.recv(timeout=5) == "Echo: served"
+            assert any("closed the oldest of" in line for line in server.log)
+        finally:
+            for sock in held:
+                sock.close()
+        rtlab.wait_until(lambda: not admission.addresses, what="all counted out")
+
+
 # -- malformed input: a 4xx that names it -------------------------------------------------------
 
 

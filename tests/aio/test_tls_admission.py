@@ -3,6 +3,7 @@ handshake: one that never starts it is an unfinished handshake like any other.""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -127,3 +128,43 @@ def test_a_request_sent_with_the_last_tls_flight_is_answered(tls):
             except ssl.SSLWantReadError:
                 incoming.write(sock.recv(65536))
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize("then", ["fin", "close_notify"])
+def test_a_request_and_its_end_sent_with_the_last_tls_flight_leave_no_error(tls, then):
+    """Sent all at once, the handshake's end, a request and the connection's end: the
+    server had answered before it handed the connection over, or finds it gone, and logs
+    no error either way (it once read the address of a connection already closed)."""
+    server_context, client_context = tls
+    with rtlab.start_server(ssl_context=server_context, secret="s") as server:
+        for path in ("/ws", "/echo", "/"):
+            with raw(server.port) as sock:
+                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+                tls_client = client_context.wrap_bio(
+                    incoming, outgoing, server_hostname="127.0.0.1"
+                )
+                while True:
+                    try:
+                        tls_client.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        sock.sendall(outgoing.read())
+                        incoming.write(sock.recv(65536))
+                request = (
+                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n"
+                )
+                tls_client.write(request.encode())
+                if then == "close_notify":
+                    with contextlib.suppress(ssl.SSLError):
+                        tls_client.unwrap()
+                sock.sendall(outgoing.read())
+                sock.shutdown(socket.SHUT_WR)
+                with contextlib.suppress(OSError):
+                    while sock.recv(65536):
+                        pass
+        admission = server.server.admission
+        rtlab.wait_until(lambda: not admission.addresses, what="all counted out")
+        assert not [line for line in server.log if "ERROR" in line or "Traceback" in line]
