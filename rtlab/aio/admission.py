@@ -301,8 +301,7 @@ class Admission:
     def address_of(self, connection: ServerConnection) -> str:
         """The address a connection came from, as counted at its accept (a TLS connection
         closed meanwhile has no ``remote_address`` any more)."""
-        address = self._address.get(connection) or self._came_from.get(connection)
-        return address if address is not None else "unknown"
+        return self._came_from.get(connection, "unknown")
 
     def _gone(self, connection: ServerConnection) -> None:
         if connection not in self._address:

@@ -28,7 +28,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from rtlab.aio.admission import Admission, query_value
+from rtlab.aio.admission import Admission, token_of
 from rtlab.aio.builtin_events import timestamp
 from rtlab.aio.events import EventHub, Namespace, Session
 from rtlab.aio.progress_journal import ProgressJournal
@@ -48,15 +48,10 @@ NOT_AN_INSTRUCTOR = (
 )
 
 
-def token_of(session: Session) -> str | None:
+def session_token(session: Session) -> str | None:
     """The token ``session`` opened its connection with (``?token=`` or a Bearer header)."""
     request = session.connection.request
-    if request is None:
-        return None
-    authorization = request.headers.get("Authorization", "")
-    if authorization.startswith("Bearer "):
-        return authorization.removeprefix("Bearer ").strip()
-    return query_value(request.path, "token")
+    return token_of(request) if request is not None else None
 
 
 class LocalProgress:
@@ -128,7 +123,7 @@ class ProgressEvents:
 
     def role(self, session: Session) -> str | None:
         """``student`` or ``instructor`` from the session's token; None without one."""
-        token, secret = token_of(session), self.admission.secret
+        token, secret = session_token(session), self.admission.secret
         if not token or not secret:
             return None
         try:
