@@ -103,20 +103,28 @@ def test_a_failed_tls_handshake_is_counted_out(tls):
         rtlab.wait_until(lambda: not admission.addresses, what="counted out")
 
 
+def all_but_the_last_flight(
+    sock: socket.socket, context: ssl.SSLContext
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
+    """A TLS client on ``sock`` whose handshake is done on its side, its last flight (the
+    Finished) still in ``outgoing``: what it writes next goes out in the same send."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls_client = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    while True:
+        try:
+            tls_client.do_handshake()
+            return tls_client, incoming, outgoing
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+
+
 def test_a_request_sent_with_the_last_tls_flight_is_answered(tls):
     """The request may reach the server with the client's last handshake message, in the
     same read: it is handed to the connection once that has its TLS transport."""
     server_context, client_context = tls
     with rtlab.start_server(ssl_context=server_context) as server, raw(server.port) as sock:
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls_client = client_context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
-        while True:
-            try:
-                tls_client.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                sock.sendall(outgoing.read())
-                incoming.write(sock.recv(65536))
+        tls_client, incoming, outgoing = all_but_the_last_flight(sock, client_context)
         tls_client.write(
             f"GET /feed?after=0 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
         )
@@ -139,17 +147,7 @@ def test_a_request_and_its_end_sent_with_the_last_tls_flight_leave_no_error(tls,
     with rtlab.start_server(ssl_context=server_context, secret="s") as server:
         for path in ("/ws", "/echo", "/"):
             with raw(server.port) as sock:
-                incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-                tls_client = client_context.wrap_bio(
-                    incoming, outgoing, server_hostname="127.0.0.1"
-                )
-                while True:
-                    try:
-                        tls_client.do_handshake()
-                        break
-                    except ssl.SSLWantReadError:
-                        sock.sendall(outgoing.read())
-                        incoming.write(sock.recv(65536))
+                tls_client, _, outgoing = all_but_the_last_flight(sock, client_context)
                 request = (
                     f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"

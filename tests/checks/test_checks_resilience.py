@@ -28,8 +28,11 @@ def run(keep_asking, timeout: float = 8.0):  # type: ignore[no-untyped-def]
     return asyncio.run(check_keep_asking(keep_asking, timeout=timeout))
 
 
-def reconnecting(wait, catch=(OSError, WebSocketException)):  # type: ignore[no-untyped-def]
-    """keep_asking as the lesson's solution writes it, with a wait rule of its own."""
+def reconnecting(  # type: ignore[no-untyped-def]
+    wait, catch=(OSError, WebSocketException), *, reset=True, blocking=False
+):
+    """keep_asking as the lesson's solution writes it, with a wait rule of its own (and,
+    for a wrong one, no reset of ``attempt`` once connected, or ``time.sleep``)."""
 
     async def keep_asking(url: str, texts: list[str], delay: float, delay_max: float) -> list:
         answers: list[str] = []
@@ -37,12 +40,16 @@ def reconnecting(wait, catch=(OSError, WebSocketException)):  # type: ignore[no-
         while len(answers) < len(texts):
             try:
                 async with connect(url) as ws:
-                    attempt = 0
+                    if reset:
+                        attempt = 0
                     while len(answers) < len(texts):
                         await ws.send(texts[len(answers)])
                         answers.append(await ws.recv())
             except catch:
-                await asyncio.sleep(wait(attempt, delay, delay_max))
+                if blocking:
+                    time.sleep(wait(attempt, delay, delay_max))  # stops the event loop
+                else:
+                    await asyncio.sleep(wait(attempt, delay, delay_max))
                 attempt += 1
         return answers
 
@@ -586,41 +593,8 @@ def test_what_each_refused_attempt_costs_on_a_busy_machine_is_allowed_for() -> N
     assert "longer than delay_max" in resilience._waits_problem(no_cap)[0]
 
 
-async def never_resets(url: str, texts: list[str], delay: float, delay_max: float) -> list:
-    """Backs off right, but never sets attempt back to 0 once connected."""
-    answers: list[str] = []
-    attempt = 0
-    while len(answers) < len(texts):
-        try:
-            async with connect(url) as ws:
-                while len(answers) < len(texts):
-                    await ws.send(texts[len(answers)])
-                    answers.append(await ws.recv())
-        except (OSError, WebSocketException):
-            await asyncio.sleep(min(delay * 2**attempt, delay_max))
-            attempt += 1
-    return answers
-
-
-async def sleeps_the_loop(url: str, texts: list[str], delay: float, delay_max: float) -> list:
-    """Right but for its wait: time.sleep, which stops the event loop it runs on."""
-    answers: list[str] = []
-    attempt = 0
-    while len(answers) < len(texts):
-        try:
-            async with connect(url) as ws:
-                attempt = 0
-                while len(answers) < len(texts):
-                    await ws.send(texts[len(answers)])
-                    answers.append(await ws.recv())
-        except (OSError, WebSocketException):
-            time.sleep(min(delay * 2**attempt, delay_max))
-            attempt += 1
-    return answers
-
-
 def test_keep_asking_that_never_resets_its_attempts_gets_the_reset_hint() -> None:
-    verdict = run(never_resets)
+    verdict = run(reconnecting(no_jitter, reset=False))
     assert re.fullmatch(
         r"keep_asking: after the link dropped again, 0\.\d\d s passed before the next "
         r"connection, not about delay=0\.01 s",
@@ -630,7 +604,7 @@ def test_keep_asking_that_never_resets_its_attempts_gets_the_reset_hint() -> Non
 
 
 def test_keep_asking_with_time_sleep_gets_the_blocking_hint() -> None:
-    verdict = run(sleeps_the_loop)
+    verdict = run(reconnecting(no_jitter, blocking=True))
     assert re.fullmatch(
         r"keep_asking: the event loop stood still for up to 0\.\d\d s at a time", verdict.message
     ), verdict.message
