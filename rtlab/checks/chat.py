@@ -78,6 +78,8 @@ def _presence_problem(presence_changes: Callable[..., Any]) -> Problem | None:
         where = f"before {sorted(before)}, sessions now {list(sessions)}"
         if got is None:
             return f"{where}: returned None; did you forget `return`?", PRESENCE_HINT
+        if isinstance(got, set | frozenset):  # its order is the hashes', a different one each run
+            return f"{where}: returned a set, which has no order: return a sorted list", SORTED
         try:
             answer = [(user, online) for user, online in got]
         except (TypeError, ValueError):
