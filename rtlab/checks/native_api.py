@@ -4,8 +4,11 @@
 running, and the learner's ``ask`` is a coroutine, so the cell awaits the check
 (``await check_ask(ask)``). It starts a lab server of its own and stops it from a
 worker thread, so that the learner's connections, which live on the cell's loop,
-can answer the server's closing handshake. Every wait is bounded: a coroutine that
-never returns, or even ignores its cancellation, is given up on.
+can answer the server's closing handshake. Those connections reach the server through
+a relay on the cell's loop, as they would reach a server living there (section 2): a
+blocking client in an ``async def`` stops that loop and hears nothing back. Every wait
+is bounded: a coroutine that never returns, or even ignores its cancellation, is given
+up on.
 
 (Lesson 02's other exercise is in JavaScript, checked in browser.py.)
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 from rtlab.checks import Problem, Verdict, describe, grade
 from rtlab.checks.bounded import STILL_RUNNING, call_within
+from rtlab.checks.relay import Relay
 from rtlab.notebook.background import RunningServer, start_server
 from rtlab.notebook.wait import until
 
@@ -54,6 +58,13 @@ NOT_CLEAN = (
     "ws:` block (or `await ws.close()`). Dropping the connection (1006) or closing with an "
     "error code (1011) tells the server something went wrong"
 )
+BLOCKED = (
+    "a blocking call in an `async def` (a websockets.sync client, time.sleep) stops the "
+    "event loop it runs on, so nothing else there can run: here the check's relay to the "
+    "server, in section 2 a server on the kernel's loop, which never answers. Use "
+    "`async with connect(url) as ws:` and `await`, or run blocking code with "
+    "`await asyncio.to_thread(...)`"
+)
 CLEAN = ("1000 ", "1001 ")  # normal closure, going away: nothing went wrong
 _CLOSED = re.compile(r"closed #\d+ [^:]*: (.*)$")
 
@@ -83,7 +94,12 @@ async def _settle(task: asyncio.Task[Any], timeout: float) -> bool:
 
 
 async def _one_ask(
-    ask: Callable[[str, str], Any], url: str, text: str, expected: str, timeout: float
+    ask: Callable[[str, str], Any],
+    url: str,
+    text: str,
+    expected: str,
+    timeout: float,
+    relay: Relay,
 ) -> Problem | None:
     call = f"ask('…{url[url.rindex('/') :]}', {_shown(text, 24)})"
     if inspect.iscoroutinefunction(ask):
@@ -95,12 +111,19 @@ async def _one_ask(
     if not inspect.isawaitable(result):
         return f"{call} returned {_shown(result)} at once: define it with `async def`"
     task = asyncio.ensure_future(result)
+    relay.asking, accepted, late = task, relay.accepted, relay.late
     if not await _settle(task, timeout):
         return f"{call} did not return within {timeout:g} s (waiting for a second reply?)"
     if task.cancelled():
         return f"{call} raised CancelledError"
     if isinstance(error := task.exception(), NotImplementedError):
         raise error
+    if error is not None:  # a connection it made while it held the loop is accepted now
+        with contextlib.suppress(TimeoutError):
+            await until(lambda: relay.accepted > accepted, timeout=GRACE)
+    if relay.late > late:
+        said = f" ({describe(error)})" if error is not None else ""
+        return f"{call} blocked the event loop, so its connection got no answer{said}", BLOCKED
     if error is not None:
         return f"{call} raised {describe(error)}"
     reply = task.result()
@@ -121,11 +144,13 @@ async def _ask_problem(ask: Callable[[str, str], Any], timeout: float) -> Proble
     if not callable(ask):
         return f"expected a function, got {type(ask).__name__}"
     server: RunningServer = await asyncio.to_thread(start_server)
+    relay = Relay(server.host, server.port)
     try:
+        relay_url = await relay.start()
         for path, text, expected in ASK_CASES:
-            url = f"{server.url}{path}"
+            url = f"{relay_url}{path}"
             before = len(server.log)
-            if problem := await _one_ask(ask, url, text, expected, timeout):
+            if problem := await _one_ask(ask, url, text, expected, timeout, relay):
                 return problem
             call = f"ask('…{path}', {_shown(text, 24)})"
             try:
@@ -142,6 +167,7 @@ async def _ask_problem(ask: Callable[[str, str], Any], timeout: float) -> Proble
     finally:
         # From a thread: the server's closing handshake needs this loop to answer it.
         await asyncio.wait({asyncio.ensure_future(asyncio.to_thread(server.stop))}, timeout=5)
+        relay.stop()
 
 
 class Pending:

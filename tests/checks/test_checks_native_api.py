@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as sync_connect
 
-from rtlab.checks.native_api import ASK_HINT, ASK_NUDGE, NOT_CLEAN, check_ask
+from rtlab.checks.native_api import ASK_HINT, ASK_NUDGE, BLOCKED, NOT_CLEAN, check_ask
 
 # -- ask(url, text) --------------------------------------------------------------
 
@@ -258,6 +258,24 @@ async def ask_closes_with_an_error(url: str, text: str) -> str:
     reply = await ws.recv()
     await ws.close(1011, "oops")
     return reply
+
+
+async def ask_with_the_sync_client(url: str, text: str) -> str:
+    """Wrong: section 2's deadlock. The check's server lived on a loop of its own, so this
+    passed; through the check's relay on the cell's loop, nothing answers its handshake."""
+    with sync_connect(url, open_timeout=1) as ws:  # 1 s, as in section 2 (the default: 10)
+        ws.send(text)
+        return str(ws.recv(timeout=2))
+
+
+def test_a_blocking_client_in_an_async_def_is_told_it_blocked_the_loop() -> None:
+    verdict = run_check_ask(ask_with_the_sync_client)
+    assert not verdict.passed
+    assert verdict.message == (
+        "ask: ask('…/echo', 'hello') blocked the event loop, so its connection got no answer "
+        "(TimeoutError: timed out while waiting for handshake response)"
+    )
+    assert verdict.hint == BLOCKED
 
 
 @pytest.mark.parametrize(
