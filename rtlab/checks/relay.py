@@ -19,13 +19,16 @@ class Relay:
     """A TCP relay to a server, on the loop it is started on (the cell's): the learner's
     connections pass through it, so they get answers only while that loop is free.
     ``late`` counts the connections it could accept only once ``asking`` (the learner's
-    coroutine) was over: made while that coroutine blocked the loop."""
+    coroutine) was over, ``gave_up`` those whose client closed before any answer came (a
+    client waits for the handshake's answer, unless it timed out): either way, made while
+    the learner's code blocked the loop."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
         self.asking: asyncio.Future[Any] | None = None  # the learner's coroutine, running
         self.accepted = 0
         self.late = 0
+        self.gave_up = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
 
@@ -45,7 +48,14 @@ class Relay:
             writer.close()
             return
         self._writers.add(up_writer)
-        await asyncio.gather(_copy(reader, up_writer), _copy(up_reader, writer))
+        answered: list[int] = []  # bytes written to the client, so far
+
+        async def from_client() -> None:
+            await _copy(reader, up_writer)
+            if not answered:  # the client closed before anything came back
+                self.gave_up += 1
+
+        await asyncio.gather(from_client(), _copy(up_reader, writer, answered))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -54,10 +64,15 @@ class Relay:
             writer.close()
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Bytes from ``reader`` to ``writer`` until the end, then close ``writer``."""
+async def _copy(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sizes: list[int] | None = None
+) -> None:
+    """Bytes from ``reader`` to ``writer`` until the end, then close ``writer``; the size of
+    each write is noted in ``sizes``."""
     try:
         while data := await reader.read(65536):
+            if sizes is not None:
+                sizes.append(len(data))
             writer.write(data)
             await writer.drain()
     except OSError:

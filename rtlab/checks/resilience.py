@@ -37,6 +37,7 @@ from rtlab.aio.proxy import Proxy
 from rtlab.checks import Problem, Verdict, describe, grade
 from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.checks.browser import NOT_DONE, browser_url, page_error
+from rtlab.checks.relay import Relay
 from rtlab.notebook.background import BackgroundLoop
 from rtlab.notebook.jsbox import Attempt, JsBox
 
@@ -79,8 +80,9 @@ RESET_HINT = (
     "again from delay, not from where the last outage left the waits"
 )
 BLOCKING_HINT = (
-    "time.sleep in an async def stops the whole event loop (the kernel's: every other "
-    "task waits too); wait with `await asyncio.sleep(seconds)`"
+    "time.sleep or a websockets.sync client in an async def stops the whole event loop "
+    "(the kernel's: every other task waits too, and a server there cannot answer); wait "
+    "with `await asyncio.sleep(seconds)`, connect with `async with connect(url) as ws:`"
 )
 BACKOFF_HINT = (
     "after failed attempt n (from 0), sleep min(delay * 2**n, delay_max), jittered "
@@ -215,6 +217,7 @@ class _Outcome:
     error: BaseException | None = None
     timed_out: bool = False
     not_async: bool = False
+    blocked: bool = False  # a connection it made got no answer: it held the loop meanwhile
     stalls: list[float] = field(default_factory=list)  # the caller's loop stood still this long
 
 
@@ -231,19 +234,23 @@ async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _
     scene = _Scene()
     await scene.start()
     outcome = _Outcome(scene.seen)
+    assert scene.proxy is not None
+    relay = Relay(scene.proxy.host, scene.proxy.port)  # on this loop, as a kernel's server
     try:
+        url = await relay.start() + "/echo"
         try:
-            call = keep_asking(scene.url, list(TEXTS), DELAY, DELAY_MAX)
+            call = keep_asking(url, list(TEXTS), DELAY, DELAY_MAX)
         except BaseException as error:  # the learner's code: any error is a ❌
             outcome.error = error
             return outcome
         if not inspect.isawaitable(call):
             outcome.not_async, outcome.result = True, call
             return outcome
-        task = asyncio.ensure_future(call)
+        task = relay.asking = asyncio.ensure_future(call)
         watch = asyncio.ensure_future(_watch_loop(outcome.stalls))
         done, _ = await asyncio.wait({task}, timeout=timeout)
         watch.cancel()
+        outcome.blocked = relay.gave_up > 0
         if not done:
             task.cancel()
             await asyncio.wait({task}, timeout=1.0)  # never wait on a task that ignores cancel
@@ -256,6 +263,7 @@ async def _run_keep_asking(keep_asking: Callable[..., Any], timeout: float) -> _
             outcome.result = task.result()
         return outcome
     finally:
+        relay.stop()
         await scene.stop()
 
 
@@ -308,6 +316,8 @@ def _waits_problem(
 
 def _keep_asking_problem(outcome: _Outcome, timeout: float) -> Problem | None:
     seen = outcome.seen
+    if outcome.blocked:  # whatever it did next: a drop, a timeout, an error
+        return "it blocked the event loop: a connection it opened got no answer", BLOCKING_HINT
     if outcome.error is not None:
         error = outcome.error
         if isinstance(error, NotImplementedError):

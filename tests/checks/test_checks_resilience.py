@@ -609,3 +609,33 @@ def test_keep_asking_with_time_sleep_gets_the_blocking_hint() -> None:
         r"keep_asking: the event loop stood still for up to 0\.\d\d s at a time", verdict.message
     ), verdict.message
     assert verdict.hint == resilience.BLOCKING_HINT
+
+
+async def keep_asking_with_the_sync_client(
+    url: str, texts: list[str], delay: float, delay_max: float
+) -> list[str]:
+    """Wrong: lesson 02's deadlock. The check's server lived on a loop of its own, so this
+    passed; through the check's relay on the caller's loop, no handshake gets an answer."""
+    from websockets.sync.client import connect as sync_connect
+
+    answers: list[str] = []
+    attempt = 0
+    while len(answers) < len(texts):
+        try:
+            with sync_connect(url, open_timeout=1) as ws:  # lesson 02's 1 s (default: 10)
+                attempt = 0
+                while len(answers) < len(texts):
+                    ws.send(texts[len(answers)])
+                    answers.append(str(ws.recv(timeout=2)))
+        except (OSError, WebSocketException):
+            await asyncio.sleep(rtlabs_rule(attempt, delay, delay_max))
+            attempt += 1
+    return answers
+
+
+def test_keep_asking_with_a_blocking_client_gets_the_blocking_hint() -> None:
+    verdict = run(keep_asking_with_the_sync_client, timeout=3.0)
+    assert verdict.message == (
+        "keep_asking: it blocked the event loop: a connection it opened got no answer"
+    ), verdict.message
+    assert verdict.hint == resilience.BLOCKING_HINT
