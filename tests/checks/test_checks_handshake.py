@@ -533,7 +533,27 @@ def through_a_helper(key):  # type: ignore[no-untyped-def]
     return through_the_lessons_module(key).strip()
 
 
-@pytest.mark.parametrize("answer", [through_the_lessons_module, through_an_alias, through_a_helper])
+def from_the_lessons_101(key):  # type: ignore[no-untyped-def]
+    head = core_handshake.build_response(key).decode()
+    return head.split("Sec-WebSocket-Accept: ")[1].split("\r\n")[0]
+
+
+def from_the_lessons_accept(key):  # type: ignore[no-untyped-def]
+    request = core_handshake.parse_request(core_handshake.build_request("h", "/", key=key)[0])
+    head = core_handshake.accept(request).decode()
+    return head.split("Sec-WebSocket-Accept: ")[1].split("\r\n")[0]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        through_the_lessons_module,
+        through_an_alias,
+        through_a_helper,
+        from_the_lessons_101,
+        from_the_lessons_accept,
+    ],
+)
 def test_calling_a_librarys_accept_key_is_not_an_answer(answer) -> None:  # type: ignore[no-untyped-def]
     verdict = check_accept_key(answer)
     assert verdict.message == "accept_key: right answers, but they come from a library's accept_key"
