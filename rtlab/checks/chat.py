@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -36,6 +37,7 @@ Problem = tuple[str, str]
 
 # -- exercise 1: presence_changes(before, sessions) ----------------------------------------
 
+LIMIT = 2.0  # seconds presence_changes or typing_signal may take for one case
 PRESENCE_NUDGE = "make a set of the users in `sessions`, and compare it with `before`"
 
 PRESENCE_HINT = (
@@ -74,8 +76,10 @@ def _presence_problem(presence_changes: Callable[..., Any]) -> Problem | None:
     if not callable(presence_changes):
         return f"expected a function, got {type(presence_changes).__name__}", PRESENCE_HINT
     for before, sessions, hint in PRESENCE_CASES:
-        got = presence_changes(set(before), list(sessions))
+        got = call_within(functools.partial(presence_changes, set(before), list(sessions)), LIMIT)
         where = f"before {sorted(before)}, sessions now {list(sessions)}"
+        if got is STILL_RUNNING:
+            return f"{where}: did not return within {LIMIT:g} s: does a loop never end?", hint
         if got is None:
             return f"{where}: returned None; did you forget `return`?", PRESENCE_HINT
         if isinstance(got, set | frozenset):  # its order is the hashes', a different one each run
@@ -274,8 +278,15 @@ def _typing_problem(typing_signal: Callable[..., Any]) -> Problem | None:
             before = state
             state, expected = debounce(state, what, now, TYPING_IDLE, renew=math.inf)
             last_key = before.last_key if before.typing else None
-            got = typing_signal(before.typing, last_key, what, now)
+            call = functools.partial(typing_signal, before.typing, last_key, what, now)
+            got = call_within(call, LIMIT)
             done.append(f"{what}@{now:g}")
+            if got is STILL_RUNNING:
+                return (
+                    f"after {', '.join(done)}: did not return within {LIMIT:g} s: "
+                    "does a loop never end?",
+                    TYPING_HINT,
+                )
             if got is not expected:
                 steps = ", ".join(done)
                 return (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -72,12 +73,23 @@ def _normal(answer: Any) -> dict[str, list[str]] | str:
     return {str(k): sorted(v) for k, v in answer.items()}
 
 
+LIMIT = 2.0  # seconds deliveries may take for one case
+
+
 def check_deliveries(deliveries: Callable[[Where, Members, str], dict[str, Any]]) -> Verdict:
     """Grade ``deliveries(where, members, room)`` on fixed layouts."""
 
     def attempt() -> str | tuple[str, str] | None:
         for where, members, room, expected in DELIVERY_CASES:
-            got = _normal(deliveries(dict(where), {k: set(v) for k, v in members.items()}, room))
+            call = functools.partial(
+                deliveries, dict(where), {k: set(v) for k, v in members.items()}, room
+            )
+            answer = call_within(call, LIMIT)
+            if answer is STILL_RUNNING:
+                return (
+                    f"for {room!r} with {where}: no answer within {LIMIT:g} s: a loop never ends?"
+                )
+            got = _normal(answer)
             if isinstance(got, str):
                 return got
             if got == expected:

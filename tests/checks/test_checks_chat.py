@@ -314,3 +314,27 @@ def test_a_roster_that_never_returns_fails_in_time():
         done.set()
     assert verdict.message == "roster: roster did not return within 0.5 s: does a loop never end?"
     assert verdict.hint == chat.ROSTER_HINT
+
+
+def test_presence_and_typing_answers_that_never_return_fail_in_time(monkeypatch):
+    monkeypatch.setattr(chat, "LIMIT", 0.3)
+    done = threading.Event()  # set at the end, so that no loop spins on after the test
+
+    def presence_loops(before, sessions):  # type: ignore[no-untyped-def]
+        while sessions and not done.is_set():  # sessions.pop() forgotten
+            pass
+        return []
+
+    def typing_loops(typing, last_key, what, now):  # type: ignore[no-untyped-def]
+        while what == "tick" and not done.is_set():  # waits for the key that never comes
+            pass
+        return True if what == "key" and not typing else None
+
+    try:
+        presence = check_presence_changes(presence_loops)
+        typing = check_typing_signal(typing_loops)
+    finally:
+        done.set()
+    assert "did not return within 0.3 s: does a loop never end?" in presence.message
+    assert "did not return within 0.3 s: does a loop never end?" in typing.message
+    assert not presence and not typing

@@ -6,6 +6,7 @@ learner copy, and turn whatever the learner's code raises into a cross naming it
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -258,3 +259,21 @@ def test_without_redis_the_check_says_so_and_blames_no_code():
     verdict = check_catch_up(catch_up_right, url)
     assert verdict.message == f"catch_up: no redis-server answers at {url}, so the check cannot run"
     assert verdict.hint == scaling.NO_REDIS
+
+
+def test_deliveries_that_never_return_fail_in_time(monkeypatch):
+    monkeypatch.setattr(scaling, "LIMIT", 0.3)
+    done = threading.Event()  # set at the end, so that no loop spins on after the test
+
+    def loops(where, members, room):  # type: ignore[no-untyped-def]
+        users = list(members[room])
+        while users and not done.is_set():  # users.pop() forgotten
+            pass
+        return {}
+
+    try:
+        verdict = check_deliveries(loops)
+    finally:
+        done.set()
+    assert not verdict
+    assert "no answer within 0.3 s: a loop never ends?" in verdict.message
