@@ -28,17 +28,24 @@ FIRST_LESSON = "00_welcome.ipynb"  # what rtlab lab opens
 
 
 async def serve(
-    host: str, port: int, anonymous: bool = False, log_level: str = "info", **options: Any
+    host: str,
+    port: int,
+    anonymous: bool = False,
+    log_level: str = "info",
+    log_all: bool = False,
+    **options: Any,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM, then close every connection with 1001 and return.
 
-    The server's log goes to stderr from ``log_level`` up; ``options`` go to
-    :class:`LabServer` (``data_dir``, ``ping_interval``...)."""
+    The server's log goes to stderr from ``log_level`` up, every line of a flood too with
+    ``log_all``; ``options`` go to :class:`LabServer` (``data_dir``, ``ping_interval``...)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server = LabServer(host, port, allow_anonymous=anonymous or None, **options)
+    if log_all:
+        server.log_every_line()
     log_to(server.logger, sys.stderr, log_level.upper())
     async with server:
         print(f"rtlab lab server on {server.http_url}", flush=True)
@@ -272,6 +279,12 @@ def parser() -> argparse.ArgumentParser:
         "opened and closed, refusal, rate limit and Redis loss; warning, only trouble",
     )
     serve_.add_argument(
+        "--log-all",
+        action="store_true",
+        help="log every line, even in a flood; by default, past 200 lines of one kind at "
+        "once (then 10 a second) the rest are counted and the count is logged",
+    )
+    serve_.add_argument(
         "--compression",
         type=cliargs.compression_option,
         default=str(compression.DEFAULT_THRESHOLD),
@@ -368,7 +381,9 @@ def serve_command(args: argparse.Namespace) -> int:
         "compression": args.compression,
     }
     try:
-        asyncio.run(serve(args.host, args.port, args.anonymous, args.log_level, **options))
+        asyncio.run(
+            serve(args.host, args.port, args.anonymous, args.log_level, args.log_all, **options)
+        )
     except DataDirError as error:  # in use by another server: nothing in it was touched
         print(f"rtlab serve: {error}", file=sys.stderr)
         return 1

@@ -55,6 +55,7 @@ from rtlab.aio.inline import ConnectionLimits, InlineConnection
 from rtlab.aio.journal import Journal
 from rtlab.aio.lab_app import MAX_ROOMS, LabApp
 from rtlab.aio.local_rooms import LocalRooms
+from rtlab.aio.log_flood import FloodFilter
 from rtlab.aio.log_writer import LogWriter
 from rtlab.aio.progress_events import LocalProgress, ProgressEvents
 from rtlab.aio.progress_journal import ProgressJournal
@@ -249,6 +250,11 @@ class LabServer:
         # websockets' own lines ("connection open"...) say less than ours: its warnings only.
         self._websockets_logger = _Logger("rtlab.websockets", logging.WARNING)
         self._websockets_logger.parent = self.logger
+        # A flood of connections logs a flood of lines: past a burst, counted (log_flood.py).
+        self.log_flood = FloodFilter()
+        self._loggers = (self.logger, self._websockets_logger)
+        for logger in self._loggers:
+            logger.addFilter(self.log_flood)
         self._server: Server | None = None
         self._clients: dict[ServerConnection, ClientInfo] = {}
         self._ids = itertools.count(1)
@@ -317,6 +323,11 @@ class LabServer:
         if secret is not None:  # a class's server: one student must not spam everyone
             self.app.may_broadcast = self.progress.is_instructor
 
+    def log_every_line(self) -> None:
+        """Log every line, even in a flood (``rtlab serve --log-all``)."""
+        for logger in self._loggers:
+            logger.removeFilter(self.log_flood)
+
     # -- life cycle ------------------------------------------------------------
 
     async def start(self) -> LabServer:
@@ -383,6 +394,8 @@ class LabServer:
         self.admission.close_doors()  # TLS handshakes under way
         await self._server.wait_closed()
         await asyncio.gather(*self._closing_logs)
+        for note in self.log_flood.untold():  # counts of a flood's lines, not told yet
+            self.logger.info("%s", note)
         self._server = None
         await self.events.manager.stop()
         await self.progress.close()

@@ -156,7 +156,8 @@ def test_a_log_nobody_reads_never_stops_the_server():
     """A terminal paused with Ctrl-S, or a pipe nobody reads, takes no more lines once
     full (64 KiB here): the server goes on serving, drops the lines that do not fit, and
     says how many once its log is read again."""
-    process, port = serve("--anonymous")  # stderr, the log, is a pipe read by nobody yet
+    # stderr, the log, is a pipe read by nobody yet; every line logged, none counted
+    process, port = serve("--anonymous", "--log-all")
 
     async def visits(count: int) -> None:
         for start_at in range(0, count, 20):
@@ -177,3 +178,30 @@ def test_a_log_nobody_reads_never_stops_the_server():
     dropped = re.search(r"WARNING (\d+) log lines dropped: their output was not read", err)
     assert dropped is not None, err[-2000:]
     assert int(dropped[1]) > 0
+
+
+def test_a_flood_of_connections_is_counted_not_written_line_by_line():
+    """A script reconnecting in a loop: the terminal shows the first 200 lines of each
+    kind, then about 10 a second; the count of the others is logged on a later line, and
+    what is left untold as the server stops."""
+    process, port = serve("--anonymous")
+
+    async def churn(count: int) -> None:
+        for start_at in range(0, count, 20):
+            async with asyncio.timeout(30):  # a hang guard, not a speed claim
+                await asyncio.gather(*(visit(f"v{n}") for n in range(start_at, start_at + 20)))
+
+    async def visit(user: str) -> None:
+        async with connect(f"ws://127.0.0.1:{port}/ws?user={user}"):
+            pass
+
+    try:
+        asyncio.run(churn(1_000))
+        time.sleep(0.2)  # the last closes' lines
+        asyncio.run(churn(20))  # after the flood
+    finally:
+        _, err = stop(process)
+    opened = len(re.findall(r" INFO open #\d+ /ws as v\d+ ", err))
+    told = sum(int(n) for n in re.findall(r'\[(\d+) more lines "open #… from …" not logged\]', err))
+    assert opened < 1_020 and told > 0, err[-2000:]
+    assert opened + told == 1_020  # every connection logged or counted
