@@ -38,6 +38,11 @@ What a connection may cost (:class:`ConnectionLimits`, shared by a server's conn
   frames that each inflate to ``max_size``. A compressed connection's reads are parsed
   in slices of ``SLICE`` bytes, and what is left of a read waits, compressed, until the
   queue has room again.
+- **Its turn.** Messages handled as they are read keep the queue empty, so that rule
+  alone would handle a whole read at once: 256 KiB of 1 KiB frames that each inflate
+  to a 1 MiB JSON event is many seconds of parsing, every other client kept waiting.
+  Once a compressed read's messages come to ``TURN`` bytes, the rest waits for the
+  loop's next turn, unread: the others' messages go first.
 
 And what websockets leaves unsaid or trips on, mended here. A request it cannot parse
 (not HTTP, a bad request line, a body) is closed without a word; it is answered 400
@@ -80,6 +85,7 @@ MAX_BUFFER = 4 * 2**20  # bytes waiting to be sent to one client before it is dr
 PING_RATE = 2.0  # pings per second a client may send, on average...
 PING_BURST = 10  # ...and at once
 SLICE = 2048  # bytes of a compressed connection's read parsed at a time (see module)
+TURN = 65536  # bytes of messages a compressed read may inflate to per turn of the loop
 CARRY = 65536  # a frame this big at most waits here for its end; a bigger one, in websockets
 _LENGTH16, _LENGTH64 = struct.Struct("!H").unpack_from, struct.Struct("!Q").unpack_from
 OPEN, CONNECTING = State.OPEN, State.CONNECTING
@@ -113,6 +119,7 @@ class _Guard:
     walk: bool = True  # frame boundaries known: frames may be read here (see module)
     carry: bytes = b""  # the start of a frame not complete yet, read here
     skip: int = 0  # bytes of a frame that websockets reads, still to come
+    inflated: int = 0  # bytes of the frames parsed from a compressed read in this turn
 
 
 class InlineConnection(ServerConnection):
@@ -151,6 +158,8 @@ class InlineConnection(ServerConnection):
 
     def process_event(self, event: Event) -> None:
         g = self._g
+        if isinstance(event, Frame):
+            g.inflated += len(event.data)
         receive = g.on_message
         if (
             receive is not None
@@ -372,9 +381,16 @@ class InlineConnection(ServerConnection):
                 return
 
     def _feed(self) -> None:
-        """Parse the rest of a compressed read, a slice at a time, while the queue has room."""
-        unread = self._g.unread
+        """Parse the rest of a compressed read, a slice at a time, while the queue has room
+        and this turn's frames come to less than ``TURN`` bytes (see module)."""
+        g = self._g
+        unread = g.unread
+        g.inflated = 0
         while unread and not self.recv_messages.paused:
+            if g.inflated >= TURN:  # the others' turn: the rest at the loop's next
+                self.transport.pause_reading()
+                self.loop.call_soon(self._resumed)
+                return
             chunk = bytes(unread[:SLICE])
             del unread[:SLICE]  # cheap: a bytearray drops its head in place
             super().data_received(chunk)
@@ -388,5 +404,5 @@ class InlineConnection(ServerConnection):
             self._g.unread.clear()
             return
         self._feed()
-        if not self.recv_messages.paused:
+        if not self.recv_messages.paused and not self._g.unread:
             self.transport.resume_reading()

@@ -9,6 +9,7 @@ every wait has a timeout. A bystander's round trip shows the others are still se
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import socket
@@ -241,6 +242,52 @@ def test_compressed_input_is_parsed_no_faster_than_it_is_read():
             # message is read in the end, the rest of the read parsed as the queue drains.
             await until(lambda: puts == 40, "every message read")
             assert deepest <= MAX_QUEUE + 3  # not 40: one slice at a time
+            writer.transport.abort()
+
+    run(attack())
+
+
+def test_a_compressed_read_of_big_events_waits_its_turn_between_them():
+    """1 KiB on the wire can be a 1 MiB JSON event, 50 ms to parse: a read of hundreds
+    handled at once stopped the server for everyone (11 s for 215 KiB, repro/ws_burst.py).
+    Once a compressed read's events come to ``TURN`` bytes, the rest waits for the
+    loop's next turn."""
+
+    async def attack() -> None:
+        async with LabServer() as server:
+            turns = 0
+            handled: list[int] = []  # the loop's turn when each event was handled
+
+            @server.on("big")
+            def big(session: Any, data: Any) -> None:
+                handled.append(turns)
+
+            async def count_turns() -> None:
+                nonlocal turns
+                while True:
+                    turns += 1
+                    await asyncio.sleep(0)
+
+            counter = asyncio.create_task(count_turns())
+            client = ClientProtocol(
+                parse_uri(f"{server.url}/ws?user=packer"),
+                extensions=[ClientPerMessageDeflateFactory()],
+            )
+            client.send_request(client.connect())
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"".join(client.data_to_send()))
+            client.receive_data(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT))
+            assert client.extensions, "permessage-deflate was negotiated"
+            event = json.dumps({"event": "big", "data": "x" * (2**20 - 100)})
+            for _ in range(20):
+                client.send_text(event.encode())  # about 1 KiB each on the wire
+            burst = b"".join(client.data_to_send())
+            assert len(burst) < 30_000  # 20 MiB of events in one read
+            writer.write(burst)
+            await until(lambda: len(handled) == 20, "every event handled")
+            counter.cancel()
+            # Not 20 in one turn: one slice (2 KiB, here 2 events) at most.
+            assert max(collections.Counter(handled).values()) <= 2
             writer.transport.abort()
 
     run(attack())
