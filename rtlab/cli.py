@@ -25,6 +25,9 @@ from rtlab.core.tokens import ROLES, issue
 from rtlab.handout import HandoutError, learner_folder, notebooks_folder
 
 FIRST_LESSON = "00_welcome.ipynb"  # what rtlab lab opens
+# Bytes a message to rtlab serve may have, inflated: a 1 KiB compressed frame of dense
+# JSON inflating to 1 MiB takes 50 ms to parse, before the rate limit sees an event.
+CLASS_MAX_SIZE = 64 * 2**10
 
 
 async def serve(
@@ -199,6 +202,16 @@ def parser() -> argparse.ArgumentParser:
         help="seconds a client has to finish its opening handshake (default 10)",
     )
     serve_.add_argument(
+        "--max-size",
+        type=cliargs.at_least(1024),
+        default=CLASS_MAX_SIZE,
+        metavar="BYTES",
+        help=f"bytes one message may have, inflated (default {CLASS_MAX_SIZE}: a chat "
+        "message is at most 500 characters); a bigger one closes its connection with 1009. "
+        "Parsing costs CPU before any rate limit can count it: a notebook's server allows "
+        f"{2**20}, a class's needs less",
+    )
+    serve_.add_argument(
         "--max-connections-per-user",
         type=cliargs.at_least(1),
         default=8,
@@ -365,6 +378,7 @@ def serve_command(args: argparse.Namespace) -> int:
     options = {
         "rate_limit": args.rate_limit,
         "handshake_timeout": args.handshake_timeout,
+        "max_size": args.max_size,
         "max_connections_per_user": args.max_connections_per_user,
         "max_connections_per_address": args.max_connections_per_address,
         "secret": args.secret or os.environ.get("RTLAB_SECRET") or None,

@@ -90,7 +90,9 @@ MIN_BYTES_SENT = 160 * 10**6
 def lab_process() -> Iterator[Served]:
     # Port 0: the system picks a free port and the server prints it (no race with
     # another process taking a port we picked first).
-    server = Served(["--rate-limit", "off", "--handshake-timeout", str(HANDSHAKE_TIMEOUT)])
+    # Messages up to a notebook's server's 1 MiB: the big ones must be answered, not closed.
+    options = ["--rate-limit", "off", "--handshake-timeout", str(HANDSHAKE_TIMEOUT)]
+    server = Served([*options, "--max-size", str(2**20)])
     try:
         yield server
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 from websockets.sync.client import connect
 
 from rtlab import cli, handout, tls
@@ -378,6 +378,27 @@ def test_serve_sets_the_connection_limits_per_user_and_per_address():
         assert process.wait(timeout=10) == 0
 
 
+@pytest.mark.parametrize(
+    ("flags", "allowed"), [((), cli.CLASS_MAX_SIZE), (("--max-size", str(2**20)), 2**20)]
+)
+def test_serve_closes_a_message_over_its_max_size_with_1009(flags, allowed):
+    """A class's server reads 64 KiB at most by default: parsing a compressed frame that
+    inflates to a megabyte of JSON costs the server before any rate limit counts it."""
+    process = start("serve", "--port", "0", *flags)
+    try:
+        url = wait_for_line(process, r"echo\s+(ws://127\.0\.0\.1:\d+/echo)").group(1)
+        with connect(url, max_size=None) as ws:
+            ws.send("a" * (allowed - 6))  # "Echo: " and the text: as much as it takes
+            assert ws.recv(timeout=10) == "Echo: " + "a" * (allowed - 6)
+            ws.send("a" * (allowed + 1))
+            with pytest.raises(ConnectionClosedError):
+                ws.recv(timeout=10)
+            assert ws.protocol.close_rcvd.code == 1009
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
 def test_serve_history_window_is_how_far_back_a_joiner_catches_up(tmp_path):
     process = start(
         "serve", "--port", "0", "--data-dir", str(tmp_path), "--history-window", "1"
@@ -476,6 +497,8 @@ BAD_NUMBERS = {
     ("serve", "--workers"): {"0": "must be at least 1, got 0",
                              "1.5": "must be a whole number, got '1.5'"},
     ("serve", "--max-connections-per-user"): {"0": "must be at least 1, got 0"},
+    ("serve", "--max-size"): {"100": "must be at least 1024, got 100",
+                              "64k": "must be a whole number, got '64k'"},
     ("serve", "--max-connections-per-address"): {"-3": "must be at least 1, got -3"},
     ("serve", "--max-handshakes-per-address"): {"0": "must be at least 1, got 0"},
     ("serve", "--handshake-timeout"): {"0": "must be more than 0 seconds, got 0",

@@ -257,7 +257,9 @@ async def http_status(port: int, request: bytes, timeout: float = ANSWER_TIMEOUT
 
 @contextlib.contextmanager
 def served(options: Sequence[str], **kwargs: int) -> Iterator[Served]:
-    server = Served(options, **kwargs)
+    # Messages of a notebook's server's 1 MiB (rtlab serve allows 64 KiB by default):
+    # the memory budget holds at the largest, which the attacks send.
+    server = Served(["--max-size", str(2**20), *options], **kwargs)
     try:
         yield server
     finally:
