@@ -694,9 +694,10 @@ def test_workers_share_one_port_and_one_room(redis_server):
         assert len(psutil.Process(process.pid).children()) == 2
     finally:
         process.terminate()
-        assert process.wait(timeout=60) == 0
+        code = process.wait(timeout=60)
         store.close()
-    assert not first.is_running()
     rest = process.stdout.read()
+    assert code == 0, rest  # what the supervisor and the first worker said, if not 0
+    assert not first.is_running()
     assert "stopped 2 workers" in rest
     assert "Traceback" not in rest
