@@ -96,6 +96,10 @@ def _accept_slips(key: str) -> list[tuple[object, str]]:
         (_b64(_sha1(key.strip("=") + GUID)), "use the whole key, its '=' padding included"),
         (right.rstrip("="), "keep the base64 result whole: its '=' padding is part of it"),
         (
+            right + "\n",
+            "it ends with a newline (base64.encodebytes adds one): use base64.b64encode",
+        ),
+        (
             base64.urlsafe_b64encode(digest).decode(),
             "that is URL-safe base64 (- and _): use standard base64, base64.b64encode",
         ),

@@ -38,6 +38,10 @@ DELIVERIES_HINT = (
     "writes to nobody (leave it out), and users outside the room get nothing"
 )
 DELIVERIES_NUDGE = "go through the users in `members[room]` and group them by `where[user]`"
+NO_ENTRY = (
+    "a room nobody is in has no entry in `members`: `members.get(room, set())` is its "
+    "members then, and the answer is {} (no process writes to anyone)"
+)
 
 WHERE: Where = {"alice": "A", "bob": "B", "carol": "B", "dave": "A", "erin": "C"}
 MEMBERS: Members = {"lobby": {"alice", "bob", "carol"}, "kitchen": {"dave", "erin"}}
@@ -84,7 +88,10 @@ def check_deliveries(deliveries: Callable[[Where, Members, str], dict[str, Any]]
             call = functools.partial(
                 deliveries, dict(where), {k: set(v) for k, v in members.items()}, room
             )
-            answer = call_within(call, LIMIT)
+            try:
+                answer = call_within(call, LIMIT)
+            except KeyError as error:  # members[room] for a room nobody is in
+                return f"for {room!r} with {where}: raised KeyError {error}", NO_ENTRY
             if answer is STILL_RUNNING:
                 return (
                     f"for {room!r} with {where}: no answer within {LIMIT:g} s: a loop never ends?"

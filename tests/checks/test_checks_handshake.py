@@ -162,6 +162,10 @@ ACCEPT_WRONG = [
         lambda key: _b64(hashlib.sha1(base64.b64decode(key) + GUID.encode()).digest()),
         "use the key as sent, its base64 text: do not decode it first",
     ),
+    (
+        lambda key: base64.encodebytes(_sha1(key + GUID)).decode(),
+        "it ends with a newline (base64.encodebytes adds one): use base64.b64encode",
+    ),
 ]
 
 

@@ -277,3 +277,19 @@ def test_deliveries_that_never_return_fail_in_time(monkeypatch):
         done.set()
     assert not verdict
     assert "no answer within 0.3 s: a loop never ends?" in verdict.message
+
+
+def test_deliveries_indexing_members_for_an_empty_room_is_told_why():
+    def indexes(where, members, room):  # type: ignore[no-untyped-def]
+        out: dict[str, list[str]] = {}
+        for user in members[room]:
+            out.setdefault(where[user], []).append(user)
+        return out
+
+    verdict = check_deliveries(indexes)
+    assert not verdict
+    assert verdict.message == (
+        "deliveries: for 'attic' with {'alice': 'A', 'bob': 'B', 'carol': 'B', 'dave': 'A', "
+        "'erin': 'C'}: raised KeyError 'attic'"
+    )
+    assert verdict.hint == scaling.NO_ENTRY
