@@ -562,9 +562,23 @@ class LabServer:
 
     async def _echo(self, connection: ServerConnection) -> None:
         """Answer each message; while an answer waits for a client that does not read, the
-        echo reads nothing more (send waits), and websockets stops reading past MAX_QUEUE."""
-        async for message in connection:
-            await connection.send(f"Echo: {message}" if isinstance(message, str) else message)
+        echo reads nothing more (send waits), and websockets stops reading past MAX_QUEUE.
+
+        A user's echoes count against their rate limit, if the server has one: past it the
+        echo waits as told before answering, and reads nothing meanwhile, so a student
+        cannot spend the server's CPU inflating and deflating echoes faster than they may
+        send events."""
+        user, limit = self.admission.user(connection), self.events.rate_limit
+        closed = asyncio.ensure_future(connection.wait_closed())  # a wait ends with it
+        try:
+            async for message in connection:
+                if user is not None and limit is not None:
+                    while not (decision := limit.check(user, time.monotonic())).allowed:
+                        if (await asyncio.wait({closed}, timeout=decision.retry_after))[0]:
+                            return
+                await connection.send(f"Echo: {message}" if isinstance(message, str) else message)
+        finally:
+            closed.cancel()
 
     async def _follow(self, connection: ServerConnection) -> None:
         """Push the feed; the feed is read-only: a client that sends to it is closed (1008),

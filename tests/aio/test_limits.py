@@ -14,6 +14,7 @@ from websockets.sync.client import connect
 import rtlab
 from rtlab import AckError
 from rtlab.core.ratelimit import SlidingWindow, TokenBucket
+from rtlab.core.tokens import issue
 
 
 def test_the_tutorials_ten_a_minute_per_user_across_connections():
@@ -145,3 +146,28 @@ def test_rtlab_serve_rate_limit_option_is_checked():
     assert result.returncode == 2
     assert "rtlab serve: error: argument --rate-limit: must be RATE/BURST" in result.stderr
     assert "e.g. 10/50, or off; got 'fast'" in result.stderr
+
+
+def test_a_users_echoes_count_against_their_rate_limit_and_wait_past_it():
+    """On a class's server /echo costs the user's events: a student cannot make the
+    server inflate and deflate echoes faster than they may chat. Past the limit the echo
+    waits, reading nothing (nothing lost, nothing refused)."""
+    secret = "s" * 32
+    limit = TokenBucket(rate=0.01, burst=3)  # 3 at once, then one per 100 s
+    with rtlab.start_server(secret=secret, rate_limit=limit) as server:
+        token = issue(secret, "mallory", 3600, time.time())
+        with connect(f"{server.url}/echo?token={token}") as echo:
+            for i in range(3):
+                echo.send(f"m{i}")
+                assert echo.recv(timeout=10) == f"Echo: m{i}"
+            echo.send("one too many")
+            with pytest.raises(TimeoutError):
+                echo.recv(timeout=0.5)  # it waits for the bucket, about 100 s
+            with rtlab.connect(server, "mallory", token=token) as chat:
+                with pytest.raises(AckError) as caught:  # the same bucket
+                    chat.emit("join-room", "lobby", ack=True)
+                assert caught.value.code == "rate_limited"
+        other = issue(secret, "ann", 3600, time.time())
+        with connect(f"{server.url}/echo?token={other}") as echo:  # a bucket of her own
+            echo.send("hi")
+            assert echo.recv(timeout=10) == "Echo: hi"
