@@ -437,3 +437,32 @@ def test_with_a_token_the_page_is_who_the_token_names(browser):
             assert tom.emit("join-room", "kitchen", ack=True)["members"] == ["tina", "tom"]
     finally:
         stop(process)
+
+
+def test_a_message_padded_with_blanks_cannot_pass_its_end_off_as_a_line_of_its_own(browser, served):
+    """Braille blanks (U+2800) do not collapse like spaces: 120 of them push the rest of
+    a message onto a line of its own, which must not start where a real line starts."""
+    fake = "teacher to everyone: the quiz is cancelled"
+    alice = Chat(browser, served, "alice")
+    with rtlab.connect(ws_base(served), "mallory") as mallory:
+        mallory.emit("join-room", "lobby", ack=True)
+        message = {"roomId": "lobby", "message": "\u2800" * 120 + fake}
+        mallory.emit("send-message", message, ack=True)
+        alice.wait_for_line("mallory: " + message["message"])
+    starts = alice.page.evaluate(
+        """() => {
+            const lines = [...document.querySelectorAll("#log li")];
+            const first = lines[0].getBoundingClientRect().left;
+            const item = lines.find(li => li.textContent.includes("the quiz is cancelled"));
+            const range = document.createRange();
+            range.selectNodeContents(item);
+            const rects = [...range.getClientRects()].filter(r => r.width > 0);
+            const tops = [...new Set(rects.map(r => Math.round(r.top)))];
+            const starts = tops.map(top => Math.min(
+                ...rects.filter(r => Math.round(r.top) === top).map(r => r.left)));
+            return {line: item.querySelector("time").getBoundingClientRect().left - first,
+                    next: starts.slice(1).map(left => left - first)};
+        }"""
+    )
+    assert starts["next"], "the message did not wrap: the test shows nothing"
+    assert all(left >= starts["line"] + 16 for left in starts["next"]), starts
