@@ -52,6 +52,10 @@ CONNECTED = "🟢 connected"
 DISCONNECTED = "🔴 disconnected"
 SEND_TIMEOUT = 5.0  # seconds to wait for the server to acknowledge a message
 QUEUED_TIMEOUT = 3600.0  # a message queued offline: its ack comes after reconnecting
+# Seconds between two redraws of the log at most: each sends the whole log's HTML to the
+# browser, and a classmate sending long messages within the rate limit made a pane
+# redrawn at every event send 2.3 MiB a second. A quiet room's message shows at once.
+LOG_EVERY = 0.25
 PANE_WIDTH = "300px"
 LOG_HEIGHT = "220px"
 
@@ -122,6 +126,8 @@ class ChatPane(widgets.VBox):
         self.view = RoomView(user, room)  # what the pane shows, guarded by _changed
         self._debounce = Debounce()  # this pane's own typing, as told to the server
         self._tick: asyncio.TimerHandle | None = None
+        self._log_drawn = -LOG_EVERY  # when the log was last drawn (time.monotonic)
+        self._log_due = False  # a redraw of the log is on its way
         self.typing_idle = TYPING_IDLE  # seconds without a key before "stopped typing"
         self._background = client_loop()
         # client_options go to rtlab.connect: reconnection=..., ping_interval=, ping_timeout=...
@@ -169,6 +175,7 @@ class ChatPane(widgets.VBox):
                 self.view.connected = True
                 self._render()
             self._apply_join(self._client.emit("join-room", room, ns=ns, ack=True), first=True)
+            self._flush_log()  # the history shows as the pane does
             self._watcher = asyncio.run_coroutine_threadsafe(
                 self._watch_connection(), self._background.loop
             )
@@ -266,6 +273,7 @@ class ChatPane(widgets.VBox):
                 raise ConnectionError(
                     f"{self.user}: disconnected after {view.received} of {n} messages"
                 )
+            self._flush_log()  # what was waited for shows now
             return list(view.messages)
 
     # -- sending -----------------------------------------------------------------------
@@ -287,10 +295,13 @@ class ChatPane(widgets.VBox):
         self._typed("send")
         data = {"roomId": self.room, "message": text}
         try:
-            return self._client.emit("send-message", data, ns=self.ns, ack=True, timeout=timeout)
+            ack = self._client.emit("send-message", data, ns=self.ns, ack=True, timeout=timeout)
         except (AckError, TimeoutError, ConnectionError) as error:
             self._system(f"⚠ not sent: {_reason(error)}")
+            self._flush_log()
             raise
+        self._flush_log()  # its own copy, which came before the ack, shows now
+        return ack
 
     def _send_soon(self, text: str) -> None:
         """Send from the widget's own callbacks: never block the kernel, never raise.
@@ -352,10 +363,11 @@ class ChatPane(widgets.VBox):
             answer = self._client.dm(user, text, ns=self.ns, timeout=timeout)
         except (AckError, TimeoutError, ConnectionError) as error:
             self._system(f"⚠ not sent: {_reason(error)}")
+            self._flush_log()
             raise
         with self._changed:
             self.view.direct_message(self.user, user, text)
-            self._render_log()
+            self._draw_log()
             self._changed.notify_all()
         return answer
 
@@ -546,6 +558,31 @@ class ChatPane(widgets.VBox):
         self.typing_view.value = f"<i style='{_MUTED}; font-size: 12px'>{line}</i>"
 
     def _render_log(self) -> None:
+        """Draw the log now, or once ``LOG_EVERY`` has passed since it was last drawn:
+        a flood of events is drawn a few times a second, its last state always."""
+        with self._changed:
+            if self._log_due:
+                return  # the redraw on its way will show this too
+            wait = self._log_drawn + LOG_EVERY - time.monotonic()
+            if wait <= 0:
+                self._draw_log()
+                return
+            self._log_due = True
+            loop = self._background.loop
+            try:
+                loop.call_soon_threadsafe(loop.call_later, wait, self._flush_log)
+            except RuntimeError:  # the client loop is gone: nothing comes later
+                self._draw_log()
+
+    def _flush_log(self) -> None:
+        """Draw the log now if a redraw is on its way."""
+        with self._changed:
+            if self._log_due:
+                self._draw_log()
+
+    def _draw_log(self) -> None:
+        self._log_due = False
+        self._log_drawn = time.monotonic()
         lines = "".join(f"<div>{_markup(line)}</div>" for line in self.view.lines)
         self.log_view.value = f"<div style='{_LOG_STYLE}'><div>{lines}</div></div>"
 
@@ -565,6 +602,7 @@ class ChatPane(widgets.VBox):
                 client.close()
         if hasattr(self, "header"):  # not when the constructor failed before its widgets
             self._disconnected()
+            self._flush_log()
 
     def __repr__(self) -> str:
         with self._changed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 import nbformat
 import pytest
@@ -17,7 +18,7 @@ import pytest
 import rtlab
 from rtlab import ChatPane, chat_panes
 from rtlab.core.backoff import Reconnection
-from rtlab.notebook.chatpane import PaneRow
+from rtlab.notebook.chatpane import LOG_EVERY, PaneRow
 from rtlab.notebook.room_view import LOG_LINES, typing_line
 
 ALL = ["alice", "bob", "carol"]
@@ -411,7 +412,7 @@ def test_direct_messages_show_in_the_panes_of_the_two_users_only(row, server):
     rtlab.wait_until(lambda: bob.direct == [("alice", "bob", "psst <3")], what="the DM")
     assert alice.direct == [("alice", "bob", "psst <3")]  # the sender's own copy
     assert bob.lines[-1] == "✉ alice → bob: psst <3"
-    assert html.escape("psst <3") in bob.log_view.value
+    rtlab.wait_until(lambda: html.escape("psst <3") in bob.log_view.value, what="its line")
     with pytest.raises(rtlab.AckError, match="unknown_user"):
         alice.dm("zed", "anyone?")
     assert alice.lines[-1].startswith("⚠ not sent: 'zed' is not connected")
@@ -551,3 +552,29 @@ def test_without_reconnection_a_drop_is_for_good(server):
             assert alice.input.disabled
         finally:
             alice.close()
+
+
+def test_a_flood_of_messages_redraws_the_log_a_few_times_a_second_its_last_state_always(
+    row, server
+):
+    """Each redraw sends the whole log to the browser: a classmate sending 60 long
+    messages at once must not cost 60 of them, and the last one must still show."""
+    bob = row["bob"]
+    redraws = []  # when each redraw came
+    bob.log_view.observe(lambda change: redraws.append(time.monotonic()), names="value")
+    flooder = rtlab.connect(server, "mallory")
+    try:
+        flooder.emit("join-room", "lobby", ack=True)
+        sent = [
+            flooder.emit_soon("send-message", {"roomId": "lobby", "message": f"{i} " + "<" * 400})
+            for i in range(60)
+        ]
+        for future in sent:
+            future.result(timeout=10)
+        rtlab.wait_until(lambda: bob.view.received == 60, what="the flood")
+        rtlab.wait_until(lambda: html.escape("59 <") in bob.log_view.value, what="the last")
+        assert bob.lines[-1] == "mallory: 59 " + "<" * 400
+    finally:
+        flooder.close()
+    # The first at once, then one each LOG_EVERY at most (without: one per message).
+    assert len(redraws) <= 2 + (redraws[-1] - redraws[0]) / LOG_EVERY
