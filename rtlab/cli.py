@@ -15,7 +15,7 @@ from typing import Any
 
 from rtlab import cliargs, handout, tls, workers
 from rtlab.addresses import reachable, url_host
-from rtlab.aio import compression
+from rtlab.aio import compression, log_flood
 from rtlab.aio.admission import MAX_HANDSHAKES_PER_ADDRESS, USER, is_loopback
 from rtlab.aio.data_dir import DataDirError
 from rtlab.aio.redis_adapter import shown_url
@@ -294,8 +294,9 @@ def parser() -> argparse.ArgumentParser:
     serve_.add_argument(
         "--log-all",
         action="store_true",
-        help="log every line, even in a flood; by default, past 200 lines of one kind at "
-        "once (then 10 a second) the rest are counted and the count is logged",
+        help=f"log every line, even in a flood; by default, past {log_flood.BURST} lines of "
+        f"one kind at once (then {log_flood.RATE:g} a second) the rest are counted and the "
+        "count is logged",
     )
     serve_.add_argument(
         "--compression",
