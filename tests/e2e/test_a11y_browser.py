@@ -1,0 +1,110 @@
+"""The pages for a keyboard, a screen reader, zoom and high contrast (WCAG 2.2 AA), in real
+Chromium: controls named as a screen reader names them, live regions that say what
+arrives without reading a whole log out, focus that stays where the keyboard put it,
+text contrast of 4.5:1 or more, no information by colour alone, and pages that fit a
+320 px wide window. Each test pins one fix; axe-core is not needed to run them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import rtlab
+from tests.cli.test_cli import start, wait_for_line
+from tests.e2e.test_browser import ws_base
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+WAIT = 30_000  # ms: a hang guard for a loaded machine, never a speed claim
+PY_WAIT = 30.0
+
+
+def expect(target):
+    """Playwright's expect, imported late: without Playwright the browser fixture skips."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)
+
+
+@pytest.fixture
+def served():
+    process = start("serve", "--port", "0")
+    url = wait_for_line(process, r"browser page\s+(http://127\.0\.0\.1:\d+/)").group(1)
+    yield url
+    process.kill()
+    process.wait(timeout=30)
+
+
+def chat(browser, url: str, user: str, room: str = "lobby", width: int = 1100):
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto(f"{url}?user={user}&room={room}")
+    expect(page.locator("#status")).to_have_class("open", timeout=WAIT)
+    expect(page.locator("#log li span", has_text=f"you joined {room}")).to_have_count(
+        1, timeout=WAIT
+    )
+    return page
+
+
+def record_announcements(page, selector: str) -> None:
+    """Every text the live region ``selector`` is given, in window.said."""
+    page.evaluate(
+        """(selector) => {
+            const region = document.querySelector(selector);
+            window.said = [];
+            new MutationObserver(() => said.push(region.textContent))
+                .observe(region, {childList: true, characterData: true, subtree: true});
+        }""",
+        selector,
+    )
+
+
+# -- the chat page ------------------------------------------------------------------------
+
+
+def test_chat_announces_new_lines_politely_and_a_burst_in_few_words(browser, served):
+    with rtlab.connect(ws_base(served), "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        for i in range(20):
+            dave.emit("send-message", {"roomId": "lobby", "message": f"old {i}"}, ack=True)
+        page = chat(browser, served, "ann")
+        # The log itself is no live region: a conversation put on screen (20 lines of
+        # history here) is not read out; a polite region says what arrives.
+        assert page.locator("#log").get_attribute("aria-live") in (None, "off")
+        heard = page.locator("#heard")
+        assert heard.get_attribute("aria-live") == "polite"
+        expect(heard).to_have_text("you joined lobby", timeout=WAIT)
+        assert "old" not in heard.text_content()
+        record_announcements(page, "#heard")
+
+        # One line from someone else: heard as it is. One's own: not heard again.
+        dave.emit("send-message", {"roomId": "lobby", "message": "hello ann"}, ack=True)
+        expect(heard).to_have_text("dave: hello ann", timeout=WAIT)
+        page.locator("#text").fill("hi dave")
+        page.locator("#text").press("Enter")
+        expect(page.locator("#log li.mine span")).to_have_text(["ann: hi dave"], timeout=WAIT)
+
+        # A burst of 25: a few announcements, not 25, and the last says how many and what.
+        started = time.monotonic()
+        for i in range(25):
+            dave.emit("send-message", {"roomId": "lobby", "message": f"burst {i}"})
+        expect(page.locator("#log li span", has_text="dave: burst 24")).to_have_count(
+            1, timeout=WAIT
+        )
+        expect(heard).to_contain_text("dave: burst 24", timeout=WAIT)
+        seconds = time.monotonic() - started
+        said = page.evaluate("said")
+        assert "ann: hi dave" not in said
+        assert 1 <= len(said) <= seconds + 3, said
+        assert all(len(text) < 200 for text in said), said
+        assert any("new lines; the last: dave: burst" in text for text in said), said
+
+        # Back and forth between rooms: the log is drawn again, nothing is read out.
+        page.locator("#room").fill("second")
+        page.locator("#join").click()
+        expect(heard).to_have_text("you joined second", timeout=WAIT)
+        before = len(page.evaluate("said"))
+        page.locator('#rooms button[data-room="lobby"]').click()
+        expect(page.locator("#chat-title")).to_have_text("lobby")
+        page.wait_for_timeout(1500)  # a polite region's next turn: nothing came
+        assert len(page.evaluate("said")) == before
