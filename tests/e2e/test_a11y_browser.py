@@ -108,3 +108,55 @@ def test_chat_announces_new_lines_politely_and_a_burst_in_few_words(browser, ser
         expect(page.locator("#chat-title")).to_have_text("lobby")
         page.wait_for_timeout(1500)  # a polite region's next turn: nothing came
         assert len(page.evaluate("said")) == before
+
+
+def test_chat_keeps_the_keyboard_focus_on_the_conversation_list(browser, served):
+    with rtlab.connect(ws_base(served), "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        page = chat(browser, served, "ann")
+        page.locator("#room").fill("second")
+        page.locator("#room").press("Enter")
+        expect(page.locator("#chat-title")).to_have_text("second", timeout=WAIT)
+        expect(page.locator("#text")).to_be_focused(timeout=WAIT)  # joined: ready to type
+
+        # The focus order by Tab: the forms, the conversations, then the conversation.
+        page.locator("#room").focus()  # #user before it is disabled while connected
+        order = ["room"]
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            order.append(
+                page.evaluate("document.activeElement.id || document.activeElement.textContent")
+            )
+        assert order == [
+            "room",
+            "join",
+            "disconnect",
+            "dm-user",
+            "dm-open",
+            "#lobby",
+            "#second",
+            "leave",
+            "text",
+        ]
+
+        # Enter on #lobby shows it and the focus stays on #lobby; Tab goes on to #second.
+        page.locator("#dm-open").focus()
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        expect(page.locator("#chat-title")).to_have_text("lobby")
+        lobby = page.get_by_role("button", name="#lobby", exact=True)
+        expect(lobby).to_be_focused()
+        assert lobby.get_attribute("aria-current") == "true"
+        page.keyboard.press("Tab")
+        expect(page.locator('#rooms button[data-room="second"]')).to_be_focused()
+
+        # A message in another room redraws the list (its unread count): focus stays.
+        dave.emit("join-room", "second", ack=True)
+        dave.emit("send-message", {"roomId": "second", "message": "psst"}, ack=True)
+        expect(page.get_by_role("button", name="#second 1 unread")).to_be_focused(timeout=WAIT)
+
+        # Leaving the last conversation: the focus goes where another is joined.
+        for room in ("lobby", "second"):
+            page.locator(f'#rooms button[data-room="{room}"]').click()
+            page.get_by_role("button", name="Leave").press("Enter")
+        expect(page.locator("#room")).to_be_focused()
