@@ -160,3 +160,70 @@ def test_chat_keeps_the_keyboard_focus_on_the_conversation_list(browser, served)
             page.locator(f'#rooms button[data-room="{room}"]').click()
             page.get_by_role("button", name="Leave").press("Enter")
         expect(page.locator("#room")).to_be_focused()
+
+
+# The contrast of every piece of text on screen with what is behind it, as WCAG 2.2
+# computes it: the text's colour, made lighter by its alpha and every ancestor's opacity,
+# over the first background colour found going up (white when none).
+CONTRASTS = """(root) => {
+    const rgba = (css) => {
+        const [r, g, b, a = 1] = css.match(/[\\d.]+/g).map(Number);
+        return [r, g, b, a];
+    };
+    const over = ([r, g, b, a], under) => [r, g, b].map((v, i) => v * a + under[i] * (1 - a));
+    const luminance = (rgb) => {
+        const [r, g, b] = rgb.map((v) => {
+            v /= 255;
+            return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    };
+    const backdrop = (el) => {
+        const layers = [];
+        for (let e = el; e; e = e.parentElement) {
+            const bg = rgba(getComputedStyle(e).backgroundColor);
+            if (bg[3] > 0) layers.push(bg);
+            if (bg[3] === 1) break;
+        }
+        return layers.reverse().reduce((under, layer) => over(layer, under), [255, 255, 255]);
+    };
+    const shown = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement;
+        if (!node.textContent.trim() || !el.checkVisibility()) continue;
+        if (el.closest(".visually-hidden")) continue;
+        if (el.getBoundingClientRect().width <= 1) continue;
+        let opacity = 1;
+        for (let e = el; e; e = e.parentElement) opacity *= Number(getComputedStyle(e).opacity);
+        const [r, g, b, a] = rgba(getComputedStyle(el).color);
+        const bg = backdrop(el);
+        const fg = over([r, g, b, a * opacity], bg);
+        const [l1, l2] = [luminance(fg), luminance(bg)].sort((x, y) => y - x);
+        shown.push([el.tagName + "." + el.className + " " + node.textContent.trim().slice(0, 30),
+                    Math.round(((l1 + 0.05) / (l2 + 0.05)) * 100) / 100]);
+    }
+    return shown;
+}"""
+
+
+def low_contrasts(page, root: str = "body") -> list:
+    shown = page.locator(root).evaluate(CONTRASTS)
+    assert shown
+    return [(text, ratio) for text, ratio in shown if ratio < 4.5]
+
+
+def test_chat_text_has_a_contrast_of_4_5_or_more_history_too(browser, served):
+    with rtlab.connect(ws_base(served), "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        dave.emit("send-message", {"roomId": "lobby", "message": "before ann came"}, ack=True)
+        page = chat(browser, served, "ann")
+        page.locator("#text").fill("mine")
+        page.locator("#text").press("Enter")
+        dave.emit("send-message", {"roomId": "lobby", "message": "after"}, ack=True)
+        dave.emit("broadcast", "to all", ack=True)
+        dave.emit("leave-room", "lobby", ack=True)
+        expect(page.locator("#log li.history")).to_have_count(1, timeout=WAIT)
+        expect(page.locator("#offline li")).to_have_count(1, timeout=WAIT)
+        expect(page.locator("#log li.broadcast")).to_have_count(1, timeout=WAIT)
+        assert low_contrasts(page) == []
