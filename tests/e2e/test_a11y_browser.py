@@ -227,3 +227,29 @@ def test_chat_text_has_a_contrast_of_4_5_or_more_history_too(browser, served):
         expect(page.locator("#offline li")).to_have_count(1, timeout=WAIT)
         expect(page.locator("#log li.broadcast")).to_have_count(1, timeout=WAIT)
         assert low_contrasts(page) == []
+
+
+def test_chat_tells_mine_and_the_status_apart_by_more_than_colour(browser, served):
+    with rtlab.connect(ws_base(served), "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        page = chat(browser, served, "ann")
+        page.locator("#text").fill("mine")
+        page.locator("#text").press("Enter")
+        dave.emit("send-message", {"roomId": "lobby", "message": "theirs"}, ack=True)
+        expect(page.locator("#log li.message")).to_have_count(1, timeout=WAIT)
+        for forced in ("none", "active"):  # high contrast: the system's colours
+            page.emulate_media(forced_colors=forced)
+            bars = page.locator("#log li").evaluate_all(
+                """items => items.map(li => [li.className,
+                    parseFloat(getComputedStyle(li).borderLeftWidth),
+                    getComputedStyle(li).borderLeftStyle])"""
+            )
+            mine = [width for kind, width, style in bars if kind == "mine" and style == "solid"]
+            others = [width for kind, width, _ in bars if kind != "mine"]
+            assert mine and min(mine) >= 3 and max(others) == 0, bars
+        # The status is said in words; its coloured dot is not read out.
+        snapshot = page.locator("header").aria_snapshot()
+        assert "- status: connected as ann" in snapshot, snapshot
+        page.locator("#disconnect").click()
+        expect(page.locator("#status")).to_have_text("disconnected (1000, bye)", timeout=WAIT)
+        assert "- status: disconnected (1000, bye)" in page.locator("header").aria_snapshot()
