@@ -6,6 +6,7 @@ text contrast of 4.5:1 or more, no information by colour alone, and pages that f
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -253,3 +254,71 @@ def test_chat_tells_mine_and_the_status_apart_by_more_than_colour(browser, serve
         page.locator("#disconnect").click()
         expect(page.locator("#status")).to_have_text("disconnected (1000, bye)", timeout=WAIT)
         assert "- status: disconnected (1000, bye)" in page.locator("header").aria_snapshot()
+
+
+# -- the instructor's page ----------------------------------------------------------------
+
+SECRET = "a11y-secret"
+
+
+@pytest.fixture
+def classroom():
+    """A class server where ann passed e1 in 2 attempts and e2 in 1, bob fails e1 in 3."""
+    from rtlab.core.progress import Report
+
+    with rtlab.start_server(secret=SECRET) as server:
+        progress = server.server.progress.store.progress
+        server.call(
+            lambda: [
+                progress.record(Report(user, "x", exercise, passed, attempts, "k"))
+                for user, exercise, passed, attempts in [
+                    ("ann", "e1", True, 2),
+                    ("ann", "e2", True, 1),
+                    ("bob", "e1", False, 3),
+                ]
+            ]
+        )
+        yield server
+
+
+def teacher(browser, server, width: int = 1100):
+    from rtlab.core.tokens import issue
+
+    token = issue(SECRET, "teach", 3600, time.time(), "instructor")
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto(f"{server.http_url}teacher#token={token}")
+    expect(page.locator("#status")).to_have_class("open", timeout=WAIT)
+    expect(page.locator("#grid tbody tr")).to_have_count(2, timeout=WAIT)
+    return page
+
+
+def test_teacher_grid_is_a_named_table_with_headers_and_cells_in_words(browser, classroom):
+    page = teacher(browser, classroom)
+    expect(page.locator("#grid")).to_have_accessible_name(
+        "Progress (✓ passed, ✗ failing, with attempts; · not tried)"
+    )
+    assert page.locator("#grid thead th").evaluate_all("ths => ths.map(th => th.scope)") == [
+        "col",
+        "col",
+        "col",
+    ]
+    assert page.locator("#grid tbody th").evaluate_all("ths => ths.map(th => th.scope)") == [
+        "row",
+        "row",
+    ]
+    table = page.locator("#grid").aria_snapshot()
+    for line in [
+        '- columnheader "student"',
+        '- columnheader "x/e1"',
+        '- columnheader "x/e2"',
+        '- cell "passed, 2 attempts"',
+        '- cell "passed, 1 attempt"',
+        '- cell "failing, 3 attempts"',
+        '- cell "not tried"',
+    ]:
+        assert line in table, table
+    rows = page.get_by_role("row")
+    expect(rows.nth(1).get_by_role("rowheader")).to_have_text(re.compile("^ann"))
+    expect(rows.nth(2).get_by_role("cell").nth(1)).to_have_accessible_name("not tried")
+    # the cells' text stays what the grid shows (tests/e2e/test_classroom.py)
+    assert page.locator("#grid tbody td").all_text_contents() == ["✓ 2", "✓ 1", "✗ 3", "·"]
