@@ -322,3 +322,21 @@ def test_teacher_grid_is_a_named_table_with_headers_and_cells_in_words(browser, 
     expect(rows.nth(2).get_by_role("cell").nth(1)).to_have_accessible_name("not tried")
     # the cells' text stays what the grid shows (tests/e2e/test_classroom.py)
     assert page.locator("#grid tbody td").all_text_contents() == ["✓ 2", "✓ 1", "✗ 3", "·"]
+
+
+def test_teacher_says_offline_in_words_and_its_text_has_contrast(browser, classroom):
+    from rtlab.core.tokens import issue
+    from rtlab.notebook.shared import SharedServer
+
+    shared = SharedServer(classroom.url, issue(SECRET, "ann", 3600, time.time()))
+    with rtlab.connect(shared, "ann"):
+        page = teacher(browser, classroom)
+        expect(page.locator("#online li")).to_have_text(["ann"], timeout=WAIT)
+        ann, bob = page.locator("#grid tbody th").all()
+        expect(ann).to_have_text("ann", timeout=WAIT)
+        expect(bob).to_have_text("bob (offline)")
+        expect(page.get_by_role("rowheader", name="bob (offline)")).to_have_count(1)
+        assert page.locator("#grid tr.offline").evaluate_all(
+            "rs => rs.map(r => r.dataset.user)"
+        ) == ["bob"]
+        assert low_contrasts(page) == []
