@@ -340,3 +340,48 @@ def test_teacher_says_offline_in_words_and_its_text_has_contrast(browser, classr
             "rs => rs.map(r => r.dataset.user)"
         ) == ["bob"]
         assert low_contrasts(page) == []
+
+
+def test_teacher_controls_are_named_and_its_status_is_announced(browser, classroom):
+    page = teacher(browser, classroom)
+    expect(page.get_by_role("status").first).to_have_text("live")
+    assert page.locator("#status").get_attribute("role") == "status"
+    message = page.get_by_role("textbox", name="Message to the whole class")
+    message.fill("break")
+    page.get_by_role("button", name="Send to everyone").click()
+    expect(page.get_by_role("status").filter(has_text="sent to")).to_have_text(
+        re.compile(r"^sent to \d+ connection\(s\)$"), timeout=WAIT
+    )
+
+
+# -- lesson 02's echo page, lesson 04's Socket.IO page ------------------------------------
+
+
+def test_echo_page_controls_are_named_and_what_happens_is_announced(browser, served):
+    page = browser.new_page()
+    page.goto(served + "echo.html")
+    expect(page.get_by_role("status")).to_have_text("open", timeout=WAIT)
+    page.get_by_role("textbox", name="Message").fill("hello")
+    page.get_by_role("button", name="Send").click()
+    log = page.get_by_role("list", name="Log")
+    assert log.get_attribute("aria-live") == "polite"
+    expect(log.get_by_role("listitem").last).to_have_text("message: Echo: hello", timeout=WAIT)
+
+
+def test_socketio_page_controls_are_named_and_what_happens_is_announced(browser):
+    from rtlab.aio.socketio_chat import ClientMissing, client_bundle
+
+    try:
+        client_bundle()
+    except ClientMissing as missing:
+        pytest.skip(str(missing))
+    with rtlab.start_socketio() as running:
+        page = browser.new_page()
+        page.goto(running.http_url + "?room=lobby")
+        expect(page.get_by_role("status")).to_have_text("connected", timeout=WAIT)
+        log = page.get_by_role("list", name="Log")
+        assert log.get_attribute("aria-live") == "polite"
+        expect(log.get_by_role("listitem").last).to_have_text("joined lobby", timeout=WAIT)
+        page.get_by_role("textbox", name="Message").fill("hello")
+        page.get_by_role("button", name="Send").click()
+        expect(log.get_by_text("sent: hello", exact=True)).to_have_count(1, timeout=WAIT)
