@@ -385,3 +385,40 @@ def test_socketio_page_controls_are_named_and_what_happens_is_announced(browser)
         page.get_by_role("textbox", name="Message").fill("hello")
         page.get_by_role("button", name="Send").click()
         expect(log.get_by_text("sent: hello", exact=True)).to_have_count(1, timeout=WAIT)
+
+
+# -- 320 px wide (1280 px at 400% zoom): no page scrolls sideways -------------------------
+
+
+def scrolls_sideways(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth > innerWidth")
+
+
+def test_pages_fit_a_320_px_window(browser, served, classroom):
+    from rtlab.core.progress import Report
+
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    page.goto(served + "echo.html")  # its first line is a long ws:// address
+    expect(page.locator("#log li")).to_have_count(1, timeout=WAIT)
+    assert not scrolls_sideways(page)
+    page.goto(f"{served}?user=ann&room=lobby")
+    expect(page.locator("#status")).to_have_class("open", timeout=WAIT)
+    assert not scrolls_sideways(page)
+    page.goto(f"{classroom.http_url}teacher")  # the token box
+    expect(page.locator("#token")).to_be_visible()
+    assert not scrolls_sideways(page)
+    page.close()
+
+    # A class with 32 exercises: the grid scrolls in its box, which the keyboard reaches.
+    progress = classroom.server.progress.store.progress
+    classroom.call(
+        lambda: [progress.record(Report("ann", "x", f"e{i:02}", True, 1, "k")) for i in range(30)]
+    )
+    page = teacher(browser, classroom, width=320)
+    expect(page.locator("#grid thead th")).to_have_count(33, timeout=WAIT)
+    assert not scrolls_sideways(page)
+    box = page.get_by_role("region", name=re.compile("^Progress"))
+    assert box.evaluate("box => box.scrollWidth > box.clientWidth")
+    box.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.getElementById('grid-box').scrollLeft > 0", timeout=WAIT)
