@@ -112,6 +112,7 @@ class ProgressEvents:
         self.store = store or LocalProgress()
         self.clock = clock
         self._sharing: asyncio.Task[None] | None = None  # with Redis: the door, shared
+        self._closing = False  # close() was called: _share ends, even if its cancel is lost
         # A namespace of its own, without the chat events every other namespace gets.
         self.namespace = hub.namespaces.setdefault(NAMESPACE, Namespace(hub, NAMESPACE))
         self.namespace.on("report")(self.report)
@@ -215,11 +216,17 @@ class ProgressEvents:
         while True:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await self.store.share_door(self.door())
+            # redis-py sends under asyncio.wait_for, which on Python 3.11 loses a cancel
+            # that comes as the send ends (CPython gh-86296): the sharing went on forever,
+            # and close(), awaiting it, never returned (a worker deaf to SIGTERM).
+            if self._closing:
+                return
             await asyncio.sleep(SHARE_EVERY)
 
     def start(self) -> None:
         """Begin sharing this process's door, where the grid lives in Redis."""
         if isinstance(self.store, RedisProgress) and self._sharing is None:
+            self._closing = False
             self._sharing = asyncio.get_running_loop().create_task(self._share())
 
     def _rooms(self) -> list[dict[str, Any]]:
@@ -236,6 +243,7 @@ class ProgressEvents:
         ]
 
     async def close(self) -> None:
+        self._closing = True
         if self._sharing is not None:
             self._sharing.cancel()
             await asyncio.gather(self._sharing, return_exceptions=True)

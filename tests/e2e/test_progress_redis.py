@@ -6,14 +6,17 @@ rtlab kept (the columns in a set) without losing a cell."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
 
 from rtlab.aio.progress_events import LocalProgress
 from rtlab.aio.progress_redis import RedisProgress
+from rtlab.aio.server import LabServer
 from rtlab.core import progress as progress_module
 from rtlab.core.progress import ClassProgress, Report
 
@@ -133,3 +136,29 @@ def test_the_rooms_shown_across_processes_are_those_with_the_most_members(
         ]
 
     with_store(redis_server.url, body)
+
+
+def test_a_server_stops_though_the_redis_client_loses_the_cancel(redis_server):
+    """redis-py sends under asyncio.wait_for, which on Python 3.11 loses a cancel that comes
+    as the send ends (CPython gh-86296): the door's sharing went on, and stop() waited for
+    it forever (``rtlab serve --workers``: a worker SIGTERMed as it started never exited,
+    and the supervisor said status 1)."""
+
+    async def main() -> None:
+        server = LabServer("127.0.0.1", 0, redis=redis_server.url)
+        sharing = asyncio.Event()
+
+        async def share_door(figures: dict[str, Any]) -> None:  # as wait_for on 3.11
+            if not sharing.is_set():  # the first send: its cancel is lost
+                sharing.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
+
+        server.progress.store.share_door = share_door  # type: ignore[method-assign]
+        await server.start()
+        async with asyncio.timeout(10):
+            await sharing.wait()
+        async with asyncio.timeout(10):
+            await server.stop()
+
+    asyncio.run(main())
