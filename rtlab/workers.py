@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 RESTART_DELAY = 1.0  # seconds before a worker that died is started again
+STOP_TIMEOUT = 30.0  # seconds the workers have to stop after SIGTERM, before SIGKILL
 
 
 def free_shared_port(host: str) -> tuple[socket.socket, int]:
@@ -72,15 +73,32 @@ def run(argv: Sequence[str], workers: int, host: str, port: int) -> int:
                 code = process.poll()
                 if code is not None and not stopping:
                     time.sleep(RESTART_DELAY)
+                    if stopping:  # SIGTERM came meanwhile: nothing to start again
+                        break
                     processes[i] = spawn(False)
                     print(f"worker {i + 1} exited with {code}; started again", flush=True)
     finally:
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        codes = [process.wait(timeout=30) for process in processes]
+        codes = stopped(processes, time.monotonic() + STOP_TIMEOUT)
         if holder is not None:
             holder.close()
     print(f"stopped {workers} workers", flush=True)
-    # Stopped by our SIGTERM before it could set its handler (still starting): fine too.
-    return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
+    # Stopped by a signal before it could set its handler (still starting): fine too.
+    return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
+
+
+def stopped(processes: Sequence[subprocess.Popen[bytes]], deadline: float) -> list[int]:
+    """Each worker's exit status, waiting until ``deadline`` (``time.monotonic()``); one
+    still running then is killed, said, and counted as failed (status 1 for the lot)."""
+    codes = []
+    for i, process in enumerate(processes):
+        try:
+            codes.append(process.wait(timeout=max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            print(f"worker {i + 1} did not stop within {STOP_TIMEOUT:g} s; killed", flush=True)
+            codes.append(1)
+    return codes
