@@ -55,6 +55,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from rtlab.core import refusal as client_advice
 from rtlab.core.tokens import TokenError, verify
 
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -88,10 +89,11 @@ PROXY_ADVICE = (
 )
 
 # A token sent to a server that has no secret to check it with (started without it).
+# Both refusals begin with the words a client's advice reads them by (refusal.py).
 NO_SECRET = (
-    "this server was started without its secret (RTLAB_SECRET), so it cannot check "
-    "tokens: tell your instructor\n"
+    f"{client_advice.NO_SECRET} (RTLAB_SECRET), so it cannot check tokens: tell your instructor\n"
 )
+NO_TOKEN = f"{client_advice.NO_TOKEN}: ?token=... or Authorization: Bearer ...\n"
 
 OriginRule = Callable[[str | None, str, Iterable[str]], bool]  # (origin, host, allow-list)
 
@@ -494,11 +496,7 @@ class Admission:
         assert self.secret is not None
         token = token_of(request)
         if not token:
-            return refuse(
-                connection,
-                HTTPStatus.UNAUTHORIZED,
-                "this server needs a token: ?token=... or Authorization: Bearer ...\n",
-            )
+            return refuse(connection, HTTPStatus.UNAUTHORIZED, NO_TOKEN)
         try:
             user = checked(self.secret, token)
         except TokenError as error:
