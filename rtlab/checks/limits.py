@@ -25,6 +25,7 @@ from typing import Any
 from rtlab.aio.client import AckError
 from rtlab.aio.events import Session
 from rtlab.checks import Verdict, describe, grade
+from rtlab.checks.bounded import STILL_RUNNING, call_within
 from rtlab.core.envelope import EnvelopeError, ErrorCode
 from rtlab.core.ratelimit import SlidingWindow
 from rtlab.notebook.background import start_server
@@ -201,6 +202,9 @@ def _answer(got: Any, where: str) -> Problem | None:
     return None
 
 
+SCENARIOS_WITHIN = 5.0  # seconds every scenario together may take (a right answer: ms)
+
+
 def _scenarios_problem(make: Any) -> Problem | None:
     for scenario in SCENARIOS:
         limiter = make()
@@ -336,7 +340,14 @@ def _limiter_problem(make: Any) -> Problem | None:
         )
     if not callable(make):
         return f"expected a class, got {type(make).__name__}", LIMITER_HINT
-    return _scenarios_problem(make) or _live_problem(make)
+    problem = call_within(lambda: _scenarios_problem(make), SCENARIOS_WITHIN)
+    if problem is STILL_RUNNING:
+        return (
+            f"the scenarios ({sum(len(s.events) for s in SCENARIOS)} events) did not end "
+            f"within {SCENARIOS_WITHIN:g} s: does a loop in allow never end?",
+            LIMITER_HINT,
+        )
+    return problem or _live_problem(make)
 
 
 def check_limiter(limiter_class: Any) -> Verdict:

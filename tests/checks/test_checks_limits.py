@@ -5,6 +5,7 @@ tabs), and says "not done yet" to a learner copy."""
 from __future__ import annotations
 
 import collections
+import threading
 import time
 
 import pytest
@@ -365,4 +366,24 @@ def test_a_constructor_that_fails_is_a_cross_naming_the_exception() -> None:
 
     verdict = check_limiter(Broken)
     assert verdict.message == "limiter: raised RuntimeError: no memory today"
+    assert verdict.hint == limits.LIMITER_HINT
+
+
+def test_a_limiter_whose_loop_never_ends_is_a_cross_in_time(monkeypatch) -> None:
+    monkeypatch.setattr(limits, "SCENARIOS_WITHIN", 0.5)
+    done = threading.Event()  # set at the end, so that no loop spins on after the test
+
+    class Spins(RightLimiter):
+        def allow(self, session, now):
+            times = self.seen.setdefault(session.user, collections.deque())
+            while times and now - times[0] >= 60 and not done.is_set():
+                pass  # times.popleft() forgotten
+            return RightLimiter.allow(self, session, now)
+
+    try:
+        verdict = check_limiter(Spins)
+    finally:
+        done.set()
+    assert not verdict.passed
+    assert "did not end within 0.5 s: does a loop in allow never end?" in verdict.message
     assert verdict.hint == limits.LIMITER_HINT
