@@ -55,7 +55,6 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from rtlab.core import refusal as client_advice
 from rtlab.core.tokens import TokenError, verify
 
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -89,11 +88,10 @@ PROXY_ADVICE = (
 )
 
 # A token sent to a server that has no secret to check it with (started without it).
-# Both refusals begin with the words a client's advice reads them by (refusal.py).
 NO_SECRET = (
-    f"{client_advice.NO_SECRET} (RTLAB_SECRET), so it cannot check tokens: tell your instructor\n"
+    "this server was started without its secret (RTLAB_SECRET), so it cannot check "
+    "tokens: tell your instructor\n"
 )
-NO_TOKEN = f"{client_advice.NO_TOKEN}: ?token=... or Authorization: Bearer ...\n"
 
 OriginRule = Callable[[str | None, str, Iterable[str]], bool]  # (origin, host, allow-list)
 
@@ -496,7 +494,11 @@ class Admission:
         assert self.secret is not None
         token = token_of(request)
         if not token:
-            return refuse(connection, HTTPStatus.UNAUTHORIZED, NO_TOKEN)
+            return refuse(
+                connection,
+                HTTPStatus.UNAUTHORIZED,
+                "this server needs a token: ?token=... or Authorization: Bearer ...\n",
+            )
         try:
             user = checked(self.secret, token)
         except TokenError as error:
