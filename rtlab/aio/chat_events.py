@@ -132,7 +132,7 @@ class ChatEvents(BuiltinEvents):
         # The ack itself in one process; with Redis, a future (the message is sent
         # already, the hub pipelines it): typing ends once it is answered.
         answer = super().send_message(session, data)
-        if type(answer) is dict:
+        if isinstance(answer, dict):
             self._end_typing(answer, session)
         else:
             answer.add_done_callback(lambda done: self._end_typing_once_sent(done, session))

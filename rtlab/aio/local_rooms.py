@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from rtlab.aio.room_store import HISTORY, REPLAYED_PER_EVENT, ROOM_MESSAGE, Ack
-from rtlab.core.envelope import EnvelopeError, ErrorCode, encode_event
+from rtlab.aio.room_store import HISTORY, REPLAYED_PER_EVENT, Ack
+from rtlab.core import room_message
+from rtlab.core.envelope import EnvelopeError, ErrorCode
 from rtlab.core.presence import Presence, iso
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class LocalRooms:
             # Recovery: what the joiner missed, before anything new, in order.
             missed, complete = history.since(ns.name, room, since, now)
             for payload in missed:
-                ns.hub.deliver([session], encode_event(ROOM_MESSAGE, payload, ns.name))
+                ns.hub.deliver([session], room_message.event(ns.name, payload))
             ns.hub.charge(session, len(missed) // REPLAYED_PER_EVENT)
             answer["recovered"] = complete
             answer["replayed"] = len(missed)
@@ -74,9 +75,11 @@ class LocalRooms:
         ]
 
     def send(self, session: Session, room: str, payload: dict[str, Any]) -> Ack:
-        record = self.app.record(session, self.ns.name, room, payload)
-        delivered = self.ns.emit(ROOM_MESSAGE, record.payload, to=room)
-        return {"roomId": room, "seq": record.seq, "delivered": delivered}
+        ns = self.ns
+        record = self.app.record(session, ns.name, room, payload)
+        message = room_message.event(ns.name, record.payload)
+        delivered = ns.hub.manager.publish(ns.name, message, room=room)
+        return room_message.sent(room, record.seq, delivered)
 
     def direct(self, session: Session, to: str, frame: str | bytes) -> Ack:
         ns = self.ns

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from rtlab.aio.events import Session
 
-ROOM_MESSAGE = "receive-message"  # the event a room's numbered messages go as
 HISTORY = 50  # messages of a room sent with the join's acknowledgement
 # A join with ``since`` costs the rate limit one event more for every this many messages
 # it replays: one event must not make the server send a room's whole history again and

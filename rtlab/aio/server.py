@@ -62,8 +62,9 @@ from rtlab.aio.progress_journal import ProgressJournal
 from rtlab.aio.progress_redis import RedisProgress
 from rtlab.aio.redis_adapter import RedisAdapter
 from rtlab.aio.redis_rooms import RedisRooms
-from rtlab.aio.room_store import HISTORY, ROOM_MESSAGE, RoomStore
+from rtlab.aio.room_store import HISTORY, RoomStore
 from rtlab.core.history import MAX_BYTES, History
+from rtlab.core.room_message import ROOM_MESSAGE
 
 LOG_LINES = 500
 FEED_LENGTH = 1000

@@ -284,7 +284,18 @@ def event_parts(event: str, ns: str = DEFAULT_NAMESPACE) -> tuple[str, str]:
     return head[:cut], head[cut + len("null") :]
 
 
+class Written(dict[str, Any]):
+    """A dict with its JSON text written out already, in ``text`` (set it as you make
+    it): ``encode_ack`` puts that in as it is. For the answer sent with every chat message
+    (room_message.py); to everything else it is a dict."""
+
+    __slots__ = ("text",)
+    text: str
+
+
 def encode_ack(id: int, data: Any = None) -> str | bytes:
+    if type(data) is Written:
+        return f'{{"ack":{id},"data":{data.text}}}'
     return _dumps({"ack": id, "data": data})
 
 

@@ -38,6 +38,7 @@ from websockets.uri import parse_uri
 import rtlab
 import rtlab.aio.events as events_module
 import rtlab.core.envelope as envelope_module
+import rtlab.core.room_message as room_message_module
 from rtlab.aio.client import KEPT_ERRORS, AckError, EventClient
 from rtlab.aio.corked_writes import CorkedWriter
 from rtlab.aio.events import Namespace, Session
@@ -691,16 +692,24 @@ def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(ser
             writes = await on_server(server, spy_on_writes, server.server, "big")
             assert len(writes) == 0
 
-            encodes: list[str] = []
-            dumps: list[str] = []
+            events: list[str] = []  # the receive-message texts made
+            acks: list[str] = []
+            dumps: list[str] = []  # what went through the JSON encoder
             tasks: list[tuple[int, int]] = []
-            real_encode, real_dumps = events_module.encode_event, envelope_module._dumps
+            real_event, real_ack = room_message_module.event, events_module.encode_ack
+            real_dumps = envelope_module._dumps
 
-            def counting_encode(event: str, *args: Any, **kwargs: Any) -> str:
-                encodes.append(event)
-                return real_encode(event, *args, **kwargs)
+            def counting_event(ns: str, payload: dict[str, Any]) -> str | bytes:
+                text = real_event(ns, payload)
+                events.append(text)
+                return text
 
-            def counting_dumps(message: dict[str, Any]) -> str:
+            def counting_ack(id: int, data: Any = None) -> str | bytes:
+                text = real_ack(id, data)
+                acks.append(text)
+                return text
+
+            def counting_dumps(message: dict[str, Any]) -> str | bytes:
                 text = real_dumps(message)
                 dumps.append(text)
                 return text
@@ -713,7 +722,8 @@ def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(ser
                 tasks.append((before, len(asyncio.all_tasks())))
                 return result
 
-            monkeypatch.setattr(events_module, "encode_event", counting_encode)
+            monkeypatch.setattr(room_message_module, "event", counting_event)
+            monkeypatch.setattr(events_module, "encode_ack", counting_ack)
             monkeypatch.setattr(envelope_module, "_dumps", counting_dumps)
             monkeypatch.setitem(ns.handlers, "send-message", measured)
 
@@ -728,9 +738,11 @@ def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(ser
                 got = await client.wait_for("receive-message", 5)
                 assert [m["message"] for m in got] == texts
 
-            assert encodes == ["receive-message"] * 5  # one encoding per message, not per member
-            assert sum('"receive-message"' in text for text in dumps) == 5
-            assert sum(text.startswith('{"ack":') for text in dumps) == 5  # the sender's acks
+            # One text per message, not per member, and the sender's five acks, all
+            # written out (rtlab/core/room_message.py): none through the JSON encoder.
+            assert len(events) == 5 and all('"receive-message"' in text for text in events)
+            assert len(acks) == 5 and all(text.startswith('{"ack":') for text in acks)
+            assert not [t for t in dumps if '"receive-message"' in t or t.startswith('{"ack":')]
             assert sorted(writes) == sorted([*users, "sender"])
             for user, written in writes.items():
                 # All five messages in one system call; the sender's acks in it too.
@@ -739,7 +751,7 @@ def test_a_room_message_is_encoded_once_and_corked_into_one_write_per_member(ser
             assert writes["sender"][0].count(b'{"ack":') == 5
             assert all(after == before for before, after in tasks), tasks
             print(
-                f"fan-out of 5 messages to 20: {len(encodes)} encodings, one write per member"
+                f"fan-out of 5 messages to 20: {len(events)} encodings, one write per member"
                 f" ({len(writes['member00'][0])} bytes)"
             )
             await close_all(*clients)
