@@ -1,8 +1,11 @@
 """The pages for a keyboard, a screen reader, zoom and high contrast (WCAG 2.2 AA), in real
 Chromium: controls named as a screen reader names them, live regions that say what
 arrives without reading a whole log out, focus that stays where the keyboard put it,
-text contrast of 4.5:1 or more, no information by colour alone, and pages that fit a
-320 px wide window. Each test pins one fix; axe-core is not needed to run them."""
+text contrast of 4.5:1 or more, no information by colour alone, pages that fit a
+320 px wide window, and landmarks a screen reader jumps between: every page's content
+in a banner, a main, a navigation or a complementary, one level-1 heading, and no two
+landmarks of one kind with one name. Each test pins one fix; axe-core is not needed to
+run them."""
 
 from __future__ import annotations
 
@@ -58,6 +61,35 @@ def record_announcements(page, selector: str) -> None:
         }""",
         selector,
     )
+
+
+# A landmark in a line of an ARIA snapshot, at any depth: its role, and its name if any.
+LANDMARK = re.compile(
+    r"^\s*- (banner|main|navigation|complementary|contentinfo|region|search|form)"
+    r'(?: "((?:[^"\\]|\\.)*)")?:?$'
+)
+
+
+def landmark(line: str) -> tuple[str, str | None] | None:
+    match = LANDMARK.match(line)
+    if not match or (match[1] in ("region", "form") and match[2] is None):
+        return None  # a region or a form is a landmark only when it has a name
+    return match[1], match[2]
+
+
+def landmarks(page) -> list[tuple[str, str | None]]:
+    """The page's landmarks as a screen reader lists them, after checking that nothing
+    is outside them: the first level of the page's accessibility tree (hidden parts out,
+    plain <div>s flattened) must be landmarks alone, with one main and one level-1
+    heading, and landmarks of one role must have different names."""
+    snapshot = page.locator("body").aria_snapshot()
+    top = [line for line in snapshot.splitlines() if line.startswith("- ")]
+    assert [line for line in top if not landmark(line)] == [], snapshot
+    found = [mark for line in snapshot.splitlines() if (mark := landmark(line))]
+    assert [role for role, _ in found].count("main") == 1, found
+    assert len(found) == len(set(found)), found
+    expect(page.get_by_role("heading", level=1)).to_have_count(1)
+    return found
 
 
 # -- the chat page ------------------------------------------------------------------------
@@ -385,6 +417,32 @@ def test_socketio_page_controls_are_named_and_what_happens_is_announced(browser)
         page.get_by_role("textbox", name="Message").fill("hello")
         page.get_by_role("button", name="Send").click()
         expect(log.get_by_text("sent: hello", exact=True)).to_have_count(1, timeout=WAIT)
+
+
+def test_echo_and_socketio_pages_have_a_banner_and_a_main(browser, served):
+    from rtlab.aio.socketio_chat import ClientMissing, client_bundle
+
+    page = browser.new_page()
+    page.goto(served + "echo.html")
+    expect(page.get_by_role("status")).to_have_text("open", timeout=WAIT)
+    assert landmarks(page) == [("banner", None), ("main", None)]
+    expect(page.get_by_role("banner").get_by_role("status")).to_have_text("open")
+    main = page.get_by_role("main")
+    expect(main.get_by_role("textbox", name="Message")).to_be_enabled()
+    expect(main.get_by_role("list", name="Log")).to_be_visible()
+    try:
+        client_bundle()
+    except ClientMissing as missing:
+        pytest.skip(str(missing))
+    with rtlab.start_socketio() as running:
+        page.goto(running.http_url + "?room=lobby")
+        expect(page.get_by_role("status")).to_have_text("connected", timeout=WAIT)
+        assert landmarks(page) == [("banner", None), ("main", None)]
+        expect(page.get_by_role("banner").get_by_role("status")).to_have_text("connected")
+        main = page.get_by_role("main")
+        expect(main.get_by_role("list", name="Log").get_by_text("joined lobby")).to_have_count(
+            1, timeout=WAIT
+        )
 
 
 # -- 320 px wide (1280 px at 400% zoom): no page scrolls sideways -------------------------
