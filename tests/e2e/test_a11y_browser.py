@@ -195,6 +195,48 @@ def test_chat_keeps_the_keyboard_focus_on_the_conversation_list(browser, served)
         expect(page.locator("#room")).to_be_focused()
 
 
+def test_chat_page_is_all_in_landmarks_the_conversation_its_main(browser, served, classroom):
+    from rtlab.core.tokens import issue
+
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(served)  # no name yet: the forms, and an empty conversation
+    expect(page.get_by_role("textbox", name="Name")).to_be_focused(timeout=WAIT)
+    assert landmarks(page) == [  # no people to show
+        ("banner", None),
+        ("navigation", "Conversations"),
+        ("main", "no room yet"),
+    ]
+    page.close()
+
+    with rtlab.connect(ws_base(served), "dave") as dave:
+        dave.emit("join-room", "lobby", ack=True)
+        page = chat(browser, served, "ann")
+        assert landmarks(page) == [
+            ("banner", None),
+            ("navigation", "Conversations"),
+            ("main", "lobby"),
+            ("complementary", "People"),
+        ]
+        banner = page.get_by_role("banner")
+        expect(banner.get_by_role("status")).to_have_text("connected as ann")
+        expect(banner.get_by_role("textbox", name="Room")).to_have_value("lobby")
+        expect(banner.get_by_role("textbox", name="Direct message to")).to_be_visible()
+        nav = page.get_by_role("navigation", name="Conversations")
+        expect(nav.get_by_role("button", name="#lobby")).to_be_visible()
+        main = page.get_by_role("main", name="lobby")
+        expect(main.get_by_role("list", name="Messages")).to_contain_text("you joined lobby")
+        expect(main.get_by_role("textbox", name="Message")).to_be_focused()
+        people = page.get_by_role("complementary", name="People")
+        expect(people.get_by_role("listitem")).to_have_text(["ann (you)", "dave"], timeout=WAIT)
+
+    # A refusal is said inside the banner too, by the forms it concerns.
+    wrong = issue("another secret", "ann", 3600, time.time())
+    page.goto(f"{classroom.http_url}?token={wrong}")
+    alert = page.get_by_role("banner").get_by_role("alert")
+    expect(alert).to_contain_text("your token was rejected", timeout=WAIT)
+    landmarks(page)
+
+
 # The contrast of every piece of text on screen with what is behind it, as WCAG 2.2
 # computes it: the text's colour, made lighter by its alpha and every ancestor's opacity,
 # over the first background colour found going up (white when none).
