@@ -428,6 +428,33 @@ def test_teacher_controls_are_named_and_its_status_is_announced(browser, classro
     )
 
 
+def test_teacher_page_is_all_in_landmarks_the_token_box_in_the_banner(browser, classroom):
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    page.goto(f"{classroom.http_url}teacher")
+    banner = page.get_by_role("banner")
+    token = banner.get_by_role("textbox", name="Instructor's token")
+    expect(token).to_be_visible(timeout=WAIT)
+    landmarks(page)
+    # An empty token: refused, said in the banner, by the box.
+    banner.get_by_role("button", name="Open").click()
+    expect(banner.get_by_role("alert")).to_have_text(
+        re.compile("^give an instructor's token"), timeout=WAIT
+    )
+    progress = "Progress (✓ passed, ✗ failing, with attempts; · not tried)"
+    expected = [("banner", None), ("main", None), ("region", progress), ("complementary", None)]
+    assert landmarks(page) == expected
+    page.close()
+
+    page = teacher(browser, classroom)
+    assert landmarks(page) == expected
+    expect(page.get_by_role("banner").get_by_role("status")).to_have_text("live")
+    main = page.get_by_role("main")
+    expect(main.get_by_role("table", name=progress)).to_be_visible()
+    expect(main.get_by_role("textbox", name="Message to the whole class")).to_be_visible()
+    side = page.get_by_role("complementary")
+    expect(side.get_by_role("heading", name="Refusals")).to_be_visible()
+
+
 # -- lesson 02's echo page, lesson 04's Socket.IO page ------------------------------------
 
 
