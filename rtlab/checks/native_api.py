@@ -8,7 +8,9 @@ can answer the server's closing handshake. Those connections reach the server th
 a relay on the cell's loop, as they would reach a server living there (section 2): a
 blocking client in an ``async def`` stops that loop and hears nothing back. Every wait
 is bounded: a coroutine that never returns, or even ignores its cancellation, is given
-up on.
+up on. While the learner's coroutine runs, the check listens for Python's warning that a
+``close`` coroutine was never awaited (``ws.close()`` without ``await``), so that a
+connection left open for that reason gets a hint naming it.
 
 (Lesson 02's other exercise is in JavaScript, checked in browser.py.)
 """
@@ -19,7 +21,8 @@ import asyncio
 import contextlib
 import inspect
 import re
-from collections.abc import Callable, Coroutine, Generator
+import warnings
+from collections.abc import Callable, Coroutine, Generator, Iterator
 from typing import Any
 
 from rtlab.checks import Problem, Verdict, describe, grade
@@ -65,8 +68,42 @@ BLOCKED = (
     "`async with connect(url) as ws:` and `await`, or run blocking code with "
     "`await asyncio.to_thread(...)`"
 )
+NOT_AWAITED = (
+    "`ws.close()` without `await` only makes a coroutine, and a coroutine nobody awaits never "
+    "runs: nothing was closed (Python warns: coroutine 'Connection.close' was never awaited). "
+    "Write `await ws.close()`, or use `async with connect(url) as ws:`, which closes the "
+    "connection when the block ends"
+)
 CLEAN = ("1000 ", "1001 ")  # normal closure, going away: nothing went wrong
 _CLOSED = re.compile(r"closed #\d+ [^:]*: (.*)$")
+_UNAWAITED_CLOSE = re.compile(r"coroutine '[\w.<>]*\bclose' was never awaited")
+
+
+@contextlib.contextmanager
+def _unawaited_closes() -> Iterator[list[warnings.WarningMessage]]:
+    """The warnings "coroutine '...close' was never awaited" given meanwhile, each time one
+    is (the registry of warnings already shown would hide a second run's), kept from showing
+    (the caller shows them with :func:`_show`, unless its verdict names them); other
+    warnings show as usual."""
+    caught: list[warnings.WarningMessage] = []
+    with warnings.catch_warnings():  # puts back the filters and showwarning on leaving
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+            if issubclass(category, RuntimeWarning) and _UNAWAITED_CLOSE.search(str(message)):
+                caught.append(warnings.WarningMessage(message, category, filename, lineno))
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        warnings.filterwarnings("always", message=_UNAWAITED_CLOSE.pattern, category=RuntimeWarning)
+        yield caught
+
+
+def _show(caught: list[warnings.WarningMessage]) -> None:
+    """Show warnings kept by :func:`_unawaited_closes` as Python would have."""
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def _closed(log: list[str]) -> str | None:
@@ -100,7 +137,10 @@ async def _one_ask(
     expected: str,
     timeout: float,
     relay: Relay,
+    unawaited: list[warnings.WarningMessage],
 ) -> Problem | None:
+    """One call of ``ask``, judged until it returned; the warnings of a ``close`` never
+    awaited meanwhile go to ``unawaited``."""
     call = f"ask('…{url[url.rindex('/') :]}', {_shown(text, 24)})"
     if inspect.iscoroutinefunction(ask):
         result = ask(url, text)
@@ -112,7 +152,10 @@ async def _one_ask(
         return f"{call} returned {_shown(result)} at once: define it with `async def`"
     task = asyncio.ensure_future(result)
     relay.asking, accepted, late = task, relay.accepted, relay.late
-    if not await _settle(task, timeout):
+    with _unawaited_closes() as caught:
+        settled = await _settle(task, timeout)
+    unawaited.extend(caught)
+    if not settled:
         return f"{call} did not return within {timeout:g} s (waiting for a second reply?)"
     if task.cancelled():
         return f"{call} raised CancelledError"
@@ -150,17 +193,23 @@ async def _ask_problem(ask: Callable[[str, str], Any], timeout: float) -> Proble
         for path, text, expected in ASK_CASES:
             url = f"{relay_url}{path}"
             before = len(server.log)
-            if problem := await _one_ask(ask, url, text, expected, timeout, relay):
+            unawaited: list[warnings.WarningMessage] = []
+            if problem := await _one_ask(ask, url, text, expected, timeout, relay, unawaited):
+                _show(unawaited)
                 return problem
             call = f"ask('…{path}', {_shown(text, 24)})"
             try:
                 await until(lambda: not server.clients, timeout=GRACE)
             except TimeoutError:
                 n = len(server.clients)
-                return f"{call} left {n} connection{'s' if n != 1 else ''} open after returning"
+                left = f"{call} left {n} connection{'s' if n != 1 else ''} open after returning"
+                if unawaited:  # named in the verdict: not shown as a warning too
+                    return f"{left}: `ws.close()` without `await` never ran", NOT_AWAITED
+                return left
             with contextlib.suppress(TimeoutError):  # logged once websockets has closed it
                 await until(lambda start=before: _closed(server.log[start:]), timeout=CLOSING)
             closed = _closed(server.log[before:]) or "no closing handshake"
+            _show(unawaited)  # the connection closed anyway (an `async with` block, say)
             if not closed.startswith(CLEAN):
                 return f"{call} ended its connection with {closed}, not a clean close", NOT_CLEAN
         return None

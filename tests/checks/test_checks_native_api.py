@@ -289,3 +289,50 @@ def test_a_connection_that_does_not_close_cleanly_fails_with_its_hint(ask, close
     ), verdict.message
     assert verdict.message.endswith(", not a clean close")
     assert verdict.hint == NOT_CLEAN
+
+
+async def ask_close_not_awaited(url: str, text: str) -> str:
+    ws = await connect(url)
+    await ws.send(text)
+    reply = await ws.recv()
+    ws.close()  # a coroutine made and dropped: it never runs, nothing is closed
+    return reply
+
+
+async def ask_close_not_awaited_in_finally(url: str, text: str) -> str:
+    ws = await connect(url)
+    try:
+        await ws.send(text)
+        return await ws.recv()
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("ask", [ask_close_not_awaited, ask_close_not_awaited_in_finally])
+def test_a_close_without_await_is_named(ask, recwarn) -> None:
+    """Python warns "coroutine 'Connection.close' was never awaited": the check hears it and
+    names the mistake, every time it runs (the warning registry would show it once)."""
+    for _ in range(2):
+        verdict = run_check_ask(ask)
+        assert not verdict.passed
+        assert verdict.message == (
+            "ask: ask('…/echo', 'hello') left 1 connection open after returning: "
+            "`ws.close()` without `await` never ran"
+        )
+        assert "`await ws.close()`" in verdict.hint
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]  # the verdict says it
+
+
+async def ask_right_with_a_stray_close(url: str, text: str) -> str:
+    async with connect(url) as ws:
+        await ws.send(text)
+        reply = await ws.recv()
+        ws.close()  # never runs, but the block closes the connection anyway
+    return reply
+
+
+def test_a_stray_close_without_await_passes_and_python_still_warns() -> None:
+    """The connection closed cleanly (the block did it): a pass, with Python's own warning."""
+    with pytest.warns(RuntimeWarning, match="coroutine 'Connection.close' was never awaited"):
+        verdict = run_check_ask(ask_right_with_a_stray_close)
+    assert verdict.passed, verdict
