@@ -4,8 +4,9 @@
 whose code connects to a recording relay in front of the lab server (``/echo`` by
 default; see rtlab/notebook/recorder.py). Pressing Run runs the code in the page; the
 exercise's grader then judges what the *server* saw (a browser's handshake, the messages,
-the close frame) and what the page reported (JavaScript errors, what the code logged).
-Every wait has a timeout: code that never connects or never closes is a ❌ that says so.
+the close frame) and what the page reported (JavaScript errors, what the code logged, and
+when and from where it called ``close()``). Every wait has a timeout: code that never
+connects or never closes is a ❌ that says so.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from rtlab.notebook.recorder import Recorder, Seen, start_recorder
 
 TIMEOUT = 8.0  # seconds the code has to open, talk and close (a hang guard, not a race)
 NOT_DONE = "not done yet"  # what a learner copy's placeholder throws
+# Seconds an exercise's relay holds each reply back, at random in the range: a close on a
+# timer that happened to fire after a quick reply then comes before it, or late after it.
+REPLY_DELAY: dict[str, tuple[float, float]] = {"browser_client": (0.2, 0.7)}
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,11 @@ def js_exercise(
 
     ``check`` grades an attempt (default: this module's check named ``name``). With
     ``proxy=True`` the page connects through a fault proxy (``Lab.proxy``) to the relay.
+    The relay holds replies back as :data:`REPLY_DELAY` says for ``name``, if it does.
     """
     grader = check or CHECKS[name]
     target = server if isinstance(server, str) else server.url + endpoint
-    recorder = start_recorder(target)
+    recorder = start_recorder(target, delay=REPLY_DELAY.get(name))
     fault = start_proxy(recorder.url) if proxy else None
     lab = Lab(recorder, fault)
     front = fault or recorder
@@ -119,6 +124,43 @@ CLIENT_RECIPE = (
 CLIENT_NUDGE = (
     "start with const socket = new WebSocket(url); then socket.addEventListener('open', () => ...)"
 )
+PROMPT = 0.5  # seconds within which the page must close once the echo came (generous)
+WAITED = 0.1  # seconds: a timer set for this long or longer waits; a shorter one polls
+ON_TIMER = (
+    f"close when the echo comes, not on a timer: in the 'message' listener, once event.data "
+    f"is {ECHO!r}, call socket.close({CODE}, {REASON!r}). A timer set before the echo came "
+    "can't know when it comes: the echo may take longer, or much less"
+)
+
+
+def _timer_problem(attempt: Attempt, seen: Seen) -> Problem | None:
+    """A close made on a timer, not when the echo came: from the page's report of the code's
+    first close() call (a timer set before the echo, or a close long after it)."""
+    if not attempt.close_details:
+        return None
+    call = attempt.close_details[0]
+    if call.heard == 0:
+        if call.timer_ms is None:
+            return None  # closed too early, but not on a timer: the caller says so
+        return (
+            f"the browser closed on a timer, before the echo came back (a {call.timer_ms} ms "
+            f"timer; the server saw: {seen_text(seen)})",
+            ON_TIMER,
+        )
+    set_before = call.armed_heard is not None and call.armed_heard < call.heard
+    if call.timer_ms is not None and call.timer_ms >= WAITED * 1000 and set_before:
+        return (
+            "the browser closed on a timer, not when the echo came back (a "
+            f"{call.timer_ms} ms timer, set before the echo came)",
+            ON_TIMER,
+        )
+    if call.after_ms is not None and call.after_ms > PROMPT * 1000:
+        return (
+            f"the browser closed {call.after_ms / 1000:.1f} s after the echo came back, "
+            "not when it came",
+            ON_TIMER,
+        )
+    return None
 
 
 def _client_problem(lab: Lab, attempt: Attempt) -> Problem | None:
@@ -157,6 +199,8 @@ def _client_problem(lab: Lab, attempt: Attempt) -> Problem | None:
             f"in the 'message' listener, once event.data is {ECHO!r}, "
             f"call socket.close({CODE}, {REASON!r})",
         )
+    if problem := _timer_problem(attempt, seen):
+        return problem
     # The server may have sent the echo before the close frame reached it, though the page
     # closed first (a closing browser drops what arrives): the page says what it had heard.
     if ECHO not in seen.sent or attempt.close_calls[:1] == [0]:

@@ -16,6 +16,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anywidget
@@ -23,9 +24,9 @@ import traitlets
 
 # The page's side of a run, also used as is by tests that drive a page without JupyterLab:
 # runExercise(code, url, report) calls report(kind, text) with kind "log", "error", "closed" or
-# "close-called" (the code called close() on an open socket; text: messages it had heard),
-# and returns stop(): it cancels the code's timers and closes its sockets (a reconnecting
-# client would otherwise go on in the tab after its verdict).
+# "close-called" (the code called close() on an open socket; text: "HEARD AFTER DELAY
+# ARMED", see CloseCall), and returns stop(): it cancels the code's timers and closes its
+# sockets (a reconnecting client would otherwise go on in the tab after its verdict).
 RUNNER = """
 function runExercise(code, url, report) {
   let stopped = false;
@@ -50,27 +51,51 @@ function runExercise(code, url, report) {
     });
     return guarded.get(listener);
   };
-  const timer = (start, clear) => (callback, ...rest) => {
+  // The code's timer whose callback runs now, with the promise jobs it sets off (an awaited
+  // sleep's), until the next task: {delay, messages: message events heard when it was set}.
+  let onTimer = null;
+  let messages = 0;  // message events of every socket so far
+  const pageTimeout = setTimeout;  // the page's own: an unwrapped one, never cancelled
+  const timer = (start, clear) => (callback, delay, ...rest) => {
     if (stopped) return 0;
-    const id = start.call(window, guard(callback), ...rest);
+    const armed = { delay: Number(delay) || 0, messages };
+    const call = guard(callback);
+    const run = typeof call !== "function" ? call : function (...args) {
+      onTimer = armed;
+      pageTimeout(() => { if (onTimer === armed) onTimer = null; });
+      return call.apply(this, args);
+    };
+    const id = start.call(window, run, delay, ...rest);
     cancels.push(() => clear.call(window, id));
     return id;
   };
   const Native = window.WebSocket;
-  const heard = new WeakMap();  // socket -> message events dispatched to it so far
+  const heard = new WeakMap();  // socket -> {count, at}: message events dispatched to it so far
   class WebSocket extends Native {
     constructor(...args) {
       super(...args);
       sockets.add(this);
-      heard.set(this, 0);  // counted before the learner's own listeners run
-      super.addEventListener("message", () => heard.set(this, heard.get(this) + 1));
+      heard.set(this, { count: 0, at: 0 });  // counted before the learner's own listeners run
+      super.addEventListener("message", () => {
+        heard.set(this, { count: heard.get(this).count + 1, at: performance.now() });
+        messages += 1;
+        onTimer = null;  // an event's task, not a timer's
+      });
+      for (const type of ["open", "error", "close"]) {
+        super.addEventListener(type, () => { onTimer = null; });
+      }
       // after the learner's own close listeners, which run in this same dispatch
       super.addEventListener("close", (event) => setTimeout(() => tell("closed",
         `${event.code} ${event.reason}`)));
       if (stopped) this.close(1000, "run stopped");
     }
     close(...args) {  // what the page had heard when the code closed: the server can't tell
-      if (this.readyState === Native.OPEN) tell("close-called", String(heard.get(this)));
+      if (this.readyState === Native.OPEN) {
+        const { count, at } = heard.get(this);
+        const after = count ? Math.round(performance.now() - at) : -1;
+        const timer = onTimer ? `${Math.round(onTimer.delay)} ${onTimer.messages}` : "-1 -1";
+        tell("close-called", `${count} ${after} ${timer}`);
+      }
       return super.close(...args);
     }
     addEventListener(type, listener, options) {
@@ -166,6 +191,28 @@ export default { render };
 )
 
 
+@dataclass(frozen=True)
+class CloseCall:
+    """What the page knew when the code called ``close()`` on an open socket."""
+
+    heard: int  # message events the socket had dispatched
+    after_ms: int | None  # since the latest of them; None before any
+    # the requested delay of the code's timer whose callback (or the promise jobs it set
+    # off, an awaited sleep's) called close(); None when close() came from no timer
+    timer_ms: int | None = None
+    armed_heard: int | None = None  # message events heard (every socket) when it was set
+
+    @classmethod
+    def parse(cls, text: str) -> CloseCall:
+        """From the page's report, "HEARD AFTER DELAY ARMED" (-1: none); a bare count too."""
+        try:
+            numbers = [int(n) for n in str(text).split()]
+        except ValueError:
+            numbers = []
+        heard, after, delay, armed = [*numbers, -1, -1, -1, -1][:4] if numbers else [0, -1, -1, -1]
+        return cls(max(heard, 0), *(n if n >= 0 else None for n in (after, delay, armed)))
+
+
 class Attempt:
     """One press of Run: its id (the ``run`` of the URL) and what the page reported."""
 
@@ -177,13 +224,16 @@ class Attempt:
         self.closes: list[str] = []  # "CODE REASON" of each close event the page saw
         # each open socket's close() call: how many messages it had delivered by then
         self.close_calls: list[int] = []
+        self.close_details: list[CloseCall] = []  # each such call, with when and from where
         self._changed = threading.Condition()
 
     def report(self, kind: str, text: str) -> None:
         """Take one report from the page (any thread)."""
         with self._changed:
             if kind == "close-called":
-                self.close_calls.append(int(text) if str(text).isdecimal() else 0)
+                call = CloseCall.parse(text)
+                self.close_details.append(call)
+                self.close_calls.append(call.heard)
             else:
                 lists = {"log": self.logs, "error": self.errors, "closed": self.closes}
                 lists.get(kind, []).append(str(text))

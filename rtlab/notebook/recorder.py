@@ -5,7 +5,9 @@ the lab server would refuse as a foreign origin. So the page connects here inste
 ``websockets`` server on 127.0.0.1 that accepts any origin, writes down the handshake
 (``Origin``, ``User-Agent``), every message each way and the close frame the browser sent,
 and passes each message on to ``target`` (the lab server's ``/echo``, say), whose replies
-go back to the browser. A check then grades what this server saw.
+go back to the browser. A check then grades what this server saw. Given a ``delay``
+(seconds, a range), it holds each reply back for a random time in that range before
+passing it on: code that closes on a timer, not when the reply comes, then shows.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import copy
 import itertools
+import random
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -56,8 +59,15 @@ class Seen:
 class RecordingServer:
     """The recording relay on the caller's event loop: ``await start()``, ``await stop()``."""
 
-    def __init__(self, target: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        target: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay: tuple[float, float] | None = None,
+    ) -> None:
         self.target = target
+        self.delay = delay  # seconds each reply is held back: random, between the two
         self.host = host
         self.port = port
         self.seen: list[Seen] = []
@@ -112,6 +122,8 @@ class RecordingServer:
 
         async def outward() -> None:
             async for message in upstream:
+                if self.delay:
+                    await asyncio.sleep(random.uniform(*self.delay))
                 await browser.send(message)  # raises once the browser has sent its close
                 seen.log.append(("out", message))
 
@@ -160,10 +172,11 @@ class Recorder(Running):
         return f"<Recorder {self.url} -> {self.recording.target}>"
 
 
-def start_recorder(target: str) -> Recorder:
-    """Start a recording relay to the WebSocket URL ``target`` on its own background loop."""
+def start_recorder(target: str, delay: tuple[float, float] | None = None) -> Recorder:
+    """Start a recording relay to the WebSocket URL ``target`` on its own background loop;
+    with ``delay``, each reply waits a random time in that range (seconds)."""
 
     async def make(background: BackgroundLoop) -> Recorder:
-        return Recorder(await RecordingServer(target).start(), background)
+        return Recorder(await RecordingServer(target, delay=delay).start(), background)
 
     return _start(make, "rtlab-recorder")

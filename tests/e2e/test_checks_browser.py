@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 
 import pytest
 
@@ -34,7 +35,8 @@ def lab():
     from rtlab import start_server
 
     with start_server() as server:
-        setup = browser.Lab(browser.start_recorder(server.echo_url))
+        delay = browser.REPLY_DELAY["browser_client"]  # as js_exercise's relay does
+        setup = browser.Lab(browser.start_recorder(server.echo_url, delay=delay))
         yield server, setup
         browser.stop(setup)
 
@@ -109,6 +111,38 @@ RIGHT = {
           }
         }
         new Client(url);
+    """,
+    "awaits the echo in an async function": """
+        const socket = new WebSocket(url);
+        socket.onclose = (e) => console.log(e.code, e.reason, e.wasClean);
+        const next = (type) => new Promise((resolve) => socket.addEventListener(
+          type, resolve, { once: true }));
+        (async () => {
+          await next("open");
+          socket.send("Hello Server!");
+          const { data } = await next("message");
+          console.log(data);
+          socket.close(1000, "done");
+        })();
+    """,
+    "closes in a zero timer set by the message listener": """
+        const socket = new WebSocket(url);
+        socket.onopen = () => socket.send("Hello Server!");
+        socket.onmessage = (e) => {
+          console.log(e.data);
+          setTimeout(() => socket.close(1000, "done"), 0);
+        };
+        socket.onclose = (e) => console.log(e.code, e.reason, e.wasClean);
+    """,
+    "polls a flag every 20 ms": """
+        let echo = null;
+        const socket = new WebSocket(url);
+        socket.onopen = () => socket.send("Hello Server!");
+        socket.onmessage = (e) => { echo = e.data; console.log(echo); };
+        socket.onclose = (e) => console.log(e.code, e.reason, e.wasClean);
+        const poll = setInterval(() => {
+          if (echo !== null) { clearInterval(poll); socket.close(1000, "done"); }
+        }, 20);
     """,
 }
 
@@ -196,7 +230,36 @@ WRONG = {
         "const socket = new WebSocket(url);\n"
         "socket.onopen = () => { socket.send('Hello Server!');"
         " setTimeout(() => socket.close(1000, 'done'), 200); };" + LISTENERS,
-        "the page never logged the echo ('Echo: Hello Server!')",
+        "the browser closed on a timer",
+    ),
+    "closes on a timer that fires after the echo": (
+        "const socket = new WebSocket(url);\n"
+        "socket.onopen = () => { socket.send('Hello Server!');"
+        " setTimeout(() => socket.close(1000, 'done'), 1500); };\n"
+        "socket.onmessage = (e) => console.log(e.data);" + LISTENERS,
+        "the browser closed on a timer, not when the echo came back",
+    ),
+    "closes on a timer that fires about when the echo comes": (
+        "const socket = new WebSocket(url);\n"
+        "socket.onopen = () => { socket.send('Hello Server!');"
+        " setTimeout(() => socket.close(1000, 'done'), 450); };\n"
+        "socket.onmessage = (e) => console.log(e.data);" + LISTENERS,
+        "the browser closed on a timer",
+    ),
+    "awaits a sleep, then closes": (
+        "const socket = new WebSocket(url);\n"
+        "const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));\n"
+        "socket.onopen = async () => { socket.send('Hello Server!');"
+        " await sleep(1500); socket.close(1000, 'done'); };\n"
+        "socket.onmessage = (e) => console.log(e.data);" + LISTENERS,
+        "the browser closed on a timer, not when the echo came back",
+    ),
+    "closes on the page's own timer, long after the echo": (
+        "const socket = new WebSocket(url);\n"
+        "socket.onopen = () => { socket.send('Hello Server!');"
+        " window.setTimeout(() => socket.close(1000, 'done'), 2500); };\n"
+        "socket.onmessage = (e) => console.log(e.data);" + LISTENERS,
+        "s after the echo came back, not when it came",
     ),
     "the close event not logged": (
         "const socket = new WebSocket(url);\n"
@@ -213,6 +276,46 @@ def test_wrong_answers_fail_with_what_the_server_saw(page, lab, code, expected):
     verdict = check(page, lab, code)
     assert not verdict.passed
     assert expected in str(verdict), verdict
+
+
+TIMERS = [
+    "closes on a timer, with no message listener",
+    "closes on a timer that fires after the echo",
+    "closes on a timer that fires about when the echo comes",
+    "awaits a sleep, then closes",
+    "closes on the page's own timer, long after the echo",
+]
+
+
+@pytest.mark.parametrize("name", TIMERS)
+def test_a_close_on_a_timer_is_told_to_close_when_the_echo_comes(page, lab, name):
+    """The relay holds the echo back 0.2 to 0.7 s, at random: a timer set before it fires
+    before it, or after it (the page says the close ran on that timer), or late after it."""
+    verdict = check(page, lab, WRONG[name][0])
+    assert not verdict.passed
+    assert verdict.hint == browser.ON_TIMER, verdict
+
+
+def test_a_right_answers_close_is_prompt_and_on_no_timer(page, lab):
+    """What the page tells the check of a right answer's close()."""
+    attempt = attempt_in_page(page, lab, RIGHT["the tutorial's listeners"])
+    [call] = attempt.close_details
+    assert (call.heard, call.timer_ms) == (1, None)
+    assert call.after_ms is not None and call.after_ms <= 1000 * browser.PROMPT
+
+
+def test_the_relay_holds_each_reply_back_for_a_random_time(server):
+    from websockets.sync.client import connect
+
+    recorder = browser.start_recorder(server.echo_url, delay=(0.3, 0.4))
+    try:
+        with connect(recorder.url) as ws:
+            start = time.monotonic()
+            ws.send("a")
+            assert ws.recv(timeout=5) == "Echo: a"
+            assert 0.3 <= time.monotonic() - start < 5
+    finally:
+        recorder.stop()
 
 
 def test_an_answer_that_never_closes_fails_after_the_timeout(page, lab, short):
