@@ -441,7 +441,12 @@ def test_teacher_page_is_all_in_landmarks_the_token_box_in_the_banner(browser, c
         re.compile("^give an instructor's token"), timeout=WAIT
     )
     progress = "Progress (✓ passed, ✗ failing, with attempts; · not tried)"
-    expected = [("banner", None), ("main", None), ("region", progress), ("complementary", None)]
+    expected = [
+        ("banner", None),
+        ("main", None),
+        ("region", progress),
+        ("complementary", "The class"),
+    ]
     assert landmarks(page) == expected
     page.close()
 
@@ -451,7 +456,7 @@ def test_teacher_page_is_all_in_landmarks_the_token_box_in_the_banner(browser, c
     main = page.get_by_role("main")
     expect(main.get_by_role("table", name=progress)).to_be_visible()
     expect(main.get_by_role("textbox", name="Message to the whole class")).to_be_visible()
-    side = page.get_by_role("complementary")
+    side = page.get_by_role("complementary", name="The class")
     expect(side.get_by_role("heading", name="Refusals")).to_be_visible()
 
 
