@@ -85,6 +85,20 @@ class Refused(InvalidStatus):
         return advice(self.status, self.reason)
 
 
+class Declined(InvalidStatus):
+    """The server turned the first handshake away for now (a 429, a 5xx): trying again
+    later may get in. Like :class:`Refused`, its message gives the server's reason
+    (``ann already has 8 connections open``), not the status alone."""
+
+    def __init__(self, error: InvalidStatus) -> None:
+        super().__init__(error.response)
+        self.status = error.response.status_code
+        self.reason = bytes(error.response.body or b"").decode(errors="replace").strip()
+
+    def __str__(self) -> str:
+        return advice(self.status, self.reason)
+
+
 def final_refusal(error: BaseException) -> Refused | None:
     """The :class:`Refused` a failed handshake amounts to, or None if retrying may help."""
     if isinstance(error, Refused):
@@ -243,7 +257,7 @@ class EventClient:
                 refusal = final_refusal(error)
                 if refusal is not None:
                     raise refusal from None
-                raise
+                raise Declined(error) from None
             except OSError:
                 if url == client.urls[-1]:
                     raise

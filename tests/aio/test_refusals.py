@@ -288,3 +288,20 @@ def test_a_chat_pane_shows_the_refusal_instead_of_retrying(classroom):
     finally:
         pane.close()
         again.stop()
+
+
+def test_a_429_on_the_first_connection_says_why(classroom):
+    """docs/workshop.md's troubleshooting quotes the server's reason for a 429: a
+    student's rtlab.connect (or chat pane) shows it, not just the status."""
+    ann = [rtlab.connect(classroom, "ann", token=token()) for _ in range(8)]
+    try:
+        with pytest.raises(InvalidStatus) as declined:
+            rtlab.connect(classroom, "ann", token=token(), reconnection=True)
+        assert not isinstance(declined.value, Refused)  # retrying later may get in
+        assert declined.value.response.status_code == 429
+        assert str(declined.value) == (
+            "the server refused the connection (HTTP 429): ann already has 8 connections open"
+        )
+    finally:
+        for client in ann:
+            client.close()
