@@ -279,6 +279,19 @@ def test_a_class_of_30_on_the_instructors_page(browser, monkeypatch):
         assert time.monotonic() - started < 60
 
 
+def test_a_token_added_after_the_hash_of_an_open_instructors_page_opens_it(browser):
+    """docs/workshop.md: open /teacher, or /teacher#token=TOKEN. An instructor who opened
+    /teacher first and then adds #token=... in the address bar gets no reload (only the
+    hash changed): the page still takes the token, and out of the address bar."""
+    with rtlab.start_server(secret=SECRET) as server:
+        page = browser.new_page()
+        page.goto(f"{server.http_url}teacher")
+        page.wait_for_selector("#status >> text=no token yet")
+        page.goto(f"{server.http_url}teacher#token={token('teach', 'instructor')}")
+        page.wait_for_selector("#status.open", timeout=10_000)
+        assert "token=" not in page.url
+
+
 def test_a_report_on_the_instructors_page_redraws_its_cell_alone(browser):
     """A class of 40 by 30 exercises: a report of a cell on screen changes that cell,
     never the whole grid (drawing it is what a big class cannot afford at each report);
