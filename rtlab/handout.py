@@ -335,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
         removed = copy.learner.solutions
         print(f"wrote {copy.target}: {n} exercise{plural}, {removed} solution(s) removed")
     print(
-        f"{len(copies)} learner notebook(s) in {out}: {exercises} exercises, "
-        f"{solutions} solutions removed"
+        f"{len(copies)} learner notebook(s) in {out}: {exercises} exercise"
+        f"{'' if exercises == 1 else 's'}, {solutions} solution{'' if solutions == 1 else 's'}"
+        " removed"
     )
     return 0

@@ -306,7 +306,7 @@ def test_the_command_writes_copies_and_reports(tmp_path, capsys):
     report = capsys.readouterr().out
     assert f"wrote {out / '01_a.ipynb'}: 1 exercise, 1 solution(s) removed" in report
     assert f"wrote {out / '02_b.ipynb'}: 0 exercises, 0 solution(s) removed" in report
-    assert "2 learner notebook(s)" in report and "1 exercises, 1 solutions removed" in report
+    assert "2 learner notebook(s)" in report and "1 exercise, 1 solution removed" in report
     written = json.loads((out / "01_a.ipynb").read_text())
     assert "BEGIN SOLUTION" not in json.dumps(written)
     assert written["cells"][0]["outputs"] == []
