@@ -88,7 +88,7 @@ SLICE = 2048  # bytes of a compressed connection's read parsed at a time (see mo
 TURN = 65536  # bytes of messages a compressed read may inflate to per turn of the loop
 CARRY = 65536  # a frame this big at most waits here for its end; a bigger one, in websockets
 _LENGTH16, _LENGTH64 = struct.Struct("!H").unpack_from, struct.Struct("!Q").unpack_from
-OPEN, CONNECTING = State.OPEN, State.CONNECTING
+OPEN, CONNECTING, CLOSED = State.OPEN, State.CONNECTING, State.CLOSED
 
 
 @dataclass
@@ -179,7 +179,22 @@ class InlineConnection(ServerConnection):
                 except Exception:
                     self._handler_failed()
                     return
+        if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
+            self._end_by_deadline()
         super().process_event(event)
+
+    def _end_by_deadline(self) -> None:
+        """Once the peer's close came and ours went (the TCP connection half-closed), the
+        peer must close it by websockets' close deadline. Only websockets' own ``close()``
+        waits that deadline out: a peer that answered nothing more and kept its socket open
+        held the connection, and the server's stop (Ctrl-C), for ever. Aborted then."""
+        deadline = self.close_deadline
+        if deadline is not None:
+            self.loop.call_at(deadline, self._abort_unless_closed)
+
+    def _abort_unless_closed(self) -> None:
+        if self.protocol.state is not CLOSED and self.transport is not None:
+            self.transport.abort()
 
     def _handler_failed(self) -> None:
         """What websockets does when a connection's handler fails: log it, close 1011."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -234,6 +235,29 @@ def test_stop_does_not_wait_for_a_client_that_never_answers_the_close():
         )
         assert raw.recv(4096).startswith(b"HTTP/1.1 101")
         server.stop()  # would raise TimeoutError if it waited out websockets' 10 s default
+    assert not server.running
+
+
+def test_a_client_that_closes_the_handshake_but_keeps_its_socket_is_cut_off():
+    """A raw socket sends its close frame, reads the server's, and never closes: websockets
+    sets a close deadline then but only its own close() waits it out, so the connection
+    (and stop(), and rtlab serve's Ctrl-C) waited for ever. It is aborted at the deadline."""
+    server = rtlab.start_server()
+    with socket.create_connection((server.host, server.port)) as raw:
+        raw.sendall(
+            b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+        raw.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # close 1000, masked with zeros
+        raw.settimeout(10 * server.server.close_timeout)  # a hang guard, not the measure
+        received = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := raw.recv(4096):  # the server's close frame, then its end
+                received += chunk
+        assert received == b"\x88\x02\x03\xe8"  # its close frame, then the connection ended
+        rtlab.wait_until(lambda: not server.clients, timeout=5, what="the client gone")
+        server.stop()
     assert not server.running
 
 
