@@ -72,31 +72,28 @@ class AckError(Exception):
         self.message = message
 
 
-class Refused(InvalidStatus):
+class _Turned(InvalidStatus):
+    """A handshake the server answered with another status than 101: ``status`` and
+    ``reason`` (its body), and as its message what to do. Still an ``InvalidStatus``."""
+
+    def __init__(self, error: InvalidStatus) -> None:
+        super().__init__(error.response)
+        self.status = error.response.status_code
+        self.reason = bytes(error.response.body or b"").decode(errors="replace").strip()
+
+    def __str__(self) -> str:
+        return advice(self.status, self.reason)
+
+
+class Refused(_Turned):
     """The server refused the handshake for good: ``status`` and ``reason`` (its body)
     say why, and the message says what to do. Still an ``InvalidStatus``."""
 
-    def __init__(self, error: InvalidStatus) -> None:
-        super().__init__(error.response)
-        self.status = error.response.status_code
-        self.reason = bytes(error.response.body or b"").decode(errors="replace").strip()
 
-    def __str__(self) -> str:
-        return advice(self.status, self.reason)
-
-
-class Declined(InvalidStatus):
+class Declined(_Turned):
     """The server turned the first handshake away for now (a 429, a 5xx): trying again
     later may get in. Like :class:`Refused`, its message gives the server's reason
     (``ann already has 8 connections open``), not the status alone."""
-
-    def __init__(self, error: InvalidStatus) -> None:
-        super().__init__(error.response)
-        self.status = error.response.status_code
-        self.reason = bytes(error.response.body or b"").decode(errors="replace").strip()
-
-    def __str__(self) -> str:
-        return advice(self.status, self.reason)
 
 
 def final_refusal(error: BaseException) -> Refused | None:
