@@ -70,13 +70,18 @@ def json_utf8(value: Any) -> str:
     A lone surrogate ("\\ud800" is valid JSON, a client may send it) has none: then
     everything non-ASCII is escaped instead, which JavaScript reads back the same."""
     text = json_text(value)
+    return text if has_utf8(text) else JSON_ASCII.encode(value)
+
+
+def has_utf8(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (no lone surrogate)."""
     if text.isascii():  # a flag of the string: no encoding needed to know
-        return text
+        return True
     try:
         text.encode()
     except UnicodeEncodeError:
-        return JSON_ASCII.encode(value)
-    return text
+        return False
+    return True
 
 
 class ErrorCode(enum.StrEnum):

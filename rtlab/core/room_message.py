@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rtlab.core.envelope import Written, encode_event, event_parts
+from rtlab.core.envelope import Written, encode_event, event_parts, has_utf8
 
 ROOM_MESSAGE = "receive-message"  # the event a room's numbered messages go as
 
@@ -35,7 +35,7 @@ def event(ns: str, payload: dict[str, Any]) -> str | bytes:
         )
     except (TypeError, ValueError):  # another shape (_quote: a value that is no str)
         return encode_event(ROOM_MESSAGE, payload, ns)
-    if data.isascii() or _has_utf8(data):
+    if has_utf8(data):
         return f"{prefix}{data}{suffix}"
     return encode_event(ROOM_MESSAGE, payload, ns)  # a lone surrogate: escaped there
 
@@ -49,11 +49,3 @@ def sent(room: str, seq: int, delivered: int) -> Written:
     answer = Written({"roomId": room, "seq": seq, "delivered": delivered})
     answer.text = f'{{"roomId":{_quote(room)},"seq":{seq},"delivered":{delivered}}}'
     return answer
-
-
-def _has_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
