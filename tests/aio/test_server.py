@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect as aconnect
@@ -209,13 +210,19 @@ def test_stop_from_a_cell_while_a_client_on_the_cells_loop_is_connected():
     assert not server.running
 
 
+def upgraded_echo(server: Any) -> socket.socket:
+    """A raw socket upgraded on ``/echo``, its 101 read (use it in ``with``)."""
+    raw = socket.create_connection((server.host, server.port))
+    raw.sendall(
+        b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+    return raw
+
+
 def test_a_dropped_client_is_not_logged_as_a_server_error(server):
-    with socket.create_connection((server.host, server.port)) as raw:
-        raw.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+    upgraded_echo(server).close()  # gone without a close frame
     rtlab.wait_until(
         lambda: any(re.match(r"INFO closed #\d+ /echo: 1006", line) for line in server.log),
         what="the log to say the client left without a close frame",
@@ -228,12 +235,7 @@ def test_a_dropped_client_is_not_logged_as_a_server_error(server):
 def test_stop_does_not_wait_for_a_client_that_never_answers_the_close():
     """A raw socket that never reads: stop() gives up on it after close_timeout."""
     server = rtlab.start_server()
-    with socket.create_connection((server.host, server.port)) as raw:
-        raw.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+    with upgraded_echo(server):
         server.stop()  # would raise TimeoutError if it waited out websockets' 10 s default
     assert not server.running
 
@@ -243,12 +245,7 @@ def test_a_client_that_closes_the_handshake_but_keeps_its_socket_is_cut_off():
     sets a close deadline then but only its own close() waits it out, so the connection
     (and stop(), and rtlab serve's Ctrl-C) waited for ever. It is aborted at the deadline."""
     server = rtlab.start_server()
-    with socket.create_connection((server.host, server.port)) as raw:
-        raw.sendall(
-            b"GET /echo HTTP/1.1\r\nHost: [::1]\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+    with upgraded_echo(server) as raw:
         raw.sendall(b"\x88\x82\x00\x00\x00\x00\x03\xe8")  # close 1000, masked with zeros
         raw.settimeout(10 * server.server.close_timeout)  # a hang guard, not the measure
         received = b""
